@@ -1,0 +1,34 @@
+/**
+ * What a command may touch of the outside world, handed in by the composition root so that
+ * commands never read `process` themselves and tests can run them in-process.
+ *
+ * @module
+ */
+
+export interface CliIo {
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly cwd: string
+  readonly homeDir: string
+  out(text: string): void
+  err(text: string): void
+  /** Reads all of standard input (for secrets passed with `--…-stdin`). */
+  readStdin(): Promise<string>
+  /** Resolves when the process is asked to stop (SIGINT or SIGTERM) from now on. */
+  waitForStop(): Promise<string>
+  readonly fetch: typeof fetch
+}
+
+/** An error the CLI reports as one clear line (plus details with --json) and an exit code. */
+export class CliError extends Error {
+  readonly exitCode: number
+  readonly code: string
+  readonly details: unknown
+
+  constructor(code: string, message: string, options: { exitCode?: number; details?: unknown } = {}) {
+    super(message)
+    this.name = 'CliError'
+    this.code = code
+    this.exitCode = options.exitCode ?? 1
+    this.details = options.details
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * The closed table of API error codes: every error the API answers with carries one of these.
+ * Codes are part of the public API: they never change meaning and are documented in
+ * docs/errors.md. Where Power Automate has a name for a condition, the code is that name.
+ *
+ * @module
+ */
+
+/** One row of the error table. */
+export interface ErrorCodeEntry {
+  /** HTTP status the API answers with. */
+  readonly status: 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 503
+  /** The default, user-facing message. Never contains request data. */
+  readonly message: string
+  /** What the caller can do about it. */
+  readonly remediation: string
+}
+
+/**
+ * @example
+ * ```ts
+ * ERROR_CODES.ResourceNotFound.status // 404
+ * ```
+ */
+export const ERROR_CODES = {
+  InvalidRequestBody: {
+    status: 400,
+    message: 'The request body does not match the expected schema.',
+    remediation: 'Fix the fields listed in details and send the request again.',
+  },
+  InvalidJson: {
+    status: 400,
+    message: 'The request body is not valid JSON.',
+    remediation: 'Send a JSON object with Content-Type: application/json.',
+  },
+  InvalidQueryParameter: {
+    status: 400,
+    message: 'A query or path parameter is not valid.',
+    remediation: 'Fix the parameters listed in details.',
+  },
+  UnsupportedMediaType: {
+    status: 415,
+    message: 'The request body must be JSON.',
+    remediation: 'Send Content-Type: application/json.',
+  },
+  PayloadTooLarge: {
+    status: 413,
+    message: 'The request body is larger than the server accepts.',
+    remediation: 'Send a smaller body; the limit is in details.',
+  },
+  AuthenticationRequired: {
+    status: 401,
+    message: 'A bearer access token is required.',
+    remediation: 'Sign in with `desklink login` and send the token in the Authorization header.',
+  },
+  InvalidToken: {
+    status: 401,
+    message: 'The access token is invalid, expired, or not meant for this API.',
+    remediation: 'Get a new token from the tenant token endpoint.',
+  },
+  InsufficientScope: {
+    status: 403,
+    message: 'The access token does not carry the scope this operation needs.',
+    remediation: 'Request a token with the scope named in details.',
+  },
+  PrincipalDeactivated: {
+    status: 403,
+    message: 'The principal is deactivated.',
+    remediation: 'Ask a tenant administrator to reactivate the account.',
+  },
+  Forbidden: {
+    status: 403,
+    message: 'The principal lacks the privilege this operation needs.',
+    remediation: 'Ask an administrator for the role named in details.',
+  },
+  ResourceNotFound: {
+    status: 404,
+    message: 'The resource does not exist.',
+    remediation: 'Check the identifier; list the collection to find the right one.',
+  },
+  RouteNotFound: {
+    status: 404,
+    message: 'No API route matches this path.',
+    remediation: 'See /api/openapi.json for the routes this server has.',
+  },
+  MethodNotAllowed: {
+    status: 405,
+    message: 'This route does not accept the HTTP method.',
+    remediation: 'See /api/openapi.json for the methods this route accepts.',
+  },
+  NameAlreadyInUse: {
+    status: 409,
+    message: 'Another resource of this kind already has that name.',
+    remediation: 'Choose another name.',
+  },
+  RoleAssignmentExists: {
+    status: 409,
+    message: 'The principal already holds this role in the environment.',
+    remediation: 'Nothing to do; list the role assignments to see it.',
+  },
+  LastAdministrator: {
+    status: 409,
+    message: 'The last active administrator cannot be removed or deactivated.',
+    remediation: 'Make another principal an administrator first.',
+  },
+  InvalidCertificate: {
+    status: 400,
+    message: 'The certificate or public key could not be read.',
+    remediation: 'Send an SPKI PEM public key or an X.509 certificate in PEM form (EC P-256 or Ed25519).',
+  },
+  RateLimited: {
+    status: 429,
+    message: 'Too many requests.',
+    remediation: 'Wait and retry; the Retry-After header says how long.',
+  },
+  ServiceUnavailable: {
+    status: 503,
+    message: 'The server is not ready.',
+    remediation: 'Retry shortly; /readyz says when the server is ready.',
+  },
+  InternalError: {
+    status: 500,
+    message: 'The server failed to process the request.',
+    remediation: 'Retry; if it persists, report the requestId to the operator.',
+  },
+} as const satisfies Record<string, ErrorCodeEntry>
+
+/** A stable API error code. */
+export type ErrorCode = keyof typeof ERROR_CODES
+
+/** Type guard for values read off the wire. */
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value)
+}
+
+/** The one error body every API route answers with. */
+export interface ApiErrorBody {
+  readonly error: {
+    readonly code: ErrorCode
+    readonly message: string
+    readonly details?: unknown
+  }
+  readonly requestId: string
+}

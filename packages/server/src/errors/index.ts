@@ -1,0 +1,1 @@
+export { AppError, coerceError } from './app-error.ts'

@@ -1,0 +1,18 @@
+/**
+ * The typed per-request values every route can read with `c.get(...)`.
+ *
+ * @module
+ */
+import type { Logger } from '../logging/index.ts'
+import type { Principal } from '../identity/principal.ts'
+
+export interface AppEnv {
+  Variables: {
+    /** Set for every request by the request-context middleware. */
+    requestId: string
+    /** The request-scoped logger. */
+    logger: Logger
+    /** Set by `authenticate()` on API routes. */
+    principal: Principal
+  }
+}

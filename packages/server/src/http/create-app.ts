@@ -1,0 +1,72 @@
+/**
+ * Assembles the HTTP application from already-built services: middleware order, the health
+ * probes, the OAuth2 servers under `/t`, the API under `/api/v1` and its OpenAPI document.
+ *
+ * @module
+ */
+import type { OpenAPIHono } from '@hono/zod-openapi'
+import { Hono } from 'hono'
+import { secureHeaders } from 'hono/secure-headers'
+
+import type { Logger } from '../logging/index.ts'
+import type { AppEnv } from './app-env.ts'
+import { onError, onNotFound } from './error-edge.ts'
+import { limitBody, requireJsonBody } from './json-body.ts'
+import { createApiRouter } from './openapi-app.ts'
+import { requestContext } from './request-context.ts'
+
+export interface AppParts {
+  readonly logger: Logger
+  readonly maxBodyBytes: number
+  readonly version: string
+  /** Resolves when the server may take work; rejects with the reason it may not. */
+  readonly checkReady: () => Promise<void>
+  readonly authenticate: import('hono').MiddlewareHandler<AppEnv>
+  readonly oauthRoutes: Hono<AppEnv>
+  readonly registerApiRoutes: (api: OpenAPIHono<AppEnv>) => void
+}
+
+export function createApp(parts: AppParts): Hono<AppEnv> {
+  const app = new Hono<AppEnv>()
+  app.use(requestContext(parts.logger))
+  app.use(secureHeaders())
+  app.use(limitBody(parts.maxBodyBytes))
+  app.onError(onError)
+  app.notFound(onNotFound)
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }))
+  app.get('/readyz', async (c) => {
+    try {
+      await parts.checkReady()
+      return c.json({ status: 'ready' })
+    } catch {
+      return c.json({ status: 'not ready' }, 503)
+    }
+  })
+
+  app.route('/t', parts.oauthRoutes)
+
+  const api = createApiRouter()
+  api.use(requireJsonBody)
+  api.use(parts.authenticate)
+  parts.registerApiRoutes(api)
+  api.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'JWT',
+  })
+
+  const document = api.getOpenAPI31Document({
+    openapi: '3.1.0',
+    info: {
+      title: 'Desklink API',
+      version: parts.version,
+      description:
+        'Control plane for desktop flows. Errors: {"error":{"code","message","details"},"requestId"}.',
+    },
+    servers: [{ url: '/api/v1' }],
+  })
+  app.get('/api/openapi.json', (c) => c.json(document))
+  app.route('/api/v1', api)
+  return app
+}

@@ -1,0 +1,95 @@
+/**
+ * Environment role assignments of users and service principals.
+ *
+ * @module
+ */
+import type { EnvironmentRole, PrincipalType } from '@desklink/protocol'
+import type { Kysely, Selectable } from 'kysely'
+
+import type { Database, RoleAssignmentTable } from '../storage/index.ts'
+
+export interface RoleAssignmentRecord {
+  readonly id: string
+  readonly tenantId: string
+  readonly environmentId: string
+  readonly principalType: PrincipalType
+  readonly principalId: string
+  readonly role: EnvironmentRole
+  readonly createdAt: string
+}
+
+const toAssignment = (row: Selectable<RoleAssignmentTable>): RoleAssignmentRecord => ({
+  id: row.id,
+  tenantId: row.tenant_id,
+  environmentId: row.environment_id,
+  principalType: row.principal_type,
+  principalId: row.principal_id,
+  role: row.role as EnvironmentRole,
+  createdAt: row.created_at,
+})
+
+export function createRoleAssignmentStore(db: Kysely<Database>) {
+  return {
+    async insert(assignment: RoleAssignmentRecord): Promise<void> {
+      await db
+        .insertInto('role_assignments')
+        .values({
+          id: assignment.id,
+          tenant_id: assignment.tenantId,
+          environment_id: assignment.environmentId,
+          principal_type: assignment.principalType,
+          principal_id: assignment.principalId,
+          role: assignment.role,
+          created_at: assignment.createdAt,
+        })
+        .execute()
+    },
+    async find(tenantId: string, environmentId: string, id: string): Promise<RoleAssignmentRecord | undefined> {
+      const row = await db
+        .selectFrom('role_assignments')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('environment_id', '=', environmentId)
+        .where('id', '=', id)
+        .executeTakeFirst()
+      return row && toAssignment(row)
+    },
+    async listForEnvironment(tenantId: string, environmentId: string): Promise<RoleAssignmentRecord[]> {
+      const rows = await db
+        .selectFrom('role_assignments')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('environment_id', '=', environmentId)
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute()
+      return rows.map(toAssignment)
+    },
+    async listForPrincipal(
+      tenantId: string,
+      principalType: PrincipalType,
+      principalId: string,
+    ): Promise<RoleAssignmentRecord[]> {
+      const rows = await db
+        .selectFrom('role_assignments')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('principal_type', '=', principalType)
+        .where('principal_id', '=', principalId)
+        .orderBy('created_at')
+        .execute()
+      return rows.map(toAssignment)
+    },
+    async delete(tenantId: string, environmentId: string, id: string): Promise<boolean> {
+      const result = await db
+        .deleteFrom('role_assignments')
+        .where('tenant_id', '=', tenantId)
+        .where('environment_id', '=', environmentId)
+        .where('id', '=', id)
+        .executeTakeFirst()
+      return Number(result.numDeletedRows) > 0
+    },
+  }
+}
+
+export type RoleAssignmentStore = ReturnType<typeof createRoleAssignmentStore>

@@ -1,0 +1,168 @@
+/**
+ * The server's composition root: reads nothing itself (the resolved config is handed in),
+ * builds the object graph, opens the database, migrates, bootstraps the first tenant, and
+ * listens. Shutdown releases everything in reverse order: stop accepting, drain requests
+ * (bounded by `shutdownTimeoutMs`), close the database.
+ *
+ * @module
+ */
+import type { AddressInfo } from 'node:net'
+
+import { createAdaptorServer } from '@hono/node-server'
+import { sql } from 'kysely'
+
+import { bootstrapFirstStart, type BootstrapResult } from './bootstrap/first-start.ts'
+import type { ServerConfig } from './config/index.ts'
+import { authenticate } from './http/authenticate.ts'
+import { createApp } from './http/create-app.ts'
+import { createIdentityService } from './identity/identity-service.ts'
+import { createIdentityStores, createIdentityTransaction } from './identity/identity-stores.ts'
+import { registerIdentityRoutes } from './identity/identity-routes.ts'
+import type { Logger } from './logging/index.ts'
+import { createSecretBox, loadMasterKey } from './secrets/index.ts'
+import { migrateToLatest, openStorage } from './storage/index.ts'
+import { type Clock, createReleasers, type IdGenerator, systemClock, uuidv7 } from './system/index.ts'
+import { createAccessTokenService } from './tokens/access-token-service.ts'
+import { createOAuthRoutes } from './tokens/oauth-routes.ts'
+import { createOAuthStore } from './tokens/oauth-store.ts'
+import { createSigningKeyService } from './tokens/signing-key-service.ts'
+
+export const SERVER_VERSION = '0.1.0'
+
+/** A started server. */
+export interface RunningServer {
+  /** The URL the server listens on, e.g. `http://127.0.0.1:8470`. */
+  readonly url: string
+  /** The base of token issuers and links: `publicUrl` or `url`. */
+  readonly publicUrl: string
+  readonly bootstrap: BootstrapResult
+  /** Graceful shutdown; idempotent. */
+  close(): Promise<void>
+}
+
+export interface ServerOverrides {
+  readonly clock?: Clock
+  readonly newId?: IdGenerator
+}
+
+/**
+ * @example
+ * ```ts
+ * const server = await startServer(resolveServerConfig(process.env), createLogger({ level: 'info' }))
+ * process.once('SIGTERM', () => void server.close())
+ * ```
+ */
+export async function startServer(
+  config: ServerConfig,
+  logger: Logger,
+  overrides: ServerOverrides = {},
+): Promise<RunningServer> {
+  const clock = overrides.clock ?? systemClock
+  const newId = overrides.newId ?? (() => uuidv7(clock.now().getTime()))
+  const releasers = createReleasers((name, error) => logger.error({ err: error, resource: name }, 'release failed'))
+
+  try {
+    const { key: masterKey, source } = loadMasterKey({
+      fromEnvironment: config.masterKey,
+      keyFile: config.masterKeyFile,
+      createIfMissing: config.createMasterKey,
+    })
+    logger.info({ source, ...(source !== 'environment' && { file: config.masterKeyFile }) }, 'master key loaded')
+    const secretBox = createSecretBox(masterKey)
+    masterKey.fill(0)
+
+    const storage = openStorage(config.databaseUrl)
+    releasers.add('database', () => storage.close())
+    const migration = await migrateToLatest(storage)
+    if (migration.error) throw migration.error
+    logger.info({ dialect: storage.dialect, applied: migration.applied }, 'database ready')
+
+    let publicUrl = config.publicUrl ?? ''
+    const stores = createIdentityStores(storage.db)
+    const signingKeys = createSigningKeyService({ db: storage.db, secretBox, clock })
+    const tokens = createAccessTokenService({
+      publicUrl: () => publicUrl,
+      tenants: stores.tenants,
+      signingKeys,
+      clock,
+      ttlSeconds: config.accessTokenTtlSeconds,
+    })
+    const identity = createIdentityService({
+      stores,
+      transaction: createIdentityTransaction(storage.db),
+      prepareSigningKey: (tenantId) => signingKeys.prepareKey(tenantId),
+      isUniqueViolation: storage.isUniqueViolation,
+      clock,
+      newId,
+    })
+    const bootstrap = await bootstrapFirstStart({
+      tenants: stores.tenants,
+      identity,
+      adminUsername: config.adminUsername,
+      adminPassword: config.adminPassword,
+      isUniqueViolation: storage.isUniqueViolation,
+    })
+    if (bootstrap.created) logger.info({ adminUsername: bootstrap.adminUsername }, 'first start: default tenant created')
+
+    const app = createApp({
+      logger,
+      maxBodyBytes: config.maxBodyBytes,
+      version: SERVER_VERSION,
+      checkReady: async () => {
+        await sql`select 1`.execute(storage.db)
+      },
+      authenticate: authenticate({ tokens, principals: stores.principals }),
+      oauthRoutes: createOAuthRoutes({
+        tenants: stores.tenants,
+        principals: stores.principals,
+        oauth: createOAuthStore(storage.db),
+        tokens,
+        signingKeys,
+        clock,
+        newId,
+        accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+        refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
+        logger,
+      }),
+      registerApiRoutes: (api) => registerIdentityRoutes(api, { identity, issuerOf: tokens.issuerOf }),
+    })
+
+    const server = createAdaptorServer({ fetch: app.fetch, hostname: config.host })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    const address = server.address() as AddressInfo
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+    const url = `http://${host}:${address.port}`
+    publicUrl = config.publicUrl ?? url
+    releasers.add('http server', () => closeHttpServer(server, config.shutdownTimeoutMs))
+    logger.info({ url, publicUrl }, 'listening')
+
+    return { url, publicUrl, bootstrap, close: () => releasers.releaseAll() }
+  } catch (error) {
+    await releasers.releaseAll().catch(() => undefined)
+    throw error
+  }
+}
+
+/** Stops accepting, lets requests in flight finish, then cuts what is left. */
+function closeHttpServer(
+  server: ReturnType<typeof createAdaptorServer>,
+  timeoutMs: number,
+): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      if ('closeAllConnections' in server) server.closeAllConnections()
+    }, timeoutMs)
+    timer.unref()
+    server.close(() => {
+      clearTimeout(timer)
+      resolve()
+    })
+    if ('closeIdleConnections' in server) server.closeIdleConnections()
+  })
+}

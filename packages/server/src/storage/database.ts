@@ -1,0 +1,64 @@
+/**
+ * Opens the configured database and runs migrations. The only place that chooses a dialect:
+ * everything above works with `Kysely<Database>` and `StorageHandle.isUniqueViolation`.
+ *
+ * @module
+ */
+import { type Kysely, Migrator } from 'kysely'
+
+import { migrationProvider } from './migrations/index.ts'
+import {
+  createPostgresKysely,
+  isPostgresUniqueViolation,
+} from './postgres/postgres-database.ts'
+import type { Database } from './schema.ts'
+import { createSqliteKysely, isSqliteUniqueViolation } from './sqlite/sqlite-database.ts'
+
+export type DialectName = 'sqlite' | 'postgres'
+
+/** An open database with the few facts about it that code above the stores needs. */
+export interface StorageHandle {
+  readonly db: Kysely<Database>
+  readonly dialect: DialectName
+  /** True when `error` is a unique-constraint violation of this database. */
+  isUniqueViolation(error: unknown): boolean
+  /** Closes the pool or file. Idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * Opens `location`: a `postgres://` or `postgresql://` URL, or else a SQLite file path
+ * (`:memory:` for an in-memory database).
+ *
+ * @example
+ * ```ts
+ * const storage = openStorage('./.desklink/desklink.db')
+ * await migrateToLatest(storage)
+ * ```
+ */
+export function openStorage(location: string): StorageHandle {
+  const isPostgres = /^postgres(ql)?:\/\//i.test(location)
+  const db = isPostgres ? createPostgresKysely(location) : createSqliteKysely(location)
+  let closed: Promise<void> | undefined
+  return {
+    db,
+    dialect: isPostgres ? 'postgres' : 'sqlite',
+    isUniqueViolation: isPostgres ? isPostgresUniqueViolation : isSqliteUniqueViolation,
+    close: () => (closed ??= db.destroy()),
+  }
+}
+
+/** One line per migration that ran, or the error that stopped the run. */
+export interface MigrationReport {
+  readonly applied: readonly string[]
+  readonly error?: Error
+}
+
+/** Brings the schema to the newest migration; safe when several replicas start at once. */
+export async function migrateToLatest(storage: StorageHandle): Promise<MigrationReport> {
+  const migrator = new Migrator({ db: storage.db, provider: migrationProvider })
+  const { error, results } = await migrator.migrateToLatest()
+  const applied = (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
+  if (error === undefined) return { applied }
+  return { applied, error: error instanceof Error ? error : new Error(String(error)) }
+}

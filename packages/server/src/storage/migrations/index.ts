@@ -1,0 +1,20 @@
+/**
+ * The ordered, append-only list of migrations. Listed in code, not loaded from files, so that
+ * bundling and the test runner see the same set (design/stack.md, pitfall 5).
+ *
+ * @module
+ */
+import type { Migration, MigrationProvider } from 'kysely'
+
+import { migration0001Identity } from './0001-identity.ts'
+
+const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
+  '0001-identity': migration0001Identity,
+})
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve({ ...MIGRATIONS }),
+}
+
+/** The name of the newest migration: the schema version a current server expects. */
+export const LATEST_MIGRATION = Object.keys(MIGRATIONS).at(-1) ?? ''

@@ -1,0 +1,128 @@
+/**
+ * Table types shared by every store. Both databases use the same column kinds: text ids and
+ * ISO-8601 UTC timestamps set by the application, integers 0/1 for flags, text for JSON. That
+ * keeps row mapping identical on SQLite and PostgreSQL (see design/stack.md, pitfalls 1-3).
+ *
+ * @module
+ */
+export interface TenantTable {
+  id: string
+  slug: string
+  display_name: string
+  status: 'active' | 'deactivated'
+  created_at: string
+}
+
+export interface SigningKeyTable {
+  kid: string
+  tenant_id: string
+  alg: string
+  public_jwk: string
+  /** The private JWK sealed with the master key (AAD = kid). Never plaintext. */
+  private_jwk_sealed: string
+  status: 'active' | 'retired'
+  created_at: string
+}
+
+export interface EnvironmentTable {
+  id: string
+  tenant_id: string
+  name: string
+  description: string
+  created_at: string
+}
+
+export interface UserTable {
+  id: string
+  tenant_id: string
+  username: string
+  display_name: string
+  password_hash: string
+  status: 'active' | 'deactivated'
+  is_tenant_admin: number
+  is_platform_admin: number
+  created_at: string
+  updated_at: string
+}
+
+export interface ServicePrincipalTable {
+  id: string
+  tenant_id: string
+  name: string
+  description: string
+  status: 'active' | 'deactivated'
+  created_at: string
+  updated_at: string
+}
+
+export interface SpCredentialTable {
+  id: string
+  tenant_id: string
+  service_principal_id: string
+  kind: 'secret' | 'certificate'
+  /** SHA-256 of a client secret, or null for a certificate. */
+  secret_hash: string | null
+  /** The public JWK of a certificate credential, or null for a secret. */
+  public_jwk: string | null
+  /** Thumbprint of the certificate key (RFC 7638), or the first characters of a secret's id. */
+  hint: string
+  expires_at: string | null
+  created_at: string
+}
+
+export interface RoleAssignmentTable {
+  id: string
+  tenant_id: string
+  environment_id: string
+  principal_type: 'user' | 'servicePrincipal'
+  principal_id: string
+  role: string
+  created_at: string
+}
+
+export interface AuthorizationCodeTable {
+  code_hash: string
+  tenant_id: string
+  client_id: string
+  user_id: string
+  redirect_uri: string
+  scope: string
+  code_challenge: string | null
+  code_challenge_method: string | null
+  expires_at: string
+  created_at: string
+}
+
+export interface RefreshTokenTable {
+  token_hash: string
+  family_id: string
+  tenant_id: string
+  client_id: string
+  principal_type: 'user' | 'servicePrincipal'
+  principal_id: string
+  scope: string
+  expires_at: string
+  rotated_at: string | null
+  revoked_at: string | null
+  created_at: string
+}
+
+export interface UsedAssertionTable {
+  jti_hash: string
+  tenant_id: string
+  expires_at: string
+}
+
+/** The whole schema, as Kysely sees it. */
+export interface Database {
+  tenants: TenantTable
+  signing_keys: SigningKeyTable
+  environments: EnvironmentTable
+  users: UserTable
+  service_principals: ServicePrincipalTable
+  sp_credentials: SpCredentialTable
+  role_assignments: RoleAssignmentTable
+  authorization_codes: AuthorizationCodeTable
+  refresh_tokens: RefreshTokenTable
+  used_assertions: UsedAssertionTable
+}

@@ -1,0 +1,32 @@
+/**
+ * Identifier generation. Ids are time-ordered UUIDv7 (RFC 9562 §5.7) so that primary-key
+ * indexes stay append-mostly on both databases.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto'
+
+/** Produces a new identifier; injected so tests can make ids predictable. */
+export type IdGenerator = () => string
+
+/**
+ * @example
+ * ```ts
+ * const id = uuidv7() // '01935f5e-8c1a-7b2e-9f00-2d4c6a8b1e3f'
+ * ```
+ */
+export function uuidv7(nowMs: number = Date.now()): string {
+  const bytes = randomBytes(16)
+  bytes.writeUIntBE(nowMs, 0, 6)
+  bytes[6] = 0x70 | (bytes[6] & 0x0f)
+  bytes[8] = 0x80 | (bytes[8] & 0x3f)
+  const hex = bytes.toString('hex')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
+
+/** The clock services read; injected so tests can freeze or advance time. */
+export interface Clock {
+  now(): Date
+}
+
+export const systemClock: Clock = { now: () => new Date() }
