@@ -82,7 +82,8 @@ function headersOf(c: Context<AppEnv>): Record<string, string> {
 function oauthErrorResponse(c: Context<AppEnv>, error: unknown): Response {
   c.header('Cache-Control', 'no-store')
   if (error instanceof OAuthError) {
-    const status = (error.code >= 400 && error.code < 500 ? error.code : 400) as 400 | 401
+    // invalid_client is always 401 (RFC 6749 §5.2 allows it and clients handle it uniformly).
+    const status = (error.name === 'invalid_client' ? 401 : error.code >= 400 && error.code < 500 ? error.code : 400) as 400 | 401
     if (status === 401) c.header('WWW-Authenticate', 'Basic realm="desklink"')
     return c.json({ error: error.name, error_description: error.message, requestId: c.get('requestId') }, status)
   }

@@ -1,0 +1,186 @@
+/**
+ * Tenant isolation over every API route: a principal of tenant B addressing tenant A's
+ * resources gets exactly the answer a never-existing resource gets, lists never show A's
+ * resources, and nothing of A changes. The route table must name every route of the OpenAPI
+ * document, so a new route fails this test until it joins the table.
+ */
+import { randomUUID } from 'node:crypto'
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { BACKENDS } from '../support/backends.ts'
+import { ADMIN_PASSWORD, api, signIn, startTestServer, type TestServer } from '../support/test-server.ts'
+
+/** The ids a route's path parameters are filled from. */
+interface Ids {
+  tenantId: string
+  environmentId: string
+  userId: string
+  servicePrincipalId: string
+  credentialId: string
+  assignmentId: string
+}
+
+interface RouteCase {
+  /** Path with `{param}` placeholders, as in the OpenAPI document. */
+  readonly body?: (ids: Ids) => unknown
+}
+
+/** Every API route. Keys are `METHOD /path` exactly as /api/openapi.json lists them. */
+const ROUTES: Record<string, RouteCase> = {
+  'GET /me': {},
+  'GET /tenants': {},
+  'POST /tenants': { body: () => ({ slug: 'intruder', displayName: 'Intruder' }) },
+  'GET /tenants/{tenantId}': {},
+  'PATCH /tenants/{tenantId}': { body: () => ({ displayName: 'Renamed' }) },
+  'GET /environments': {},
+  'POST /environments': { body: () => ({ name: 'b-env' }) },
+  'GET /environments/{environmentId}': {},
+  'PATCH /environments/{environmentId}': { body: () => ({ name: 'renamed' }) },
+  'DELETE /environments/{environmentId}': {},
+  'GET /environments/{environmentId}/role-assignments': {},
+  'POST /environments/{environmentId}/role-assignments': {
+    body: (ids) => ({ principalType: 'user', principalId: ids.userId, role: 'MachineUser' }),
+  },
+  'DELETE /environments/{environmentId}/role-assignments/{assignmentId}': {},
+  'GET /users': {},
+  'POST /users': { body: () => ({ username: 'b-user', password: 'b-user-password-1' }) },
+  'GET /users/{userId}': {},
+  'PATCH /users/{userId}': { body: () => ({ status: 'deactivated' }) },
+  'GET /service-principals': {},
+  'POST /service-principals': { body: () => ({ name: 'b-bot' }) },
+  'GET /service-principals/{servicePrincipalId}': {},
+  'PATCH /service-principals/{servicePrincipalId}': { body: () => ({ status: 'deactivated' }) },
+  'DELETE /service-principals/{servicePrincipalId}': {},
+  'GET /service-principals/{servicePrincipalId}/credentials': {},
+  'POST /service-principals/{servicePrincipalId}/secrets': { body: () => ({ expiresInDays: 5 }) },
+  'POST /service-principals/{servicePrincipalId}/certificates': {
+    body: () => ({
+      publicKey:
+        '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n',
+    }),
+  },
+  'DELETE /service-principals/{servicePrincipalId}/credentials/{credentialId}': {},
+}
+
+const fill = (path: string, ids: Ids) =>
+  path.replace(/\{(\w+)\}/g, (_, name: string) => ids[name as keyof Ids])
+
+const neverExisting = (): Ids => ({
+  tenantId: randomUUID(),
+  environmentId: randomUUID(),
+  userId: randomUUID(),
+  servicePrincipalId: randomUUID(),
+  credentialId: randomUUID(),
+  assignmentId: randomUUID(),
+})
+
+describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
+  let t: TestServer
+  let tokenA: string
+  let tokenB: string
+  let idsA: Ids
+  let idsB: Ids
+
+  async function seedTenant(platformToken: string, slug: string): Promise<{ token: string; ids: Ids }> {
+    const created = await api(t.url, platformToken, 'POST', '/tenants', {
+      slug,
+      displayName: slug,
+      adminPassword: `${slug}-admin-password`,
+    })
+    expect(created.status).toBe(201)
+    const token = (await signIn(t.url, slug, 'admin', `${slug}-admin-password`)).access_token
+    const environmentId = created.body.environment.id as string
+    const user = await api(t.url, token, 'POST', '/users', { username: 'member', password: 'member-password-1' })
+    const sp = await api(t.url, token, 'POST', '/service-principals', { name: 'bot' })
+    const assignment = await api(t.url, token, 'POST', `/environments/${environmentId}/role-assignments`, {
+      principalType: 'user',
+      principalId: user.body.id,
+      role: 'MachineUser',
+    })
+    return {
+      token,
+      ids: {
+        tenantId: created.body.tenant.id,
+        environmentId,
+        userId: user.body.id,
+        servicePrincipalId: sp.body.id,
+        credentialId: sp.body.secret.id,
+        assignmentId: assignment.body.id,
+      },
+    }
+  }
+
+  beforeAll(async () => {
+    t = await startTestServer(backend)
+    const platform = (await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)).access_token
+    ;({ token: tokenA, ids: idsA } = await seedTenant(platform, 'tenant-a'))
+    ;({ token: tokenB, ids: idsB } = await seedTenant(platform, 'tenant-b'))
+  })
+  afterAll(async () => t.close())
+
+  it('has a table entry for every route in the OpenAPI document, and no stale ones', async () => {
+    const document = (await (await fetch(`${t.url}/api/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>
+    }
+    const documented = Object.entries(document.paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
+    )
+    expect(documented.sort()).toEqual(Object.keys(ROUTES).sort())
+  })
+
+  for (const [route, spec] of Object.entries(ROUTES)) {
+    const [method, path] = route.split(' ') as [string, string]
+    const hasParams = path.includes('{')
+    it(`${route}: another tenant's resource looks exactly like one that never existed`, async () => {
+      if (!hasParams) {
+        const answer = await api(t.url, tokenB, method, path, spec.body?.(idsB))
+        for (const id of Object.values(idsA)) expect(answer.text).not.toContain(id)
+        return
+      }
+      const foreign = await api(t.url, tokenB, method, fill(path, idsA), spec.body?.(idsA))
+      const missing = await api(t.url, tokenB, method, fill(path, neverExisting()), spec.body?.(neverExisting()))
+      expect(foreign.status).toBe(404)
+      expect(foreign.status).toBe(missing.status)
+      expect(foreign.body.error).toEqual(missing.body.error)
+      expect(Object.keys(foreign.body).sort()).toEqual(['error', 'requestId'])
+      for (const id of Object.values(idsA)) expect(foreign.text).not.toContain(id)
+    })
+  }
+
+  it("names another tenant's user in a role assignment exactly like a user that never existed", async () => {
+    const path = `/environments/${idsB.environmentId}/role-assignments`
+    const foreign = await api(t.url, tokenB, 'POST', path, { principalType: 'user', principalId: idsA.userId, role: 'MachineUser' })
+    const missing = await api(t.url, tokenB, 'POST', path, { principalType: 'user', principalId: randomUUID(), role: 'MachineUser' })
+    expect(foreign.status).toBe(400)
+    expect(foreign.body.error).toEqual(missing.body.error)
+  })
+
+  it("leaves every resource of tenant A as it was", async () => {
+    expect((await api(t.url, tokenA, 'GET', `/users/${idsA.userId}`)).body.status).toBe('active')
+    expect((await api(t.url, tokenA, 'GET', `/service-principals/${idsA.servicePrincipalId}`)).body.status).toBe('active')
+    const credentials = await api(t.url, tokenA, 'GET', `/service-principals/${idsA.servicePrincipalId}/credentials`)
+    expect(credentials.body.items.map((c: { id: string }) => c.id)).toEqual([idsA.credentialId])
+    const environment = await api(t.url, tokenA, 'GET', `/environments/${idsA.environmentId}`)
+    expect(environment.body.name).toBe('default')
+    const assignments = await api(t.url, tokenA, 'GET', `/environments/${idsA.environmentId}/role-assignments`)
+    expect(assignments.body.items.map((a: { id: string }) => a.id)).toContain(idsA.assignmentId)
+    expect((await api(t.url, tokenA, 'GET', `/tenants/${idsA.tenantId}`)).body.displayName).toBe('tenant-a')
+  })
+
+  it('answers for a deactivated tenant exactly as for one that never existed, and its tokens stop working', async () => {
+    const platform = (await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)).access_token
+    const { token, ids } = await seedTenant(platform, 'tenant-c')
+    expect((await api(t.url, token, 'GET', '/me')).status).toBe(200)
+    expect((await api(t.url, platform, 'PATCH', `/tenants/${ids.tenantId}`, { status: 'deactivated' })).status).toBe(200)
+    for (const suffix of ['/.well-known/jwks.json', '/.well-known/oauth-authorization-server']) {
+      const deactivated = await fetch(`${t.url}/t/tenant-c${suffix}`)
+      const unknown = await fetch(`${t.url}/t/no-such-tenant${suffix}`)
+      expect(deactivated.status).toBe(404)
+      expect(((await deactivated.json()) as { error: unknown }).error).toEqual(((await unknown.json()) as { error: unknown }).error)
+    }
+    const after = await api(t.url, token, 'GET', '/me')
+    expect(after.status).toBe(401)
+    expect(after.body.error.code).toBe('InvalidToken')
+  })
+})
