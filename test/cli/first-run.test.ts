@@ -1,0 +1,145 @@
+/**
+ * The README's first command as a new user meets it, with real processes: `desklink up` in an
+ * empty folder, the administrator signs in with the CLI, creates a service principal, the
+ * service principal signs in and uses the API, and both tokens verify against the tenant's
+ * JWKS. Restarting keeps the data and prints no new password.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+import { createRemoteJWKSet, jwtVerify } from 'jose'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const BIN = resolve('bin/desklink.js')
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function desklink(args: string[], options: { cwd: string; env?: Record<string, string>; stdin?: string }): Promise<Run> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    child.on('error', fail)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      done({ code, stdout, stderr })
+    })
+    child.stdin.end(options.stdin ?? '')
+  })
+}
+
+function startUp(cwd: string): Promise<{ child: ChildProcessWithoutNullStreams; output: () => string; url: string }> {
+  const child = spawn(process.execPath, [BIN, 'up', '--port', '0'], { cwd, env: { ...process.env, DESKLINK_ADMIN_PASSWORD: '' } })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`desklink up did not start:\n${output}`)), 20_000)
+    child.stdout.on('data', () => {
+      const match = /Desklink is running at (\S+)/.exec(output)
+      if (match && output.includes('Stop with Ctrl+C.')) {
+        clearTimeout(timer)
+        done({ child, output: () => output, url: match[1]! })
+      }
+    })
+    child.on('exit', (code) => fail(new Error(`desklink up exited with ${code}:\n${output}`)))
+  })
+}
+
+function stop(child: ChildProcessWithoutNullStreams): Promise<number | null> {
+  return new Promise((done) => {
+    child.removeAllListeners('exit')
+    child.on('exit', (code) => done(code))
+    child.kill('SIGTERM')
+  })
+}
+
+describe('the README first command, with real processes', () => {
+  let cwd: string
+  let up: Awaited<ReturnType<typeof startUp>>
+  const adminConfig = { DESKLINK_CONFIG_DIR: '' }
+  const spConfig = { DESKLINK_CONFIG_DIR: '' }
+
+  beforeAll(async () => {
+    if (!existsSync('dist/desklink.mjs')) throw new Error('Run `npm run build` first (npm test does).')
+    cwd = mkdtempSync(join(tmpdir(), 'desklink-first-run-'))
+    adminConfig.DESKLINK_CONFIG_DIR = join(cwd, 'admin-config')
+    spConfig.DESKLINK_CONFIG_DIR = join(cwd, 'sp-config')
+    up = await startUp(cwd)
+  })
+  afterAll(async () => {
+    if (up.child.exitCode === null) await stop(up.child)
+    rmSync(cwd, { recursive: true, force: true })
+  })
+
+  let adminPassword = ''
+  let spClientId = ''
+  let spSecret = ''
+
+  it('starts a server on 127.0.0.1 with SQLite and a 0600 master key under ./.desklink', async () => {
+    expect(up.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect((await fetch(`${up.url}/readyz`)).status).toBe(200)
+    expect(existsSync(join(cwd, '.desklink', 'desklink.db'))).toBe(true)
+    expect(statSync(join(cwd, '.desklink', 'master.key')).mode & 0o777).toBe(0o600)
+    const match = /Administrator password \(shown this once, store it now\): (\S+)/.exec(up.output())
+    expect(match).not.toBeNull()
+    adminPassword = match![1]!
+  })
+
+  it('signs the administrator in with the CLI and shows who it is', async () => {
+    const login = await desklink(['login', '--server', up.url, '--username', 'admin', '--password-stdin'], { cwd, env: adminConfig, stdin: `${adminPassword}\n` })
+    expect(login.stderr).toBe('')
+    expect(login.stdout).toContain('Signed in')
+    const whoami = await desklink(['whoami', '--json'], { cwd, env: adminConfig })
+    expect(JSON.parse(whoami.stdout)).toMatchObject({ name: 'admin', principalType: 'user', isTenantAdmin: true })
+  })
+
+  it('refuses a wrong password with a clear error and exit code', async () => {
+    const login = await desklink(['login', '--server', up.url, '--username', 'admin', '--password-stdin'], { cwd, env: { DESKLINK_CONFIG_DIR: join(cwd, 'wrong') }, stdin: 'wrong-password\n' })
+    expect(login.code).toBe(1)
+    expect(login.stderr).toContain('InvalidCredentials')
+  })
+
+  it('creates a service principal that signs in with client credentials and uses the API', async () => {
+    const created = await desklink(['sp', 'create', 'ci-bot', '--json'], { cwd, env: adminConfig })
+    expect(created.code).toBe(0)
+    const sp = JSON.parse(created.stdout) as { clientId: string; secret: { clientSecret: string } }
+    spClientId = sp.clientId
+    spSecret = sp.secret.clientSecret
+    const login = await desklink(['login', '--server', up.url, '--client-id', spClientId, '--client-secret-stdin'], { cwd, env: spConfig, stdin: spSecret })
+    expect(login.stdout).toContain('as ci-bot (service principal')
+    const users = await desklink(['users', 'list', '--json'], { cwd, env: spConfig })
+    expect(users.code).toBe(0)
+    expect((JSON.parse(users.stdout) as { username: string }[]).map((u) => u.username)).toContain('admin')
+  })
+
+  it('issues tokens that verify against the tenant JWKS', async () => {
+    const jwks = createRemoteJWKSet(new URL(`${up.url}/t/default/.well-known/jwks.json`))
+    for (const dir of [adminConfig.DESKLINK_CONFIG_DIR, spConfig.DESKLINK_CONFIG_DIR]) {
+      const profile = JSON.parse(readFileSync(join(dir, 'profile.json'), 'utf8')) as { accessToken: string }
+      expect(statSync(join(dir, 'profile.json')).mode & 0o777).toBe(0o600)
+      const { payload } = await jwtVerify(profile.accessToken, jwks, { issuer: `${up.url}/t/default`, audience: 'desklink-api' })
+      expect(payload.scope).toBe('api')
+    }
+  })
+
+  it('stops cleanly and starts again with the same data and no new password', async () => {
+    expect(await stop(up.child)).toBe(0)
+    up = await startUp(cwd)
+    expect(up.output()).not.toContain('Administrator password')
+    const login = await desklink(['login', '--server', up.url, '--username', 'admin', '--password-stdin'], { cwd, env: adminConfig, stdin: adminPassword })
+    expect(login.stdout).toContain('Signed in')
+  })
+})
