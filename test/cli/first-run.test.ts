@@ -20,7 +20,10 @@ interface Run {
   stderr: string
 }
 
-function desklink(args: string[], options: { cwd: string; env?: Record<string, string>; stdin?: string }): Promise<Run> {
+function desklink(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string>; stdin?: string },
+): Promise<Run> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd,
@@ -40,8 +43,13 @@ function desklink(args: string[], options: { cwd: string; env?: Record<string, s
   })
 }
 
-function startUp(cwd: string): Promise<{ child: ChildProcessWithoutNullStreams; output: () => string; url: string }> {
-  const child = spawn(process.execPath, [BIN, 'up', '--port', '0'], { cwd, env: { ...process.env, DESKLINK_ADMIN_PASSWORD: '' } })
+function startUp(
+  cwd: string,
+): Promise<{ child: ChildProcessWithoutNullStreams; output: () => string; url: string }> {
+  const child = spawn(process.execPath, [BIN, 'up', '--port', '0'], {
+    cwd,
+    env: { ...process.env, DESKLINK_ADMIN_PASSWORD: '' },
+  })
   let output = ''
   child.stdout.on('data', (d: Buffer) => (output += d.toString()))
   child.stderr.on('data', (d: Buffer) => (output += d.toString()))
@@ -51,7 +59,7 @@ function startUp(cwd: string): Promise<{ child: ChildProcessWithoutNullStreams; 
       const match = /Desklink is running at (\S+)/.exec(output)
       if (match && output.includes('Stop with Ctrl+C.')) {
         clearTimeout(timer)
-        done({ child, output: () => output, url: match[1]! })
+        done({ child, output: () => output, url: match[1] })
       }
     })
     child.on('exit', (code) => fail(new Error(`desklink up exited with ${code}:\n${output}`)))
@@ -73,7 +81,8 @@ describe('the README first command, with real processes', () => {
   const spConfig = { DESKLINK_CONFIG_DIR: '' }
 
   beforeAll(async () => {
-    if (!existsSync('dist/desklink.mjs')) throw new Error('Run `npm run build` first (npm test does).')
+    if (!existsSync('dist/desklink.mjs'))
+      throw new Error('Run `npm run build` first (npm test does).')
     cwd = mkdtempSync(join(tmpdir(), 'desklink-first-run-'))
     adminConfig.DESKLINK_CONFIG_DIR = join(cwd, 'admin-config')
     spConfig.DESKLINK_CONFIG_DIR = join(cwd, 'sp-config')
@@ -93,21 +102,33 @@ describe('the README first command, with real processes', () => {
     expect((await fetch(`${up.url}/readyz`)).status).toBe(200)
     expect(existsSync(join(cwd, '.desklink', 'desklink.db'))).toBe(true)
     expect(statSync(join(cwd, '.desklink', 'master.key')).mode & 0o777).toBe(0o600)
-    const match = /Administrator password \(shown this once, store it now\): (\S+)/.exec(up.output())
+    const match = /Administrator password \(shown this once, store it now\): (\S+)/.exec(
+      up.output(),
+    )
     expect(match).not.toBeNull()
     adminPassword = match![1]!
   })
 
   it('signs the administrator in with the CLI and shows who it is', async () => {
-    const login = await desklink(['login', '--server', up.url, '--username', 'admin', '--password-stdin'], { cwd, env: adminConfig, stdin: `${adminPassword}\n` })
+    const login = await desklink(
+      ['login', '--server', up.url, '--username', 'admin', '--password-stdin'],
+      { cwd, env: adminConfig, stdin: `${adminPassword}\n` },
+    )
     expect(login.stderr).toBe('')
     expect(login.stdout).toContain('Signed in')
     const whoami = await desklink(['whoami', '--json'], { cwd, env: adminConfig })
-    expect(JSON.parse(whoami.stdout)).toMatchObject({ name: 'admin', principalType: 'user', isTenantAdmin: true })
+    expect(JSON.parse(whoami.stdout)).toMatchObject({
+      name: 'admin',
+      principalType: 'user',
+      isTenantAdmin: true,
+    })
   })
 
   it('refuses a wrong password with a clear error and exit code', async () => {
-    const login = await desklink(['login', '--server', up.url, '--username', 'admin', '--password-stdin'], { cwd, env: { DESKLINK_CONFIG_DIR: join(cwd, 'wrong') }, stdin: 'wrong-password\n' })
+    const login = await desklink(
+      ['login', '--server', up.url, '--username', 'admin', '--password-stdin'],
+      { cwd, env: { DESKLINK_CONFIG_DIR: join(cwd, 'wrong') }, stdin: 'wrong-password\n' },
+    )
     expect(login.code).toBe(1)
     expect(login.stderr).toContain('InvalidCredentials')
   })
@@ -118,19 +139,29 @@ describe('the README first command, with real processes', () => {
     const sp = JSON.parse(created.stdout) as { clientId: string; secret: { clientSecret: string } }
     spClientId = sp.clientId
     spSecret = sp.secret.clientSecret
-    const login = await desklink(['login', '--server', up.url, '--client-id', spClientId, '--client-secret-stdin'], { cwd, env: spConfig, stdin: spSecret })
+    const login = await desklink(
+      ['login', '--server', up.url, '--client-id', spClientId, '--client-secret-stdin'],
+      { cwd, env: spConfig, stdin: spSecret },
+    )
     expect(login.stdout).toContain('as ci-bot (service principal')
     const users = await desklink(['users', 'list', '--json'], { cwd, env: spConfig })
     expect(users.code).toBe(0)
-    expect((JSON.parse(users.stdout) as { username: string }[]).map((u) => u.username)).toContain('admin')
+    expect((JSON.parse(users.stdout) as { username: string }[]).map((u) => u.username)).toContain(
+      'admin',
+    )
   })
 
   it('issues tokens that verify against the tenant JWKS', async () => {
     const jwks = createRemoteJWKSet(new URL(`${up.url}/t/default/.well-known/jwks.json`))
     for (const dir of [adminConfig.DESKLINK_CONFIG_DIR, spConfig.DESKLINK_CONFIG_DIR]) {
-      const profile = JSON.parse(readFileSync(join(dir, 'profile.json'), 'utf8')) as { accessToken: string }
+      const profile = JSON.parse(readFileSync(join(dir, 'profile.json'), 'utf8')) as {
+        accessToken: string
+      }
       expect(statSync(join(dir, 'profile.json')).mode & 0o777).toBe(0o600)
-      const { payload } = await jwtVerify(profile.accessToken, jwks, { issuer: `${up.url}/t/default`, audience: 'desklink-api' })
+      const { payload } = await jwtVerify(profile.accessToken, jwks, {
+        issuer: `${up.url}/t/default`,
+        audience: 'desklink-api',
+      })
       expect(payload.scope).toBe('api')
     }
   })
@@ -139,7 +170,10 @@ describe('the README first command, with real processes', () => {
     expect(await stop(up.child)).toBe(0)
     up = await startUp(cwd)
     expect(up.output()).not.toContain('Administrator password')
-    const login = await desklink(['login', '--server', up.url, '--username', 'admin', '--password-stdin'], { cwd, env: adminConfig, stdin: adminPassword })
+    const login = await desklink(
+      ['login', '--server', up.url, '--username', 'admin', '--password-stdin'],
+      { cwd, env: adminConfig, stdin: adminPassword },
+    )
     expect(login.stdout).toContain('Signed in')
   })
 })

@@ -12,7 +12,13 @@ import { generateKeyPair, SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { forgeWithTenantKey } from '../support/forge-token.ts'
-import { ADMIN_PASSWORD, api, signIn, startTestServer, type TestServer } from '../support/test-server.ts'
+import {
+  ADMIN_PASSWORD,
+  api,
+  signIn,
+  startTestServer,
+  type TestServer,
+} from '../support/test-server.ts'
 
 const MAX_BODY = 4096
 
@@ -52,16 +58,41 @@ describe('bad input on every route (SQLite)', () => {
         .setIssuedAt(now)
         .setExpirationTime(now + 300)
         .sign(stranger.privateKey),
-      expired: await forgeWithTenantKey(t, 'default', { sub: adminId, aud: 'desklink-api' }, { expiresInSeconds: -60 }),
-      wrongAudience: await forgeWithTenantKey(t, 'default', { sub: adminId, aud: 'some-machine-group' }),
-      wrongScope: await forgeWithTenantKey(t, 'default', { sub: adminId, aud: 'desklink-api', scope: 'offline_access' }),
-      wrongType: await forgeWithTenantKey(t, 'default', { sub: adminId, aud: 'desklink-api' }, { typ: 'JWT' }),
-      unknownIssuer: await forgeWithTenantKey(t, 'default', { sub: adminId, aud: 'desklink-api' }, { issuer: 'https://elsewhere.example/t/default' }),
+      expired: await forgeWithTenantKey(
+        t,
+        'default',
+        { sub: adminId, aud: 'desklink-api' },
+        { expiresInSeconds: -60 },
+      ),
+      wrongAudience: await forgeWithTenantKey(t, 'default', {
+        sub: adminId,
+        aud: 'some-machine-group',
+      }),
+      wrongScope: await forgeWithTenantKey(t, 'default', {
+        sub: adminId,
+        aud: 'desklink-api',
+        scope: 'offline_access',
+      }),
+      wrongType: await forgeWithTenantKey(
+        t,
+        'default',
+        { sub: adminId, aud: 'desklink-api' },
+        { typ: 'JWT' },
+      ),
+      unknownIssuer: await forgeWithTenantKey(
+        t,
+        'default',
+        { sub: adminId, aud: 'desklink-api' },
+        { issuer: 'https://elsewhere.example/t/default' },
+      ),
     }
   })
   afterAll(async () => t.close())
 
-  async function send(route: Route, options: { path: string; token?: string; body?: string; contentType?: string }) {
+  async function send(
+    route: Route,
+    options: { path: string; token?: string; body?: string; contentType?: string },
+  ) {
     const response = await fetch(`${t.url}/api/v1${options.path}`, {
       method: route.method,
       headers: {
@@ -85,7 +116,8 @@ describe('bad input on every route (SQLite)', () => {
     }
   }
 
-  const fillPath = (path: string, segment: string) => path.replace(/\{\w+\}/g, encodeURIComponent(segment))
+  const fillPath = (path: string, segment: string) =>
+    path.replace(/\{\w+\}/g, encodeURIComponent(segment))
 
   it('answers arbitrary JSON bodies and path segments with a coded 4xx or a success, never a 5xx', async () => {
     await fc.assert(
@@ -105,7 +137,7 @@ describe('bad input on every route (SQLite)', () => {
           }),
         ),
         async (index, segment, body) => {
-          const route = routes[index % routes.length]!
+          const route = routes[index % routes.length]
           const serialized = JSON.stringify(body) ?? 'null'
           const result = await send(route, {
             path: fillPath(route.path, segment),
@@ -125,14 +157,23 @@ describe('bad input on every route (SQLite)', () => {
 
   it('answers broken JSON with InvalidJson or a validation code, never a 5xx', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 0, max: 1000 }), fc.string({ minLength: 1, maxLength: 200 }), async (index, text) => {
-        const withBody = routes.filter((r) => r.method === 'POST' || r.method === 'PATCH')
-        const route = withBody[index % withBody.length]!
-        fc.pre(!isJson(text))
-        const result = await send(route, { path: fillPath(route.path, randomUUID()), token: adminToken, body: text, contentType: 'application/json' })
-        assertCoded(result)
-        expect(result.status).toBeGreaterThanOrEqual(400)
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 1000 }),
+        fc.string({ minLength: 1, maxLength: 200 }),
+        async (index, text) => {
+          const withBody = routes.filter((r) => r.method === 'POST' || r.method === 'PATCH')
+          const route = withBody[index % withBody.length]
+          fc.pre(!isJson(text))
+          const result = await send(route, {
+            path: fillPath(route.path, randomUUID()),
+            token: adminToken,
+            body: text,
+            contentType: 'application/json',
+          })
+          assertCoded(result)
+          expect(result.status).toBeGreaterThanOrEqual(400)
+        },
+      ),
       { numRuns: 100 },
     )
   })
@@ -140,7 +181,12 @@ describe('bad input on every route (SQLite)', () => {
   it('refuses oversize bodies with PayloadTooLarge on every route that takes a body', async () => {
     for (const route of routes.filter((r) => r.method === 'POST' || r.method === 'PATCH')) {
       const big = JSON.stringify({ name: 'x'.repeat(MAX_BODY * 2) })
-      const result = await send(route, { path: fillPath(route.path, randomUUID()), token: adminToken, body: big, contentType: 'application/json' })
+      const result = await send(route, {
+        path: fillPath(route.path, randomUUID()),
+        token: adminToken,
+        body: big,
+        contentType: 'application/json',
+      })
       assertCoded(result, 413)
       expect(JSON.parse(result.text).error.code).toBe('PayloadTooLarge')
     }
@@ -148,7 +194,12 @@ describe('bad input on every route (SQLite)', () => {
 
   it('refuses bodies that are not JSON with UnsupportedMediaType', async () => {
     for (const route of routes.filter((r) => r.method === 'POST' || r.method === 'PATCH')) {
-      const result = await send(route, { path: fillPath(route.path, randomUUID()), token: adminToken, body: 'name=x', contentType: 'application/x-www-form-urlencoded' })
+      const result = await send(route, {
+        path: fillPath(route.path, randomUUID()),
+        token: adminToken,
+        body: 'name=x',
+        contentType: 'application/x-www-form-urlencoded',
+      })
       assertCoded(result, 415)
     }
   })
@@ -160,10 +211,17 @@ describe('bad input on every route (SQLite)', () => {
       assertCoded(missing, 401)
       expect(JSON.parse(missing.text).error.code).toBe('AuthenticationRequired')
       for (const [kind, token] of Object.entries(badTokens)) {
-        const result = await send(route, { path, token, body: '{}', contentType: 'application/json' })
+        const result = await send(route, {
+          path,
+          token,
+          body: '{}',
+          contentType: 'application/json',
+        })
         expect(result.status, kind).toBe(kind === 'wrongScope' ? 403 : 401)
         assertCoded(result)
-        expect(JSON.parse(result.text).error.code, kind).toBe(kind === 'wrongScope' ? 'InsufficientScope' : 'InvalidToken')
+        expect(JSON.parse(result.text).error.code, kind).toBe(
+          kind === 'wrongScope' ? 'InsufficientScope' : 'InvalidToken',
+        )
       }
     }
   })

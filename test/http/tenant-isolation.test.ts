@@ -9,7 +9,13 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { BACKENDS } from '../support/backends.ts'
-import { ADMIN_PASSWORD, api, signIn, startTestServer, type TestServer } from '../support/test-server.ts'
+import {
+  ADMIN_PASSWORD,
+  api,
+  signIn,
+  startTestServer,
+  type TestServer,
+} from '../support/test-server.ts'
 
 /** The ids a route's path parameters are filled from. */
 interface Ids {
@@ -82,7 +88,10 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
   let idsA: Ids
   let idsB: Ids
 
-  async function seedTenant(platformToken: string, slug: string): Promise<{ token: string; ids: Ids }> {
+  async function seedTenant(
+    platformToken: string,
+    slug: string,
+  ): Promise<{ token: string; ids: Ids }> {
     const created = await api(t.url, platformToken, 'POST', '/tenants', {
       slug,
       displayName: slug,
@@ -91,13 +100,22 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
     expect(created.status).toBe(201)
     const token = (await signIn(t.url, slug, 'admin', `${slug}-admin-password`)).access_token
     const environmentId = created.body.environment.id as string
-    const user = await api(t.url, token, 'POST', '/users', { username: 'member', password: 'member-password-1' })
-    const sp = await api(t.url, token, 'POST', '/service-principals', { name: 'bot' })
-    const assignment = await api(t.url, token, 'POST', `/environments/${environmentId}/role-assignments`, {
-      principalType: 'user',
-      principalId: user.body.id,
-      role: 'MachineUser',
+    const user = await api(t.url, token, 'POST', '/users', {
+      username: 'member',
+      password: 'member-password-1',
     })
+    const sp = await api(t.url, token, 'POST', '/service-principals', { name: 'bot' })
+    const assignment = await api(
+      t.url,
+      token,
+      'POST',
+      `/environments/${environmentId}/role-assignments`,
+      {
+        principalType: 'user',
+        principalId: user.body.id,
+        role: 'MachineUser',
+      },
+    )
     return {
       token,
       ids: {
@@ -139,7 +157,13 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
         return
       }
       const foreign = await api(t.url, tokenB, method, fill(path, idsA), spec.body?.(idsA))
-      const missing = await api(t.url, tokenB, method, fill(path, neverExisting()), spec.body?.(neverExisting()))
+      const missing = await api(
+        t.url,
+        tokenB,
+        method,
+        fill(path, neverExisting()),
+        spec.body?.(neverExisting()),
+      )
       expect(foreign.status).toBe(404)
       expect(foreign.status).toBe(missing.status)
       expect(foreign.body.error).toEqual(missing.body.error)
@@ -150,34 +174,62 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
 
   it("names another tenant's user in a role assignment exactly like a user that never existed", async () => {
     const path = `/environments/${idsB.environmentId}/role-assignments`
-    const foreign = await api(t.url, tokenB, 'POST', path, { principalType: 'user', principalId: idsA.userId, role: 'MachineUser' })
-    const missing = await api(t.url, tokenB, 'POST', path, { principalType: 'user', principalId: randomUUID(), role: 'MachineUser' })
+    const foreign = await api(t.url, tokenB, 'POST', path, {
+      principalType: 'user',
+      principalId: idsA.userId,
+      role: 'MachineUser',
+    })
+    const missing = await api(t.url, tokenB, 'POST', path, {
+      principalType: 'user',
+      principalId: randomUUID(),
+      role: 'MachineUser',
+    })
     expect(foreign.status).toBe(400)
     expect(foreign.body.error).toEqual(missing.body.error)
   })
 
-  it("leaves every resource of tenant A as it was", async () => {
+  it('leaves every resource of tenant A as it was', async () => {
     expect((await api(t.url, tokenA, 'GET', `/users/${idsA.userId}`)).body.status).toBe('active')
-    expect((await api(t.url, tokenA, 'GET', `/service-principals/${idsA.servicePrincipalId}`)).body.status).toBe('active')
-    const credentials = await api(t.url, tokenA, 'GET', `/service-principals/${idsA.servicePrincipalId}/credentials`)
+    expect(
+      (await api(t.url, tokenA, 'GET', `/service-principals/${idsA.servicePrincipalId}`)).body
+        .status,
+    ).toBe('active')
+    const credentials = await api(
+      t.url,
+      tokenA,
+      'GET',
+      `/service-principals/${idsA.servicePrincipalId}/credentials`,
+    )
     expect(credentials.body.items.map((c: { id: string }) => c.id)).toEqual([idsA.credentialId])
     const environment = await api(t.url, tokenA, 'GET', `/environments/${idsA.environmentId}`)
     expect(environment.body.name).toBe('default')
-    const assignments = await api(t.url, tokenA, 'GET', `/environments/${idsA.environmentId}/role-assignments`)
+    const assignments = await api(
+      t.url,
+      tokenA,
+      'GET',
+      `/environments/${idsA.environmentId}/role-assignments`,
+    )
     expect(assignments.body.items.map((a: { id: string }) => a.id)).toContain(idsA.assignmentId)
-    expect((await api(t.url, tokenA, 'GET', `/tenants/${idsA.tenantId}`)).body.displayName).toBe('tenant-a')
+    expect((await api(t.url, tokenA, 'GET', `/tenants/${idsA.tenantId}`)).body.displayName).toBe(
+      'tenant-a',
+    )
   })
 
   it('answers for a deactivated tenant exactly as for one that never existed, and its tokens stop working', async () => {
     const platform = (await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)).access_token
     const { token, ids } = await seedTenant(platform, 'tenant-c')
     expect((await api(t.url, token, 'GET', '/me')).status).toBe(200)
-    expect((await api(t.url, platform, 'PATCH', `/tenants/${ids.tenantId}`, { status: 'deactivated' })).status).toBe(200)
+    expect(
+      (await api(t.url, platform, 'PATCH', `/tenants/${ids.tenantId}`, { status: 'deactivated' }))
+        .status,
+    ).toBe(200)
     for (const suffix of ['/.well-known/jwks.json', '/.well-known/oauth-authorization-server']) {
       const deactivated = await fetch(`${t.url}/t/tenant-c${suffix}`)
       const unknown = await fetch(`${t.url}/t/no-such-tenant${suffix}`)
       expect(deactivated.status).toBe(404)
-      expect(((await deactivated.json()) as { error: unknown }).error).toEqual(((await unknown.json()) as { error: unknown }).error)
+      expect(((await deactivated.json()) as { error: unknown }).error).toEqual(
+        ((await unknown.json()) as { error: unknown }).error,
+      )
     }
     const after = await api(t.url, token, 'GET', '/me')
     expect(after.status).toBe(401)

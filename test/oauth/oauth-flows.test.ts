@@ -53,14 +53,24 @@ describe.each(BACKENDS)('OAuth2 on %s', (backend) => {
   })
 
   it('lets a service principal get a client_credentials token and use the API with it', async () => {
-    const created = await api(t.url, adminToken, 'POST', '/service-principals', { name: 'flows-bot' })
+    const created = await api(t.url, adminToken, 'POST', '/service-principals', {
+      name: 'flows-bot',
+    })
     expect(created.status).toBe(201)
-    const response = await clientCredentials(t.url, 'default', created.body.clientId, created.body.secret.clientSecret)
+    const response = await clientCredentials(
+      t.url,
+      'default',
+      created.body.clientId,
+      created.body.secret.clientSecret,
+    )
     expect(response.status).toBe(200)
     const tokens = (await response.json()) as Tokens
     expect(tokens.refresh_token).toBeUndefined()
     const jwks = createRemoteJWKSet(new URL(`${t.url}/t/default/.well-known/jwks.json`))
-    const { payload } = await jwtVerify(tokens.access_token, jwks, { issuer: `${t.url}/t/default`, audience: 'desklink-api' })
+    const { payload } = await jwtVerify(tokens.access_token, jwks, {
+      issuer: `${t.url}/t/default`,
+      audience: 'desklink-api',
+    })
     expect(payload.sub).toBe(created.body.clientId)
     const me = await api(t.url, tokens.access_token, 'GET', '/me')
     expect(me.status).toBe(200)
@@ -68,18 +78,34 @@ describe.each(BACKENDS)('OAuth2 on %s', (backend) => {
   })
 
   it('refuses a wrong client secret with invalid_client', async () => {
-    const created = await api(t.url, adminToken, 'POST', '/service-principals', { name: 'wrong-secret-bot' })
-    const response = await clientCredentials(t.url, 'default', created.body.clientId, 'dls_not-the-secret')
+    const created = await api(t.url, adminToken, 'POST', '/service-principals', {
+      name: 'wrong-secret-bot',
+    })
+    const response = await clientCredentials(
+      t.url,
+      'default',
+      created.body.clientId,
+      'dls_not-the-secret',
+    )
     expect(response.status).toBe(401)
     expect(await response.json()).toMatchObject({ error: 'invalid_client' })
   })
 
   it('authenticates a service principal with private_key_jwt and refuses a replayed assertion', async () => {
-    const created = await api(t.url, adminToken, 'POST', '/service-principals', { name: 'cert-bot', withSecret: false })
-    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
-    const added = await api(t.url, adminToken, 'POST', `/service-principals/${created.body.id}/certificates`, {
-      publicKey: await exportSPKI(publicKey),
+    const created = await api(t.url, adminToken, 'POST', '/service-principals', {
+      name: 'cert-bot',
+      withSecret: false,
     })
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
+    const added = await api(
+      t.url,
+      adminToken,
+      'POST',
+      `/service-principals/${created.body.id}/certificates`,
+      {
+        publicKey: await exportSPKI(publicKey),
+      },
+    )
     expect(added.status).toBe(201)
     const assertion = await new SignJWT({})
       .setProtectedHeader({ alg: 'ES256' })
@@ -103,7 +129,10 @@ describe.each(BACKENDS)('OAuth2 on %s', (backend) => {
   })
 
   it('refuses an assertion signed by a key that is not registered', async () => {
-    const created = await api(t.url, adminToken, 'POST', '/service-principals', { name: 'forged-bot', withSecret: false })
+    const created = await api(t.url, adminToken, 'POST', '/service-principals', {
+      name: 'forged-bot',
+      withSecret: false,
+    })
     const registered = await generateKeyPair('ES256', { extractable: true })
     await api(t.url, adminToken, 'POST', `/service-principals/${created.body.id}/certificates`, {
       publicKey: await exportSPKI(registered.publicKey),
@@ -171,14 +200,20 @@ describe.each(BACKENDS)('OAuth2 on %s', (backend) => {
 
   it('answers a wrong password with the sign-in page again and no redirect', async () => {
     const { challenge } = pkcePair()
-    await expect(authorize(t.url, 'default', 'admin', 'not-the-password-1', challenge)).rejects.toThrow('401')
+    await expect(
+      authorize(t.url, 'default', 'admin', 'not-the-password-1', challenge),
+    ).rejects.toThrow('401')
   })
 
   it('rotates refresh tokens, and reuse of a rotated one revokes the whole family', async () => {
     const first = await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)
     expect(first.refresh_token).toBeTruthy()
     const refresh = (token: string) =>
-      postForm(`${t.url}/t/default/oauth2/token`, { grant_type: 'refresh_token', refresh_token: token, client_id: 'desklink-cli' })
+      postForm(`${t.url}/t/default/oauth2/token`, {
+        grant_type: 'refresh_token',
+        refresh_token: token,
+        client_id: 'desklink-cli',
+      })
 
     const secondResponse = await refresh(first.refresh_token!)
     expect(secondResponse.status).toBe(200)
@@ -200,14 +235,21 @@ describe.each(BACKENDS)('OAuth2 on %s', (backend) => {
     const a = await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)
     const b = await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)
     const refresh = (token: string) =>
-      postForm(`${t.url}/t/default/oauth2/token`, { grant_type: 'refresh_token', refresh_token: token, client_id: 'desklink-cli' })
+      postForm(`${t.url}/t/default/oauth2/token`, {
+        grant_type: 'refresh_token',
+        refresh_token: token,
+        client_id: 'desklink-cli',
+      })
     await refresh(a.refresh_token!)
     await refresh(a.refresh_token!) // reuse: revokes family a
     expect((await refresh(b.refresh_token!)).status).toBe(200)
   })
 
   it('refuses a token of the API to a deactivated user at once', async () => {
-    const created = await api(t.url, adminToken, 'POST', '/users', { username: 'leaver', password: 'leaver-password-1' })
+    const created = await api(t.url, adminToken, 'POST', '/users', {
+      username: 'leaver',
+      password: 'leaver-password-1',
+    })
     const tokens = await signIn(t.url, 'default', 'leaver', 'leaver-password-1')
     expect((await api(t.url, tokens.access_token, 'GET', '/me')).status).toBe(200)
     await api(t.url, adminToken, 'PATCH', `/users/${created.body.id}`, { status: 'deactivated' })
@@ -230,6 +272,8 @@ describe.each(BACKENDS)('OAuth2 on %s', (backend) => {
       password: ADMIN_PASSWORD,
     })
     expect(response.status).toBe(302)
-    expect(new URL(response.headers.get('location')!).searchParams.get('error')).toBe('invalid_scope')
+    expect(new URL(response.headers.get('location')!).searchParams.get('error')).toBe(
+      'invalid_scope',
+    )
   })
 })

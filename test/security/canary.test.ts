@@ -51,15 +51,22 @@ describe.each(BACKENDS)('canary secrets on %s', (backend) => {
     canaries.add(admin.access_token).add(admin.refresh_token!)
 
     // A user created with a password, signing in, changing it, failing to sign in.
-    const user = await api(t.url, admin.access_token, 'POST', '/users', { username: 'canary', password: USER_PASSWORD })
+    const user = await api(t.url, admin.access_token, 'POST', '/users', {
+      username: 'canary',
+      password: USER_PASSWORD,
+    })
     const userTokens = await signIn(t.url, 'default', 'canary', USER_PASSWORD)
     canaries.add(userTokens.access_token).add(userTokens.refresh_token!)
-    await api(t.url, admin.access_token, 'PATCH', `/users/${user.body.id}`, { password: NEW_PASSWORD })
+    await api(t.url, admin.access_token, 'PATCH', `/users/${user.body.id}`, {
+      password: NEW_PASSWORD,
+    })
     const { verifier, challenge } = pkcePair()
     await expect(authorize(t.url, 'default', 'canary', WRONG_PASSWORD, challenge)).rejects.toThrow()
     const code = await authorize(t.url, 'default', 'canary', NEW_PASSWORD, challenge)
     canaries.add(code)
-    const exchanged = (await (await exchangeCode(t.url, 'default', code, verifier)).json()) as Tokens
+    const exchanged = (await (
+      await exchangeCode(t.url, 'default', code, verifier)
+    ).json()) as Tokens
     canaries.add(exchanged.access_token).add(exchanged.refresh_token!)
     // Reusing the code and the rotated refresh token: error bodies must not echo them.
     await record(await exchangeCode(t.url, 'default', code, verifier))
@@ -79,21 +86,63 @@ describe.each(BACKENDS)('canary secrets on %s', (backend) => {
     )
 
     // A service principal with a secret, a second secret, and a wrong secret.
-    const sp = await api(t.url, admin.access_token, 'POST', '/service-principals', { name: 'canary-bot' })
+    const sp = await api(t.url, admin.access_token, 'POST', '/service-principals', {
+      name: 'canary-bot',
+    })
     canaries.add(sp.body.secret.clientSecret)
-    responseBodies.push((await api(t.url, admin.access_token, 'GET', `/service-principals/${sp.body.id}/credentials`)).text)
-    const second = await api(t.url, admin.access_token, 'POST', `/service-principals/${sp.body.id}/secrets`, { expiresInDays: 30 })
+    responseBodies.push(
+      (await api(t.url, admin.access_token, 'GET', `/service-principals/${sp.body.id}/credentials`))
+        .text,
+    )
+    const second = await api(
+      t.url,
+      admin.access_token,
+      'POST',
+      `/service-principals/${sp.body.id}/secrets`,
+      { expiresInDays: 30 },
+    )
     canaries.add(second.body.clientSecret)
-    const spToken = (await (await clientCredentials(t.url, 'default', sp.body.clientId, second.body.clientSecret)).json()) as Tokens
+    const spToken = (await (
+      await clientCredentials(t.url, 'default', sp.body.clientId, second.body.clientSecret)
+    ).json()) as Tokens
     canaries.add(spToken.access_token)
-    await record(await clientCredentials(t.url, 'default', sp.body.clientId, `${sp.body.secret.clientSecret}x`))
+    await record(
+      await clientCredentials(
+        t.url,
+        'default',
+        sp.body.clientId,
+        `${sp.body.secret.clientSecret}x`,
+      ),
+    )
 
     // Bad requests that carry secrets: the answers must not echo them.
     responseBodies.push((await api(t.url, `${admin.access_token}x`, 'GET', '/me')).text)
-    responseBodies.push((await api(t.url, admin.access_token, 'POST', '/users', { username: 'x y', password: USER_PASSWORD, extra: NEW_PASSWORD })).text)
-    responseBodies.push((await api(t.url, admin.access_token, 'PATCH', `/users/${user.body.id}`, { status: NEW_PASSWORD })).text)
-    responseBodies.push((await api(t.url, admin.access_token, 'POST', '/service-principals', { name: 'canary-bot' })).text)
-    await api(t.url, admin.access_token, 'DELETE', `/service-principals/${sp.body.id}/credentials/${second.body.id}`)
+    responseBodies.push(
+      (
+        await api(t.url, admin.access_token, 'POST', '/users', {
+          username: 'x y',
+          password: USER_PASSWORD,
+          extra: NEW_PASSWORD,
+        })
+      ).text,
+    )
+    responseBodies.push(
+      (
+        await api(t.url, admin.access_token, 'PATCH', `/users/${user.body.id}`, {
+          status: NEW_PASSWORD,
+        })
+      ).text,
+    )
+    responseBodies.push(
+      (await api(t.url, admin.access_token, 'POST', '/service-principals', { name: 'canary-bot' }))
+        .text,
+    )
+    await api(
+      t.url,
+      admin.access_token,
+      'DELETE',
+      `/service-principals/${sp.body.id}/credentials/${second.body.id}`,
+    )
   })
   afterAll(async () => t.close())
 
@@ -117,20 +166,24 @@ describe.each(BACKENDS)('canary secrets on %s', (backend) => {
   it('stores none of them in the database', async () => {
     const stored =
       backend === 'sqlite'
-        ? t.database.files.flatMap((file) => {
-            try {
-              return [readFileSync(file).toString('latin1')]
-            } catch {
-              return []
-            }
-          }).join('\n')
+        ? t.database.files
+            .flatMap((file) => {
+              try {
+                return [readFileSync(file).toString('latin1')]
+              } catch {
+                return []
+              }
+            })
+            .join('\n')
         : await dumpPostgres(t.database.url)
     expect(stored.length).toBeGreaterThan(1000)
     expect(secretsIn(stored)).toEqual([])
   })
 
   it('leaves none of them in the data directory', () => {
-    const text = filesUnder(t.dataDir).map((file) => readFileSync(file).toString('latin1')).join('\n')
+    const text = filesUnder(t.dataDir)
+      .map((file) => readFileSync(file).toString('latin1'))
+      .join('\n')
     expect(secretsIn(text)).toEqual([])
   })
 })

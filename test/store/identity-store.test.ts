@@ -4,10 +4,22 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { createIdentityStores, type IdentityStores } from '../../packages/server/src/identity/identity-stores.ts'
-import { createOAuthStore, hashOpaque, type OAuthStore } from '../../packages/server/src/tokens/oauth-store.ts'
-import { LATEST_MIGRATION, migrateToLatest, openStorage, type StorageHandle } from '../../packages/server/src/storage/index.ts'
+import {
+  createIdentityStores,
+  type IdentityStores,
+} from '../../packages/server/src/identity/identity-stores.ts'
+import {
+  LATEST_MIGRATION,
+  migrateToLatest,
+  openStorage,
+  type StorageHandle,
+} from '../../packages/server/src/storage/index.ts'
 import { uuidv7 } from '../../packages/server/src/system/index.ts'
+import {
+  createOAuthStore,
+  hashOpaque,
+  type OAuthStore,
+} from '../../packages/server/src/tokens/oauth-store.ts'
 import { BACKENDS, createTestDatabase, type TestDatabase } from '../support/backends.ts'
 
 const at = (offsetMs = 0) => new Date(Date.UTC(2026, 0, 1) + offsetMs).toISOString()
@@ -28,8 +40,17 @@ describe.each(BACKENDS)('identity stores on %s', (backend) => {
     expect(report.applied.at(-1)).toBe(LATEST_MIGRATION)
     stores = createIdentityStores(storage.db)
     oauth = createOAuthStore(storage.db)
-    for (const [id, slug] of [[tenantA, 'store-a'], [tenantB, 'store-b']] as const) {
-      await stores.tenants.insertTenant({ id, slug, displayName: slug, status: 'active', createdAt: at() })
+    for (const [id, slug] of [
+      [tenantA, 'store-a'],
+      [tenantB, 'store-b'],
+    ] as const) {
+      await stores.tenants.insertTenant({
+        id,
+        slug,
+        displayName: slug,
+        status: 'active',
+        createdAt: at(),
+      })
     }
   })
   afterAll(async () => {
@@ -44,7 +65,13 @@ describe.each(BACKENDS)('identity stores on %s', (backend) => {
 
   it('reports a duplicate tenant slug as a unique violation', async () => {
     const error = await stores.tenants
-      .insertTenant({ id: uuidv7(), slug: 'store-a', displayName: 'x', status: 'active', createdAt: at() })
+      .insertTenant({
+        id: uuidv7(),
+        slug: 'store-a',
+        displayName: 'x',
+        status: 'active',
+        createdAt: at(),
+      })
       .catch((e: unknown) => e)
     expect(storage.isUniqueViolation(error)).toBe(true)
     expect(storage.isUniqueViolation(new Error('other'))).toBe(false)
@@ -58,7 +85,13 @@ describe.each(BACKENDS)('identity stores on %s', (backend) => {
 
   it('scopes environments to their tenant', async () => {
     const id = uuidv7()
-    await stores.tenants.insertEnvironment({ id, tenantId: tenantA, name: 'prod', description: '', createdAt: at() })
+    await stores.tenants.insertEnvironment({
+      id,
+      tenantId: tenantA,
+      name: 'prod',
+      description: '',
+      createdAt: at(),
+    })
     expect((await stores.tenants.findEnvironment(tenantA, id))?.name).toBe('prod')
     expect(await stores.tenants.findEnvironment(tenantB, id)).toBeUndefined()
     expect(await stores.tenants.deleteEnvironment(tenantB, id)).toBe(false)
@@ -86,17 +119,58 @@ describe.each(BACKENDS)('identity stores on %s', (backend) => {
     const found = await stores.principals.findUserByUsername(tenantA, 'same-name')
     expect(found).toEqual(a)
     expect(await stores.principals.findUser(tenantB, a.id)).toBeUndefined()
-    await stores.principals.updateUser(tenantA, a.id, { isTenantAdmin: false, status: 'deactivated' }, at(1000))
-    expect(await stores.principals.findUser(tenantA, a.id)).toMatchObject({ isTenantAdmin: false, status: 'deactivated', updatedAt: at(1000) })
+    await stores.principals.updateUser(
+      tenantA,
+      a.id,
+      { isTenantAdmin: false, status: 'deactivated' },
+      at(1000),
+    )
+    expect(await stores.principals.findUser(tenantA, a.id)).toMatchObject({
+      isTenantAdmin: false,
+      status: 'deactivated',
+      updatedAt: at(1000),
+    })
   })
 
   it('deletes a service principal with its credentials and role assignments', async () => {
     const spId = uuidv7()
     const environmentId = uuidv7()
-    await stores.tenants.insertEnvironment({ id: environmentId, tenantId: tenantA, name: 'sp-env', description: '', createdAt: at() })
-    await stores.principals.insertServicePrincipal({ id: spId, tenantId: tenantA, name: 'bot', description: '', status: 'active', createdAt: at(), updatedAt: at() })
-    await stores.principals.insertCredential({ id: uuidv7(), tenantId: tenantA, servicePrincipalId: spId, kind: 'secret', secretHash: 'h', publicJwk: null, hint: 'dls_…', expiresAt: null, createdAt: at() })
-    await stores.roles.insert({ id: uuidv7(), tenantId: tenantA, environmentId, principalType: 'servicePrincipal', principalId: spId, role: 'MachineUser', createdAt: at() })
+    await stores.tenants.insertEnvironment({
+      id: environmentId,
+      tenantId: tenantA,
+      name: 'sp-env',
+      description: '',
+      createdAt: at(),
+    })
+    await stores.principals.insertServicePrincipal({
+      id: spId,
+      tenantId: tenantA,
+      name: 'bot',
+      description: '',
+      status: 'active',
+      createdAt: at(),
+      updatedAt: at(),
+    })
+    await stores.principals.insertCredential({
+      id: uuidv7(),
+      tenantId: tenantA,
+      servicePrincipalId: spId,
+      kind: 'secret',
+      secretHash: 'h',
+      publicJwk: null,
+      hint: 'dls_…',
+      expiresAt: null,
+      createdAt: at(),
+    })
+    await stores.roles.insert({
+      id: uuidv7(),
+      tenantId: tenantA,
+      environmentId,
+      principalType: 'servicePrincipal',
+      principalId: spId,
+      role: 'MachineUser',
+      createdAt: at(),
+    })
     expect(await stores.principals.deleteServicePrincipal(tenantB, spId)).toBe(false)
     expect(await stores.principals.deleteServicePrincipal(tenantA, spId)).toBe(true)
     expect(await stores.principals.listCredentials(tenantA, spId)).toEqual([])
@@ -106,10 +180,25 @@ describe.each(BACKENDS)('identity stores on %s', (backend) => {
   it('refuses the same role twice for one principal in one environment', async () => {
     const environmentId = uuidv7()
     const principalId = uuidv7()
-    await stores.tenants.insertEnvironment({ id: environmentId, tenantId: tenantA, name: 'roles-env', description: '', createdAt: at() })
-    const assignment = { tenantId: tenantA, environmentId, principalType: 'user' as const, principalId, role: 'MachineOwner' as const, createdAt: at() }
+    await stores.tenants.insertEnvironment({
+      id: environmentId,
+      tenantId: tenantA,
+      name: 'roles-env',
+      description: '',
+      createdAt: at(),
+    })
+    const assignment = {
+      tenantId: tenantA,
+      environmentId,
+      principalType: 'user' as const,
+      principalId,
+      role: 'MachineOwner' as const,
+      createdAt: at(),
+    }
     await stores.roles.insert({ id: uuidv7(), ...assignment })
-    const error = await stores.roles.insert({ id: uuidv7(), ...assignment }).catch((e: unknown) => e)
+    const error = await stores.roles
+      .insert({ id: uuidv7(), ...assignment })
+      .catch((e: unknown) => e)
     expect(storage.isUniqueViolation(error)).toBe(true)
   })
 
@@ -128,7 +217,10 @@ describe.each(BACKENDS)('identity stores on %s', (backend) => {
       created_at: at(),
     })
     expect(await oauth.findCode(tenantB, 'the-code')).toBeUndefined()
-    const results = await Promise.all([oauth.consumeCode(tenantA, 'the-code'), oauth.consumeCode(tenantA, 'the-code')])
+    const results = await Promise.all([
+      oauth.consumeCode(tenantA, 'the-code'),
+      oauth.consumeCode(tenantA, 'the-code'),
+    ])
     expect(results.sort()).toEqual([false, true])
   })
 
@@ -149,7 +241,10 @@ describe.each(BACKENDS)('identity stores on %s', (backend) => {
     })
     await oauth.saveRefreshToken(row(hashOpaque('first')))
     await oauth.saveRefreshToken(row(hashOpaque('second')))
-    const rotations = await Promise.all([oauth.rotateRefreshToken(tenantA, 'first', at(1)), oauth.rotateRefreshToken(tenantA, 'first', at(2))])
+    const rotations = await Promise.all([
+      oauth.rotateRefreshToken(tenantA, 'first', at(1)),
+      oauth.rotateRefreshToken(tenantA, 'first', at(2)),
+    ])
     expect(rotations.sort()).toEqual([false, true])
     await oauth.revokeFamily(tenantA, family, at(3))
     expect((await oauth.findRefreshToken(tenantA, 'second'))?.revoked_at).toBe(at(3))

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 
 import { importJWK, type JWK, SignJWT } from 'jose'
 
-import { decodeMasterKey, createSecretBox } from '../../packages/server/src/secrets/index.ts'
+import { createSecretBox, decodeMasterKey } from '../../packages/server/src/secrets/index.ts'
 import { openStorage } from '../../packages/server/src/storage/index.ts'
 import type { TestServer } from './test-server.ts'
 
@@ -20,16 +20,31 @@ export async function forgeWithTenantKey(
 ): Promise<string> {
   const storage = openStorage(t.database.url)
   try {
-    const tenant = await storage.db.selectFrom('tenants').selectAll().where('slug', '=', tenantSlug).executeTakeFirstOrThrow()
+    const tenant = await storage.db
+      .selectFrom('tenants')
+      .selectAll()
+      .where('slug', '=', tenantSlug)
+      .executeTakeFirstOrThrow()
     const key = await storage.db
       .selectFrom('signing_keys')
       .selectAll()
       .where('tenant_id', '=', tenant.id)
       .executeTakeFirstOrThrow()
-    const box = createSecretBox(decodeMasterKey(readFileSync(join(t.dataDir, 'master.key'), 'utf8')))
-    const privateKey = await importJWK(JSON.parse(box.open(key.private_jwk_sealed, key.kid)) as JWK, 'EdDSA')
+    const box = createSecretBox(
+      decodeMasterKey(readFileSync(join(t.dataDir, 'master.key'), 'utf8')),
+    )
+    const privateKey = await importJWK(
+      JSON.parse(box.open(key.private_jwk_sealed, key.kid)) as JWK,
+      'EdDSA',
+    )
     const now = Math.floor(Date.now() / 1000)
-    return await new SignJWT({ tid: tenant.id, ptype: 'user', client_id: 'desklink-cli', scope: 'api', ...claims })
+    return await new SignJWT({
+      tid: tenant.id,
+      ptype: 'user',
+      client_id: 'desklink-cli',
+      scope: 'api',
+      ...claims,
+    })
       .setProtectedHeader({ alg: 'EdDSA', kid: key.kid, typ: options.typ ?? 'at+jwt' })
       .setIssuer(options.issuer ?? `${t.server.publicUrl}/t/${tenantSlug}`)
       .setIssuedAt(now)

@@ -9,7 +9,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 
-import { createLogger, resolveServerConfig, type RunningServer, startServer } from '@desklink/server'
+import {
+  createLogger,
+  resolveServerConfig,
+  type RunningServer,
+  startServer,
+} from '@desklink/server'
 
 import { type Backend, createTestDatabase, type TestDatabase } from './backends.ts'
 
@@ -117,7 +122,12 @@ export async function authorize(
   return code
 }
 
-export async function exchangeCode(base: string, tenant: string, code: string, verifier: string): Promise<Response> {
+export async function exchangeCode(
+  base: string,
+  tenant: string,
+  code: string,
+  verifier: string,
+): Promise<Response> {
   return postForm(`${base}/t/${tenant}/oauth2/token`, {
     grant_type: 'authorization_code',
     code,
@@ -128,11 +138,17 @@ export async function exchangeCode(base: string, tenant: string, code: string, v
 }
 
 /** Signs a user in with the authorization code flow and returns the token response. */
-export async function signIn(base: string, tenant: string, username: string, password: string): Promise<Tokens> {
+export async function signIn(
+  base: string,
+  tenant: string,
+  username: string,
+  password: string,
+): Promise<Tokens> {
   const { verifier, challenge } = pkcePair()
   const code = await authorize(base, tenant, username, password, challenge)
   const response = await exchangeCode(base, tenant, code, verifier)
-  if (response.status !== 200) throw new Error(`token exchange answered ${response.status}: ${await response.text()}`)
+  if (response.status !== 200)
+    throw new Error(`token exchange answered ${response.status}: ${await response.text()}`)
   return (await response.json()) as Tokens
 }
 
@@ -156,6 +172,7 @@ export async function api(
   method: string,
   path: string,
   body?: unknown,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON
 ): Promise<{ status: number; body: any; text: string }> {
   const response = await fetch(`${base}/api/v1${path}`, {
     method,

@@ -24,7 +24,11 @@ export class CliError extends Error {
   readonly code: string
   readonly details: unknown
 
-  constructor(code: string, message: string, options: { exitCode?: number; details?: unknown } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    options: { exitCode?: number; details?: unknown } = {},
+  ) {
     super(message)
     this.name = 'CliError'
     this.code = code

@@ -29,7 +29,9 @@ export function buildProgram(io: CliIo): Command {
   registerLoginCommands(program, io)
   registerAdminCommands(program, io)
   for (const command of program.commands) {
-    command.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    command
+      .exitOverride()
+      .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     for (const sub of command.commands) {
       sub.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     }
@@ -47,7 +49,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode
     if (error instanceof CliError) {
-      if (json) io.err(`${JSON.stringify({ error: { code: error.code, message: error.message, details: error.details } })}\n`)
+      if (json)
+        io.err(
+          `${JSON.stringify({ error: { code: error.code, message: error.message, details: error.details } })}\n`,
+        )
       else io.err(`Error (${error.code}): ${error.message}\n`)
       return error.exitCode
     }

@@ -15,13 +15,19 @@ import { bootstrapFirstStart, type BootstrapResult } from './bootstrap/first-sta
 import type { ServerConfig } from './config/index.ts'
 import { authenticate } from './http/authenticate.ts'
 import { createApp } from './http/create-app.ts'
+import { registerIdentityRoutes } from './identity/identity-routes.ts'
 import { createIdentityService } from './identity/identity-service.ts'
 import { createIdentityStores, createIdentityTransaction } from './identity/identity-stores.ts'
-import { registerIdentityRoutes } from './identity/identity-routes.ts'
 import type { Logger } from './logging/index.ts'
 import { createSecretBox, loadMasterKey } from './secrets/index.ts'
 import { migrateToLatest, openStorage } from './storage/index.ts'
-import { type Clock, createReleasers, type IdGenerator, systemClock, uuidv7 } from './system/index.ts'
+import {
+  type Clock,
+  createReleasers,
+  type IdGenerator,
+  systemClock,
+  uuidv7,
+} from './system/index.ts'
 import { createAccessTokenService } from './tokens/access-token-service.ts'
 import { createOAuthRoutes } from './tokens/oauth-routes.ts'
 import { createOAuthStore } from './tokens/oauth-store.ts'
@@ -59,7 +65,9 @@ export async function startServer(
 ): Promise<RunningServer> {
   const clock = overrides.clock ?? systemClock
   const newId = overrides.newId ?? (() => uuidv7(clock.now().getTime()))
-  const releasers = createReleasers((name, error) => logger.error({ err: error, resource: name }, 'release failed'))
+  const releasers = createReleasers((name, error) =>
+    logger.error({ err: error, resource: name }, 'release failed'),
+  )
 
   try {
     const { key: masterKey, source } = loadMasterKey({
@@ -67,7 +75,10 @@ export async function startServer(
       keyFile: config.masterKeyFile,
       createIfMissing: config.createMasterKey,
     })
-    logger.info({ source, ...(source !== 'environment' && { file: config.masterKeyFile }) }, 'master key loaded')
+    logger.info(
+      { source, ...(source !== 'environment' && { file: config.masterKeyFile }) },
+      'master key loaded',
+    )
     const secretBox = createSecretBox(masterKey)
     masterKey.fill(0)
 
@@ -102,7 +113,8 @@ export async function startServer(
       adminPassword: config.adminPassword,
       isUniqueViolation: storage.isUniqueViolation,
     })
-    if (bootstrap.created) logger.info({ adminUsername: bootstrap.adminUsername }, 'first start: default tenant created')
+    if (bootstrap.created)
+      logger.info({ adminUsername: bootstrap.adminUsername }, 'first start: default tenant created')
 
     const app = createApp({
       logger,
@@ -124,7 +136,8 @@ export async function startServer(
         refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
         logger,
       }),
-      registerApiRoutes: (api) => registerIdentityRoutes(api, { identity, issuerOf: tokens.issuerOf }),
+      registerApiRoutes: (api) =>
+        registerIdentityRoutes(api, { identity, issuerOf: tokens.issuerOf }),
     })
 
     const server = createAdaptorServer({ fetch: app.fetch, hostname: config.host })

@@ -29,23 +29,33 @@ export interface ApiClient {
 async function renew(io: CliIo, profile: Profile): Promise<TokenSet> {
   const metadata = await discover(io.fetch, profile.server, profile.tenant)
   if (profile.principalType === 'user') {
-    if (!profile.refreshToken) throw new CliError('SignInExpired', 'Your sign-in expired: run desklink login.')
+    if (!profile.refreshToken)
+      throw new CliError('SignInExpired', 'Your sign-in expired: run desklink login.')
     return refresh(io.fetch, metadata, profile.refreshToken).catch(() => {
-      throw new CliError('SignInExpired', 'Your sign-in expired or was revoked: run desklink login.')
+      throw new CliError(
+        'SignInExpired',
+        'Your sign-in expired or was revoked: run desklink login.',
+      )
     })
   }
   if (profile.clientSecret) {
     return clientCredentialsWithSecret(io.fetch, metadata, profile.clientId, profile.clientSecret)
   }
   if (profile.privateKeyFile) {
-    return clientCredentialsWithKey(io.fetch, metadata, profile.clientId, readFileSync(profile.privateKeyFile, 'utf8'))
+    return clientCredentialsWithKey(
+      io.fetch,
+      metadata,
+      profile.clientId,
+      readFileSync(profile.privateKeyFile, 'utf8'),
+    )
   }
   throw new CliError('SignInExpired', 'The token expired: run desklink login again.')
 }
 
 export function apiClientFor(io: CliIo): ApiClient {
   let profile = loadProfile(io)
-  if (!profile) throw new CliError('NotSignedIn', 'Not signed in: run desklink login first.', { exitCode: 2 })
+  if (!profile)
+    throw new CliError('NotSignedIn', 'Not signed in: run desklink login first.', { exitCode: 2 })
   let current: Profile = profile
   return {
     get profile() {
@@ -74,16 +84,23 @@ export function apiClientFor(io: CliIo): ApiClient {
           ...(body !== undefined && { body: JSON.stringify(body) }),
         })
       } catch (cause) {
-        throw new CliError('ServerUnreachable', `Cannot reach ${current.server}: ${(cause as Error).message}`)
+        throw new CliError(
+          'ServerUnreachable',
+          `Cannot reach ${current.server}: ${(cause as Error).message}`,
+        )
       }
       if (response.status === 204) return undefined as T
-      const payload = (await response.json().catch(() => undefined)) as unknown
+      const payload: unknown = await response.json().catch(() => undefined)
       if (!response.ok) {
         const error = (payload as Partial<ApiErrorBody> | undefined)?.error
         const code = error?.code ?? 'HttpError'
         const remediation = isErrorCode(code) ? ` ${ERROR_CODES[code].remediation}` : ''
         throw new CliError(code, `${error?.message ?? `HTTP ${response.status}`}${remediation}`, {
-          details: { status: response.status, details: error?.details, requestId: (payload as ApiErrorBody | undefined)?.requestId },
+          details: {
+            status: response.status,
+            details: error?.details,
+            requestId: (payload as ApiErrorBody | undefined)?.requestId,
+          },
         })
       }
       return payload as T

@@ -31,16 +31,25 @@ export interface ServerMetadata {
 
 const base64url = (bytes: Buffer) => bytes.toString('base64url')
 
-export async function discover(fetchFn: typeof fetch, server: string, tenant: string): Promise<ServerMetadata> {
+export async function discover(
+  fetchFn: typeof fetch,
+  server: string,
+  tenant: string,
+): Promise<ServerMetadata> {
   const url = `${server.replace(/\/$/, '')}/t/${encodeURIComponent(tenant)}/.well-known/oauth-authorization-server`
   let response: Response
   try {
     response = await fetchFn(url)
   } catch (cause) {
-    throw new CliError('ServerUnreachable', `Cannot reach ${server}: ${(cause as Error).message}. Is the server running?`)
+    throw new CliError(
+      'ServerUnreachable',
+      `Cannot reach ${server}: ${(cause as Error).message}. Is the server running?`,
+    )
   }
-  if (response.status === 404) throw new CliError('TenantNotFound', `No tenant '${tenant}' on ${server}.`)
-  if (!response.ok) throw new CliError('ServerError', `Discovery failed with HTTP ${response.status}.`)
+  if (response.status === 404)
+    throw new CliError('TenantNotFound', `No tenant '${tenant}' on ${server}.`)
+  if (!response.ok)
+    throw new CliError('ServerError', `Discovery failed with HTTP ${response.status}.`)
   return (await response.json()) as ServerMetadata
 }
 
@@ -57,7 +66,10 @@ async function tokenRequest(
   const body = (await response.json().catch(() => ({}))) as Record<string, unknown>
   if (!response.ok) {
     const code = typeof body.error === 'string' ? body.error : 'token_error'
-    const description = typeof body.error_description === 'string' ? body.error_description : `HTTP ${response.status}`
+    const description =
+      typeof body.error_description === 'string'
+        ? body.error_description
+        : `HTTP ${response.status}`
     throw new CliError(code, `Sign-in refused: ${description}`)
   }
   const expiresIn = typeof body.expires_in === 'number' ? body.expires_in : 600
@@ -97,7 +109,12 @@ function pkceRequest(metadata: ServerMetadata, redirectUri: string): PkceRequest
   }
 }
 
-function exchangeCode(fetchFn: typeof fetch, metadata: ServerMetadata, request: PkceRequest, code: string) {
+function exchangeCode(
+  fetchFn: typeof fetch,
+  metadata: ServerMetadata,
+  request: PkceRequest,
+  code: string,
+) {
   return tokenRequest(fetchFn, metadata, {
     grant_type: 'authorization_code',
     code,
@@ -110,9 +127,16 @@ function exchangeCode(fetchFn: typeof fetch, metadata: ServerMetadata, request: 
 function codeFrom(location: string, state: string): string {
   const url = new URL(location)
   const error = url.searchParams.get('error')
-  if (error) throw new CliError(error, `Sign-in refused: ${url.searchParams.get('error_description') ?? error}`)
+  if (error)
+    throw new CliError(
+      error,
+      `Sign-in refused: ${url.searchParams.get('error_description') ?? error}`,
+    )
   if (url.searchParams.get('state') !== state) {
-    throw new CliError('StateMismatch', 'The sign-in answer does not belong to this request; try again.')
+    throw new CliError(
+      'StateMismatch',
+      'The sign-in answer does not belong to this request; try again.',
+    )
   }
   const code = url.searchParams.get('code')
   if (!code) throw new CliError('NoCode', 'The sign-in answer carried no authorization code.')
@@ -131,7 +155,7 @@ export async function signInWithBrowser(options: {
 }): Promise<TokenSet> {
   let settle!: { resolve: (code: string) => void; reject: (e: Error) => void }
   const received = new Promise<string>((resolve, reject) => (settle = { resolve, reject }))
-  let request: PkceRequest | undefined
+  let request: PkceRequest | undefined = undefined
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1')
     if (url.pathname !== '/callback' || !request) {
@@ -144,7 +168,9 @@ export async function signInWithBrowser(options: {
       res.end('<!doctype html><title>Desklink</title><p>Signed in. You can close this window.</p>')
       settle.resolve(code)
     } catch (error) {
-      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end((error as Error).message)
+      res
+        .writeHead(400, { 'content-type': 'text/plain; charset=utf-8' })
+        .end((error as Error).message)
       settle.reject(error as Error)
     }
   })
@@ -153,7 +179,10 @@ export async function signInWithBrowser(options: {
   request = pkceRequest(options.metadata, `http://127.0.0.1:${port}/callback`)
   options.showUrl(request.url)
   const timer = setTimeout(
-    () => settle.reject(new CliError('SignInTimedOut', 'No sign-in arrived in time; run desklink login again.')),
+    () =>
+      settle.reject(
+        new CliError('SignInTimedOut', 'No sign-in arrived in time; run desklink login again.'),
+      ),
     options.timeoutMs,
   )
   try {
@@ -180,11 +209,20 @@ export async function signInWithPassword(options: {
     method: 'POST',
     redirect: 'manual',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ ...request.params, username: options.username, password: options.password }).toString(),
+    body: new URLSearchParams({
+      ...request.params,
+      username: options.username,
+      password: options.password,
+    }).toString(),
   })
   const location = response.headers.get('location')
-  if (response.status === 401) throw new CliError('InvalidCredentials', 'The user name or password is incorrect, or the account is deactivated.')
-  if (response.status !== 302 || !location) throw new CliError('SignInFailed', `Sign-in failed with HTTP ${response.status}.`)
+  if (response.status === 401)
+    throw new CliError(
+      'InvalidCredentials',
+      'The user name or password is incorrect, or the account is deactivated.',
+    )
+  if (response.status !== 302 || !location)
+    throw new CliError('SignInFailed', `Sign-in failed with HTTP ${response.status}.`)
   return exchangeCode(options.fetchFn, options.metadata, request, codeFrom(location, request.state))
 }
 
@@ -211,7 +249,11 @@ export async function clientCredentialsWithKey(
 ): Promise<TokenSet> {
   const key = createPrivateKey(privateKeyPem)
   const alg =
-    key.asymmetricKeyType === 'ed25519' ? 'EdDSA' : key.asymmetricKeyType === 'ec' ? 'ES256' : 'RS256'
+    key.asymmetricKeyType === 'ed25519'
+      ? 'EdDSA'
+      : key.asymmetricKeyType === 'ec'
+        ? 'ES256'
+        : 'RS256'
   const assertion = await new SignJWT({})
     .setProtectedHeader({ alg })
     .setIssuer(clientId)
@@ -229,7 +271,11 @@ export async function clientCredentialsWithKey(
   })
 }
 
-export function refresh(fetchFn: typeof fetch, metadata: ServerMetadata, refreshToken: string): Promise<TokenSet> {
+export function refresh(
+  fetchFn: typeof fetch,
+  metadata: ServerMetadata,
+  refreshToken: string,
+): Promise<TokenSet> {
   return tokenRequest(fetchFn, metadata, {
     grant_type: 'refresh_token',
     refresh_token: refreshToken,

@@ -28,13 +28,17 @@ const id = (value: string) => encodeURIComponent(value)
 function status(value: string | undefined): 'active' | 'deactivated' | undefined {
   if (value === undefined) return undefined
   if (value === 'active' || value === 'deactivated') return value
-  throw new CliError('InvalidOption', `--status takes active or deactivated, not '${value}'.`, { exitCode: 2 })
+  throw new CliError('InvalidOption', `--status takes active or deactivated, not '${value}'.`, {
+    exitCode: 2,
+  })
 }
 
 export function registerAdminCommands(program: Command, io: CliIo): void {
   const api = () => apiClientFor(io)
 
-  const tenants = program.command('tenants').description('Tenants: each is its own token issuer (platform administrator).')
+  const tenants = program
+    .command('tenants')
+    .description('Tenants: each is its own token issuer (platform administrator).')
   tenants
     .command('list')
     .description('List tenants.')
@@ -48,24 +52,43 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .description('Create a tenant with a default environment and its first administrator.')
     .requiredOption('--display-name <name>', 'display name')
     .option('--admin-username <name>', 'first administrator', 'admin')
-    .option('--admin-password-stdin', 'read the administrator password from stdin (else one is generated)')
+    .option(
+      '--admin-password-stdin',
+      'read the administrator password from stdin (else one is generated)',
+    )
     .option('--json', 'print JSON')
     .action(async (slug, o) => {
-      const adminPassword = o.adminPasswordStdin ? (await io.readStdin()).replace(/\r?\n$/, '') : undefined
-      const created = await api().request<{ tenant: Tenant; environment: Environment; admin: User & { password?: string } }>(
-        'POST',
-        '/tenants',
-        { slug, displayName: o.displayName, adminUsername: o.adminUsername, ...(adminPassword && { adminPassword }) },
-      )
+      const adminPassword = o.adminPasswordStdin
+        ? (await io.readStdin()).replace(/\r?\n$/, '')
+        : undefined
+      const created = await api().request<{
+        tenant: Tenant
+        environment: Environment
+        admin: User & { password?: string }
+      }>('POST', '/tenants', {
+        slug,
+        displayName: o.displayName,
+        adminUsername: o.adminUsername,
+        ...(adminPassword && { adminPassword }),
+      })
       if (o.json) return printObject(io, o, created)
-      printObject(io, o, { tenant: created.tenant.slug, id: created.tenant.id, issuer: created.tenant.issuer, environment: created.environment.name, admin: created.admin.username })
-      if (created.admin.password) io.out(`Administrator password (shown this once): ${created.admin.password}\n`)
+      printObject(io, o, {
+        tenant: created.tenant.slug,
+        id: created.tenant.id,
+        issuer: created.tenant.issuer,
+        environment: created.environment.name,
+        admin: created.admin.username,
+      })
+      if (created.admin.password)
+        io.out(`Administrator password (shown this once): ${created.admin.password}\n`)
     })
   tenants
     .command('show <tenantId>')
     .description('Show a tenant.')
     .option('--json', 'print JSON')
-    .action(async (tenantId, o) => printObject(io, o, await api().request<Tenant>('GET', `/tenants/${id(tenantId)}`)))
+    .action(async (tenantId, o) =>
+      printObject(io, o, await api().request<Tenant>('GET', `/tenants/${id(tenantId)}`)),
+    )
   tenants
     .command('update <tenantId>')
     .description('Rename, deactivate or reactivate a tenant.')
@@ -73,10 +96,20 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .option('--status <status>', 'active or deactivated')
     .option('--json', 'print JSON')
     .action(async (tenantId, o) =>
-      printObject(io, o, await api().request<Tenant>('PATCH', `/tenants/${id(tenantId)}`, { displayName: o.displayName, status: status(o.status) })),
+      printObject(
+        io,
+        o,
+        await api().request<Tenant>('PATCH', `/tenants/${id(tenantId)}`, {
+          displayName: o.displayName,
+          status: status(o.status),
+        }),
+      ),
     )
 
-  const environments = program.command('environments').alias('env').description('Environments: where machines, connections, flows and runs live.')
+  const environments = program
+    .command('environments')
+    .alias('env')
+    .description('Environments: where machines, connections, flows and runs live.')
   environments
     .command('list')
     .description('List environments you have a role in (all, for tenant administrators).')
@@ -90,12 +123,27 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .description('Create an environment (tenant administrator).')
     .option('--description <text>', 'description', '')
     .option('--json', 'print JSON')
-    .action(async (name, o) => printObject(io, o, await api().request<Environment>('POST', '/environments', { name, description: o.description })))
+    .action(async (name, o) =>
+      printObject(
+        io,
+        o,
+        await api().request<Environment>('POST', '/environments', {
+          name,
+          description: o.description,
+        }),
+      ),
+    )
   environments
     .command('show <environmentId>')
     .description('Show an environment.')
     .option('--json', 'print JSON')
-    .action(async (environmentId, o) => printObject(io, o, await api().request<Environment>('GET', `/environments/${id(environmentId)}`)))
+    .action(async (environmentId, o) =>
+      printObject(
+        io,
+        o,
+        await api().request<Environment>('GET', `/environments/${id(environmentId)}`),
+      ),
+    )
   environments
     .command('update <environmentId>')
     .description('Rename or describe an environment.')
@@ -103,7 +151,14 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .option('--description <text>', 'new description')
     .option('--json', 'print JSON')
     .action(async (environmentId, o) =>
-      printObject(io, o, await api().request<Environment>('PATCH', `/environments/${id(environmentId)}`, { name: o.name, description: o.description })),
+      printObject(
+        io,
+        o,
+        await api().request<Environment>('PATCH', `/environments/${id(environmentId)}`, {
+          name: o.name,
+          description: o.description,
+        }),
+      ),
     )
   environments
     .command('delete <environmentId>')
@@ -125,7 +180,9 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     })
   users
     .command('create <username>')
-    .description('Create a user. Without --password-stdin a password is generated and printed once.')
+    .description(
+      'Create a user. Without --password-stdin a password is generated and printed once.',
+    )
     .option('--display-name <name>', 'display name')
     .option('--password-stdin', 'read the password from stdin')
     .option('--tenant-admin', 'make the user a tenant administrator')
@@ -147,7 +204,9 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .command('show <userId>')
     .description('Show a user.')
     .option('--json', 'print JSON')
-    .action(async (userId, o) => printObject(io, o, await api().request<User>('GET', `/users/${id(userId)}`)))
+    .action(async (userId, o) =>
+      printObject(io, o, await api().request<User>('GET', `/users/${id(userId)}`)),
+    )
   users
     .command('update <userId>')
     .description('Update a user: display name, status, tenant administrator, password.')
@@ -158,11 +217,24 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .option('--json', 'print JSON')
     .action(async (userId, o) => {
       const password = o.passwordStdin ? (await io.readStdin()).replace(/\r?\n$/, '') : undefined
-      const isTenantAdmin = o.tenantAdmin === undefined ? undefined : /^(yes|true|1)$/i.test(o.tenantAdmin)
-      printObject(io, o, await api().request<User>('PATCH', `/users/${id(userId)}`, { displayName: o.displayName, status: status(o.status), isTenantAdmin, password }))
+      const isTenantAdmin =
+        o.tenantAdmin === undefined ? undefined : /^(yes|true|1)$/i.test(o.tenantAdmin)
+      printObject(
+        io,
+        o,
+        await api().request<User>('PATCH', `/users/${id(userId)}`, {
+          displayName: o.displayName,
+          status: status(o.status),
+          isTenantAdmin,
+          password,
+        }),
+      )
     })
 
-  const sps = program.command('service-principals').alias('sp').description('Service principals: applications that call the API.')
+  const sps = program
+    .command('service-principals')
+    .alias('sp')
+    .description('Service principals: applications that call the API.')
   sps
     .command('list')
     .description('List service principals.')
@@ -178,11 +250,9 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .option('--no-secret', 'create it without a client secret (add a certificate instead)')
     .option('--json', 'print JSON')
     .action(async (name, o) => {
-      const sp = await api().request<ServicePrincipal & { secret?: ServicePrincipalCredential & { clientSecret: string } }>(
-        'POST',
-        '/service-principals',
-        { name, description: o.description, withSecret: o.secret },
-      )
+      const sp = await api().request<
+        ServicePrincipal & { secret?: ServicePrincipalCredential & { clientSecret: string } }
+      >('POST', '/service-principals', { name, description: o.description, withSecret: o.secret })
       if (o.json) return printObject(io, o, sp)
       printObject(io, o, { clientId: sp.clientId, name: sp.name, status: sp.status })
       if (sp.secret) io.out(`Client secret (shown this once): ${sp.secret.clientSecret}\n`)
@@ -191,7 +261,13 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .command('show <clientId>')
     .description('Show a service principal.')
     .option('--json', 'print JSON')
-    .action(async (clientId, o) => printObject(io, o, await api().request<ServicePrincipal>('GET', `/service-principals/${id(clientId)}`)))
+    .action(async (clientId, o) =>
+      printObject(
+        io,
+        o,
+        await api().request<ServicePrincipal>('GET', `/service-principals/${id(clientId)}`),
+      ),
+    )
   sps
     .command('update <clientId>')
     .description('Rename, describe, deactivate or reactivate a service principal.')
@@ -200,7 +276,15 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .option('--status <status>', 'active or deactivated')
     .option('--json', 'print JSON')
     .action(async (clientId, o) =>
-      printObject(io, o, await api().request<ServicePrincipal>('PATCH', `/service-principals/${id(clientId)}`, { name: o.name, description: o.description, status: status(o.status) })),
+      printObject(
+        io,
+        o,
+        await api().request<ServicePrincipal>('PATCH', `/service-principals/${id(clientId)}`, {
+          name: o.name,
+          description: o.description,
+          status: status(o.status),
+        }),
+      ),
     )
   sps
     .command('delete <clientId>')
@@ -215,7 +299,10 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .description('List the secrets and certificates of a service principal (never their values).')
     .option('--json', 'print JSON')
     .action(async (clientId, o) => {
-      const { items } = await api().request<Items<ServicePrincipalCredential>>('GET', `/service-principals/${id(clientId)}/credentials`)
+      const { items } = await api().request<Items<ServicePrincipalCredential>>(
+        'GET',
+        `/service-principals/${id(clientId)}/credentials`,
+      )
       printTable(io, o, items, ['id', 'kind', 'hint', 'expiresAt', 'createdAt'], items)
     })
   sps
@@ -239,42 +326,72 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .option('--json', 'print JSON')
     .action(async (clientId, file, o) => {
       const publicKey = readFileSync(resolve(io.cwd, file), 'utf8')
-      printObject(io, o, await api().request<ServicePrincipalCredential>('POST', `/service-principals/${id(clientId)}/certificates`, { publicKey }))
+      printObject(
+        io,
+        o,
+        await api().request<ServicePrincipalCredential>(
+          'POST',
+          `/service-principals/${id(clientId)}/certificates`,
+          { publicKey },
+        ),
+      )
     })
   sps
     .command('remove-credential <clientId> <credentialId>')
     .description('Remove a secret or certificate.')
     .option('--json', 'print JSON')
     .action(async (clientId, credentialId, o) => {
-      await api().request('DELETE', `/service-principals/${id(clientId)}/credentials/${id(credentialId)}`)
+      await api().request(
+        'DELETE',
+        `/service-principals/${id(clientId)}/credentials/${id(credentialId)}`,
+      )
       printObject(io, o, { deleted: credentialId })
     })
 
-  const roles = program.command('roles').description('Environment roles: EnvironmentAdmin, EnvironmentMaker, MachineOwner, MachineUser.')
+  const roles = program
+    .command('roles')
+    .description(
+      'Environment roles: EnvironmentAdmin, EnvironmentMaker, MachineOwner, MachineUser.',
+    )
   roles
     .command('list')
     .description('List the role assignments of an environment.')
     .requiredOption('--environment <id>', 'environment id')
     .option('--json', 'print JSON')
     .action(async (o) => {
-      const { items } = await api().request<Items<RoleAssignment>>('GET', `/environments/${id(o.environment)}/role-assignments`)
+      const { items } = await api().request<Items<RoleAssignment>>(
+        'GET',
+        `/environments/${id(o.environment)}/role-assignments`,
+      )
       printTable(io, o, items, ['id', 'role', 'principalType', 'principalId'], items)
     })
   roles
     .command('assign <role>')
-    .description('Give a user (--user) or service principal (--service-principal) a role in an environment.')
+    .description(
+      'Give a user (--user) or service principal (--service-principal) a role in an environment.',
+    )
     .requiredOption('--environment <id>', 'environment id')
     .option('--user <id>', 'user id')
     .option('--service-principal <clientId>', 'service principal client id')
     .option('--json', 'print JSON')
     .action(async (role, o) => {
       if (Boolean(o.user) === Boolean(o.servicePrincipal)) {
-        throw new CliError('InvalidOption', 'Name exactly one of --user or --service-principal.', { exitCode: 2 })
+        throw new CliError('InvalidOption', 'Name exactly one of --user or --service-principal.', {
+          exitCode: 2,
+        })
       }
       const body = o.user
         ? { principalType: 'user', principalId: o.user, role }
         : { principalType: 'servicePrincipal', principalId: o.servicePrincipal, role }
-      printObject(io, o, await api().request<RoleAssignment>('POST', `/environments/${id(o.environment)}/role-assignments`, body))
+      printObject(
+        io,
+        o,
+        await api().request<RoleAssignment>(
+          'POST',
+          `/environments/${id(o.environment)}/role-assignments`,
+          body,
+        ),
+      )
     })
   roles
     .command('remove <assignmentId>')
@@ -282,7 +399,10 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .requiredOption('--environment <id>', 'environment id')
     .option('--json', 'print JSON')
     .action(async (assignmentId, o) => {
-      await api().request('DELETE', `/environments/${id(o.environment)}/role-assignments/${id(assignmentId)}`)
+      await api().request(
+        'DELETE',
+        `/environments/${id(o.environment)}/role-assignments/${id(assignmentId)}`,
+      )
       printObject(io, o, { deleted: assignmentId })
     })
 }

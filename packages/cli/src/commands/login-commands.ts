@@ -52,12 +52,20 @@ export function registerLoginCommands(program: Command, io: CliIo): void {
     .option('--password-stdin', 'read the password from standard input (with --username)')
     .option('--client-id <id>', 'sign in as the service principal with this client id')
     .option('--client-secret-stdin', 'read the client secret from standard input')
-    .option('--certificate-key <file>', 'private key (PEM) of a certificate registered on the service principal')
+    .option(
+      '--certificate-key <file>',
+      'private key (PEM) of a certificate registered on the service principal',
+    )
     .option('--no-browser', 'print the sign-in URL instead of opening a browser')
     .option('--timeout <seconds>', 'how long to wait for the browser sign-in', '300')
     .option('--json', 'print the result as JSON')
     .action(async (options) => {
-      const server = (options.server ?? io.env.DESKLINK_SERVER ?? loadProfile(io)?.server ?? DEFAULT_SERVER).replace(/\/$/, '')
+      const server = (
+        options.server ??
+        io.env.DESKLINK_SERVER ??
+        loadProfile(io)?.server ??
+        DEFAULT_SERVER
+      ).replace(/\/$/, '')
       const metadata = await discover(io.fetch, server, options.tenant)
       let tokens: TokenSet
       let profileExtras: Partial<Profile> = {}
@@ -68,29 +76,51 @@ export function registerLoginCommands(program: Command, io: CliIo): void {
         clientId = options.clientId
         if (options.certificateKey) {
           const keyFile = resolve(io.cwd, options.certificateKey)
-          tokens = await clientCredentialsWithKey(io.fetch, metadata, clientId, readFileSync(keyFile, 'utf8'))
+          tokens = await clientCredentialsWithKey(
+            io.fetch,
+            metadata,
+            clientId,
+            readFileSync(keyFile, 'utf8'),
+          )
           profileExtras = { privateKeyFile: keyFile }
         } else {
-          const secret = options.clientSecretStdin ? (await io.readStdin()).trim() : io.env.DESKLINK_CLIENT_SECRET
+          const secret = options.clientSecretStdin
+            ? (await io.readStdin()).trim()
+            : io.env.DESKLINK_CLIENT_SECRET
           if (!secret) {
-            throw new CliError('MissingSecret', 'Pass the client secret on stdin with --client-secret-stdin, set DESKLINK_CLIENT_SECRET, or use --certificate-key.', { exitCode: 2 })
+            throw new CliError(
+              'MissingSecret',
+              'Pass the client secret on stdin with --client-secret-stdin, set DESKLINK_CLIENT_SECRET, or use --certificate-key.',
+              { exitCode: 2 },
+            )
           }
           tokens = await clientCredentialsWithSecret(io.fetch, metadata, clientId, secret)
           profileExtras = { clientSecret: secret }
         }
       } else if (options.username) {
         if (!options.passwordStdin) {
-          throw new CliError('MissingPassword', 'With --username, pass the password on stdin and add --password-stdin.', { exitCode: 2 })
+          throw new CliError(
+            'MissingPassword',
+            'With --username, pass the password on stdin and add --password-stdin.',
+            { exitCode: 2 },
+          )
         }
         const password = (await io.readStdin()).replace(/\r?\n$/, '')
-        tokens = await signInWithPassword({ fetchFn: io.fetch, metadata, username: options.username, password })
+        tokens = await signInWithPassword({
+          fetchFn: io.fetch,
+          metadata,
+          username: options.username,
+          password,
+        })
       } else {
         tokens = await signInWithBrowser({
           fetchFn: io.fetch,
           metadata,
           timeoutMs: Number(options.timeout) * 1000,
           showUrl: (url) => {
-            io.err(`Open this address in a browser to sign in:\n\n  ${url}\n\nWaiting for the sign-in…\n`)
+            io.err(
+              `Open this address in a browser to sign in:\n\n  ${url}\n\nWaiting for the sign-in…\n`,
+            )
             if (options.browser) tryOpenBrowser(url)
           },
         })
@@ -107,8 +137,23 @@ export function registerLoginCommands(program: Command, io: CliIo): void {
       }
       saveProfile(io, profile)
       const me = await apiClientFor(io).request<Me>('GET', '/me')
-      if (options.json) printObject(io, { json: true }, { signedIn: true, server, tenant: me.tenant.slug, principalType, id: me.id, name: me.name })
-      else io.out(`Signed in to ${server} as ${me.name} (${principalType === 'user' ? 'user' : 'service principal'}, tenant ${me.tenant.slug}).\n`)
+      if (options.json)
+        printObject(
+          io,
+          { json: true },
+          {
+            signedIn: true,
+            server,
+            tenant: me.tenant.slug,
+            principalType,
+            id: me.id,
+            name: me.name,
+          },
+        )
+      else
+        io.out(
+          `Signed in to ${server} as ${me.name} (${principalType === 'user' ? 'user' : 'service principal'}, tenant ${me.tenant.slug}).\n`,
+        )
     })
 
   program
@@ -132,15 +177,19 @@ export function registerLoginCommands(program: Command, io: CliIo): void {
         printObject(io, { json: true }, { server: client.profile.server, ...me })
         return
       }
-      printObject(io, {}, {
-        server: client.profile.server,
-        name: me.name,
-        type: me.principalType,
-        id: me.id,
-        tenant: `${me.tenant.slug} (${me.tenant.id})`,
-        tenantAdmin: me.isTenantAdmin ? 'yes' : 'no',
-        platformAdmin: me.isPlatformAdmin ? 'yes' : 'no',
-        roles: me.roles.map((r) => `${r.role}@${r.environmentName}`).join(', ') || '(none)',
-      })
+      printObject(
+        io,
+        {},
+        {
+          server: client.profile.server,
+          name: me.name,
+          type: me.principalType,
+          id: me.id,
+          tenant: `${me.tenant.slug} (${me.tenant.id})`,
+          tenantAdmin: me.isTenantAdmin ? 'yes' : 'no',
+          platformAdmin: me.isPlatformAdmin ? 'yes' : 'no',
+          roles: me.roles.map((r) => `${r.role}@${r.environmentName}`).join(', ') || '(none)',
+        },
+      )
     })
 }

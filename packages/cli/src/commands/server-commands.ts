@@ -9,7 +9,12 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 
 import type { Command } from '@commander-js/extra-typings'
-import { createLogger, resolveServerConfig, type RunningServer, startServer } from '@desklink/server'
+import {
+  createLogger,
+  resolveServerConfig,
+  type RunningServer,
+  startServer,
+} from '@desklink/server'
 import { pino } from 'pino'
 
 import type { CliIo } from '../io.ts'
@@ -23,7 +28,11 @@ interface ServerOptions {
   logLevel?: string
 }
 
-async function runUntilStopped(io: CliIo, server: RunningServer, stop: Promise<string>): Promise<void> {
+async function runUntilStopped(
+  io: CliIo,
+  server: RunningServer,
+  stop: Promise<string>,
+): Promise<void> {
   const signal = await stop
   io.err(`\n${signal} received: shutting down…\n`)
   await server.close()
@@ -32,9 +41,13 @@ async function runUntilStopped(io: CliIo, server: RunningServer, stop: Promise<s
 
 function printFirstStart(io: CliIo, server: RunningServer, write: (text: string) => void): void {
   if (!server.bootstrap.created) return
-  write(`First start: created tenant 'default', environment 'default' and administrator '${server.bootstrap.adminUsername ?? ''}'.\n`)
+  write(
+    `First start: created tenant 'default', environment 'default' and administrator '${server.bootstrap.adminUsername ?? ''}'.\n`,
+  )
   if (server.bootstrap.generatedPassword) {
-    write(`Administrator password (shown this once, store it now): ${server.bootstrap.generatedPassword}\n`)
+    write(
+      `Administrator password (shown this once, store it now): ${server.bootstrap.generatedPassword}\n`,
+    )
   }
   void io
 }
@@ -42,17 +55,28 @@ function printFirstStart(io: CliIo, server: RunningServer, write: (text: string)
 export function registerServerCommands(program: Command, io: CliIo): void {
   const withServerOptions = <C extends Command>(command: C) =>
     command
-      .option('--port <port>', 'TCP port to listen on, 0 for any free port (env DESKLINK_PORT; default 8470)')
+      .option(
+        '--port <port>',
+        'TCP port to listen on, 0 for any free port (env DESKLINK_PORT; default 8470)',
+      )
       .option('--host <host>', 'address to bind (env DESKLINK_HOST)')
-      .option('--data-dir <dir>', 'directory for the database and key files (env DESKLINK_DATA_DIR)')
+      .option(
+        '--data-dir <dir>',
+        'directory for the database and key files (env DESKLINK_DATA_DIR)',
+      )
       .option('--database-url <url>', 'postgres://… or a SQLite file (env DESKLINK_DATABASE_URL)')
       .option('--public-url <url>', 'URL clients use to reach the server (env DESKLINK_PUBLIC_URL)')
-      .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env DESKLINK_LOG_LEVEL)')
+      .option(
+        '--log-level <level>',
+        'fatal, error, warn, info, debug, trace or silent (env DESKLINK_LOG_LEVEL)',
+      )
 
   withServerOptions(
     program
       .command('server')
-      .description('Run the Desklink server (API, OAuth2 token issuer). Logs JSON lines to stdout.'),
+      .description(
+        'Run the Desklink server (API, OAuth2 token issuer). Logs JSON lines to stdout.',
+      ),
   ).action(async (options: ServerOptions) => {
     const stop = io.waitForStop()
     const config = resolveServerConfig(io.env, options)
@@ -86,7 +110,9 @@ export function registerServerCommands(program: Command, io: CliIo): void {
     const server = await startServer(config, logger)
     io.out(`Desklink is running at ${server.url}\n`)
     io.out(`  data:     ${config.dataDir}\n`)
-    io.out(`  database: ${/^postgres/i.test(config.databaseUrl) ? 'PostgreSQL' : config.databaseUrl}\n`)
+    io.out(
+      `  database: ${/^postgres/i.test(config.databaseUrl) ? 'PostgreSQL' : config.databaseUrl}\n`,
+    )
     io.out(`  logs:     ${logFile}\n`)
     printFirstStart(io, server, (text) => io.out(text))
     io.out(`\nSign in from another terminal:\n  desklink login --server ${server.publicUrl}\n`)

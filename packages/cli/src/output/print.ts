@@ -9,8 +9,12 @@ export interface OutputOptions {
   readonly json?: boolean | undefined
 }
 
-const cell = (value: unknown): string =>
-  value === null || value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value)
+const cell = (value: unknown): string => {
+  if (value === null || value === undefined) return ''
+  if (typeof value === 'string') return value
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  return JSON.stringify(value)
+}
 
 /** Prints rows as a table with the given columns, or the raw value with `--json`. */
 export function printTable<T extends Record<string, unknown>>(
@@ -31,13 +35,21 @@ export function printTable<T extends Record<string, unknown>>(
   const widths = columns.map((column) =>
     Math.max(column.length, ...rows.map((row) => cell(row[column]).length)),
   )
-  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i] ?? 0)).join('  ').trimEnd()
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd()
   io.out(`${line(columns.map((c) => c.toUpperCase()))}\n`)
   for (const row of rows) io.out(`${line(columns.map((c) => cell(row[c])))}\n`)
 }
 
 /** Prints one object as `key: value` lines, or as JSON with `--json`. */
-export function printObject(io: CliIo, options: OutputOptions, value: Record<string, unknown>): void {
+export function printObject(
+  io: CliIo,
+  options: OutputOptions,
+  value: Record<string, unknown>,
+): void {
   if (options.json) {
     io.out(`${JSON.stringify(value, null, 2)}\n`)
     return

@@ -66,7 +66,10 @@ export const Environment = z.object({
 })
 export type Environment = z.infer<typeof Environment>
 
-export const CreateEnvironmentRequest = z.strictObject({ name: Name, description: Description.default('') })
+export const CreateEnvironmentRequest = z.strictObject({
+  name: Name,
+  description: Description.default(''),
+})
 export const UpdateEnvironmentRequest = z.strictObject({
   name: Name.optional(),
   description: Description.optional(),
@@ -168,7 +171,9 @@ export const Me = z.object({
   isTenantAdmin: z.boolean(),
   isPlatformAdmin: z.boolean(),
   scopes: z.array(z.string()),
-  roles: z.array(z.object({ environmentId: Id, environmentName: z.string(), role: EnvironmentRole })),
+  roles: z.array(
+    z.object({ environmentId: Id, environmentName: z.string(), role: EnvironmentRole }),
+  ),
 })
 export type Me = z.infer<typeof Me>
 

@@ -106,7 +106,8 @@ export const ERROR_CODES = {
   InvalidCertificate: {
     status: 400,
     message: 'The certificate or public key could not be read.',
-    remediation: 'Send an SPKI PEM public key or an X.509 certificate in PEM form (EC P-256 or Ed25519).',
+    remediation:
+      'Send an SPKI PEM public key or an X.509 certificate in PEM form (EC P-256 or Ed25519).',
   },
   RateLimited: {
     status: 429,

@@ -75,7 +75,12 @@ export const SERVER_DEFAULTS = {
   shutdownTimeoutMs: 10_000,
 } as const satisfies Partial<ServerConfig>
 
-function integer(name: string, raw: string | number | undefined, fallback: number, min: number): number {
+function integer(
+  name: string,
+  raw: string | number | undefined,
+  fallback: number,
+  min: number,
+): number {
   if (raw === undefined || raw === '') return fallback
   const value = typeof raw === 'number' ? raw : Number(raw)
   if (!Number.isInteger(value) || value < min) {
@@ -108,16 +113,26 @@ export function resolveServerConfig(
   const databaseUrl =
     rawDatabase === undefined || rawDatabase === ''
       ? join(dataDir, 'desklink.db')
-      : /^postgres(ql)?:\/\//i.test(rawDatabase) || rawDatabase === ':memory:' || isAbsolute(rawDatabase)
+      : /^postgres(ql)?:\/\//i.test(rawDatabase) ||
+          rawDatabase === ':memory:' ||
+          isAbsolute(rawDatabase)
         ? rawDatabase
         : resolve(rawDatabase)
   const logLevel = flags.logLevel ?? env.DESKLINK_LOG_LEVEL ?? SERVER_DEFAULTS.logLevel
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new TypeError(`DESKLINK_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`)
+    throw new TypeError(
+      `DESKLINK_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`,
+    )
   }
   const publicUrl = flags.publicUrl ?? env.DESKLINK_PUBLIC_URL
-  if (publicUrl !== undefined && publicUrl !== '' && !/^https?:\/\/[^/]+$/.test(publicUrl.replace(/\/$/, ''))) {
-    throw new TypeError(`DESKLINK_PUBLIC_URL must be an http(s) origin such as https://desklink.example.com, got '${publicUrl}'`)
+  if (
+    publicUrl !== undefined &&
+    publicUrl !== '' &&
+    !/^https?:\/\/[^/]+$/.test(publicUrl.replace(/\/$/, ''))
+  ) {
+    throw new TypeError(
+      `DESKLINK_PUBLIC_URL must be an http(s) origin such as https://desklink.example.com, got '${publicUrl}'`,
+    )
   }
   const adminPassword = env.DESKLINK_ADMIN_PASSWORD
   if (adminPassword !== undefined && adminPassword !== '' && adminPassword.length < 12) {
@@ -147,7 +162,12 @@ export function resolveServerConfig(
       SERVER_DEFAULTS.refreshTokenTtlSeconds,
       60,
     ),
-    maxBodyBytes: integer('DESKLINK_MAX_BODY_BYTES', env.DESKLINK_MAX_BODY_BYTES, SERVER_DEFAULTS.maxBodyBytes, 1024),
+    maxBodyBytes: integer(
+      'DESKLINK_MAX_BODY_BYTES',
+      env.DESKLINK_MAX_BODY_BYTES,
+      SERVER_DEFAULTS.maxBodyBytes,
+      1024,
+    ),
     shutdownTimeoutMs: integer(
       'DESKLINK_SHUTDOWN_TIMEOUT_MS',
       env.DESKLINK_SHUTDOWN_TIMEOUT_MS,

@@ -20,7 +20,10 @@ export class AppError extends Error {
   readonly status: number
   readonly details: unknown
 
-  constructor(code: ErrorCode, options: { message?: string; details?: unknown; cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode,
+    options: { message?: string; details?: unknown; cause?: unknown } = {},
+  ) {
     super(options.message ?? ERROR_CODES[code].message, { cause: options.cause })
     this.name = new.target.name
     this.code = code
@@ -32,5 +35,7 @@ export class AppError extends Error {
 /** Normalises anything thrown by code we do not own into an `Error`. */
 export function coerceError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown
-  return new Error(typeof thrown === 'string' ? thrown : 'Non-error value thrown', { cause: thrown })
+  return new Error(typeof thrown === 'string' ? thrown : 'Non-error value thrown', {
+    cause: thrown,
+  })
 }

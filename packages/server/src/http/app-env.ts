@@ -3,8 +3,8 @@
  *
  * @module
  */
-import type { Logger } from '../logging/index.ts'
 import type { Principal } from '../identity/principal.ts'
+import type { Logger } from '../logging/index.ts'
 
 export interface AppEnv {
   Variables: {

@@ -9,9 +9,9 @@
 import type { MiddlewareHandler } from 'hono'
 
 import { AppError } from '../errors/index.ts'
-import type { PrincipalStore } from '../identity/principal-store.ts'
 import type { Principal } from '../identity/principal.ts'
-import { API_SCOPE, type AccessTokenService } from '../tokens/access-token-service.ts'
+import type { PrincipalStore } from '../identity/principal-store.ts'
+import { type AccessTokenService, API_SCOPE } from '../tokens/access-token-service.ts'
 import type { AppEnv } from './app-env.ts'
 
 const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/
@@ -24,7 +24,8 @@ export function authenticate(deps: {
     const header = c.req.header('authorization')
     if (!header) throw new AppError('AuthenticationRequired')
     const match = BEARER.exec(header)
-    if (!match?.[1]) throw new AppError('InvalidToken', { details: { reason: 'not a bearer token' } })
+    if (!match?.[1])
+      throw new AppError('InvalidToken', { details: { reason: 'not a bearer token' } })
     const { tenant, claims, scopes } = await deps.tokens.verify(match[1])
     if (!scopes.includes(API_SCOPE)) {
       throw new AppError('InsufficientScope', { details: { requiredScope: API_SCOPE } })

@@ -5,7 +5,7 @@
  * @module
  */
 import type { OpenAPIHono } from '@hono/zod-openapi'
-import { Hono } from 'hono'
+import { Hono, type MiddlewareHandler } from 'hono'
 import { secureHeaders } from 'hono/secure-headers'
 
 import type { Logger } from '../logging/index.ts'
@@ -21,7 +21,7 @@ export interface AppParts {
   readonly version: string
   /** Resolves when the server may take work; rejects with the reason it may not. */
   readonly checkReady: () => Promise<void>
-  readonly authenticate: import('hono').MiddlewareHandler<AppEnv>
+  readonly authenticate: MiddlewareHandler<AppEnv>
   readonly oauthRoutes: Hono<AppEnv>
   readonly registerApiRoutes: (api: OpenAPIHono<AppEnv>) => void
 }

@@ -33,9 +33,12 @@ export function errorResponse(
 
 function wwwAuthenticateFor(code: ErrorCode): Record<string, string> {
   if (code === 'AuthenticationRequired') return { 'WWW-Authenticate': 'Bearer realm="desklink"' }
-  if (code === 'InvalidToken') return { 'WWW-Authenticate': 'Bearer realm="desklink", error="invalid_token"' }
+  if (code === 'InvalidToken')
+    return { 'WWW-Authenticate': 'Bearer realm="desklink", error="invalid_token"' }
   if (code === 'InsufficientScope') {
-    return { 'WWW-Authenticate': 'Bearer realm="desklink", error="insufficient_scope", scope="api"' }
+    return {
+      'WWW-Authenticate': 'Bearer realm="desklink", error="insufficient_scope", scope="api"',
+    }
   }
   return {}
 }

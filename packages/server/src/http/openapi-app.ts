@@ -17,8 +17,14 @@ const ErrorBodySchema = z.object({
 })
 
 const errorResponses = {
-  400: { description: 'Invalid request', content: { 'application/json': { schema: ErrorBodySchema } } },
-  401: { description: 'Missing or invalid token', content: { 'application/json': { schema: ErrorBodySchema } } },
+  400: {
+    description: 'Invalid request',
+    content: { 'application/json': { schema: ErrorBodySchema } },
+  },
+  401: {
+    description: 'Missing or invalid token',
+    content: { 'application/json': { schema: ErrorBodySchema } },
+  },
   403: { description: 'Not allowed', content: { 'application/json': { schema: ErrorBodySchema } } },
   404: { description: 'Not found', content: { 'application/json': { schema: ErrorBodySchema } } },
 } as const
@@ -32,9 +38,12 @@ export function createApiRouter(): OpenAPIHono<AppEnv> {
         path: issue.path.map(String).join('.'),
         message: issue.message,
       }))
-      throw new AppError(result.target === 'json' ? 'InvalidRequestBody' : 'InvalidQueryParameter', {
-        details: { issues },
-      })
+      throw new AppError(
+        result.target === 'json' ? 'InvalidRequestBody' : 'InvalidQueryParameter',
+        {
+          details: { issues },
+        },
+      )
     },
   })
 }
@@ -49,8 +58,9 @@ export function responses<S extends 200 | 201, T extends z.ZodType>(status: S, s
   return {
     ...errorResponses,
     [status]: { description: 'Success', content: { 'application/json': { schema } } },
-  } as { [K in S]: { description: string; content: { 'application/json': { schema: T } } } } &
-    typeof errorResponses
+  } as {
+    [K in S]: { description: string; content: { 'application/json': { schema: T } } }
+  } & typeof errorResponses
 }
 
 /** The responses of a route that answers 204 No Content on success. */

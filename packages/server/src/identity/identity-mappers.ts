@@ -25,7 +25,9 @@ export const toApiTenant = (tenant: TenantRecord, issuer: string): Tenant => ({
   createdAt: tenant.createdAt,
 })
 
-export const toApiEnvironment = (environment: EnvironmentRecord): Environment => ({ ...environment })
+export const toApiEnvironment = (environment: EnvironmentRecord): Environment => ({
+  ...environment,
+})
 
 export const toApiUser = (user: UserRecord): User => ({
   id: user.id,

@@ -34,7 +34,6 @@ import { z } from 'zod'
 
 import type { AppEnv } from '../http/app-env.ts'
 import { bearerAuth, createRoute, jsonBody, noContent, responses } from '../http/openapi-app.ts'
-import type { IdentityService } from './identity-service.ts'
 import {
   toApiCredential,
   toApiEnvironment,
@@ -43,6 +42,7 @@ import {
   toApiTenant,
   toApiUser,
 } from './identity-mappers.ts'
+import type { IdentityService } from './identity-service.ts'
 import { assertPlatformAdmin } from './principal.ts'
 
 const TenantParams = z.object({ tenantId: Id })
@@ -56,7 +56,13 @@ const route = <T extends Parameters<typeof createRoute>[0]>(config: T) =>
   createRoute({ security: bearerAuth, ...config })
 
 export const identityRouteDefinitions = {
-  me: route({ method: 'get', path: '/me', tags: ['Identity'], summary: 'Who am I', responses: responses(200, Me) }),
+  me: route({
+    method: 'get',
+    path: '/me',
+    tags: ['Identity'],
+    summary: 'Who am I',
+    responses: responses(200, Me),
+  }),
   listTenants: route({
     method: 'get',
     path: '/tenants',
@@ -70,7 +76,10 @@ export const identityRouteDefinitions = {
     tags: ['Tenants'],
     summary: 'Create a tenant with its first administrator (platform administrator)',
     request: { body: jsonBody(CreateTenantRequest) },
-    responses: responses(201, z.object({ tenant: Tenant, environment: Environment, admin: CreatedUser })),
+    responses: responses(
+      201,
+      z.object({ tenant: Tenant, environment: Environment, admin: CreatedUser }),
+    ),
   }),
   getTenant: route({
     method: 'get',
@@ -301,26 +310,41 @@ export function registerIdentityRoutes(
     )
   })
   app.openapi(r.getTenant, async (c) =>
-    c.json(tenantOut(await identity.getTenant(c.get('principal'), c.req.valid('param').tenantId)), 200),
+    c.json(
+      tenantOut(await identity.getTenant(c.get('principal'), c.req.valid('param').tenantId)),
+      200,
+    ),
   )
   app.openapi(r.updateTenant, async (c) =>
     c.json(
       tenantOut(
-        await identity.updateTenant(c.get('principal'), c.req.valid('param').tenantId, c.req.valid('json')),
+        await identity.updateTenant(
+          c.get('principal'),
+          c.req.valid('param').tenantId,
+          c.req.valid('json'),
+        ),
       ),
       200,
     ),
   )
 
   app.openapi(r.listEnvironments, async (c) =>
-    c.json({ items: (await identity.listEnvironments(c.get('principal'))).map(toApiEnvironment) }, 200),
+    c.json(
+      { items: (await identity.listEnvironments(c.get('principal'))).map(toApiEnvironment) },
+      200,
+    ),
   )
   app.openapi(r.createEnvironment, async (c) =>
-    c.json(toApiEnvironment(await identity.createEnvironment(c.get('principal'), c.req.valid('json'))), 201),
+    c.json(
+      toApiEnvironment(await identity.createEnvironment(c.get('principal'), c.req.valid('json'))),
+      201,
+    ),
   )
   app.openapi(r.getEnvironment, async (c) =>
     c.json(
-      toApiEnvironment(await identity.getEnvironment(c.get('principal'), c.req.valid('param').environmentId)),
+      toApiEnvironment(
+        await identity.getEnvironment(c.get('principal'), c.req.valid('param').environmentId),
+      ),
       200,
     ),
   )
@@ -372,9 +396,15 @@ export function registerIdentityRoutes(
     c.json({ items: (await identity.listUsers(c.get('principal'))).map(toApiUser) }, 200),
   )
   app.openapi(r.createUser, async (c) => {
-    const { user, generatedPassword } = await identity.createUser(c.get('principal'), c.req.valid('json'))
+    const { user, generatedPassword } = await identity.createUser(
+      c.get('principal'),
+      c.req.valid('json'),
+    )
     return c.json(
-      { ...toApiUser(user), ...(generatedPassword !== undefined && { password: generatedPassword }) },
+      {
+        ...toApiUser(user),
+        ...(generatedPassword !== undefined && { password: generatedPassword }),
+      },
       201,
     )
   })
@@ -384,7 +414,11 @@ export function registerIdentityRoutes(
   app.openapi(r.updateUser, async (c) =>
     c.json(
       toApiUser(
-        await identity.updateUser(c.get('principal'), c.req.valid('param').userId, c.req.valid('json')),
+        await identity.updateUser(
+          c.get('principal'),
+          c.req.valid('param').userId,
+          c.req.valid('json'),
+        ),
       ),
       200,
     ),
@@ -392,7 +426,11 @@ export function registerIdentityRoutes(
 
   app.openapi(r.listServicePrincipals, async (c) =>
     c.json(
-      { items: (await identity.listServicePrincipals(c.get('principal'))).map(toApiServicePrincipal) },
+      {
+        items: (await identity.listServicePrincipals(c.get('principal'))).map(
+          toApiServicePrincipal,
+        ),
+      },
       200,
     ),
   )
@@ -404,7 +442,9 @@ export function registerIdentityRoutes(
     return c.json(
       {
         ...toApiServicePrincipal(servicePrincipal),
-        ...(secret && { secret: { ...toApiCredential(secret.record), clientSecret: secret.clientSecret } }),
+        ...(secret && {
+          secret: { ...toApiCredential(secret.record), clientSecret: secret.clientSecret },
+        }),
       },
       201,
     )
@@ -412,7 +452,10 @@ export function registerIdentityRoutes(
   app.openapi(r.getServicePrincipal, async (c) =>
     c.json(
       toApiServicePrincipal(
-        await identity.getServicePrincipal(c.get('principal'), c.req.valid('param').servicePrincipalId),
+        await identity.getServicePrincipal(
+          c.get('principal'),
+          c.req.valid('param').servicePrincipalId,
+        ),
       ),
       200,
     ),
@@ -430,14 +473,20 @@ export function registerIdentityRoutes(
     ),
   )
   app.openapi(r.deleteServicePrincipal, async (c) => {
-    await identity.deleteServicePrincipal(c.get('principal'), c.req.valid('param').servicePrincipalId)
+    await identity.deleteServicePrincipal(
+      c.get('principal'),
+      c.req.valid('param').servicePrincipalId,
+    )
     return c.body(null, 204)
   })
   app.openapi(r.listCredentials, async (c) =>
     c.json(
       {
         items: (
-          await identity.listCredentials(c.get('principal'), c.req.valid('param').servicePrincipalId)
+          await identity.listCredentials(
+            c.get('principal'),
+            c.req.valid('param').servicePrincipalId,
+          )
         ).map(toApiCredential),
       },
       200,

@@ -8,7 +8,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 
 import type { EnvironmentRole, PrincipalType } from '@desklink/protocol'
-
 import type { Insertable } from 'kysely'
 
 import { AppError } from '../errors/index.ts'
@@ -52,7 +51,10 @@ export function createIdentityService(deps: IdentityServiceDeps) {
   const { tenants, principals, roles } = stores
   const now = () => clock.now().toISOString()
 
-  async function uniquely<T>(work: () => Promise<T>, code: 'NameAlreadyInUse' | 'RoleAssignmentExists'): Promise<T> {
+  async function uniquely<T>(
+    work: () => Promise<T>,
+    code: 'NameAlreadyInUse' | 'RoleAssignmentExists',
+  ): Promise<T> {
     try {
       return await work()
     } catch (error) {
@@ -61,18 +63,28 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     }
   }
 
-  async function environmentOf(principal: Principal, environmentId: string): Promise<EnvironmentRecord> {
+  async function environmentOf(
+    principal: Principal,
+    environmentId: string,
+  ): Promise<EnvironmentRecord> {
     const environment = await tenants.findEnvironment(principal.tenant.id, environmentId)
     if (!environment) throw notFound()
     return environment
   }
 
   async function rolesIn(principal: Principal, environmentId: string): Promise<EnvironmentRole[]> {
-    const assignments = await roles.listForPrincipal(principal.tenant.id, principal.type, principal.id)
+    const assignments = await roles.listForPrincipal(
+      principal.tenant.id,
+      principal.type,
+      principal.id,
+    )
     return assignments.filter((a) => a.environmentId === environmentId).map((a) => a.role)
   }
 
-  async function assertEnvironmentAdmin(principal: Principal, environmentId: string): Promise<void> {
+  async function assertEnvironmentAdmin(
+    principal: Principal,
+    environmentId: string,
+  ): Promise<void> {
     if (principal.isTenantAdmin) return
     if (!(await rolesIn(principal, environmentId)).includes('EnvironmentAdmin')) {
       throw new AppError('Forbidden', { details: { requiredRole: 'EnvironmentAdmin' } })
@@ -82,13 +94,13 @@ export function createIdentityService(deps: IdentityServiceDeps) {
   async function createUserRecord(
     store: PrincipalStore,
     input: {
-    tenantId: string
-    username: string
-    displayName?: string | undefined
-    password?: string | undefined
-    isTenantAdmin: boolean
-    isPlatformAdmin: boolean
-  },
+      tenantId: string
+      username: string
+      displayName?: string | undefined
+      password?: string | undefined
+      isTenantAdmin: boolean
+      isPlatformAdmin: boolean
+    },
   ): Promise<{ user: UserRecord; generatedPassword?: string }> {
     const generatedPassword = input.password === undefined ? generatePassword() : undefined
     const at = now()
@@ -131,13 +143,20 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     return { record, clientSecret }
   }
 
-  async function servicePrincipalOf(principal: Principal, id: string): Promise<ServicePrincipalRecord> {
+  async function servicePrincipalOf(
+    principal: Principal,
+    id: string,
+  ): Promise<ServicePrincipalRecord> {
     const sp = await principals.findServicePrincipal(principal.tenant.id, id)
     if (!sp) throw notFound()
     return sp
   }
 
-  async function assertPrincipalExists(tenantId: string, type: PrincipalType, id: string): Promise<void> {
+  async function assertPrincipalExists(
+    tenantId: string,
+    type: PrincipalType,
+    id: string,
+  ): Promise<void> {
     const found =
       type === 'user'
         ? await principals.findUser(tenantId, id)
@@ -161,7 +180,12 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       adminUsername: string
       adminPassword?: string | undefined
       isPlatformAdmin?: boolean
-    }): Promise<{ tenant: TenantRecord; environment: EnvironmentRecord; admin: UserRecord; generatedPassword?: string }> {
+    }): Promise<{
+      tenant: TenantRecord
+      environment: EnvironmentRecord
+      admin: UserRecord
+      generatedPassword?: string
+    }> {
       const tenantId = newId()
       const signingKey = await deps.prepareSigningKey(tenantId)
       return deps.transaction(async (tx) => {
@@ -275,7 +299,10 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     ): Promise<EnvironmentRecord> {
       await environmentOf(principal, id)
       await assertEnvironmentAdmin(principal, id)
-      await uniquely(() => tenants.updateEnvironment(principal.tenant.id, id, changes), 'NameAlreadyInUse')
+      await uniquely(
+        () => tenants.updateEnvironment(principal.tenant.id, id, changes),
+        'NameAlreadyInUse',
+      )
       return environmentOf(principal, id)
     },
 
@@ -295,10 +322,19 @@ export function createIdentityService(deps: IdentityServiceDeps) {
 
     async createUser(
       principal: Principal,
-      input: { username: string; displayName?: string | undefined; password?: string | undefined; isTenantAdmin: boolean },
+      input: {
+        username: string
+        displayName?: string | undefined
+        password?: string | undefined
+        isTenantAdmin: boolean
+      },
     ): Promise<{ user: UserRecord; generatedPassword?: string }> {
       assertTenantAdmin(principal)
-      return createUserRecord(principals, { ...input, tenantId: principal.tenant.id, isPlatformAdmin: false })
+      return createUserRecord(principals, {
+        ...input,
+        tenantId: principal.tenant.id,
+        isPlatformAdmin: false,
+      })
     },
 
     async updateUser(
@@ -331,7 +367,8 @@ export function createIdentityService(deps: IdentityServiceDeps) {
           displayName: changes.displayName,
           status: changes.status,
           isTenantAdmin: changes.isTenantAdmin,
-          passwordHash: changes.password === undefined ? undefined : await hashPassword(changes.password),
+          passwordHash:
+            changes.password === undefined ? undefined : await hashPassword(changes.password),
         },
         now(),
       )
@@ -346,7 +383,10 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     async createServicePrincipal(
       principal: Principal,
       input: { name: string; description: string; withSecret: boolean },
-    ): Promise<{ servicePrincipal: ServicePrincipalRecord; secret?: { record: SpCredentialRecord; clientSecret: string } }> {
+    ): Promise<{
+      servicePrincipal: ServicePrincipalRecord
+      secret?: { record: SpCredentialRecord; clientSecret: string }
+    }> {
       assertTenantAdmin(principal)
       return deps.transaction(async (tx) => {
         const at = now()
@@ -359,7 +399,10 @@ export function createIdentityService(deps: IdentityServiceDeps) {
           createdAt: at,
           updatedAt: at,
         }
-        await uniquely(() => tx.principals.insertServicePrincipal(servicePrincipal), 'NameAlreadyInUse')
+        await uniquely(
+          () => tx.principals.insertServicePrincipal(servicePrincipal),
+          'NameAlreadyInUse',
+        )
         if (!input.withSecret) return { servicePrincipal }
         const secret = await newSecret(tx.principals, principal.tenant.id, servicePrincipal.id, 365)
         return { servicePrincipal, secret }
@@ -369,7 +412,11 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     async updateServicePrincipal(
       principal: Principal,
       id: string,
-      changes: { name?: string | undefined; description?: string | undefined; status?: PrincipalStatus | undefined },
+      changes: {
+        name?: string | undefined
+        description?: string | undefined
+        status?: PrincipalStatus | undefined
+      },
     ): Promise<ServicePrincipalRecord> {
       await servicePrincipalOf(principal, id)
       assertTenantAdmin(principal)
@@ -427,10 +474,14 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     async removeCredential(principal: Principal, id: string, credentialId: string): Promise<void> {
       await servicePrincipalOf(principal, id)
       assertTenantAdmin(principal)
-      if (!(await principals.deleteCredential(principal.tenant.id, id, credentialId))) throw notFound()
+      if (!(await principals.deleteCredential(principal.tenant.id, id, credentialId)))
+        throw notFound()
     },
 
-    async listRoleAssignments(principal: Principal, environmentId: string): Promise<RoleAssignmentRecord[]> {
+    async listRoleAssignments(
+      principal: Principal,
+      environmentId: string,
+    ): Promise<RoleAssignmentRecord[]> {
       await this.getEnvironment(principal, environmentId)
       return roles.listForEnvironment(principal.tenant.id, environmentId)
     },
@@ -454,7 +505,11 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       return assignment
     },
 
-    async deleteRoleAssignment(principal: Principal, environmentId: string, id: string): Promise<void> {
+    async deleteRoleAssignment(
+      principal: Principal,
+      environmentId: string,
+      id: string,
+    ): Promise<void> {
       await environmentOf(principal, environmentId)
       await assertEnvironmentAdmin(principal, environmentId)
       if (!(await roles.find(principal.tenant.id, environmentId, id))) throw notFound()
@@ -462,7 +517,11 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     },
 
     async describeRoles(principal: Principal) {
-      const assignments = await roles.listForPrincipal(principal.tenant.id, principal.type, principal.id)
+      const assignments = await roles.listForPrincipal(
+        principal.tenant.id,
+        principal.type,
+        principal.id,
+      )
       const environments = new Map(
         (await tenants.listEnvironments(principal.tenant.id)).map((e) => [e.id, e.name]),
       )

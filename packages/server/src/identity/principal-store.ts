@@ -148,14 +148,21 @@ export function createPrincipalStore(db: Kysely<Database>) {
         .executeTakeFirstOrThrow()
       return Number(row.n)
     },
-    async updateUser(tenantId: string, id: string, changes: UserChanges, updatedAt: string): Promise<void> {
+    async updateUser(
+      tenantId: string,
+      id: string,
+      changes: UserChanges,
+      updatedAt: string,
+    ): Promise<void> {
       await db
         .updateTable('users')
         .set({
           updated_at: updatedAt,
           ...(changes.displayName !== undefined && { display_name: changes.displayName }),
           ...(changes.status !== undefined && { status: changes.status }),
-          ...(changes.isTenantAdmin !== undefined && { is_tenant_admin: changes.isTenantAdmin ? 1 : 0 }),
+          ...(changes.isTenantAdmin !== undefined && {
+            is_tenant_admin: changes.isTenantAdmin ? 1 : 0,
+          }),
           ...(changes.passwordHash !== undefined && { password_hash: changes.passwordHash }),
         })
         .where('tenant_id', '=', tenantId)
@@ -177,7 +184,10 @@ export function createPrincipalStore(db: Kysely<Database>) {
         })
         .execute()
     },
-    async findServicePrincipal(tenantId: string, id: string): Promise<ServicePrincipalRecord | undefined> {
+    async findServicePrincipal(
+      tenantId: string,
+      id: string,
+    ): Promise<ServicePrincipalRecord | undefined> {
       const row = await db
         .selectFrom('service_principals')
         .selectAll()
@@ -198,7 +208,11 @@ export function createPrincipalStore(db: Kysely<Database>) {
     async updateServicePrincipal(
       tenantId: string,
       id: string,
-      changes: { name?: string | undefined; description?: string | undefined; status?: PrincipalStatus | undefined },
+      changes: {
+        name?: string | undefined
+        description?: string | undefined
+        status?: PrincipalStatus | undefined
+      },
       updatedAt: string,
     ): Promise<void> {
       await db
@@ -252,7 +266,10 @@ export function createPrincipalStore(db: Kysely<Database>) {
         })
         .execute()
     },
-    async listCredentials(tenantId: string, servicePrincipalId: string): Promise<SpCredentialRecord[]> {
+    async listCredentials(
+      tenantId: string,
+      servicePrincipalId: string,
+    ): Promise<SpCredentialRecord[]> {
       const rows = await db
         .selectFrom('sp_credentials')
         .selectAll()
@@ -262,7 +279,11 @@ export function createPrincipalStore(db: Kysely<Database>) {
         .execute()
       return rows.map(toCredential)
     },
-    async deleteCredential(tenantId: string, servicePrincipalId: string, id: string): Promise<boolean> {
+    async deleteCredential(
+      tenantId: string,
+      servicePrincipalId: string,
+      id: string,
+    ): Promise<boolean> {
       const result = await db
         .deleteFrom('sp_credentials')
         .where('tenant_id', '=', tenantId)

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { createPublicKey, type KeyObject } from 'node:crypto'
+import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto'
 
 import { calculateJwkThumbprint, type JWK } from 'jose'
 
@@ -34,13 +34,15 @@ function algorithmFor(key: KeyObject): string | undefined {
 }
 
 /** @throws AppError `InvalidCertificate` when the input is no usable public key. */
-export async function parsePublicKey(input: string | Record<string, unknown>): Promise<ParsedPublicKey> {
+export async function parsePublicKey(
+  input: string | Record<string, unknown>,
+): Promise<ParsedPublicKey> {
   let key: KeyObject
   try {
     key =
       typeof input === 'string'
         ? createPublicKey(input)
-        : createPublicKey({ key: input as import('node:crypto').JsonWebKey, format: 'jwk' })
+        : createPublicKey({ key: input as JsonWebKey, format: 'jwk' })
   } catch (cause) {
     throw new AppError('InvalidCertificate', { cause })
   }
@@ -48,7 +50,10 @@ export async function parsePublicKey(input: string | Record<string, unknown>): P
   const alg = algorithmFor(key)
   if (!alg) {
     throw new AppError('InvalidCertificate', {
-      details: { reason: 'key type not accepted', accepted: ['EC P-256', 'Ed25519', 'RSA >= 2048'] },
+      details: {
+        reason: 'key type not accepted',
+        accepted: ['EC P-256', 'Ed25519', 'RSA >= 2048'],
+      },
     })
   }
   const exported = key.export({ format: 'jwk' }) as JWK

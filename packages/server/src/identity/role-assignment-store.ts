@@ -44,7 +44,11 @@ export function createRoleAssignmentStore(db: Kysely<Database>) {
         })
         .execute()
     },
-    async find(tenantId: string, environmentId: string, id: string): Promise<RoleAssignmentRecord | undefined> {
+    async find(
+      tenantId: string,
+      environmentId: string,
+      id: string,
+    ): Promise<RoleAssignmentRecord | undefined> {
       const row = await db
         .selectFrom('role_assignments')
         .selectAll()
@@ -54,7 +58,10 @@ export function createRoleAssignmentStore(db: Kysely<Database>) {
         .executeTakeFirst()
       return row && toAssignment(row)
     },
-    async listForEnvironment(tenantId: string, environmentId: string): Promise<RoleAssignmentRecord[]> {
+    async listForEnvironment(
+      tenantId: string,
+      environmentId: string,
+    ): Promise<RoleAssignmentRecord[]> {
       const rows = await db
         .selectFrom('role_assignments')
         .selectAll()

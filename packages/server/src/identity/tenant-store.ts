@@ -59,11 +59,20 @@ export function createTenantStore(db: Kysely<Database>) {
       return row && toTenant(row)
     },
     async findTenantBySlug(slug: string): Promise<TenantRecord | undefined> {
-      const row = await db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst()
+      const row = await db
+        .selectFrom('tenants')
+        .selectAll()
+        .where('slug', '=', slug)
+        .executeTakeFirst()
       return row && toTenant(row)
     },
     async listTenants(): Promise<TenantRecord[]> {
-      const rows = await db.selectFrom('tenants').selectAll().orderBy('created_at').orderBy('id').execute()
+      const rows = await db
+        .selectFrom('tenants')
+        .selectAll()
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute()
       return rows.map(toTenant)
     },
     async updateTenant(

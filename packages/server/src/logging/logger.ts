@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { pino, type Logger, type DestinationStream } from 'pino'
+import { type DestinationStream, type Logger, pino } from 'pino'
 
 export type { Logger }
 

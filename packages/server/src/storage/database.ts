@@ -7,10 +7,7 @@
 import { type Kysely, Migrator } from 'kysely'
 
 import { migrationProvider } from './migrations/index.ts'
-import {
-  createPostgresKysely,
-  isPostgresUniqueViolation,
-} from './postgres/postgres-database.ts'
+import { createPostgresKysely, isPostgresUniqueViolation } from './postgres/postgres-database.ts'
 import type { Database } from './schema.ts'
 import { createSqliteKysely, isSqliteUniqueViolation } from './sqlite/sqlite-database.ts'
 
@@ -21,7 +18,7 @@ export interface StorageHandle {
   readonly db: Kysely<Database>
   readonly dialect: DialectName
   /** True when `error` is a unique-constraint violation of this database. */
-  isUniqueViolation(error: unknown): boolean
+  readonly isUniqueViolation: (error: unknown) => boolean
   /** Closes the pool or file. Idempotent. */
   close(): Promise<void>
 }
@@ -60,5 +57,8 @@ export async function migrateToLatest(storage: StorageHandle): Promise<Migration
   const { error, results } = await migrator.migrateToLatest()
   const applied = (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
   if (error === undefined) return { applied }
-  return { applied, error: error instanceof Error ? error : new Error(String(error)) }
+  return {
+    applied,
+    error: error instanceof Error ? error : new Error('Migration failed', { cause: error }),
+  }
 }

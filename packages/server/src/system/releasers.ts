@@ -31,7 +31,8 @@ export function createReleasers(onError: (name: string, error: unknown) => void)
             first ??= error
           }
         }
-        if (first !== undefined) throw first
+        if (first !== undefined)
+          throw first instanceof Error ? first : new Error('Release failed', { cause: first })
       })()
       return released
     },

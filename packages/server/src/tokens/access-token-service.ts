@@ -45,7 +45,7 @@ export interface VerifiedAccessToken {
 }
 
 export interface AccessTokenService {
-  issuerOf(tenant: Pick<TenantRecord, 'slug'>): string
+  readonly issuerOf: (tenant: Pick<TenantRecord, 'slug'>) => string
   issue(input: IssueAccessTokenInput): Promise<{ token: string; expiresAt: Date }>
   /** Throws `InvalidToken` for anything but a valid, current token of an active tenant. */
   verify(token: string, audience?: string): Promise<VerifiedAccessToken>

@@ -38,7 +38,9 @@ export async function verifyClientAssertion(
   } catch {
     return undefined
   }
-  const sp = await context.principals.findServicePrincipal(context.tenant.id, clientId).catch(() => undefined)
+  const sp = await context.principals
+    .findServicePrincipal(context.tenant.id, clientId)
+    .catch(() => undefined)
   if (!sp || sp.status !== 'active') return undefined
   const keys = (await context.principals.listCredentials(context.tenant.id, sp.id))
     .filter((c) => c.kind === 'certificate' && c.publicJwk !== null)
@@ -55,7 +57,8 @@ export async function verifyClientAssertion(
       currentDate: now,
     })
     const exp = payload.exp ?? 0
-    if (exp - now.getTime() / 1000 > MAX_LIFETIME_SECONDS || typeof payload.jti !== 'string') return undefined
+    if (exp - now.getTime() / 1000 > MAX_LIFETIME_SECONDS || typeof payload.jti !== 'string')
+      return undefined
     const fresh = await context.oauth.recordAssertion(
       context.tenant.id,
       payload.jti,

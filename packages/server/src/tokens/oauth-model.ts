@@ -75,7 +75,14 @@ export function createOAuthModel(deps: OAuthModelDeps): OAuthModel {
   function publicClient(clientId: string): Client | undefined {
     const known = findPublicClient(clientId)
     // The library wants a redirect URI list; the real check is validateRedirectUri (loopback, any port).
-    return known && { id: known.id, grants: [...known.grants], redirectUris: ['http://127.0.0.1/'], kind: 'public' }
+    return (
+      known && {
+        id: known.id,
+        grants: [...known.grants],
+        redirectUris: ['http://127.0.0.1/'],
+        kind: 'public',
+      }
+    )
   }
 
   return {
@@ -86,7 +93,11 @@ export function createOAuthModel(deps: OAuthModelDeps): OAuthModel {
       const sp = await principals.findServicePrincipal(tenant.id, clientId)
       if (!sp || sp.status !== 'active') return false
       const client: Client = { id: sp.id, grants: ['client_credentials'], kind: 'servicePrincipal' }
-      if (deps.assertion && deps.assertion.clientId === sp.id && sameSecret(clientSecret, deps.assertion.nonce)) {
+      if (
+        deps.assertion &&
+        deps.assertion.clientId === sp.id &&
+        sameSecret(clientSecret, deps.assertion.nonce)
+      ) {
         return client
       }
       const presented = hashClientSecret(clientSecret)
@@ -108,7 +119,9 @@ export function createOAuthModel(deps: OAuthModelDeps): OAuthModel {
 
     validateScope(user, client, scope) {
       const allowed =
-        client.kind === 'public' ? (findPublicClient(client.id)?.scopes ?? []) : SERVICE_PRINCIPAL_SCOPES
+        client.kind === 'public'
+          ? (findPublicClient(client.id)?.scopes ?? [])
+          : SERVICE_PRINCIPAL_SCOPES
       const requested = scope && scope.length > 0 ? scope : ['api']
       void user
       return Promise.resolve(requested.every((s) => allowed.includes(s)) ? requested : false)
@@ -147,7 +160,8 @@ export function createOAuthModel(deps: OAuthModelDeps): OAuthModel {
         return saved
       }
       const expiresAt =
-        token.refreshTokenExpiresAt ?? new Date(clock.now().getTime() + deps.refreshTokenTtlSeconds * 1000)
+        token.refreshTokenExpiresAt ??
+        new Date(clock.now().getTime() + deps.refreshTokenTtlSeconds * 1000)
       await oauth.saveRefreshToken({
         token_hash: hashOpaque(token.refreshToken),
         family_id: rotatingFamily ?? deps.newId(),

@@ -11,12 +11,16 @@
  */
 import { randomBytes } from 'node:crypto'
 
-import OAuth2Server, { OAuthError, Request as OAuthRequest, Response as OAuthResponse } from '@node-oauth/oauth2-server'
-import { Hono, type Context } from 'hono'
+import OAuth2Server, {
+  OAuthError,
+  Request as OAuthRequest,
+  Response as OAuthResponse,
+} from '@node-oauth/oauth2-server'
+import { type Context, Hono } from 'hono'
 
 import { AppError } from '../errors/index.ts'
 import type { AppEnv } from '../http/app-env.ts'
-import { verifyPassword, UNMATCHABLE_HASH } from '../identity/password-hash.ts'
+import { UNMATCHABLE_HASH, verifyPassword } from '../identity/password-hash.ts'
 import type { PrincipalStore } from '../identity/principal-store.ts'
 import type { TenantRecord, TenantStore } from '../identity/tenant-store.ts'
 import type { Logger } from '../logging/index.ts'
@@ -83,9 +87,18 @@ function oauthErrorResponse(c: Context<AppEnv>, error: unknown): Response {
   c.header('Cache-Control', 'no-store')
   if (error instanceof OAuthError) {
     // invalid_client is always 401 (RFC 6749 §5.2 allows it and clients handle it uniformly).
-    const status = (error.name === 'invalid_client' ? 401 : error.code >= 400 && error.code < 500 ? error.code : 400) as 400 | 401
+    const status = (
+      error.name === 'invalid_client'
+        ? 401
+        : error.code >= 400 && error.code < 500
+          ? error.code
+          : 400
+    ) as 400 | 401
     if (status === 401) c.header('WWW-Authenticate', 'Basic realm="desklink"')
-    return c.json({ error: error.name, error_description: error.message, requestId: c.get('requestId') }, status)
+    return c.json(
+      { error: error.name, error_description: error.message, requestId: c.get('requestId') },
+      status,
+    )
   }
   throw error
 }
@@ -138,7 +151,12 @@ export function createOAuthRoutes(deps: OAuthRouteDeps): Hono<AppEnv> {
       response_types_supported: ['code'],
       grant_types_supported: ['authorization_code', 'client_credentials', 'refresh_token'],
       code_challenge_methods_supported: ['S256'],
-      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+      token_endpoint_auth_methods_supported: [
+        'client_secret_basic',
+        'client_secret_post',
+        'private_key_jwt',
+        'none',
+      ],
       token_endpoint_auth_signing_alg_values_supported: ['ES256', 'EdDSA', 'RS256'],
       scopes_supported: ['api', 'offline_access', 'desktopflows.execute'],
     })
@@ -182,7 +200,12 @@ export function createOAuthRoutes(deps: OAuthRouteDeps): Hono<AppEnv> {
         form.client_id = clientId
         form.client_secret = assertion.nonce
       }
-      const request = new OAuthRequest({ method: 'POST', headers: headersOf(c), query: {}, body: form })
+      const request = new OAuthRequest({
+        method: 'POST',
+        headers: headersOf(c),
+        query: {},
+        body: form,
+      })
       const response = new OAuthResponse({ headers: {} })
       await serverFor(tenant, assertion).token(request, response)
       c.header('Cache-Control', 'no-store')
@@ -236,22 +259,27 @@ export function createOAuthRoutes(deps: OAuthRouteDeps): Hono<AppEnv> {
     const params = pick(c.req.query())
     const problem = authorizeProblem(params)
     if (problem) return c.html(renderErrorPage('Sign-in request not valid', problem), 400)
-    return c.html(
-      renderSignInPage({ tenantName: tenant.displayName, action: c.req.path, params }),
-    )
+    return c.html(renderSignInPage({ tenantName: tenant.displayName, action: c.req.path, params }))
   })
 
   app.post('/:tenant/oauth2/authorize', async (c) => {
     const tenant = await tenantOf(c)
     const form = await readForm(c).catch(() => undefined)
-    if (!form) return c.html(renderErrorPage('Sign-in request not valid', 'The form could not be read.'), 400)
+    if (!form)
+      return c.html(
+        renderErrorPage('Sign-in request not valid', 'The form could not be read.'),
+        400,
+      )
     const params = pick(form)
     const problem = authorizeProblem(params)
     if (problem) return c.html(renderErrorPage('Sign-in request not valid', problem), 400)
 
     const username = form.username ?? ''
     const user = await deps.principals.findUserByUsername(tenant.id, username)
-    const passwordOk = await verifyPassword(form.password ?? '', user?.passwordHash ?? UNMATCHABLE_HASH)
+    const passwordOk = await verifyPassword(
+      form.password ?? '',
+      user?.passwordHash ?? UNMATCHABLE_HASH,
+    )
     if (!user || !passwordOk || user.status !== 'active') {
       c.get('logger').info({ tenantId: tenant.id, outcome: 'denied' }, 'sign-in failed')
       return c.html(
@@ -268,7 +296,12 @@ export function createOAuthRoutes(deps: OAuthRouteDeps): Hono<AppEnv> {
         401,
       )
     }
-    const request = new OAuthRequest({ method: 'POST', headers: headersOf(c), query: params, body: {} })
+    const request = new OAuthRequest({
+      method: 'POST',
+      headers: headersOf(c),
+      query: params,
+      body: {},
+    })
     const response = new OAuthResponse({ headers: {} })
     try {
       await serverFor(tenant).authorize(request, response, {
@@ -276,11 +309,15 @@ export function createOAuthRoutes(deps: OAuthRouteDeps): Hono<AppEnv> {
       })
     } catch (error) {
       if (!(error instanceof OAuthError)) throw error
-      c.get('logger').warn({ oauthError: error.name, reason: error.message }, 'authorization refused')
+      c.get('logger').warn(
+        { oauthError: error.name, reason: error.message },
+        'authorization refused',
+      )
       // The library already put the error on the redirect when the redirect URI was valid.
     }
     const location = response.get('location') as string | undefined
-    if (!location) return c.html(renderErrorPage('Sign-in failed', 'The request could not be completed.'), 400)
+    if (!location)
+      return c.html(renderErrorPage('Sign-in failed', 'The request could not be completed.'), 400)
     c.get('logger').info({ tenantId: tenant.id, userId: user.id }, 'signed in')
     return c.redirect(location, 302)
   })

@@ -73,11 +73,20 @@ export function createOAuthStore(db: Kysely<Database>) {
     },
 
     /** Records an assertion id; false when it was seen before (a replay). */
-    async recordAssertion(tenantId: string, jti: string, expiresAt: string, now: string): Promise<boolean> {
+    async recordAssertion(
+      tenantId: string,
+      jti: string,
+      expiresAt: string,
+      now: string,
+    ): Promise<boolean> {
       await db.deleteFrom('used_assertions').where('expires_at', '<', now).execute()
       const result = await db
         .insertInto('used_assertions')
-        .values({ jti_hash: hashOpaque(`${tenantId}:${jti}`), tenant_id: tenantId, expires_at: expiresAt })
+        .values({
+          jti_hash: hashOpaque(`${tenantId}:${jti}`),
+          tenant_id: tenantId,
+          expires_at: expiresAt,
+        })
         .onConflict((oc) => oc.column('jti_hash').doNothing())
         .executeTakeFirst()
       return Number(result.numInsertedOrUpdatedRows ?? 0) === 1

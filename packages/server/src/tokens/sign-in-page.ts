@@ -16,7 +16,10 @@ export function renderSignInPage(input: {
   error?: string
 }): string {
   const hidden = Object.entries(input.params)
-    .map(([name, value]) => `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`)
+    .map(
+      ([name, value]) =>
+        `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`,
+    )
     .join('\n      ')
   return `<!doctype html>
 <html lang="en">

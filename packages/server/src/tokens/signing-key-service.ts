@@ -10,13 +10,12 @@
  */
 import {
   calculateJwkThumbprint,
+  type CryptoKey,
   exportJWK,
   generateKeyPair,
   importJWK,
   type JWK,
-  type CryptoKey,
 } from 'jose'
-
 import type { Insertable, Kysely } from 'kysely'
 
 import type { SecretBox } from '../secrets/index.ts'

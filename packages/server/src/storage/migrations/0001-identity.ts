@@ -19,19 +19,27 @@ export const migration0001Identity: Migration = {
     await db.schema
       .createTable('signing_keys')
       .addColumn('kid', 'text', (c) => c.primaryKey())
-      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+      .addColumn('tenant_id', 'text', (c) =>
+        c.notNull().references('tenants.id').onDelete('cascade'),
+      )
       .addColumn('alg', 'text', (c) => c.notNull())
       .addColumn('public_jwk', 'text', (c) => c.notNull())
       .addColumn('private_jwk_sealed', 'text', (c) => c.notNull())
       .addColumn('status', 'text', (c) => c.notNull())
       .addColumn('created_at', 'text', (c) => c.notNull())
       .execute()
-    await db.schema.createIndex('signing_keys_tenant').on('signing_keys').column('tenant_id').execute()
+    await db.schema
+      .createIndex('signing_keys_tenant')
+      .on('signing_keys')
+      .column('tenant_id')
+      .execute()
 
     await db.schema
       .createTable('environments')
       .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+      .addColumn('tenant_id', 'text', (c) =>
+        c.notNull().references('tenants.id').onDelete('cascade'),
+      )
       .addColumn('name', 'text', (c) => c.notNull())
       .addColumn('description', 'text', (c) => c.notNull())
       .addColumn('created_at', 'text', (c) => c.notNull())
@@ -41,7 +49,9 @@ export const migration0001Identity: Migration = {
     await db.schema
       .createTable('users')
       .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+      .addColumn('tenant_id', 'text', (c) =>
+        c.notNull().references('tenants.id').onDelete('cascade'),
+      )
       .addColumn('username', 'text', (c) => c.notNull())
       .addColumn('display_name', 'text', (c) => c.notNull())
       .addColumn('password_hash', 'text', (c) => c.notNull())
@@ -56,7 +66,9 @@ export const migration0001Identity: Migration = {
     await db.schema
       .createTable('service_principals')
       .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+      .addColumn('tenant_id', 'text', (c) =>
+        c.notNull().references('tenants.id').onDelete('cascade'),
+      )
       .addColumn('name', 'text', (c) => c.notNull())
       .addColumn('description', 'text', (c) => c.notNull())
       .addColumn('status', 'text', (c) => c.notNull())
@@ -68,7 +80,9 @@ export const migration0001Identity: Migration = {
     await db.schema
       .createTable('sp_credentials')
       .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+      .addColumn('tenant_id', 'text', (c) =>
+        c.notNull().references('tenants.id').onDelete('cascade'),
+      )
       .addColumn('service_principal_id', 'text', (c) =>
         c.notNull().references('service_principals.id').onDelete('cascade'),
       )
@@ -88,7 +102,9 @@ export const migration0001Identity: Migration = {
     await db.schema
       .createTable('role_assignments')
       .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+      .addColumn('tenant_id', 'text', (c) =>
+        c.notNull().references('tenants.id').onDelete('cascade'),
+      )
       .addColumn('environment_id', 'text', (c) =>
         c.notNull().references('environments.id').onDelete('cascade'),
       )
@@ -112,7 +128,9 @@ export const migration0001Identity: Migration = {
     await db.schema
       .createTable('authorization_codes')
       .addColumn('code_hash', 'text', (c) => c.primaryKey())
-      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+      .addColumn('tenant_id', 'text', (c) =>
+        c.notNull().references('tenants.id').onDelete('cascade'),
+      )
       .addColumn('client_id', 'text', (c) => c.notNull())
       .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
       .addColumn('redirect_uri', 'text', (c) => c.notNull())
@@ -127,7 +145,9 @@ export const migration0001Identity: Migration = {
       .createTable('refresh_tokens')
       .addColumn('token_hash', 'text', (c) => c.primaryKey())
       .addColumn('family_id', 'text', (c) => c.notNull())
-      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+      .addColumn('tenant_id', 'text', (c) =>
+        c.notNull().references('tenants.id').onDelete('cascade'),
+      )
       .addColumn('client_id', 'text', (c) => c.notNull())
       .addColumn('principal_type', 'text', (c) => c.notNull())
       .addColumn('principal_id', 'text', (c) => c.notNull())
@@ -137,7 +157,11 @@ export const migration0001Identity: Migration = {
       .addColumn('revoked_at', 'text')
       .addColumn('created_at', 'text', (c) => c.notNull())
       .execute()
-    await db.schema.createIndex('refresh_tokens_family').on('refresh_tokens').column('family_id').execute()
+    await db.schema
+      .createIndex('refresh_tokens_family')
+      .on('refresh_tokens')
+      .column('family_id')
+      .execute()
 
     await db.schema
       .createTable('used_assertions')
