@@ -1,0 +1,30 @@
+import { readFileSync } from 'node:fs'
+
+import { describe, expect, it } from 'vitest'
+
+import { ERROR_CODES, isErrorCode } from './error-codes.ts'
+
+describe('the error code table', () => {
+  const docs = readFileSync(new URL('../../../../docs/errors.md', import.meta.url), 'utf8')
+
+  it('documents every code with its HTTP status in docs/errors.md', () => {
+    for (const [code, entry] of Object.entries(ERROR_CODES)) {
+      expect(docs, code).toMatch(new RegExp(`\\|\\s*\`${code}\`\\s*\\|\\s*${entry.status}\\s*\\|`))
+    }
+  })
+
+  it('uses PascalCase codes and client or server error statuses only', () => {
+    for (const [code, entry] of Object.entries(ERROR_CODES)) {
+      expect(code).toMatch(/^[A-Z][A-Za-z0-9]+$/)
+      expect(entry.status >= 400 && entry.status < 600).toBe(true)
+      expect(entry.message.length).toBeGreaterThan(0)
+      expect(entry.remediation.length).toBeGreaterThan(0)
+    }
+  })
+
+  it('recognises its own codes and nothing else', () => {
+    expect(isErrorCode('ResourceNotFound')).toBe(true)
+    expect(isErrorCode('toString')).toBe(false)
+    expect(isErrorCode(404)).toBe(false)
+  })
+})
