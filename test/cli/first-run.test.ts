@@ -124,6 +124,45 @@ describe('the README first command, with real processes', () => {
     })
   })
 
+  it('signs a person in through the browser flow: sign-in page, loopback redirect, code exchange', async () => {
+    const env = { ...process.env, DESKLINK_CONFIG_DIR: join(cwd, 'browser-config') }
+    const child = spawn(process.execPath, [BIN, 'login', '--server', up.url, '--no-browser'], {
+      cwd,
+      env,
+    })
+    let stderr = ''
+    let stdout = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    const signInUrl = await new Promise<string>((done) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString()
+        const match = /(http:\/\/\S+\/oauth2\/authorize\?\S+)/.exec(stderr)
+        if (match) done(match[1]!)
+      })
+    })
+    const exited = new Promise<number | null>((done) => child.on('exit', done))
+    // What a browser does: show the page, post the form, follow the redirect to the CLI.
+    const page = await fetch(signInUrl)
+    expect(page.status).toBe(200)
+    expect(await page.text()).toContain('name="password"')
+    const url = new URL(signInUrl)
+    const form = new URLSearchParams(url.searchParams)
+    form.set('username', 'admin')
+    form.set('password', adminPassword)
+    const posted = await fetch(`${url.origin}${url.pathname}`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form.toString(),
+    })
+    expect(posted.status).toBe(302)
+    const callback = posted.headers.get('location')!
+    expect(callback).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback\?code=/)
+    expect(await (await fetch(callback)).text()).toContain('Signed in')
+    expect(await exited).toBe(0)
+    expect(stdout).toContain('Signed in to')
+  })
+
   it('refuses a wrong password with a clear error and exit code', async () => {
     const login = await desklink(
       ['login', '--server', up.url, '--username', 'admin', '--password-stdin'],

@@ -39,6 +39,7 @@ function tryOpenBrowser(url: string): void {
 export function registerLoginCommands(program: Command, io: CliIo): void {
   program
     .command('login')
+    .summary('sign in to a Desklink server (browser, password on stdin, or service principal)')
     .description(
       'Sign in to a Desklink server.\n\n' +
         'People sign in in a browser (authorization code with PKCE; the CLI listens on a loopback port).\n' +
