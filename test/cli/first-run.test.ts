@@ -137,7 +137,7 @@ describe('the README first command, with real processes', () => {
       child.stderr.on('data', (d: Buffer) => {
         stderr += d.toString()
         const match = /(http:\/\/\S+\/oauth2\/authorize\?\S+)/.exec(stderr)
-        if (match) done(match[1]!)
+        if (match) done(match[1])
       })
     })
     const exited = new Promise<number | null>((done) => child.on('exit', done))
