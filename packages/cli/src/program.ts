@@ -6,7 +6,9 @@
 import { Command, CommanderError } from '@commander-js/extra-typings'
 
 import { registerAdminCommands } from './commands/admin-commands.ts'
+import { registerAgentCommands } from './commands/agent-commands.ts'
 import { registerLoginCommands } from './commands/login-commands.ts'
+import { registerMachineCommands } from './commands/machine-commands.ts'
 import { registerServerCommands } from './commands/server-commands.ts'
 import { CliError, type CliIo } from './io.ts'
 
@@ -28,6 +30,8 @@ export function buildProgram(io: CliIo): Command {
   registerServerCommands(program, io)
   registerLoginCommands(program, io)
   registerAdminCommands(program, io)
+  registerMachineCommands(program, io)
+  registerAgentCommands(program, io)
   for (const command of program.commands) {
     command
       .exitOverride()

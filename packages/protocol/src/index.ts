@@ -4,5 +4,7 @@
  *
  * @module
  */
+export * from './agent/index.ts'
 export * from './api/index.ts'
+export * from './crypto/index.ts'
 export * from './errors/index.ts'

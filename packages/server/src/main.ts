@@ -19,7 +19,21 @@ import { registerIdentityRoutes } from './identity/identity-routes.ts'
 import { createIdentityService } from './identity/identity-service.ts'
 import { createIdentityStores, createIdentityTransaction } from './identity/identity-stores.ts'
 import type { Logger } from './logging/index.ts'
-import { createSecretBox, loadMasterKey } from './secrets/index.ts'
+import {
+  type AgentNotifier,
+  type ChannelHub,
+  createAgentService,
+  createChannelHub,
+  createMachineAccess,
+  createMachineService,
+  createMachineStore,
+  createMembershipEvents,
+  type MembershipEvents,
+  registerAgentRoutes,
+  registerMachineRoutes,
+} from './machines/index.ts'
+import { createMac, createSecretBox, loadMasterKey } from './secrets/index.ts'
+import { createShareStore } from './sharing/share-store.ts'
 import { migrateToLatest, openStorage } from './storage/index.ts'
 import {
   type Clock,
@@ -49,6 +63,8 @@ export interface RunningServer {
 export interface ServerOverrides {
   readonly clock?: Clock
   readonly newId?: IdGenerator
+  /** Lets a test or another domain observe group membership changes. */
+  readonly membership?: MembershipEvents
 }
 
 /**
@@ -80,6 +96,7 @@ export async function startServer(
       'master key loaded',
     )
     const secretBox = createSecretBox(masterKey)
+    const challengeMac = createMac(masterKey, 'group-join-challenge')
     masterKey.fill(0)
 
     const storage = openStorage(config.databaseUrl)
@@ -113,8 +130,49 @@ export async function startServer(
       adminPassword: config.adminPassword,
       isUniqueViolation: storage.isUniqueViolation,
     })
-    if (bootstrap.created)
+    if (bootstrap.created) {
       logger.info({ adminUsername: bootstrap.adminUsername }, 'first start: default tenant created')
+    }
+
+    const oauth = createOAuthStore(storage.db)
+    const machineStore = createMachineStore(storage.db)
+    const shareStore = createShareStore(storage.db)
+    const membership = overrides.membership ?? createMembershipEvents()
+    // The services tell agents about changes through the hub, which needs the agent service:
+    // the notifier forwards to the hub once it exists.
+    let hub: ChannelHub | undefined
+    const notifier: AgentNotifier = {
+      machineChanged: async (machineId) => hub?.machineChanged(machineId),
+      machineDeleted: (machineId) => hub?.machineDeleted(machineId),
+    }
+    const machineService = createMachineService({
+      machines: machineStore,
+      shares: shareStore,
+      tenants: stores.tenants,
+      principals: stores.principals,
+      access: createMachineAccess({ roles: stores.roles, shares: shareStore }),
+      notifier,
+      clock,
+      newId,
+      isUniqueViolation: storage.isUniqueViolation,
+      maxGroupMembers: config.maxGroupMembers,
+    })
+    const agentService = createAgentService({
+      machines: machineStore,
+      machineService,
+      oauth,
+      membership,
+      notifier,
+      challengeMac,
+      publicUrl: () => publicUrl,
+      clock,
+      newId,
+      maxGroupMembers: config.maxGroupMembers,
+      transaction: (work) => storage.db.transaction().execute((tx) => work(createMachineStore(tx))),
+    })
+    const channel = createChannelHub({ agents: agentService, logger, heartbeatIntervalMs: config.agentHeartbeatMs })
+    hub = channel
+    const principalAuth = { tokens, principals: stores.principals }
 
     const app = createApp({
       logger,
@@ -123,11 +181,11 @@ export async function startServer(
       checkReady: async () => {
         await sql`select 1`.execute(storage.db)
       },
-      authenticate: authenticate({ tokens, principals: stores.principals }),
+      authenticate: authenticate(principalAuth),
       oauthRoutes: createOAuthRoutes({
         tenants: stores.tenants,
         principals: stores.principals,
-        oauth: createOAuthStore(storage.db),
+        oauth,
         tokens,
         signingKeys,
         clock,
@@ -136,11 +194,26 @@ export async function startServer(
         refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
         logger,
       }),
-      registerApiRoutes: (api) =>
-        registerIdentityRoutes(api, { identity, issuerOf: tokens.issuerOf }),
+      registerSelfAuthenticatedRoutes: (api) =>
+        registerAgentRoutes(api, {
+          agents: agentService,
+          machines: machineService,
+          principalAuth,
+          maxGroupMembers: config.maxGroupMembers,
+        }),
+      registerApiRoutes: (api) => {
+        registerIdentityRoutes(api, { identity, issuerOf: tokens.issuerOf })
+        registerMachineRoutes(api, {
+          machines: machineService,
+          clock,
+          heartbeatIntervalMs: config.agentHeartbeatMs,
+          maxGroupMembers: config.maxGroupMembers,
+        })
+      },
     })
 
     const server = createAdaptorServer({ fetch: app.fetch, hostname: config.host })
+    server.on('upgrade', (request, socket, head) => channel.handleUpgrade(request, socket, head))
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(config.port, config.host, () => {
@@ -153,6 +226,8 @@ export async function startServer(
     const url = `http://${host}:${address.port}`
     publicUrl = config.publicUrl ?? url
     releasers.add('http server', () => closeHttpServer(server, config.shutdownTimeoutMs))
+    // Released before the HTTP server: agent sockets would otherwise hold it open.
+    releasers.add('agent channel', () => channel.close())
     logger.info({ url, publicUrl }, 'listening')
 
     return { url, publicUrl, bootstrap, close: () => releasers.releaseAll() }

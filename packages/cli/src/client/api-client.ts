@@ -23,6 +23,8 @@ const RENEW_BEFORE_MS = 60_000
 
 export interface ApiClient {
   readonly profile: Profile
+  /** A current access token, renewed first when it is about to expire. */
+  accessToken(): Promise<string>
   request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T>
 }
 
@@ -53,26 +55,32 @@ async function renew(io: CliIo, profile: Profile): Promise<TokenSet> {
 }
 
 export function apiClientFor(io: CliIo): ApiClient {
-  let profile = loadProfile(io)
-  if (!profile)
+  const profile = loadProfile(io)
+  if (!profile) {
     throw new CliError('NotSignedIn', 'Not signed in: run desklink login first.', { exitCode: 2 })
+  }
   let current: Profile = profile
+  async function renewIfNeeded(): Promise<void> {
+    if (Date.parse(current.accessTokenExpiresAt) - Date.now() >= RENEW_BEFORE_MS) return
+    const tokens = await renew(io, current)
+    current = {
+      ...current,
+      accessToken: tokens.accessToken,
+      accessTokenExpiresAt: tokens.expiresAt,
+      ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
+    }
+    saveProfile(io, current)
+  }
   return {
     get profile() {
       return current
     },
+    async accessToken() {
+      await renewIfNeeded()
+      return current.accessToken
+    },
     async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-      if (Date.parse(current.accessTokenExpiresAt) - Date.now() < RENEW_BEFORE_MS) {
-        const tokens = await renew(io, current)
-        current = {
-          ...current,
-          accessToken: tokens.accessToken,
-          accessTokenExpiresAt: tokens.expiresAt,
-          ...(tokens.refreshToken && { refreshToken: tokens.refreshToken }),
-        }
-        saveProfile(io, current)
-        profile = current
-      }
+      await renewIfNeeded()
       let response: Response
       try {
         response = await io.fetch(`${current.server}/api/v1${path}`, {

@@ -1,1 +1,2 @@
 export * from './identity-schemas.ts'
+export * from './machine-schemas.ts'

@@ -109,6 +109,46 @@ export const ERROR_CODES = {
     remediation:
       'Send an SPKI PEM public key or an X.509 certificate in PEM form (EC P-256 or Ed25519).',
   },
+  RegistrationTokenInvalid: {
+    status: 401,
+    message: 'The registration token is unknown, expired or already used.',
+    remediation: 'Create a new registration token (valid for one hour, usable once) and register again.',
+  },
+  MachineAuthenticationFailed: {
+    status: 401,
+    message: 'The machine could not be authenticated.',
+    remediation: 'The machine may have been deleted or re-registered; register it again with `desklink agent register`.',
+  },
+  MachineGroupFull: {
+    status: 409,
+    message: 'The machine group already has as many machines as it may.',
+    remediation: 'Remove a machine from the group or use another group; the limit is in details.',
+  },
+  GroupKeyProofFailed: {
+    status: 403,
+    message: 'The machine did not prove that it holds the group key.',
+    remediation: 'Join again with the right group password.',
+  },
+  GroupKeyAlreadyCreated: {
+    status: 409,
+    message: 'Another machine created the group key first.',
+    remediation: 'Join again: the group key now exists and the group password unlocks it.',
+  },
+  MachineAlreadyInGroup: {
+    status: 409,
+    message: 'The machine is already in a machine group.',
+    remediation: 'Leave the current group first.',
+  },
+  MachineNotInGroup: {
+    status: 409,
+    message: 'The machine is not in a machine group.',
+    remediation: 'Nothing to do.',
+  },
+  SettingsInheritedFromGroup: {
+    status: 409,
+    message: 'This machine takes its run settings from its machine group.',
+    remediation: 'Change the settings on the machine group, or remove the machine from the group.',
+  },
   RateLimited: {
     status: 429,
     message: 'Too many requests.',

@@ -49,6 +49,10 @@ export interface ServerConfig {
   readonly maxBodyBytes: number
   /** How long shutdown waits for requests in flight, ms. @defaultValue 10,000 (env `DESKLINK_SHUTDOWN_TIMEOUT_MS`) */
   readonly shutdownTimeoutMs: number
+  /** How often agents send heartbeats, ms; silence for three intervals closes the channel. @defaultValue 15,000 (env `DESKLINK_AGENT_HEARTBEAT_MS`) */
+  readonly agentHeartbeatMs: number
+  /** Most machines in one machine group. @defaultValue 50 (env `DESKLINK_MAX_GROUP_MEMBERS`) */
+  readonly maxGroupMembers: number
 }
 
 /** Flags as the CLI parsed them; each overrides its environment variable. */
@@ -73,6 +77,8 @@ export const SERVER_DEFAULTS = {
   refreshTokenTtlSeconds: 30 * 24 * 3600,
   maxBodyBytes: 1024 * 1024,
   shutdownTimeoutMs: 10_000,
+  agentHeartbeatMs: 15_000,
+  maxGroupMembers: 50,
 } as const satisfies Partial<ServerConfig>
 
 function integer(
@@ -174,5 +180,7 @@ export function resolveServerConfig(
       SERVER_DEFAULTS.shutdownTimeoutMs,
       0,
     ),
+    agentHeartbeatMs: integer('DESKLINK_AGENT_HEARTBEAT_MS', env.DESKLINK_AGENT_HEARTBEAT_MS, SERVER_DEFAULTS.agentHeartbeatMs, 100),
+    maxGroupMembers: integer('DESKLINK_MAX_GROUP_MEMBERS', env.DESKLINK_MAX_GROUP_MEMBERS, SERVER_DEFAULTS.maxGroupMembers, 1),
   })
 }

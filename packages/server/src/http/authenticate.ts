@@ -16,53 +16,65 @@ import type { AppEnv } from './app-env.ts'
 
 const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/
 
-export function authenticate(deps: {
+export interface PrincipalAuthDeps {
   tokens: AccessTokenService
   principals: PrincipalStore
-}): MiddlewareHandler<AppEnv> {
+}
+
+/** Resolves the principal of an `Authorization` header, or throws the coded refusal. */
+export async function authenticatePrincipal(
+  deps: PrincipalAuthDeps,
+  header: string | undefined,
+): Promise<Principal> {
+  if (!header) throw new AppError('AuthenticationRequired')
+  const match = BEARER.exec(header)
+  if (!match?.[1]) throw new AppError('InvalidToken', { details: { reason: 'not a bearer token' } })
+  const { tenant, claims, scopes } = await deps.tokens.verify(match[1])
+  if (!scopes.includes(API_SCOPE)) {
+    throw new AppError('InsufficientScope', { details: { requiredScope: API_SCOPE } })
+  }
+  let principal: Principal | undefined
+  if (claims.ptype === 'user') {
+    const user = await deps.principals.findUser(tenant.id, claims.sub)
+    if (user) {
+      if (user.status !== 'active') throw new AppError('PrincipalDeactivated')
+      principal = {
+        type: 'user',
+        id: user.id,
+        name: user.username,
+        tenant,
+        isTenantAdmin: user.isTenantAdmin,
+        isPlatformAdmin: user.isPlatformAdmin,
+        scopes,
+      }
+    }
+  } else if (claims.ptype === 'servicePrincipal') {
+    const sp = await deps.principals.findServicePrincipal(tenant.id, claims.sub)
+    if (sp) {
+      if (sp.status !== 'active') throw new AppError('PrincipalDeactivated')
+      principal = {
+        type: 'servicePrincipal',
+        id: sp.id,
+        name: sp.name,
+        tenant,
+        isTenantAdmin: false,
+        isPlatformAdmin: false,
+        scopes,
+      }
+    }
+  }
+  if (!principal) throw new AppError('InvalidToken', { details: { reason: 'unknown principal' } })
+  return principal
+}
+
+export function authenticate(deps: PrincipalAuthDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const header = c.req.header('authorization')
-    if (!header) throw new AppError('AuthenticationRequired')
-    const match = BEARER.exec(header)
-    if (!match?.[1])
-      throw new AppError('InvalidToken', { details: { reason: 'not a bearer token' } })
-    const { tenant, claims, scopes } = await deps.tokens.verify(match[1])
-    if (!scopes.includes(API_SCOPE)) {
-      throw new AppError('InsufficientScope', { details: { requiredScope: API_SCOPE } })
-    }
-    let principal: Principal | undefined
-    if (claims.ptype === 'user') {
-      const user = await deps.principals.findUser(tenant.id, claims.sub)
-      if (user) {
-        if (user.status !== 'active') throw new AppError('PrincipalDeactivated')
-        principal = {
-          type: 'user',
-          id: user.id,
-          name: user.username,
-          tenant,
-          isTenantAdmin: user.isTenantAdmin,
-          isPlatformAdmin: user.isPlatformAdmin,
-          scopes,
-        }
-      }
-    } else if (claims.ptype === 'servicePrincipal') {
-      const sp = await deps.principals.findServicePrincipal(tenant.id, claims.sub)
-      if (sp) {
-        if (sp.status !== 'active') throw new AppError('PrincipalDeactivated')
-        principal = {
-          type: 'servicePrincipal',
-          id: sp.id,
-          name: sp.name,
-          tenant,
-          isTenantAdmin: false,
-          isPlatformAdmin: false,
-          scopes,
-        }
-      }
-    }
-    if (!principal) throw new AppError('InvalidToken', { details: { reason: 'unknown principal' } })
+    const principal = await authenticatePrincipal(deps, c.req.header('authorization'))
     c.set('principal', principal)
-    c.get('logger').debug({ principalId: principal.id, tenantId: tenant.id }, 'authenticated')
+    c.get('logger').debug(
+      { principalId: principal.id, tenantId: principal.tenant.id },
+      'authenticated',
+    )
     await next()
   }
 }

@@ -23,6 +23,8 @@ export interface AppParts {
   readonly checkReady: () => Promise<void>
   readonly authenticate: MiddlewareHandler<AppEnv>
   readonly oauthRoutes: Hono<AppEnv>
+  /** Routes that authenticate themselves (the agent's), registered before principal auth. */
+  readonly registerSelfAuthenticatedRoutes: (api: OpenAPIHono<AppEnv>) => void
   readonly registerApiRoutes: (api: OpenAPIHono<AppEnv>) => void
 }
 
@@ -48,12 +50,21 @@ export function createApp(parts: AppParts): Hono<AppEnv> {
 
   const api = createApiRouter()
   api.use(requireJsonBody)
+  // Hono runs matching handlers in registration order: a self-authenticated route answers
+  // before the principal middleware below would run.
+  parts.registerSelfAuthenticatedRoutes(api)
   api.use(parts.authenticate)
   parts.registerApiRoutes(api)
   api.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',
     scheme: 'bearer',
     bearerFormat: 'JWT',
+  })
+  api.openAPIRegistry.registerComponent('securitySchemes', 'machineAssertion', {
+    type: 'apiKey',
+    in: 'header',
+    name: 'X-Desklink-Machine-Assertion',
+    description: 'A short JWT signed with the machine identity key (agent only).',
   })
 
   const document = api.getOpenAPI31Document({

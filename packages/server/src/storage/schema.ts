@@ -113,6 +113,72 @@ export interface UsedAssertionTable {
   expires_at: string
 }
 
+export interface MachineGroupTable {
+  id: string
+  tenant_id: string
+  environment_id: string
+  name: string
+  description: string
+  type: 'standalone' | 'standard'
+  /** Base64url X25519 public key; null until the first member creates it. */
+  public_key: string | null
+  /** The group private key wrapped with the group password on a member machine. */
+  key_package: string | null
+  key_created_at: string | null
+  /** JSON of MachineSettings. */
+  settings: string
+  owner_type: 'user' | 'servicePrincipal'
+  owner_id: string
+  created_at: string
+}
+
+export interface MachineTable {
+  id: string
+  tenant_id: string
+  environment_id: string
+  name: string
+  description: string
+  standalone_group_id: string
+  group_id: string
+  /** Base64url raw Ed25519 public key. */
+  identity_public_key: string
+  hostname: string
+  os: string
+  agent_version: string
+  /** JSON of MachineSettings. */
+  settings: string
+  /** JSON array of SessionInfo, from the last heartbeat. */
+  sessions: string
+  connected: number
+  last_heartbeat_at: string | null
+  owner_type: 'user' | 'servicePrincipal'
+  owner_id: string
+  created_at: string
+}
+
+export interface RegistrationTokenTable {
+  token_hash: string
+  tenant_id: string
+  environment_id: string
+  created_by_type: 'user' | 'servicePrincipal'
+  created_by_id: string
+  expires_at: string
+  used_at: string | null
+  machine_id: string | null
+  created_at: string
+}
+
+export interface ResourceShareTable {
+  id: string
+  tenant_id: string
+  resource_type: 'machine' | 'machineGroup'
+  resource_id: string
+  principal_type: 'user' | 'servicePrincipal'
+  principal_id: string
+  access: 'coOwner' | 'user'
+  created_at: string
+}
+
 /** The whole schema, as Kysely sees it. */
 export interface Database {
   tenants: TenantTable
@@ -125,4 +191,8 @@ export interface Database {
   authorization_codes: AuthorizationCodeTable
   refresh_tokens: RefreshTokenTable
   used_assertions: UsedAssertionTable
+  machine_groups: MachineGroupTable
+  machines: MachineTable
+  registration_tokens: RegistrationTokenTable
+  resource_shares: ResourceShareTable
 }

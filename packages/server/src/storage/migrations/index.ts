@@ -7,9 +7,11 @@
 import type { Migration, MigrationProvider } from 'kysely'
 
 import { migration0001Identity } from './0001-identity.ts'
+import { migration0002Machines } from './0002-machines.ts'
 
 const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-identity': migration0001Identity,
+  '0002-machines': migration0002Machines,
 })
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,117 @@
+/**
+ * The agent daemon (`desklink agent run`): checks its registration against the local policy,
+ * watches sessions, and keeps the channel to the server.
+ *
+ * Modes: `starting` → `connecting` ⇄ `connected` / `backing-off` → `stopped` (asked to stop) or
+ * `deleted` (the server deleted the machine: the agent records it and refuses to start again
+ * until the machine is registered anew). The current mode is written to `status.json` for
+ * `desklink agent status`.
+ *
+ * @module
+ */
+import type { MachineSettings, SessionInfo } from '@desklink/protocol'
+
+import { AgentError } from './agent-error.ts'
+import type { AgentLogger } from './agent-logger.ts'
+import { type AgentChannel, type ChannelMode, createAgentChannel } from './channel/agent-channel.ts'
+import type { AgentConfig } from './config/agent-config.ts'
+import { signMachineAssertion } from './keys/machine-keys.ts'
+import { assertTenantAllowed, loadAgentPolicy } from './policy/agent-policy.ts'
+import { AGENT_VERSION } from './registration/register-machine.ts'
+import { createLogindSessionProvider, logindAvailable } from './sessions/logind-sessions.ts'
+import { createSessionWatcher, type SessionWatcher } from './sessions/session-watcher.ts'
+import { createX11SessionProvider } from './sessions/x11-sessions.ts'
+import type { StateStore } from './state/agent-state.ts'
+
+export type AgentMode = 'starting' | ChannelMode
+
+export interface AgentRunner {
+  /** Resolves when the agent stops: asked to, or because the machine was deleted. */
+  run(): Promise<'stopped' | 'deleted'>
+  stop(): Promise<void>
+}
+
+export function createAgentRunner(options: {
+  config: AgentConfig
+  state: StateStore
+  logger: AgentLogger
+  hostname: string
+  os: string
+}): AgentRunner {
+  const { config, state, logger } = options
+  let channel: AgentChannel | undefined
+  let watcher: SessionWatcher | undefined
+  let finish: ((outcome: 'stopped' | 'deleted') => void) | undefined
+  let sessions: SessionInfo[] = []
+  let settings: MachineSettings | undefined
+  const since = new Date().toISOString()
+
+  const writeStatus = (mode: AgentMode, detail?: string) =>
+    state.writeStatus({ mode, since, pid: process.pid, ...(detail && { lastError: detail }), sessions, ...(settings && { settings }) })
+
+  return {
+    async run() {
+      const registration = state.read()
+      if (!registration) throw new AgentError('NotRegistered')
+      if (registration.deleted) throw new AgentError('MachineDeleted')
+      const identity = state.readKey('identity.pem')
+      if (!identity) throw new AgentError('NotRegistered', { message: 'The machine identity key is missing; register again.' })
+      const { policy, fromFile } = loadAgentPolicy(config.policyFile)
+      if (!fromFile) logger.warn({ policyFile: config.policyFile }, 'no agent policy file: any tenant is allowed')
+      if (policy.enforceOnStart) assertTenantAllowed(policy, registration.tenantId, 'RegistrationNoLongerAllowed')
+
+      const provider = (await logindAvailable()) ? createLogindSessionProvider() : createX11SessionProvider({ socketDir: config.x11SocketDir })
+      logger.info({ machineId: registration.machineId, server: registration.server, sessionSource: provider.name }, 'agent starting')
+      writeStatus('starting')
+
+      const outcome = new Promise<'stopped' | 'deleted'>((resolve) => (finish = resolve))
+      channel = createAgentChannel({
+        server: registration.server,
+        assertion: () => signMachineAssertion(identity, registration.machineId, registration.server),
+        hello: { agentVersion: AGENT_VERSION, hostname: options.hostname, os: options.os },
+        sessions: () => sessions,
+        runningRuns: () => [],
+        backoffMaxMs: config.backoffMaxMs,
+        logger,
+        events: {
+          onMode: (mode, detail) => writeStatus(mode, detail),
+          onSettings: (groupId, next) => {
+            settings = next
+            const current = state.read()
+            if (current && current.groupId !== groupId) {
+              // Removed from (or moved between) groups by an administrator: drop the old key.
+              if (current.groupId !== current.standaloneGroupId) state.removeKey(`group-${current.groupId}.key`)
+              state.update({ groupId })
+            }
+            logger.info({ groupId, settings: next }, 'settings received')
+          },
+          onDeleted: () => {
+            state.update({ deleted: true })
+            watcher?.stop()
+            writeStatus('deleted')
+            finish?.('deleted')
+          },
+        },
+      })
+      watcher = createSessionWatcher({
+        provider,
+        pollMs: config.sessionPollMs,
+        onChange: (next) => {
+          sessions = next
+          logger.info({ sessions: next.map((s) => `${s.user}@${s.display ?? s.id}:${s.state}`) }, 'sessions changed')
+          channel?.heartbeat()
+        },
+        onError: (error) => logger.warn({ err: (error as Error).message }, 'session discovery failed'),
+      })
+      watcher.start()
+      channel.start()
+      return outcome
+    },
+    async stop() {
+      watcher?.stop()
+      await channel?.stop()
+      writeStatus('stopped')
+      finish?.('stopped')
+    },
+  }
+}

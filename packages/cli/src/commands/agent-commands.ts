@@ -1,0 +1,159 @@
+/**
+ * `desklink agent …`: register this machine, run the agent daemon, show its status, join and
+ * leave machine groups. The agent runs as root in production (it checks passwords and starts
+ * processes as other users); its state lives in /var/lib/desklink-agent and its trust policy in
+ * /etc/desklink/agent-policy.json (DESKLINK_AGENT_STATE_DIR and DESKLINK_AGENT_POLICY move them).
+ *
+ * @module
+ */
+import { hostname, release } from 'node:os'
+
+import type { Command } from '@commander-js/extra-typings'
+import {
+  AgentError,
+  createAgentRunner,
+  createStateStore,
+  joinGroup,
+  leaveGroup,
+  loadAgentPolicy,
+  registerMachine,
+  resolveAgentConfig,
+} from '@desklink/agent'
+import { pino } from 'pino'
+
+import { apiClientFor } from '../client/api-client.ts'
+import { CliError, type CliIo } from '../io.ts'
+import { printObject } from '../output/print.ts'
+
+const osName = () => `${process.platform} ${release()}`.slice(0, 64)
+
+/** Agent errors become CLI errors with the same code. */
+async function asCli<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (error) {
+    if (error instanceof AgentError) throw new CliError(error.code, error.message, { details: error.details })
+    throw error
+  }
+}
+
+export function registerAgentCommands(program: Command, io: CliIo): void {
+  const agent = program
+    .command('agent')
+    .description(
+      'The machine agent: register this machine, run the agent, join machine groups.\n' +
+        'State: DESKLINK_AGENT_STATE_DIR (default /var/lib/desklink-agent); trust policy: DESKLINK_AGENT_POLICY\n' +
+        '(default /etc/desklink/agent-policy.json, root-owned). See docs/agent.md.',
+    )
+  const config = () => resolveAgentConfig(io.env)
+
+  agent
+    .command('register')
+    .description(
+      'Register this machine with a one-time registration token read from standard input.\n' +
+        'Make the token with `desklink machines token --environment ID`. Keys are made here;\n' +
+        'only public keys are sent. The local policy must allow the token\'s tenant.',
+    )
+    .requiredOption('--server <url>', 'the server URL (its public URL)')
+    .option('--name <name>', 'machine name', hostname().slice(0, 100))
+    .option('--description <text>', 'description', '')
+    .option('--force', 'replace an existing registration (connections to the old machine break)')
+    .option('--json', 'print JSON')
+    .action(async (o) =>
+      asCli(async () => {
+        const cfg = config()
+        const token = (await io.readStdin()).trim()
+        if (!token) throw new CliError('MissingToken', 'Pass the registration token on standard input.', { exitCode: 2 })
+        const state = await registerMachine({
+          server: o.server,
+          token,
+          name: o.name,
+          description: o.description,
+          force: Boolean(o.force),
+          hostname: hostname(),
+          os: osName(),
+          policy: loadAgentPolicy(cfg.policyFile).policy,
+          state: createStateStore(cfg.stateDir),
+          fetchFn: io.fetch,
+          now: () => new Date(),
+        })
+        if (o.json) printObject(io, o, { ...state })
+        else io.out(`Registered as machine ${state.name} (${state.machineId}) in environment ${state.environmentId}.\nStart the agent: desklink agent run\n`)
+      }),
+    )
+
+  agent
+    .command('run')
+    .description('Run the agent: keep the channel to the server, report sessions. JSON logs on stdout; stop with SIGTERM.')
+    .action(async () =>
+      asCli(async () => {
+        const cfg = config()
+        const logger = pino({ base: { service: 'desklink-agent' }, timestamp: pino.stdTimeFunctions.isoTime })
+        const runner = createAgentRunner({ config: cfg, state: createStateStore(cfg.stateDir), logger, hostname: hostname(), os: osName() })
+        const stop = io.waitForStop().then(() => runner.stop())
+        const outcome = await runner.run()
+        if (outcome === 'deleted') {
+          throw new CliError('MachineDeleted', 'The machine was deleted on the server; the agent stopped. Register again to use this machine.', { exitCode: 3 })
+        }
+        await stop
+      }),
+    )
+
+  agent
+    .command('status')
+    .description('Show what the agent knows: registration, group, connection, sessions.')
+    .option('--json', 'print JSON')
+    .action((o) => {
+      const store = createStateStore(config().stateDir)
+      const state = store.read()
+      if (!state) throw new CliError('NotRegistered', 'This machine is not registered: run desklink agent register.', { exitCode: 2 })
+      const status = store.readStatus()
+      if (o.json) return printObject(io, o, { registration: state, status: status ?? null })
+      printObject(io, o, {
+        machine: `${state.name} (${state.machineId})`,
+        server: state.server,
+        tenant: state.tenantId,
+        environment: state.environmentId,
+        group: state.groupId === state.standaloneGroupId ? '(standalone)' : state.groupId,
+        registration: state.deleted ? 'deleted on the server' : 'active',
+        agent: status ? `${status.mode} since ${status.since} (pid ${status.pid})` : 'not running',
+        ...(status?.lastError && { detail: status.lastError }),
+      })
+      return undefined
+    })
+
+  agent
+    .command('join-group <groupId>')
+    .description(
+      'Join a machine group. The group password is read from standard input (at least 12 characters);\n' +
+        'the first machine sets it, later machines must give the same. You must be signed in\n' +
+        '(desklink login) as someone who manages both this machine and the group.',
+    )
+    .option('--json', 'print JSON')
+    .action(async (groupId, o) =>
+      asCli(async () => {
+        const password = (await io.readStdin()).replace(/\r?\n$/, '')
+        const result = await joinGroup({
+          state: createStateStore(config().stateDir),
+          groupId,
+          password,
+          principalToken: await apiClientFor(io).accessToken(),
+          fetchFn: io.fetch,
+        })
+        if (o.json) printObject(io, o, result)
+        else io.out(`Joined machine group ${result.name} (${result.groupId})${result.createdKey ? '; this machine created the group key' : ''}.\n`)
+      }),
+    )
+
+  agent
+    .command('leave-group')
+    .description('Leave the machine group; the machine keeps the group settings.')
+    .option('--json', 'print JSON')
+    .action(async (o) =>
+      asCli(async () => {
+        await leaveGroup({ state: createStateStore(config().stateDir), principalToken: await apiClientFor(io).accessToken(), fetchFn: io.fetch })
+        if (o.json) printObject(io, o, { left: true })
+        else io.out('Left the machine group.\n')
+      }),
+    )
+}

@@ -1,0 +1,202 @@
+/**
+ * `desklink machines …` and `desklink groups …`: registration tokens, machines, machine
+ * groups, members, settings and sharing, over the REST API.
+ *
+ * @module
+ */
+import type { Command, OptionValues } from '@commander-js/extra-typings'
+import type { Machine, MachineGroup, Share } from '@desklink/protocol'
+
+import { apiClientFor } from '../client/api-client.ts'
+import { CliError, type CliIo } from '../io.ts'
+import { printObject, printTable } from '../output/print.ts'
+
+type Items<T> = { items: T[] }
+const id = (value: string) => encodeURIComponent(value)
+
+interface SettingsOptions {
+  maintenance?: string
+  slots?: string
+  reuseSessions?: string
+  extendedPrioritization?: string
+}
+
+const yesNo = (name: string, value: string | undefined): boolean | undefined => {
+  if (value === undefined) return undefined
+  if (/^(on|yes|true|1)$/i.test(value)) return true
+  if (/^(off|no|false|0)$/i.test(value)) return false
+  throw new CliError('InvalidOption', `${name} takes on or off, not '${value}'.`, { exitCode: 2 })
+}
+
+function settingsPatch(o: SettingsOptions): Record<string, unknown> | undefined {
+  const patch = {
+    maintenanceMode: yesNo('--maintenance', o.maintenance),
+    slots: o.slots === undefined ? undefined : Number(o.slots),
+    reuseSessions: yesNo('--reuse-sessions', o.reuseSessions),
+    extendedQueuePrioritization: yesNo('--extended-prioritization', o.extendedPrioritization),
+  }
+  return Object.values(patch).some((v) => v !== undefined) ? patch : undefined
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander's argument tuple is generic
+const withSettings = <Args extends any[], Opts extends OptionValues>(command: Command<Args, Opts>) =>
+  command
+    .option('--maintenance <on|off>', 'maintenance mode: no new runs are assigned')
+    .option('--slots <n>', 'concurrent unattended runs (1-64)')
+    .option('--reuse-sessions <on|off>', 'run unattended flows in an existing session of the user')
+    .option('--extended-prioritization <on|off>', 'let lower-priority runs pass a blocked head of the queue')
+
+const machineRow = (m: Machine) => ({
+  id: m.id,
+  name: m.name,
+  status: m.status,
+  group: m.groupId === m.standaloneGroupId ? '(standalone)' : m.groupId,
+  sessions: m.sessions.map((s) => `${s.user}${s.display ? `@${s.display}` : ''}:${s.state}`).join(' '),
+  maintenance: m.effectiveSettings.maintenanceMode ? 'on' : '',
+  access: m.access,
+})
+
+function registerShareVerbs(parent: Command, io: CliIo, base: (resourceId: string) => string) {
+  parent
+    .command('shares <id>')
+    .description('List who it is shared with.')
+    .option('--json', 'print JSON')
+    .action(async (resourceId, o) => {
+      const { items } = await apiClientFor(io).request<Items<Share>>('GET', `${base(resourceId)}/shares`)
+      printTable(io, o, items, ['id', 'principalType', 'principalId', 'access'], items)
+    })
+  parent
+    .command('share <id>')
+    .description('Share as co-owner (run, edit, delete, share, manage members) or user (run only).')
+    .option('--user <id>', 'user id')
+    .option('--service-principal <clientId>', 'service principal client id')
+    .option('--access <access>', 'coOwner or user', 'user')
+    .option('--json', 'print JSON')
+    .action(async (resourceId, o) => {
+      if (Boolean(o.user) === Boolean(o.servicePrincipal)) {
+        throw new CliError('InvalidOption', 'Name exactly one of --user or --service-principal.', { exitCode: 2 })
+      }
+      const body = { principalType: o.user ? 'user' : 'servicePrincipal', principalId: o.user ?? o.servicePrincipal, access: o.access }
+      printObject(io, o, await apiClientFor(io).request<Share>('POST', `${base(resourceId)}/shares`, body))
+    })
+  parent
+    .command('unshare <id> <shareId>')
+    .description('Stop sharing.')
+    .option('--json', 'print JSON')
+    .action(async (resourceId, shareId, o) => {
+      await apiClientFor(io).request('DELETE', `${base(resourceId)}/shares/${id(shareId)}`)
+      printObject(io, o, { deleted: shareId })
+    })
+}
+
+export function registerMachineCommands(program: Command, io: CliIo): void {
+  const api = () => apiClientFor(io)
+  const machines = program.command('machines').description('Machines that run desktop flows.')
+  machines
+    .command('token')
+    .description('Create a one-time registration token for an environment (valid one hour).')
+    .requiredOption('--environment <id>', 'environment id')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const created = await api().request<{ token: string; expiresAt: string }>('POST', `/environments/${id(o.environment)}/registration-tokens`, {})
+      if (o.json) return printObject(io, o, created)
+      io.out(`${created.token}\n`)
+      io.err(`Valid until ${created.expiresAt}, once. On the machine: echo <token> | desklink agent register --server <url>\n`)
+      return undefined
+    })
+  machines
+    .command('list')
+    .description('List the machines you can access.')
+    .option('--environment <id>', 'only this environment')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const query = o.environment ? `?environmentId=${id(o.environment)}` : ''
+      const { items } = await api().request<Items<Machine>>('GET', `/machines${query}`)
+      printTable(io, o, items.map(machineRow), ['id', 'name', 'status', 'group', 'sessions', 'maintenance', 'access'], items)
+    })
+  machines
+    .command('show <machineId>')
+    .description('Show a machine: status, sessions, settings.')
+    .option('--json', 'print JSON')
+    .action(async (machineId, o) => {
+      const m = await api().request<Machine>('GET', `/machines/${id(machineId)}`)
+      if (o.json) return printObject(io, o, m)
+      printObject(io, o, { ...machineRow(m), hostname: m.hostname, os: m.os, agentVersion: m.agentVersion, lastHeartbeatAt: m.lastHeartbeatAt, settings: m.effectiveSettings })
+      return undefined
+    })
+  withSettings(machines.command('update <machineId>').description('Rename a machine or change its settings.'))
+    .option('--name <name>', 'new name')
+    .option('--description <text>', 'new description')
+    .option('--json', 'print JSON')
+    .action(async (machineId, o) => {
+      const body = { name: o.name, description: o.description, settings: settingsPatch(o) }
+      printObject(io, o, machineRow(await api().request<Machine>('PATCH', `/machines/${id(machineId)}`, body)))
+    })
+  machines
+    .command('delete <machineId>')
+    .description('Delete a machine; its agent stops acting for it at once.')
+    .option('--json', 'print JSON')
+    .action(async (machineId, o) => {
+      await api().request('DELETE', `/machines/${id(machineId)}`)
+      printObject(io, o, { deleted: machineId })
+    })
+  registerShareVerbs(machines, io, (m) => `/machines/${id(m)}`)
+
+  const groups = program.command('groups').description('Machine groups: machines that share connections and settings.')
+  groups
+    .command('list')
+    .description('List the machine groups you can access.')
+    .option('--environment <id>', 'only this environment')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const query = o.environment ? `?environmentId=${id(o.environment)}` : ''
+      const { items } = await api().request<Items<MachineGroup>>('GET', `/machine-groups${query}`)
+      printTable(io, o, items.map((g) => ({ id: g.id, name: g.name, members: `${g.memberCount}/${g.maxMembers}`, key: g.publicKey ? 'yes' : 'not yet', access: g.access })), ['id', 'name', 'members', 'key', 'access'], items)
+    })
+  withSettings(groups.command('create <name>').description('Create a machine group; machines join it with `desklink agent join-group`.'))
+    .requiredOption('--environment <id>', 'environment id')
+    .option('--description <text>', 'description', '')
+    .option('--json', 'print JSON')
+    .action(async (name, o) => {
+      const body = { environmentId: o.environment, name, description: o.description, settings: settingsPatch(o) }
+      printObject(io, o, await api().request<MachineGroup>('POST', '/machine-groups', body))
+    })
+  groups
+    .command('show <groupId>')
+    .description('Show a machine group.')
+    .option('--json', 'print JSON')
+    .action(async (groupId, o) => printObject(io, o, await api().request<MachineGroup>('GET', `/machine-groups/${id(groupId)}`)))
+  withSettings(groups.command('update <groupId>').description('Rename a group or change the settings its machines inherit.'))
+    .option('--name <name>', 'new name')
+    .option('--description <text>', 'new description')
+    .option('--json', 'print JSON')
+    .action(async (groupId, o) => {
+      const body = { name: o.name, description: o.description, settings: settingsPatch(o) }
+      printObject(io, o, await api().request<MachineGroup>('PATCH', `/machine-groups/${id(groupId)}`, body))
+    })
+  groups
+    .command('delete <groupId>')
+    .description('Delete a group; its machines return to their own groups.')
+    .option('--json', 'print JSON')
+    .action(async (groupId, o) => {
+      await api().request('DELETE', `/machine-groups/${id(groupId)}`)
+      printObject(io, o, { deleted: groupId })
+    })
+  groups
+    .command('members <groupId>')
+    .description('List the machines of a group.')
+    .option('--json', 'print JSON')
+    .action(async (groupId, o) => {
+      const { items } = await api().request<Items<Machine>>('GET', `/machine-groups/${id(groupId)}/members`)
+      printTable(io, o, items.map(machineRow), ['id', 'name', 'status', 'sessions'], items)
+    })
+  groups
+    .command('remove-member <groupId> <machineId>')
+    .description('Remove a machine from a group.')
+    .option('--json', 'print JSON')
+    .action(async (groupId, machineId, o) => {
+      await api().request('DELETE', `/machine-groups/${id(groupId)}/members/${id(machineId)}`)
+      printObject(io, o, { removed: machineId })
+    })
+  registerShareVerbs(groups, io, (g) => `/machine-groups/${id(g)}`)
+}

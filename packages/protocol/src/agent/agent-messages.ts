@@ -1,0 +1,101 @@
+/**
+ * The agent channel: one outbound WebSocket per agent at `AGENT_CHANNEL_PATH`, carrying JSON
+ * messages that are discriminated unions on `type`. Both sides validate every message on
+ * arrival with these schemas; anything else closes the channel with `PROTOCOL_ERROR`.
+ *
+ * Sequence: the agent opens the socket with a machine assertion (see `machine-assertion.ts`),
+ * sends `hello` with the protocol versions it speaks; the server answers `welcome` with the
+ * version chosen and the machine's effective settings; from then on the agent sends
+ * `heartbeat` every `heartbeatIntervalMs` and whenever its sessions change, and the server
+ * pushes `settings` when they change.
+ *
+ * @module
+ */
+import { z } from 'zod'
+
+/** Protocol versions this build speaks, oldest first. */
+export const AGENT_PROTOCOL_VERSIONS = [1] as const
+export const AGENT_CHANNEL_PATH = '/api/v1/agent/channel'
+/** Largest message either side accepts. */
+export const AGENT_MAX_MESSAGE_BYTES = 256 * 1024
+
+/** WebSocket close codes of the channel (4000-4999 are application codes, RFC 6455 §7.4.2). */
+export const CHANNEL_CLOSE = {
+  PROTOCOL_ERROR: 4000,
+  MACHINE_DELETED: 4001,
+  SUPERSEDED: 4002,
+  HEARTBEAT_TIMEOUT: 4003,
+  NO_COMMON_VERSION: 4004,
+  SERVER_SHUTDOWN: 4005,
+} as const
+
+export const SessionState = z.enum(['active', 'locked', 'disconnected'])
+export type SessionState = z.infer<typeof SessionState>
+
+/** One user session on the machine, as the agent sees it. */
+export const SessionInfo = z.strictObject({
+  id: z.string().min(1).max(64),
+  user: z.string().min(1).max(64),
+  uid: z.int().min(0).max(2 ** 32 - 1),
+  display: z.string().max(32).nullable(),
+  state: SessionState,
+  source: z.enum(['logind', 'x11']),
+})
+export type SessionInfo = z.infer<typeof SessionInfo>
+
+export const MachineSettings = z.strictObject({
+  maintenanceMode: z.boolean(),
+  /** Concurrent unattended runs. */
+  slots: z.int().min(1).max(64),
+  reuseSessions: z.boolean(),
+  extendedQueuePrioritization: z.boolean(),
+})
+export type MachineSettings = z.infer<typeof MachineSettings>
+
+export const AgentHello = z.strictObject({
+  type: z.literal('hello'),
+  protocolVersions: z.array(z.int().min(1).max(1000)).min(1).max(16),
+  agentVersion: z.string().min(1).max(32),
+  hostname: z.string().min(1).max(255),
+  os: z.string().min(1).max(64),
+})
+
+export const AgentHeartbeat = z.strictObject({
+  type: z.literal('heartbeat'),
+  /** Strictly increasing per connection: a repeated or older value is a replay. */
+  seq: z.int().min(1),
+  sessions: z.array(SessionInfo).max(256),
+  runningRuns: z.array(z.uuid()).max(64),
+})
+
+export const AgentMessage = z.discriminatedUnion('type', [AgentHello, AgentHeartbeat])
+export type AgentMessage = z.infer<typeof AgentMessage>
+
+export const ServerWelcome = z.strictObject({
+  type: z.literal('welcome'),
+  protocolVersion: z.int(),
+  machineId: z.uuid(),
+  groupId: z.uuid(),
+  heartbeatIntervalMs: z.int().min(100),
+  settings: MachineSettings,
+})
+
+export const ServerSettings = z.strictObject({
+  type: z.literal('settings'),
+  groupId: z.uuid(),
+  settings: MachineSettings,
+})
+
+export const ServerError = z.strictObject({
+  type: z.literal('error'),
+  code: z.string(),
+  message: z.string(),
+})
+
+export const ServerMessage = z.discriminatedUnion('type', [ServerWelcome, ServerSettings, ServerError])
+export type ServerMessage = z.infer<typeof ServerMessage>
+
+/** Picks the newest version both sides speak, or undefined. */
+export function negotiateVersion(offered: readonly number[], supported: readonly number[] = AGENT_PROTOCOL_VERSIONS): number | undefined {
+  return [...offered].filter((v) => supported.includes(v)).sort((a, b) => b - a)[0]
+}

@@ -1,0 +1,2 @@
+export * from './agent-messages.ts'
+export * from './machine-assertion.ts'

@@ -1,0 +1,227 @@
+/**
+ * The agent channel's server side: authenticates WebSocket upgrades with a machine assertion,
+ * validates every message against the protocol's unions, keeps one live connection per machine,
+ * records heartbeats, and pushes settings and deletions to agents.
+ *
+ * Connection modes: `awaiting-hello` (only `hello` is accepted) → `ready` (heartbeats). A
+ * malformed, oversized or out-of-order message closes the connection with `PROTOCOL_ERROR`; a
+ * replayed heartbeat (sequence not above the last) is logged and dropped. A newer connection of
+ * the same machine supersedes the older one. No message within three heartbeat intervals closes
+ * the connection with `HEARTBEAT_TIMEOUT`.
+ *
+ * Every connection lives in this process. With several replicas, a deletion or settings change
+ * made on another replica must reach the hub that holds the socket; that relay (PostgreSQL
+ * LISTEN/NOTIFY) plugs in behind `AgentNotifier`.
+ *
+ * @module
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+
+import {
+  AGENT_CHANNEL_PATH,
+  AGENT_MAX_MESSAGE_BYTES,
+  AgentMessage,
+  CHANNEL_CLOSE,
+  negotiateVersion,
+  type ServerMessage,
+} from '@desklink/protocol'
+import { type WebSocket, WebSocketServer } from 'ws'
+
+import { AppError } from '../errors/index.ts'
+import type { Logger } from '../logging/index.ts'
+import type { AgentService } from './agent-service.ts'
+import type { AgentNotifier } from './machine-service.ts'
+
+export type ConnectionMode = 'awaiting-hello' | 'ready' | 'closed'
+
+interface Connection {
+  readonly id: string
+  readonly machineId: string
+  readonly socket: WebSocket
+  mode: ConnectionMode
+  lastSeq: number
+  timer: NodeJS.Timeout | undefined
+}
+
+export interface ChannelHub extends AgentNotifier {
+  /** Handles an HTTP upgrade request; answers 404 for other paths. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void
+  connectedCount(): number
+  isConnected(machineId: string): boolean
+  /** Closes every connection with `SERVER_SHUTDOWN`. */
+  close(): Promise<void>
+}
+
+function refuseUpgrade(socket: Duplex, status: 401 | 404, code: string): void {
+  const body = JSON.stringify({ error: { code, message: code === 'RouteNotFound' ? 'Not found.' : 'The machine could not be authenticated.' } })
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Not Found'}\r\n` +
+      'Content-Type: application/json\r\nConnection: close\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  )
+}
+
+export function createChannelHub(deps: {
+  agents: AgentService
+  logger: Logger
+  heartbeatIntervalMs: number
+}): ChannelHub {
+  const { agents, logger, heartbeatIntervalMs } = deps
+  const wss = new WebSocketServer({ noServer: true, maxPayload: AGENT_MAX_MESSAGE_BYTES, perMessageDeflate: false })
+  const byMachine = new Map<string, Connection>()
+  let closing = false
+
+  const send = (connection: Connection, message: ServerMessage) => {
+    if (connection.socket.readyState === connection.socket.OPEN) connection.socket.send(JSON.stringify(message))
+  }
+
+  function close(connection: Connection, code: number, reason: string) {
+    if (connection.mode === 'closed') return
+    connection.mode = 'closed'
+    clearTimeout(connection.timer)
+    connection.socket.close(code, reason)
+  }
+
+  function armTimeout(connection: Connection) {
+    clearTimeout(connection.timer)
+    connection.timer = setTimeout(() => {
+      logger.warn({ machineId: connection.machineId }, 'agent silent for three heartbeat intervals: closing')
+      close(connection, CHANNEL_CLOSE.HEARTBEAT_TIMEOUT, 'heartbeat timeout')
+    }, heartbeatIntervalMs * 3)
+    connection.timer.unref()
+  }
+
+  function protocolError(connection: Connection, reason: string, extra: Record<string, unknown> = {}) {
+    logger.warn({ machineId: connection.machineId, reason, ...extra }, 'agent message rejected')
+    close(connection, CHANNEL_CLOSE.PROTOCOL_ERROR, reason)
+  }
+
+  async function onMessage(connection: Connection, raw: string) {
+    let json: unknown
+    try {
+      json = JSON.parse(raw)
+    } catch {
+      return protocolError(connection, 'malformed JSON')
+    }
+    const parsed = AgentMessage.safeParse(json)
+    if (!parsed.success) {
+      return protocolError(connection, 'invalid message', {
+        issues: parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`),
+      })
+    }
+    const message = parsed.data
+    armTimeout(connection)
+    if (message.type === 'hello') {
+      if (connection.mode !== 'awaiting-hello') return protocolError(connection, 'hello repeated')
+      const version = negotiateVersion(message.protocolVersions)
+      if (version === undefined) {
+        logger.warn({ machineId: connection.machineId, offered: message.protocolVersions }, 'no common protocol version')
+        return close(connection, CHANNEL_CLOSE.NO_COMMON_VERSION, 'no common protocol version')
+      }
+      const machine = await agents.currentSettings(connection.machineId)
+      if (!machine) return close(connection, CHANNEL_CLOSE.MACHINE_DELETED, 'machine deleted')
+      await agents.connected(connection.machineId, {
+        hostname: message.hostname,
+        os: message.os,
+        agentVersion: message.agentVersion,
+      })
+      connection.mode = 'ready'
+      send(connection, {
+        type: 'welcome',
+        protocolVersion: version,
+        machineId: connection.machineId,
+        groupId: machine.groupId,
+        heartbeatIntervalMs,
+        settings: machine.settings,
+      })
+      logger.info({ machineId: connection.machineId, protocolVersion: version, agentVersion: message.agentVersion }, 'agent connected')
+      return undefined
+    }
+    if (connection.mode !== 'ready') return protocolError(connection, 'heartbeat before hello')
+    if (message.seq <= connection.lastSeq) {
+      logger.warn({ machineId: connection.machineId, seq: message.seq, lastSeq: connection.lastSeq }, 'replayed heartbeat dropped')
+      return undefined
+    }
+    connection.lastSeq = message.seq
+    await agents.heartbeat(connection.machineId, message.sessions)
+    return undefined
+  }
+
+  function accept(socket: WebSocket, machineId: string) {
+    const connection: Connection = {
+      id: agents.newConnectionId(),
+      machineId,
+      socket,
+      mode: 'awaiting-hello',
+      lastSeq: 0,
+      timer: undefined,
+    }
+    const previous = byMachine.get(machineId)
+    if (previous) close(previous, CHANNEL_CLOSE.SUPERSEDED, 'superseded by a newer connection')
+    byMachine.set(machineId, connection)
+    armTimeout(connection)
+    // Messages of one connection are handled one after another, in order.
+    let queue = Promise.resolve()
+    socket.on('message', (data, isBinary) => {
+      queue = queue
+        .then(() => (isBinary ? protocolError(connection, 'binary frame') : onMessage(connection, data.toString())))
+        .catch((error: unknown) => {
+          logger.error({ err: error, machineId }, 'agent message handling failed')
+          close(connection, CHANNEL_CLOSE.PROTOCOL_ERROR, 'internal error')
+        })
+    })
+    socket.on('error', (error) => logger.warn({ machineId, err: error.message }, 'agent socket error'))
+    socket.on('close', (code) => {
+      connection.mode = 'closed'
+      clearTimeout(connection.timer)
+      if (byMachine.get(machineId) === connection) {
+        byMachine.delete(machineId)
+        if (!closing) {
+          agents.disconnected(machineId).catch((error: unknown) => logger.error({ err: error, machineId }, 'recording disconnect failed'))
+        }
+      }
+      logger.info({ machineId, code }, 'agent disconnected')
+    })
+  }
+
+  return {
+    handleUpgrade(request, socket, head) {
+      const path = (request.url ?? '').split('?')[0]
+      if (path !== AGENT_CHANNEL_PATH || closing) return refuseUpgrade(socket, 404, 'RouteNotFound')
+      const header = request.headers.authorization ?? ''
+      const assertion = /^Bearer (\S+)$/.exec(header)?.[1]
+      if (!assertion) return refuseUpgrade(socket, 401, 'MachineAuthenticationFailed')
+      agents
+        .authenticate(assertion)
+        .then((machine) => {
+          wss.handleUpgrade(request, socket, head, (ws) => accept(ws, machine.id))
+        })
+        .catch((error: unknown) => {
+          if (!(error instanceof AppError)) logger.error({ err: error }, 'agent authentication failed unexpectedly')
+          else logger.info({ reason: (error.details as { reason?: string } | undefined)?.reason }, 'agent channel refused')
+          refuseUpgrade(socket, 401, 'MachineAuthenticationFailed')
+        })
+      return undefined
+    },
+    async machineChanged(machineId) {
+      const connection = byMachine.get(machineId)
+      if (!connection || connection.mode !== 'ready') return
+      const current = await agents.currentSettings(machineId)
+      if (current) send(connection, { type: 'settings', groupId: current.groupId, settings: current.settings })
+    },
+    machineDeleted(machineId) {
+      const connection = byMachine.get(machineId)
+      if (connection) close(connection, CHANNEL_CLOSE.MACHINE_DELETED, 'machine deleted')
+    },
+    connectedCount: () => byMachine.size,
+    isConnected: (machineId) => byMachine.has(machineId),
+    async close() {
+      closing = true
+      const sockets = [...byMachine.values()]
+      for (const connection of sockets) close(connection, CHANNEL_CLOSE.SERVER_SHUTDOWN, 'server shutting down')
+      await new Promise<void>((resolve) => wss.close(() => resolve()))
+      for (const connection of sockets) connection.socket.terminate()
+    },
+  }
+}

@@ -1,0 +1,324 @@
+/**
+ * Machines and machine groups as people and service principals manage them: registration
+ * tokens, viewing, settings, deletion, groups, members and sharing. The agent's own side is in
+ * `agent-service.ts`.
+ *
+ * @module
+ */
+import { createHash, randomBytes } from 'node:crypto'
+
+import type { MachineSettings, PrincipalType, ResourceAccess } from '@desklink/protocol'
+
+import { AppError } from '../errors/index.ts'
+import type { PrincipalStore } from '../identity/principal-store.ts'
+import type { Principal } from '../identity/principal.ts'
+import type { TenantStore } from '../identity/tenant-store.ts'
+import type { ShareRecord, ShareStore, SharedResourceType } from '../sharing/share-store.ts'
+import type { Clock, IdGenerator } from '../system/index.ts'
+import { type Access, assertManage, best, type MachineAccess } from './machine-access.ts'
+import { DEFAULT_SETTINGS, type GroupRecord, type MachineRecord, type MachineStore } from './machine-store.ts'
+
+export const REGISTRATION_TOKEN_TTL_MS = 3_600_000
+
+export const hashRegistrationToken = (token: string): string =>
+  createHash('sha256').update(token.trim(), 'utf8').digest('base64url')
+
+/** Tells connected agents what changed; implemented by the channel hub. */
+export interface AgentNotifier {
+  machineChanged(machineId: string): Promise<void>
+  machineDeleted(machineId: string): void
+}
+
+export interface MachineServiceDeps {
+  readonly machines: MachineStore
+  readonly shares: ShareStore
+  readonly tenants: Pick<TenantStore, 'findEnvironment'>
+  readonly principals: Pick<PrincipalStore, 'findUser' | 'findServicePrincipal'>
+  readonly access: MachineAccess
+  readonly notifier: AgentNotifier
+  readonly clock: Clock
+  readonly newId: IdGenerator
+  readonly isUniqueViolation: (error: unknown) => boolean
+  readonly maxGroupMembers: number
+}
+
+export interface MachineView {
+  readonly machine: MachineRecord
+  readonly effectiveSettings: MachineSettings
+  readonly access: Access
+}
+
+export interface GroupView {
+  readonly group: GroupRecord
+  readonly memberCount: number
+  readonly access: Access
+}
+
+const notFound = () => new AppError('ResourceNotFound')
+
+const applyPatch = (base: MachineSettings, patch: Partial<MachineSettings> | undefined): MachineSettings => ({
+  maintenanceMode: patch?.maintenanceMode ?? base.maintenanceMode,
+  slots: patch?.slots ?? base.slots,
+  reuseSessions: patch?.reuseSessions ?? base.reuseSessions,
+  extendedQueuePrioritization: patch?.extendedQueuePrioritization ?? base.extendedQueuePrioritization,
+})
+
+export function createMachineService(deps: MachineServiceDeps) {
+  const { machines, shares, access, clock, newId } = deps
+  const now = () => clock.now().toISOString()
+
+  async function groupAccess(principal: Principal, group: GroupRecord): Promise<Access | undefined> {
+    return access.accessTo(principal, 'machineGroup', group)
+  }
+
+  async function machineAccess(principal: Principal, machine: MachineRecord): Promise<Access | undefined> {
+    const own = await access.accessTo(principal, 'machine', machine)
+    if (machine.groupId === machine.standaloneGroupId) return own
+    const group = await machines.findGroup(principal.tenant.id, machine.groupId)
+    return best(own, group && (await groupAccess(principal, group)))
+  }
+
+  async function effectiveSettings(machine: MachineRecord): Promise<MachineSettings> {
+    if (machine.groupId === machine.standaloneGroupId) return machine.settings
+    return (await machines.findGroup(machine.tenantId, machine.groupId))?.settings ?? machine.settings
+  }
+
+  async function viewMachine(principal: Principal, id: string): Promise<MachineView> {
+    const machine = await machines.findMachine(principal.tenant.id, id)
+    const level = machine && (await machineAccess(principal, machine))
+    if (!machine || !level) throw notFound()
+    return { machine, effectiveSettings: await effectiveSettings(machine), access: level }
+  }
+
+  async function viewGroup(principal: Principal, id: string): Promise<GroupView> {
+    const group = await machines.findGroup(principal.tenant.id, id)
+    const level = group && group.type === 'standard' ? await groupAccess(principal, group) : undefined
+    if (!group || !level) throw notFound()
+    return { group, memberCount: await machines.countMembers(principal.tenant.id, id), access: level }
+  }
+
+  async function assertShareTarget(tenantId: string, type: PrincipalType, id: string): Promise<void> {
+    const found = type === 'user' ? await deps.principals.findUser(tenantId, id) : await deps.principals.findServicePrincipal(tenantId, id)
+    if (!found) {
+      throw new AppError('InvalidRequestBody', {
+        message: 'The principal does not exist in this tenant.',
+        details: { field: 'principalId' },
+      })
+    }
+  }
+
+  async function share(
+    principal: Principal,
+    type: SharedResourceType,
+    resourceId: string,
+    input: { principalType: PrincipalType; principalId: string; access: ResourceAccess },
+  ): Promise<ShareRecord> {
+    await assertShareTarget(principal.tenant.id, input.principalType, input.principalId)
+    const record: ShareRecord = {
+      id: newId(),
+      tenant_id: principal.tenant.id,
+      resource_type: type,
+      resource_id: resourceId,
+      principal_type: input.principalType,
+      principal_id: input.principalId,
+      access: input.access,
+      created_at: now(),
+    }
+    try {
+      await shares.insert(record)
+    } catch (error) {
+      if (deps.isUniqueViolation(error)) {
+        throw new AppError('NameAlreadyInUse', { message: 'The resource is already shared with this principal.' })
+      }
+      throw error
+    }
+    return record
+  }
+
+  async function unshare(principal: Principal, type: SharedResourceType, resourceId: string, shareId: string): Promise<void> {
+    if (!(await shares.delete(principal.tenant.id, type, resourceId, shareId))) throw notFound()
+  }
+
+  return {
+    async createRegistrationToken(principal: Principal, environmentId: string): Promise<{ token: string; expiresAt: string }> {
+      if (!(await deps.tenants.findEnvironment(principal.tenant.id, environmentId))) throw notFound()
+      await access.assertMayCreate(principal, environmentId)
+      const token = `dlr.${principal.tenant.id}.${environmentId}.${randomBytes(32).toString('base64url')}`
+      const expiresAt = new Date(clock.now().getTime() + REGISTRATION_TOKEN_TTL_MS).toISOString()
+      await machines.insertRegistrationToken({
+        token_hash: hashRegistrationToken(token),
+        tenant_id: principal.tenant.id,
+        environment_id: environmentId,
+        created_by_type: principal.type,
+        created_by_id: principal.id,
+        expires_at: expiresAt,
+        used_at: null,
+        machine_id: null,
+        created_at: now(),
+      })
+      return { token, expiresAt }
+    },
+
+    async listMachines(principal: Principal, environmentId?: string): Promise<MachineView[]> {
+      const views: MachineView[] = []
+      for (const machine of await machines.listMachines(principal.tenant.id, { environmentId })) {
+        const level = await machineAccess(principal, machine)
+        if (level) views.push({ machine, effectiveSettings: await effectiveSettings(machine), access: level })
+      }
+      return views
+    },
+
+    getMachine: viewMachine,
+
+    async updateMachine(
+      principal: Principal,
+      id: string,
+      changes: { name?: string | undefined; description?: string | undefined; settings?: Partial<MachineSettings> | undefined },
+    ): Promise<MachineView> {
+      const { machine, access: level } = await viewMachine(principal, id)
+      assertManage(level)
+      if (changes.settings && machine.groupId !== machine.standaloneGroupId) {
+        throw new AppError('SettingsInheritedFromGroup', { details: { groupId: machine.groupId } })
+      }
+      await machines.updateMachine(principal.tenant.id, id, {
+        name: changes.name,
+        description: changes.description,
+        settings: changes.settings && applyPatch(machine.settings, changes.settings),
+      })
+      if (changes.settings) await deps.notifier.machineChanged(id)
+      return viewMachine(principal, id)
+    },
+
+    async deleteMachine(principal: Principal, id: string): Promise<void> {
+      const { machine, access: level } = await viewMachine(principal, id)
+      assertManage(level)
+      await machines.deleteMachine(principal.tenant.id, id)
+      await machines.deleteGroup(principal.tenant.id, machine.standaloneGroupId)
+      await shares.deleteAllFor(principal.tenant.id, 'machine', id)
+      deps.notifier.machineDeleted(id)
+    },
+
+    async listGroups(principal: Principal, environmentId?: string): Promise<GroupView[]> {
+      const views: GroupView[] = []
+      for (const group of await machines.listGroups(principal.tenant.id, environmentId)) {
+        const level = await groupAccess(principal, group)
+        if (level) views.push({ group, memberCount: await machines.countMembers(principal.tenant.id, group.id), access: level })
+      }
+      return views
+    },
+
+    getGroup: viewGroup,
+
+    async createGroup(
+      principal: Principal,
+      input: { environmentId: string; name: string; description: string; settings?: Partial<MachineSettings> | undefined },
+    ): Promise<GroupView> {
+      if (!(await deps.tenants.findEnvironment(principal.tenant.id, input.environmentId))) {
+        throw new AppError('InvalidRequestBody', { message: 'The environment does not exist.', details: { field: 'environmentId' } })
+      }
+      await access.assertMayCreate(principal, input.environmentId)
+      const group: GroupRecord = {
+        id: newId(),
+        tenantId: principal.tenant.id,
+        environmentId: input.environmentId,
+        name: input.name,
+        description: input.description,
+        type: 'standard',
+        publicKey: null,
+        keyPackage: null,
+        keyCreatedAt: null,
+        settings: applyPatch(DEFAULT_SETTINGS, input.settings),
+        ownerType: principal.type,
+        ownerId: principal.id,
+        createdAt: now(),
+      }
+      await machines.insertGroup(group)
+      return viewGroup(principal, group.id)
+    },
+
+    async updateGroup(
+      principal: Principal,
+      id: string,
+      changes: { name?: string | undefined; description?: string | undefined; settings?: Partial<MachineSettings> | undefined },
+    ): Promise<GroupView> {
+      const { group, access: level } = await viewGroup(principal, id)
+      assertManage(level)
+      await machines.updateGroup(principal.tenant.id, id, {
+        name: changes.name,
+        description: changes.description,
+        settings: changes.settings && applyPatch(group.settings, changes.settings),
+      })
+      if (changes.settings) {
+        for (const member of await machines.listMachines(principal.tenant.id, { groupId: id })) {
+          await deps.notifier.machineChanged(member.id)
+        }
+      }
+      return viewGroup(principal, id)
+    },
+
+    /** Deletes the group; its members go back to their own groups, keeping the group settings. */
+    async deleteGroup(principal: Principal, id: string): Promise<void> {
+      const { group, access: level } = await viewGroup(principal, id)
+      assertManage(level)
+      const members = await machines.listMachines(principal.tenant.id, { groupId: id })
+      for (const member of members) {
+        await machines.updateMachine(principal.tenant.id, member.id, { groupId: member.standaloneGroupId, settings: group.settings })
+      }
+      await machines.deleteGroup(principal.tenant.id, id)
+      await shares.deleteAllFor(principal.tenant.id, 'machineGroup', id)
+      for (const member of members) await deps.notifier.machineChanged(member.id)
+    },
+
+    async listMembers(principal: Principal, id: string): Promise<MachineView[]> {
+      const { group } = await viewGroup(principal, id)
+      const members = await machines.listMachines(principal.tenant.id, { groupId: id })
+      return Promise.all(
+        members.map(async (machine) => ({
+          machine,
+          effectiveSettings: group.settings,
+          access: (await machineAccess(principal, machine)) ?? 'user',
+        })),
+      )
+    },
+
+    async removeMember(principal: Principal, groupId: string, machineId: string): Promise<void> {
+      const { group, access: level } = await viewGroup(principal, groupId)
+      assertManage(level)
+      const machine = await machines.findMachine(principal.tenant.id, machineId)
+      if (!machine || machine.groupId !== groupId) throw notFound()
+      await machines.updateMachine(principal.tenant.id, machineId, { groupId: machine.standaloneGroupId, settings: group.settings })
+      await deps.notifier.machineChanged(machineId)
+    },
+
+    async listMachineShares(principal: Principal, id: string): Promise<ShareRecord[]> {
+      await viewMachine(principal, id)
+      return shares.list(principal.tenant.id, 'machine', id)
+    },
+    async shareMachine(principal: Principal, id: string, input: { principalType: PrincipalType; principalId: string; access: ResourceAccess }) {
+      assertManage((await viewMachine(principal, id)).access)
+      return share(principal, 'machine', id, input)
+    },
+    async unshareMachine(principal: Principal, id: string, shareId: string): Promise<void> {
+      assertManage((await viewMachine(principal, id)).access)
+      await unshare(principal, 'machine', id, shareId)
+    },
+    async listGroupShares(principal: Principal, id: string): Promise<ShareRecord[]> {
+      await viewGroup(principal, id)
+      return shares.list(principal.tenant.id, 'machineGroup', id)
+    },
+    async shareGroup(principal: Principal, id: string, input: { principalType: PrincipalType; principalId: string; access: ResourceAccess }) {
+      assertManage((await viewGroup(principal, id)).access)
+      return share(principal, 'machineGroup', id, input)
+    },
+    async unshareGroup(principal: Principal, id: string, shareId: string): Promise<void> {
+      assertManage((await viewGroup(principal, id)).access)
+      await unshare(principal, 'machineGroup', id, shareId)
+    },
+
+    effectiveSettings,
+    machineAccess,
+    groupAccess,
+  }
+}
+
+export type MachineService = ReturnType<typeof createMachineService>
