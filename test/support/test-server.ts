@@ -13,6 +13,7 @@ import {
   createLogger,
   resolveServerConfig,
   type RunningServer,
+  type ServerOverrides,
   startServer,
 } from '@desklink/server'
 
@@ -21,18 +22,21 @@ import { type Backend, createTestDatabase, type TestDatabase } from './backends.
 export const ADMIN_PASSWORD = 'admin-password-for-tests-1'
 
 export interface TestServer {
-  readonly url: string
-  readonly server: RunningServer
+  url: string
+  server: RunningServer
   readonly database: TestDatabase
   readonly dataDir: string
   /** Every log line the server wrote. */
   readonly logs: string[]
+  /** Stops the server and starts it again on the same port, database and data directory. */
+  restart(): Promise<void>
   close(): Promise<void>
 }
 
 export async function startTestServer(
   backend: Backend,
   env: Record<string, string> = {},
+  overrides: ServerOverrides = {},
 ): Promise<TestServer> {
   const database = await createTestDatabase(backend)
   const dataDir = mkdtempSync(join(tmpdir(), 'desklink-data-'))
@@ -43,30 +47,40 @@ export async function startTestServer(
       callback()
     },
   })
-  const config = resolveServerConfig(
-    {
-      DESKLINK_DATA_DIR: dataDir,
-      DESKLINK_DATABASE_URL: database.url,
-      DESKLINK_PORT: '0',
-      DESKLINK_ADMIN_PASSWORD: ADMIN_PASSWORD,
-      DESKLINK_LOG_LEVEL: 'debug',
-      ...env,
-    },
-    {},
-  )
-  const server = await startServer(config, createLogger({ level: config.logLevel, destination }))
-  return {
+  const settings = {
+    DESKLINK_DATA_DIR: dataDir,
+    DESKLINK_DATABASE_URL: database.url,
+    DESKLINK_PORT: '0',
+    DESKLINK_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    DESKLINK_LOG_LEVEL: 'debug',
+    ...env,
+  }
+  const config = resolveServerConfig(settings, {})
+  const logger = createLogger({ level: config.logLevel, destination })
+  const server = await startServer(config, logger, overrides)
+  const running: TestServer = {
     url: server.url,
     server,
     database,
     dataDir,
     logs,
+    async restart() {
+      await running.server.close()
+      const port = new URL(running.url).port
+      running.server = await startServer(
+        resolveServerConfig({ ...settings, DESKLINK_PORT: port }, {}),
+        logger,
+        overrides,
+      )
+      running.url = running.server.url
+    },
     async close() {
-      await server.close()
+      await running.server.close()
       await database.drop()
       rmSync(dataDir, { recursive: true, force: true })
     },
   }
+  return running
 }
 
 export interface Tokens {

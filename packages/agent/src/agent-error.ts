@@ -9,8 +9,13 @@ export class AgentError extends Error {
   readonly code: AgentErrorCode | string
   readonly details: unknown
 
-  constructor(code: AgentErrorCode | string, options: { message?: string; details?: unknown; cause?: unknown } = {}) {
-    super(options.message ?? (AGENT_ERROR_CODES as Record<string, string>)[code] ?? code, { cause: options.cause })
+  constructor(
+    code: AgentErrorCode | string,
+    options: { message?: string; details?: unknown; cause?: unknown } = {},
+  ) {
+    super(options.message ?? (AGENT_ERROR_CODES as Record<string, string>)[code] ?? code, {
+      cause: options.cause,
+    })
     this.name = 'AgentError'
     this.code = code
     this.details = options.details

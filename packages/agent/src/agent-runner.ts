@@ -47,7 +47,14 @@ export function createAgentRunner(options: {
   const since = new Date().toISOString()
 
   const writeStatus = (mode: AgentMode, detail?: string) =>
-    state.writeStatus({ mode, since, pid: process.pid, ...(detail && { lastError: detail }), sessions, ...(settings && { settings }) })
+    state.writeStatus({
+      mode,
+      since,
+      pid: process.pid,
+      ...(detail && { lastError: detail }),
+      sessions,
+      ...(settings && { settings }),
+    })
 
   return {
     async run() {
@@ -55,19 +62,37 @@ export function createAgentRunner(options: {
       if (!registration) throw new AgentError('NotRegistered')
       if (registration.deleted) throw new AgentError('MachineDeleted')
       const identity = state.readKey('identity.pem')
-      if (!identity) throw new AgentError('NotRegistered', { message: 'The machine identity key is missing; register again.' })
+      if (!identity)
+        throw new AgentError('NotRegistered', {
+          message: 'The machine identity key is missing; register again.',
+        })
       const { policy, fromFile } = loadAgentPolicy(config.policyFile)
-      if (!fromFile) logger.warn({ policyFile: config.policyFile }, 'no agent policy file: any tenant is allowed')
-      if (policy.enforceOnStart) assertTenantAllowed(policy, registration.tenantId, 'RegistrationNoLongerAllowed')
+      if (!fromFile)
+        logger.warn(
+          { policyFile: config.policyFile },
+          'no agent policy file: any tenant is allowed',
+        )
+      if (policy.enforceOnStart)
+        assertTenantAllowed(policy, registration.tenantId, 'RegistrationNoLongerAllowed')
 
-      const provider = (await logindAvailable()) ? createLogindSessionProvider() : createX11SessionProvider({ socketDir: config.x11SocketDir })
-      logger.info({ machineId: registration.machineId, server: registration.server, sessionSource: provider.name }, 'agent starting')
+      const provider = (await logindAvailable())
+        ? createLogindSessionProvider()
+        : createX11SessionProvider({ socketDir: config.x11SocketDir })
+      logger.info(
+        {
+          machineId: registration.machineId,
+          server: registration.server,
+          sessionSource: provider.name,
+        },
+        'agent starting',
+      )
       writeStatus('starting')
 
       const outcome = new Promise<'stopped' | 'deleted'>((resolve) => (finish = resolve))
       channel = createAgentChannel({
         server: registration.server,
-        assertion: () => signMachineAssertion(identity, registration.machineId, registration.server),
+        assertion: () =>
+          signMachineAssertion(identity, registration.machineId, registration.server),
         hello: { agentVersion: AGENT_VERSION, hostname: options.hostname, os: options.os },
         sessions: () => sessions,
         runningRuns: () => [],
@@ -80,7 +105,8 @@ export function createAgentRunner(options: {
             const current = state.read()
             if (current && current.groupId !== groupId) {
               // Removed from (or moved between) groups by an administrator: drop the old key.
-              if (current.groupId !== current.standaloneGroupId) state.removeKey(`group-${current.groupId}.key`)
+              if (current.groupId !== current.standaloneGroupId)
+                state.removeKey(`group-${current.groupId}.key`)
               state.update({ groupId })
             }
             logger.info({ groupId, settings: next }, 'settings received')
@@ -98,10 +124,14 @@ export function createAgentRunner(options: {
         pollMs: config.sessionPollMs,
         onChange: (next) => {
           sessions = next
-          logger.info({ sessions: next.map((s) => `${s.user}@${s.display ?? s.id}:${s.state}`) }, 'sessions changed')
+          logger.info(
+            { sessions: next.map((s) => `${s.user}@${s.display ?? s.id}:${s.state}`) },
+            'sessions changed',
+          )
           channel?.heartbeat()
         },
-        onError: (error) => logger.warn({ err: (error as Error).message }, 'session discovery failed'),
+        onError: (error) =>
+          logger.warn({ err: (error as Error).message }, 'session discovery failed'),
       })
       watcher.start()
       channel.start()

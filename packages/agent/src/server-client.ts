@@ -27,12 +27,14 @@ export async function callServer<T>(
       ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
     })
   } catch (cause) {
-    throw new AgentError('ServerUnreachable', { message: `Cannot reach ${server}: ${(cause as Error).message}`, cause })
+    throw new AgentError('ServerUnreachable', {
+      message: `Cannot reach ${server}: ${(cause as Error).message}`,
+      cause,
+    })
   }
   if (response.status === 204) return undefined as T
   const payload = (await response.json().catch(() => undefined)) as
-    | { error?: { code?: string; message?: string; details?: unknown } }
-    | undefined
+    { error?: { code?: string; message?: string; details?: unknown } } | undefined
   if (!response.ok) {
     throw new AgentError(payload?.error?.code ?? `Http${response.status}`, {
       message: payload?.error?.message ?? `The server answered HTTP ${response.status}.`,

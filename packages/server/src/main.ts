@@ -170,7 +170,11 @@ export async function startServer(
       maxGroupMembers: config.maxGroupMembers,
       transaction: (work) => storage.db.transaction().execute((tx) => work(createMachineStore(tx))),
     })
-    const channel = createChannelHub({ agents: agentService, logger, heartbeatIntervalMs: config.agentHeartbeatMs })
+    const channel = createChannelHub({
+      agents: agentService,
+      logger,
+      heartbeatIntervalMs: config.agentHeartbeatMs,
+    })
     hub = channel
     const principalAuth = { tokens, principals: stores.principals }
 

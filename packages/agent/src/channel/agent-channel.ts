@@ -23,7 +23,8 @@ import WebSocket from 'ws'
 
 import type { AgentLogger } from '../agent-logger.ts'
 
-export type ChannelMode = 'idle' | 'connecting' | 'connected' | 'backing-off' | 'stopped' | 'deleted'
+export type ChannelMode =
+  'idle' | 'connecting' | 'connected' | 'backing-off' | 'stopped' | 'deleted'
 
 export interface ChannelEvents {
   onMode(mode: ChannelMode, detail?: string): void
@@ -42,7 +43,11 @@ export interface AgentChannel {
 const BASE_DELAY_MS = 250
 const REFUSALS_MEANING_DELETED = 3
 
-export function backoffDelay(attempt: number, maxMs: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(maxMs, BASE_DELAY_MS * 2 ** Math.min(attempt, 20))
   return Math.round(ceiling / 2 + (random() * ceiling) / 2)
 }
@@ -76,7 +81,14 @@ export function createAgentChannel(options: {
   function sendHeartbeat() {
     if (mode !== 'connected' || socket?.readyState !== WebSocket.OPEN) return
     seq += 1
-    socket.send(JSON.stringify({ type: 'heartbeat', seq, sessions: options.sessions(), runningRuns: options.runningRuns() }))
+    socket.send(
+      JSON.stringify({
+        type: 'heartbeat',
+        seq,
+        sessions: options.sessions(),
+        runningRuns: options.runningRuns(),
+      }),
+    )
   }
 
   function scheduleReconnect(reason: string) {
@@ -111,7 +123,13 @@ export function createAgentChannel(options: {
     })
     socket = ws
     ws.on('open', () => {
-      ws.send(JSON.stringify({ type: 'hello', protocolVersions: [...AGENT_PROTOCOL_VERSIONS], ...options.hello }))
+      ws.send(
+        JSON.stringify({
+          type: 'hello',
+          protocolVersions: [...AGENT_PROTOCOL_VERSIONS],
+          ...options.hello,
+        }),
+      )
     })
     ws.on('unexpected-response', (_request, response) => {
       const status = response.statusCode ?? 0
@@ -140,7 +158,10 @@ export function createAgentChannel(options: {
         refusals = 0
         seq = 0
         setMode('connected')
-        logger.info({ machineId: message.machineId, protocolVersion: message.protocolVersion }, 'connected to the server')
+        logger.info(
+          { machineId: message.machineId, protocolVersion: message.protocolVersion },
+          'connected to the server',
+        )
         events.onSettings(message.groupId, message.settings)
         clearInterval(heartbeatTimer)
         heartbeatTimer = setInterval(sendHeartbeat, message.heartbeatIntervalMs)

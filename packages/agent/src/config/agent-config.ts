@@ -29,7 +29,8 @@ export const AGENT_DEFAULTS = {
 function positive(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined || raw === '') return fallback
   const value = Number(raw)
-  if (!Number.isInteger(value) || value < 10) throw new TypeError(`${name} must be an integer of at least 10, got '${raw}'`)
+  if (!Number.isInteger(value) || value < 10)
+    throw new TypeError(`${name} must be an integer of at least 10, got '${raw}'`)
   return value
 }
 
@@ -38,10 +39,27 @@ export function resolveAgentConfig(
   overrides: Partial<AgentConfig> = {},
 ): AgentConfig {
   return Object.freeze({
-    stateDir: resolve(overrides.stateDir ?? env.DESKLINK_AGENT_STATE_DIR ?? AGENT_DEFAULTS.stateDir),
-    policyFile: resolve(overrides.policyFile ?? env.DESKLINK_AGENT_POLICY ?? AGENT_DEFAULTS.policyFile),
-    sessionPollMs: overrides.sessionPollMs ?? positive('DESKLINK_AGENT_SESSION_POLL_MS', env.DESKLINK_AGENT_SESSION_POLL_MS, AGENT_DEFAULTS.sessionPollMs),
-    backoffMaxMs: overrides.backoffMaxMs ?? positive('DESKLINK_AGENT_BACKOFF_MAX_MS', env.DESKLINK_AGENT_BACKOFF_MAX_MS, AGENT_DEFAULTS.backoffMaxMs),
-    x11SocketDir: overrides.x11SocketDir ?? env.DESKLINK_AGENT_X11_DIR ?? AGENT_DEFAULTS.x11SocketDir,
+    stateDir: resolve(
+      overrides.stateDir ?? env.DESKLINK_AGENT_STATE_DIR ?? AGENT_DEFAULTS.stateDir,
+    ),
+    policyFile: resolve(
+      overrides.policyFile ?? env.DESKLINK_AGENT_POLICY ?? AGENT_DEFAULTS.policyFile,
+    ),
+    sessionPollMs:
+      overrides.sessionPollMs ??
+      positive(
+        'DESKLINK_AGENT_SESSION_POLL_MS',
+        env.DESKLINK_AGENT_SESSION_POLL_MS,
+        AGENT_DEFAULTS.sessionPollMs,
+      ),
+    backoffMaxMs:
+      overrides.backoffMaxMs ??
+      positive(
+        'DESKLINK_AGENT_BACKOFF_MAX_MS',
+        env.DESKLINK_AGENT_BACKOFF_MAX_MS,
+        AGENT_DEFAULTS.backoffMaxMs,
+      ),
+    x11SocketDir:
+      overrides.x11SocketDir ?? env.DESKLINK_AGENT_X11_DIR ?? AGENT_DEFAULTS.x11SocketDir,
   })
 }

@@ -40,9 +40,12 @@ export async function joinGroup(options: {
   const { state, groupId, fetchFn } = options
   const current = state.read()
   const identity = state.readKey('identity.pem')
-  if (!current || !identity || current.deleted) throw new AgentError(current?.deleted ? 'MachineDeleted' : 'NotRegistered')
+  if (!current || !identity || current.deleted)
+    throw new AgentError(current?.deleted ? 'MachineDeleted' : 'NotRegistered')
   if (options.password.length < MIN_GROUP_PASSWORD_LENGTH) {
-    throw new AgentError('GroupPasswordTooShort', { message: `The group password must be at least ${MIN_GROUP_PASSWORD_LENGTH} characters long.` })
+    throw new AgentError('GroupPasswordTooShort', {
+      message: `The group password must be at least ${MIN_GROUP_PASSWORD_LENGTH} characters long.`,
+    })
   }
   const call = async <T>(method: 'GET' | 'POST', path: string, body?: unknown) =>
     callServer<T>(fetchFn, current.server, method, path, {
@@ -57,27 +60,46 @@ export async function joinGroup(options: {
   if (info.publicKey === null) {
     const pair = await generateGroupKeyPair()
     privateKey = pair.privateKey
-    body = { publicKey: pair.publicKey, keyPackage: await wrapGroupKey(pair.privateKey, options.password, groupId) }
+    body = {
+      publicKey: pair.publicKey,
+      keyPackage: await wrapGroupKey(pair.privateKey, options.password, groupId),
+    }
   } else {
     if (!info.keyPackage || !info.challenge) throw new AgentError('GroupKeyMismatch')
     privateKey = await unwrapGroupKey(info.keyPackage, options.password, groupId)
     if ((await publicKeyOf(privateKey)) !== info.publicKey) throw new AgentError('GroupKeyMismatch')
-    body = { challengeResponse: await openWithGroupKey(privateKey, info.challenge, `group-join:${current.machineId}:${groupId}`) }
+    body = {
+      challengeResponse: await openWithGroupKey(
+        privateKey,
+        info.challenge,
+        `group-join:${current.machineId}:${groupId}`,
+      ),
+    }
   }
-  const joined = await call<{ id: string; name: string }>('POST', `/agent/groups/${encodeURIComponent(groupId)}/join`, body)
+  const joined = await call<{ id: string; name: string }>(
+    'POST',
+    `/agent/groups/${encodeURIComponent(groupId)}/join`,
+    body,
+  )
   state.writeKey(`group-${joined.id}.key`, privateKey)
   state.update({ groupId: joined.id })
   return { groupId: joined.id, name: joined.name, createdKey: info.publicKey === null }
 }
 
-export async function leaveGroup(options: { state: StateStore; principalToken: string; fetchFn: typeof fetch }): Promise<void> {
+export async function leaveGroup(options: {
+  state: StateStore
+  principalToken: string
+  fetchFn: typeof fetch
+}): Promise<void> {
   const current = options.state.read()
   const identity = options.state.readKey('identity.pem')
-  if (!current || !identity || current.deleted) throw new AgentError(current?.deleted ? 'MachineDeleted' : 'NotRegistered')
+  if (!current || !identity || current.deleted)
+    throw new AgentError(current?.deleted ? 'MachineDeleted' : 'NotRegistered')
   await callServer(options.fetchFn, current.server, 'POST', '/agent/group/leave', {
     machineAssertion: await signMachineAssertion(identity, current.machineId, current.server),
     principalToken: options.principalToken,
   })
-  if (current.groupId !== current.standaloneGroupId) options.state.removeKey(`group-${current.groupId}.key`)
+  if (current.groupId !== current.standaloneGroupId)
+    options.state.removeKey(`group-${current.groupId}.key`)
   options.state.update({ groupId: current.standaloneGroupId })
 }

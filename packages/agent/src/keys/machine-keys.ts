@@ -14,7 +14,10 @@ export function generateIdentityKey(): { privateKeyPem: string; publicKey: strin
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
   const jwk = publicKey.export({ format: 'jwk' })
   if (!jwk.x) throw new Error('Ed25519 public key without x')
-  return { privateKeyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), publicKey: jwk.x }
+  return {
+    privateKeyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    publicKey: jwk.x,
+  }
 }
 
 export function publicKeyOfIdentity(privateKeyPem: string): string {
@@ -24,7 +27,11 @@ export function publicKeyOfIdentity(privateKeyPem: string): string {
 }
 
 /** Signs a single-use assertion, valid five minutes, for the server at `serverUrl`. */
-export async function signMachineAssertion(privateKeyPem: string, machineId: string, serverUrl: string): Promise<string> {
+export async function signMachineAssertion(
+  privateKeyPem: string,
+  machineId: string,
+  serverUrl: string,
+): Promise<string> {
   return new SignJWT({})
     .setProtectedHeader({ alg: 'EdDSA', typ: MACHINE_ASSERTION_TYP })
     .setIssuer(machineId)

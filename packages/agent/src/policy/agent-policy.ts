@@ -45,17 +45,25 @@ export interface LoadedPolicy {
  * Reads the policy. The file must be owned by root (or by the user the agent runs as) and be
  * writable by nobody else: otherwise anyone who can edit it could widen the machine's trust.
  */
-export function loadAgentPolicy(file: string, processUid: number = process.getuid?.() ?? 0): LoadedPolicy {
+export function loadAgentPolicy(
+  file: string,
+  processUid: number = process.getuid?.() ?? 0,
+): LoadedPolicy {
   if (!existsSync(file)) return { policy: AgentPolicy.parse({}), fromFile: false }
   const stat = statSync(file)
   if ((stat.uid !== 0 && stat.uid !== processUid) || (stat.mode & 0o022) !== 0) {
-    throw new AgentError('UnsafePolicyFile', { details: { file, uid: stat.uid, mode: (stat.mode & 0o777).toString(8) } })
+    throw new AgentError('UnsafePolicyFile', {
+      details: { file, uid: stat.uid, mode: (stat.mode & 0o777).toString(8) },
+    })
   }
   let json: unknown
   try {
     json = JSON.parse(readFileSync(file, 'utf8'))
   } catch (cause) {
-    throw new AgentError('InvalidPolicy', { message: `The agent policy ${file} is not valid JSON.`, cause })
+    throw new AgentError('InvalidPolicy', {
+      message: `The agent policy ${file} is not valid JSON.`,
+      cause,
+    })
   }
   const parsed = AgentPolicy.safeParse(json)
   if (!parsed.success) {
@@ -67,7 +75,11 @@ export function loadAgentPolicy(file: string, processUid: number = process.getui
 }
 
 /** Refuses a tenant the policy does not allow, with the reference's code. */
-export function assertTenantAllowed(policy: AgentPolicy, tenantId: string, code: 'UnauthorizedRegistrationToNonAllowListedTenant' | 'RegistrationNoLongerAllowed'): void {
+export function assertTenantAllowed(
+  policy: AgentPolicy,
+  tenantId: string,
+  code: 'UnauthorizedRegistrationToNonAllowListedTenant' | 'RegistrationNoLongerAllowed',
+): void {
   if (policy.allowedTenants !== undefined && !policy.allowedTenants.includes(tenantId)) {
     throw new AgentError(code, { details: { tenantId } })
   }

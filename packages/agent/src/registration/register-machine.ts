@@ -32,16 +32,25 @@ export interface RegisterOptions {
 export async function registerMachine(options: RegisterOptions): Promise<AgentState> {
   const target = parseRegistrationToken(options.token)
   if (!target) throw new AgentError('InvalidRegistrationToken')
-  assertTenantAllowed(options.policy, target.tenantId, 'UnauthorizedRegistrationToNonAllowListedTenant')
+  assertTenantAllowed(
+    options.policy,
+    target.tenantId,
+    'UnauthorizedRegistrationToNonAllowListedTenant',
+  )
 
   const existing = options.state.read()
   if (existing && !existing.deleted && !options.force) {
-    throw new AgentError('AlreadyRegistered', { details: { machineId: existing.machineId, server: existing.server } })
+    throw new AgentError('AlreadyRegistered', {
+      details: { machineId: existing.machineId, server: existing.server },
+    })
   }
   const oldKey = options.state.readKey('identity.pem')
   const replaces =
     existing && !existing.deleted && oldKey
-      ? { machineId: existing.machineId, assertion: await signMachineAssertion(oldKey, existing.machineId, existing.server) }
+      ? {
+          machineId: existing.machineId,
+          assertion: await signMachineAssertion(oldKey, existing.machineId, existing.server),
+        }
       : undefined
 
   const identity = generateIdentityKey()
@@ -66,8 +75,13 @@ export async function registerMachine(options: RegisterOptions): Promise<AgentSt
       ...(replaces && { replaces }),
     },
   })
-  if (registration.tenantId !== target.tenantId || registration.environmentId !== target.environmentId) {
-    throw new AgentError('InvalidRegistrationToken', { message: 'The server registered the machine to another tenant than the token names.' })
+  if (
+    registration.tenantId !== target.tenantId ||
+    registration.environmentId !== target.environmentId
+  ) {
+    throw new AgentError('InvalidRegistrationToken', {
+      message: 'The server registered the machine to another tenant than the token names.',
+    })
   }
   options.state.clear()
   options.state.writeKey('identity.pem', identity.privateKeyPem)

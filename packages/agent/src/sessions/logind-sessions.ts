@@ -32,17 +32,41 @@ export function createLogindSessionProvider(): SessionProvider {
   return {
     name: 'logind',
     async list() {
-      const listed = JSON.parse(await loginctl(['list-sessions', '-o', 'json'])) as { session: string; uid: number; user: string }[]
+      const listed = JSON.parse(await loginctl(['list-sessions', '-o', 'json'])) as {
+        session: string
+        uid: number
+        user: string
+      }[]
       const sessions: SessionInfo[] = []
       for (const entry of listed) {
         if (entry.uid === 0) continue
         const props = Object.fromEntries(
-          (await loginctl(['show-session', entry.session, '-p', 'Active', '-p', 'LockedHint', '-p', 'State', '-p', 'Remote', '-p', 'Display']))
+          (
+            await loginctl([
+              'show-session',
+              entry.session,
+              '-p',
+              'Active',
+              '-p',
+              'LockedHint',
+              '-p',
+              'State',
+              '-p',
+              'Remote',
+              '-p',
+              'Display',
+            ])
+          )
             .trim()
             .split('\n')
             .map((line) => line.split('=', 2) as [string, string]),
         )
-        const state = props.LockedHint === 'yes' ? 'locked' : props.Active === 'yes' && props.State === 'active' ? 'active' : 'disconnected'
+        const state =
+          props.LockedHint === 'yes'
+            ? 'locked'
+            : props.Active === 'yes' && props.State === 'active'
+              ? 'active'
+              : 'disconnected'
         sessions.push({
           id: `logind:${entry.session}`,
           user: entry.user,

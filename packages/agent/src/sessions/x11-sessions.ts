@@ -15,7 +15,15 @@ import type { SessionInfo } from '@desklink/protocol'
 
 import type { SessionProvider } from './session-provider.ts'
 
-const LOCKERS = new Set(['i3lock', 'xtrlock', 'xsecurelock', 'slock', 'xscreensaver', 'light-locker', 'xlock'])
+const LOCKERS = new Set([
+  'i3lock',
+  'xtrlock',
+  'xsecurelock',
+  'slock',
+  'xscreensaver',
+  'light-locker',
+  'xlock',
+])
 
 /** user names by uid, from /etc/passwd. */
 async function userNames(passwdFile: string): Promise<Map<number, string>> {
@@ -40,7 +48,10 @@ async function lockedDisplays(procDir: string): Promise<Map<number, Set<string>>
       const status = await readFile(join(procDir, pid, 'status'), 'utf8')
       const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1])
       const environ = await readFile(join(procDir, pid, 'environ'), 'utf8')
-      const display = environ.split('\0').find((v) => v.startsWith('DISPLAY='))?.slice('DISPLAY='.length)
+      const display = environ
+        .split('\0')
+        .find((v) => v.startsWith('DISPLAY='))
+        ?.slice('DISPLAY='.length)
       if (!display) continue
       const normalized = display.replace(/^[^:]*(:\d+).*$/, '$1')
       const set = locked.get(uid) ?? new Set<string>()
@@ -53,7 +64,11 @@ async function lockedDisplays(procDir: string): Promise<Map<number, Set<string>>
   return locked
 }
 
-export function createX11SessionProvider(options: { socketDir: string; procDir?: string; passwdFile?: string }): SessionProvider {
+export function createX11SessionProvider(options: {
+  socketDir: string
+  procDir?: string
+  passwdFile?: string
+}): SessionProvider {
   const procDir = options.procDir ?? '/proc'
   const passwdFile = options.passwdFile ?? '/etc/passwd'
   return {

@@ -10,7 +10,15 @@
  *
  * @module
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { dirname, join } from 'node:path'
 
 export interface AgentState {
@@ -49,7 +57,9 @@ export function createStateStore(stateDir: string) {
   return {
     stateDir,
     read(): AgentState | undefined {
-      return existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as AgentState) : undefined
+      return existsSync(stateFile)
+        ? (JSON.parse(readFileSync(stateFile, 'utf8')) as AgentState)
+        : undefined
     },
     write(state: AgentState): void {
       writePrivate(stateFile, `${JSON.stringify(state, null, 2)}\n`)

@@ -32,7 +32,8 @@ async function asCli<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work()
   } catch (error) {
-    if (error instanceof AgentError) throw new CliError(error.code, error.message, { details: error.details })
+    if (error instanceof AgentError)
+      throw new CliError(error.code, error.message, { details: error.details })
     throw error
   }
 }
@@ -52,7 +53,7 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
     .description(
       'Register this machine with a one-time registration token read from standard input.\n' +
         'Make the token with `desklink machines token --environment ID`. Keys are made here;\n' +
-        'only public keys are sent. The local policy must allow the token\'s tenant.',
+        "only public keys are sent. The local policy must allow the token's tenant.",
     )
     .requiredOption('--server <url>', 'the server URL (its public URL)')
     .option('--name <name>', 'machine name', hostname().slice(0, 100))
@@ -63,7 +64,10 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
       asCli(async () => {
         const cfg = config()
         const token = (await io.readStdin()).trim()
-        if (!token) throw new CliError('MissingToken', 'Pass the registration token on standard input.', { exitCode: 2 })
+        if (!token)
+          throw new CliError('MissingToken', 'Pass the registration token on standard input.', {
+            exitCode: 2,
+          })
         const state = await registerMachine({
           server: o.server,
           token,
@@ -78,22 +82,41 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
           now: () => new Date(),
         })
         if (o.json) printObject(io, o, { ...state })
-        else io.out(`Registered as machine ${state.name} (${state.machineId}) in environment ${state.environmentId}.\nStart the agent: desklink agent run\n`)
+        else
+          io.out(
+            `Registered as machine ${state.name} (${state.machineId}) in environment ${state.environmentId}.\nStart the agent: desklink agent run\n`,
+          )
       }),
     )
 
   agent
     .command('run')
-    .description('Run the agent: keep the channel to the server, report sessions. JSON logs on stdout; stop with SIGTERM.')
+    .description(
+      'Run the agent: keep the channel to the server, report sessions. JSON logs on stdout; stop with SIGTERM.',
+    )
+    .option('--json', 'print errors as JSON')
     .action(async () =>
       asCli(async () => {
         const cfg = config()
-        const logger = pino({ base: { service: 'desklink-agent' }, timestamp: pino.stdTimeFunctions.isoTime })
-        const runner = createAgentRunner({ config: cfg, state: createStateStore(cfg.stateDir), logger, hostname: hostname(), os: osName() })
+        const logger = pino({
+          base: { service: 'desklink-agent' },
+          timestamp: pino.stdTimeFunctions.isoTime,
+        })
+        const runner = createAgentRunner({
+          config: cfg,
+          state: createStateStore(cfg.stateDir),
+          logger,
+          hostname: hostname(),
+          os: osName(),
+        })
         const stop = io.waitForStop().then(() => runner.stop())
         const outcome = await runner.run()
         if (outcome === 'deleted') {
-          throw new CliError('MachineDeleted', 'The machine was deleted on the server; the agent stopped. Register again to use this machine.', { exitCode: 3 })
+          throw new CliError(
+            'MachineDeleted',
+            'The machine was deleted on the server; the agent stopped. Register again to use this machine.',
+            { exitCode: 3 },
+          )
         }
         await stop
       }),
@@ -106,7 +129,12 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
     .action((o) => {
       const store = createStateStore(config().stateDir)
       const state = store.read()
-      if (!state) throw new CliError('NotRegistered', 'This machine is not registered: run desklink agent register.', { exitCode: 2 })
+      if (!state)
+        throw new CliError(
+          'NotRegistered',
+          'This machine is not registered: run desklink agent register.',
+          { exitCode: 2 },
+        )
       const status = store.readStatus()
       if (o.json) return printObject(io, o, { registration: state, status: status ?? null })
       printObject(io, o, {
@@ -141,7 +169,10 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
           fetchFn: io.fetch,
         })
         if (o.json) printObject(io, o, result)
-        else io.out(`Joined machine group ${result.name} (${result.groupId})${result.createdKey ? '; this machine created the group key' : ''}.\n`)
+        else
+          io.out(
+            `Joined machine group ${result.name} (${result.groupId})${result.createdKey ? '; this machine created the group key' : ''}.\n`,
+          )
       }),
     )
 
@@ -151,7 +182,11 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
     .option('--json', 'print JSON')
     .action(async (o) =>
       asCli(async () => {
-        await leaveGroup({ state: createStateStore(config().stateDir), principalToken: await apiClientFor(io).accessToken(), fetchFn: io.fetch })
+        await leaveGroup({
+          state: createStateStore(config().stateDir),
+          principalToken: await apiClientFor(io).accessToken(),
+          fetchFn: io.fetch,
+        })
         if (o.json) printObject(io, o, { left: true })
         else io.out('Left the machine group.\n')
       }),

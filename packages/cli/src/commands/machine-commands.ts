@@ -39,19 +39,26 @@ function settingsPatch(o: SettingsOptions): Record<string, unknown> | undefined 
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander's argument tuple is generic
-const withSettings = <Args extends any[], Opts extends OptionValues>(command: Command<Args, Opts>) =>
+const withSettings = <Args extends any[], Opts extends OptionValues>(
+  command: Command<Args, Opts>,
+) =>
   command
     .option('--maintenance <on|off>', 'maintenance mode: no new runs are assigned')
     .option('--slots <n>', 'concurrent unattended runs (1-64)')
     .option('--reuse-sessions <on|off>', 'run unattended flows in an existing session of the user')
-    .option('--extended-prioritization <on|off>', 'let lower-priority runs pass a blocked head of the queue')
+    .option(
+      '--extended-prioritization <on|off>',
+      'let lower-priority runs pass a blocked head of the queue',
+    )
 
 const machineRow = (m: Machine) => ({
   id: m.id,
   name: m.name,
   status: m.status,
   group: m.groupId === m.standaloneGroupId ? '(standalone)' : m.groupId,
-  sessions: m.sessions.map((s) => `${s.user}${s.display ? `@${s.display}` : ''}:${s.state}`).join(' '),
+  sessions: m.sessions
+    .map((s) => `${s.user}${s.display ? `@${s.display}` : ''}:${s.state}`)
+    .join(' '),
   maintenance: m.effectiveSettings.maintenanceMode ? 'on' : '',
   access: m.access,
 })
@@ -62,7 +69,10 @@ function registerShareVerbs(parent: Command, io: CliIo, base: (resourceId: strin
     .description('List who it is shared with.')
     .option('--json', 'print JSON')
     .action(async (resourceId, o) => {
-      const { items } = await apiClientFor(io).request<Items<Share>>('GET', `${base(resourceId)}/shares`)
+      const { items } = await apiClientFor(io).request<Items<Share>>(
+        'GET',
+        `${base(resourceId)}/shares`,
+      )
       printTable(io, o, items, ['id', 'principalType', 'principalId', 'access'], items)
     })
   parent
@@ -74,10 +84,20 @@ function registerShareVerbs(parent: Command, io: CliIo, base: (resourceId: strin
     .option('--json', 'print JSON')
     .action(async (resourceId, o) => {
       if (Boolean(o.user) === Boolean(o.servicePrincipal)) {
-        throw new CliError('InvalidOption', 'Name exactly one of --user or --service-principal.', { exitCode: 2 })
+        throw new CliError('InvalidOption', 'Name exactly one of --user or --service-principal.', {
+          exitCode: 2,
+        })
       }
-      const body = { principalType: o.user ? 'user' : 'servicePrincipal', principalId: o.user ?? o.servicePrincipal, access: o.access }
-      printObject(io, o, await apiClientFor(io).request<Share>('POST', `${base(resourceId)}/shares`, body))
+      const body = {
+        principalType: o.user ? 'user' : 'servicePrincipal',
+        principalId: o.user ?? o.servicePrincipal,
+        access: o.access,
+      }
+      printObject(
+        io,
+        o,
+        await apiClientFor(io).request<Share>('POST', `${base(resourceId)}/shares`, body),
+      )
     })
   parent
     .command('unshare <id> <shareId>')
@@ -98,10 +118,16 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
     .requiredOption('--environment <id>', 'environment id')
     .option('--json', 'print JSON')
     .action(async (o) => {
-      const created = await api().request<{ token: string; expiresAt: string }>('POST', `/environments/${id(o.environment)}/registration-tokens`, {})
+      const created = await api().request<{ token: string; expiresAt: string }>(
+        'POST',
+        `/environments/${id(o.environment)}/registration-tokens`,
+        {},
+      )
       if (o.json) return printObject(io, o, created)
       io.out(`${created.token}\n`)
-      io.err(`Valid until ${created.expiresAt}, once. On the machine: echo <token> | desklink agent register --server <url>\n`)
+      io.err(
+        `Valid until ${created.expiresAt}, once. On the machine: echo <token> | desklink agent register --server <url>\n`,
+      )
       return undefined
     })
   machines
@@ -112,7 +138,13 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
     .action(async (o) => {
       const query = o.environment ? `?environmentId=${id(o.environment)}` : ''
       const { items } = await api().request<Items<Machine>>('GET', `/machines${query}`)
-      printTable(io, o, items.map(machineRow), ['id', 'name', 'status', 'group', 'sessions', 'maintenance', 'access'], items)
+      printTable(
+        io,
+        o,
+        items.map(machineRow),
+        ['id', 'name', 'status', 'group', 'sessions', 'maintenance', 'access'],
+        items,
+      )
     })
   machines
     .command('show <machineId>')
@@ -121,16 +153,29 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
     .action(async (machineId, o) => {
       const m = await api().request<Machine>('GET', `/machines/${id(machineId)}`)
       if (o.json) return printObject(io, o, m)
-      printObject(io, o, { ...machineRow(m), hostname: m.hostname, os: m.os, agentVersion: m.agentVersion, lastHeartbeatAt: m.lastHeartbeatAt, settings: m.effectiveSettings })
+      printObject(io, o, {
+        ...machineRow(m),
+        hostname: m.hostname,
+        os: m.os,
+        agentVersion: m.agentVersion,
+        lastHeartbeatAt: m.lastHeartbeatAt,
+        settings: m.effectiveSettings,
+      })
       return undefined
     })
-  withSettings(machines.command('update <machineId>').description('Rename a machine or change its settings.'))
+  withSettings(
+    machines.command('update <machineId>').description('Rename a machine or change its settings.'),
+  )
     .option('--name <name>', 'new name')
     .option('--description <text>', 'new description')
     .option('--json', 'print JSON')
     .action(async (machineId, o) => {
       const body = { name: o.name, description: o.description, settings: settingsPatch(o) }
-      printObject(io, o, machineRow(await api().request<Machine>('PATCH', `/machines/${id(machineId)}`, body)))
+      printObject(
+        io,
+        o,
+        machineRow(await api().request<Machine>('PATCH', `/machines/${id(machineId)}`, body)),
+      )
     })
   machines
     .command('delete <machineId>')
@@ -142,7 +187,9 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
     })
   registerShareVerbs(machines, io, (m) => `/machines/${id(m)}`)
 
-  const groups = program.command('groups').description('Machine groups: machines that share connections and settings.')
+  const groups = program
+    .command('groups')
+    .description('Machine groups: machines that share connections and settings.')
   groups
     .command('list')
     .description('List the machine groups you can access.')
@@ -151,28 +198,63 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
     .action(async (o) => {
       const query = o.environment ? `?environmentId=${id(o.environment)}` : ''
       const { items } = await api().request<Items<MachineGroup>>('GET', `/machine-groups${query}`)
-      printTable(io, o, items.map((g) => ({ id: g.id, name: g.name, members: `${g.memberCount}/${g.maxMembers}`, key: g.publicKey ? 'yes' : 'not yet', access: g.access })), ['id', 'name', 'members', 'key', 'access'], items)
+      printTable(
+        io,
+        o,
+        items.map((g) => ({
+          id: g.id,
+          name: g.name,
+          members: `${g.memberCount}/${g.maxMembers}`,
+          key: g.publicKey ? 'yes' : 'not yet',
+          access: g.access,
+        })),
+        ['id', 'name', 'members', 'key', 'access'],
+        items,
+      )
     })
-  withSettings(groups.command('create <name>').description('Create a machine group; machines join it with `desklink agent join-group`.'))
+  withSettings(
+    groups
+      .command('create <name>')
+      .description('Create a machine group; machines join it with `desklink agent join-group`.'),
+  )
     .requiredOption('--environment <id>', 'environment id')
     .option('--description <text>', 'description', '')
     .option('--json', 'print JSON')
     .action(async (name, o) => {
-      const body = { environmentId: o.environment, name, description: o.description, settings: settingsPatch(o) }
+      const body = {
+        environmentId: o.environment,
+        name,
+        description: o.description,
+        settings: settingsPatch(o),
+      }
       printObject(io, o, await api().request<MachineGroup>('POST', '/machine-groups', body))
     })
   groups
     .command('show <groupId>')
     .description('Show a machine group.')
     .option('--json', 'print JSON')
-    .action(async (groupId, o) => printObject(io, o, await api().request<MachineGroup>('GET', `/machine-groups/${id(groupId)}`)))
-  withSettings(groups.command('update <groupId>').description('Rename a group or change the settings its machines inherit.'))
+    .action(async (groupId, o) =>
+      printObject(
+        io,
+        o,
+        await api().request<MachineGroup>('GET', `/machine-groups/${id(groupId)}`),
+      ),
+    )
+  withSettings(
+    groups
+      .command('update <groupId>')
+      .description('Rename a group or change the settings its machines inherit.'),
+  )
     .option('--name <name>', 'new name')
     .option('--description <text>', 'new description')
     .option('--json', 'print JSON')
     .action(async (groupId, o) => {
       const body = { name: o.name, description: o.description, settings: settingsPatch(o) }
-      printObject(io, o, await api().request<MachineGroup>('PATCH', `/machine-groups/${id(groupId)}`, body))
+      printObject(
+        io,
+        o,
+        await api().request<MachineGroup>('PATCH', `/machine-groups/${id(groupId)}`, body),
+      )
     })
   groups
     .command('delete <groupId>')
@@ -187,7 +269,10 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
     .description('List the machines of a group.')
     .option('--json', 'print JSON')
     .action(async (groupId, o) => {
-      const { items } = await api().request<Items<Machine>>('GET', `/machine-groups/${id(groupId)}/members`)
+      const { items } = await api().request<Items<Machine>>(
+        'GET',
+        `/machine-groups/${id(groupId)}/members`,
+      )
       printTable(io, o, items.map(machineRow), ['id', 'name', 'status', 'sessions'], items)
     })
   groups

@@ -36,7 +36,10 @@ export type SessionState = z.infer<typeof SessionState>
 export const SessionInfo = z.strictObject({
   id: z.string().min(1).max(64),
   user: z.string().min(1).max(64),
-  uid: z.int().min(0).max(2 ** 32 - 1),
+  uid: z
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1),
   display: z.string().max(32).nullable(),
   state: SessionState,
   source: z.enum(['logind', 'x11']),
@@ -92,10 +95,17 @@ export const ServerError = z.strictObject({
   message: z.string(),
 })
 
-export const ServerMessage = z.discriminatedUnion('type', [ServerWelcome, ServerSettings, ServerError])
+export const ServerMessage = z.discriminatedUnion('type', [
+  ServerWelcome,
+  ServerSettings,
+  ServerError,
+])
 export type ServerMessage = z.infer<typeof ServerMessage>
 
 /** Picks the newest version both sides speak, or undefined. */
-export function negotiateVersion(offered: readonly number[], supported: readonly number[] = AGENT_PROTOCOL_VERSIONS): number | undefined {
+export function negotiateVersion(
+  offered: readonly number[],
+  supported: readonly number[] = AGENT_PROTOCOL_VERSIONS,
+): number | undefined {
   return [...offered].filter((v) => supported.includes(v)).sort((a, b) => b - a)[0]
 }

@@ -146,7 +146,10 @@ export const AgentJoinInfo = z.object({
 
 export const AgentJoinRequest = z.strictObject({
   /** First member: the new group public key and the password-wrapped key package. */
-  publicKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/).optional(),
+  publicKey: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{43}$/)
+    .optional(),
   keyPackage: z.string().max(4096).optional(),
   /** Later members: the opened challenge. */
   challengeResponse: z.string().max(256).optional(),

@@ -8,12 +8,18 @@
  */
 import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core'
 
-const suite = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() })
+const suite = new CipherSuite({
+  kem: new DhkemX25519HkdfSha256(),
+  kdf: new HkdfSha256(),
+  aead: new Aes256Gcm(),
+})
 
-const b64 = (bytes: ArrayBuffer | Uint8Array): string => Buffer.from(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes)).toString('base64url')
+const b64 = (bytes: ArrayBuffer | Uint8Array): string =>
+  Buffer.from(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes)).toString('base64url')
 const bytes = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64url'))
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text)
-const toBuffer = (view: Uint8Array): ArrayBuffer => view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer
+const toBuffer = (view: Uint8Array): ArrayBuffer =>
+  view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer
 
 export interface GroupKeyPair {
   /** base64url raw X25519 public key (32 bytes). */
@@ -40,17 +46,33 @@ export async function publicKeyOf(privateKey: string): Promise<string> {
 }
 
 /** Seals `plaintext` to the holder of `publicKey`; `context` binds it to its use (AAD). */
-export async function sealToGroup(publicKey: string, plaintext: string, context: string): Promise<string> {
+export async function sealToGroup(
+  publicKey: string,
+  plaintext: string,
+  context: string,
+): Promise<string> {
   const recipientPublicKey = await suite.kem.deserializePublicKey(toBuffer(bytes(publicKey)))
-  const { ct, enc } = await suite.seal({ recipientPublicKey, info: toBuffer(utf8('desklink group seal v1')) }, toBuffer(utf8(plaintext)), toBuffer(utf8(context)))
+  const { ct, enc } = await suite.seal(
+    { recipientPublicKey, info: toBuffer(utf8('desklink group seal v1')) },
+    toBuffer(utf8(plaintext)),
+    toBuffer(utf8(context)),
+  )
   return `${b64(enc)}.${b64(ct)}`
 }
 
 /** Opens what `sealToGroup` sealed; throws when the key or the context does not match. */
-export async function openWithGroupKey(privateKey: string, sealed: string, context: string): Promise<string> {
+export async function openWithGroupKey(
+  privateKey: string,
+  sealed: string,
+  context: string,
+): Promise<string> {
   const [enc, ct] = sealed.split('.')
   if (!enc || !ct) throw new TypeError('Not a sealed value')
   const recipientKey = await suite.kem.deserializePrivateKey(toBuffer(bytes(privateKey)))
-  const plaintext = await suite.open({ recipientKey, enc: toBuffer(bytes(enc)), info: toBuffer(utf8('desklink group seal v1')) }, toBuffer(bytes(ct)), toBuffer(utf8(context)))
+  const plaintext = await suite.open(
+    { recipientKey, enc: toBuffer(bytes(enc)), info: toBuffer(utf8('desklink group seal v1')) },
+    toBuffer(bytes(ct)),
+    toBuffer(utf8(context)),
+  )
   return new TextDecoder().decode(plaintext)
 }

@@ -112,12 +112,14 @@ export const ERROR_CODES = {
   RegistrationTokenInvalid: {
     status: 401,
     message: 'The registration token is unknown, expired or already used.',
-    remediation: 'Create a new registration token (valid for one hour, usable once) and register again.',
+    remediation:
+      'Create a new registration token (valid for one hour, usable once) and register again.',
   },
   MachineAuthenticationFailed: {
     status: 401,
     message: 'The machine could not be authenticated.',
-    remediation: 'The machine may have been deleted or re-registered; register it again with `desklink agent register`.',
+    remediation:
+      'The machine may have been deleted or re-registered; register it again with `desklink agent register`.',
   },
   MachineGroupFull: {
     status: 409,

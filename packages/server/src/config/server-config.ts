@@ -180,7 +180,17 @@ export function resolveServerConfig(
       SERVER_DEFAULTS.shutdownTimeoutMs,
       0,
     ),
-    agentHeartbeatMs: integer('DESKLINK_AGENT_HEARTBEAT_MS', env.DESKLINK_AGENT_HEARTBEAT_MS, SERVER_DEFAULTS.agentHeartbeatMs, 100),
-    maxGroupMembers: integer('DESKLINK_MAX_GROUP_MEMBERS', env.DESKLINK_MAX_GROUP_MEMBERS, SERVER_DEFAULTS.maxGroupMembers, 1),
+    agentHeartbeatMs: integer(
+      'DESKLINK_AGENT_HEARTBEAT_MS',
+      env.DESKLINK_AGENT_HEARTBEAT_MS,
+      SERVER_DEFAULTS.agentHeartbeatMs,
+      100,
+    ),
+    maxGroupMembers: integer(
+      'DESKLINK_MAX_GROUP_MEMBERS',
+      env.DESKLINK_MAX_GROUP_MEMBERS,
+      SERVER_DEFAULTS.maxGroupMembers,
+      1,
+    ),
   })
 }

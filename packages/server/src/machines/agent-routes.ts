@@ -71,14 +71,27 @@ export const agentRouteDefinitions = {
 
 export function registerAgentRoutes(
   app: OpenAPIHono<AppEnv>,
-  deps: { agents: AgentService; machines: MachineService; principalAuth: PrincipalAuthDeps; maxGroupMembers: number },
+  deps: {
+    agents: AgentService
+    machines: MachineService
+    principalAuth: PrincipalAuthDeps
+    maxGroupMembers: number
+  },
 ): void {
   const { agents } = deps
   const r = agentRouteDefinitions
 
-  async function callers(c: Context<AppEnv>): Promise<{ machine: MachineRecord; principal: Awaited<ReturnType<typeof authenticatePrincipal>> }> {
+  async function callers(
+    c: Context<AppEnv>,
+  ): Promise<{
+    machine: MachineRecord
+    principal: Awaited<ReturnType<typeof authenticatePrincipal>>
+  }> {
     const assertion = c.req.header(MACHINE_ASSERTION_HEADER)
-    if (!assertion) throw new AppError('MachineAuthenticationFailed', { details: { reason: 'missing assertion' } })
+    if (!assertion)
+      throw new AppError('MachineAuthenticationFailed', {
+        details: { reason: 'missing assertion' },
+      })
     const machine = await agents.authenticate(assertion)
     const principal = await authenticatePrincipal(deps.principalAuth, c.req.header('authorization'))
     c.set('principal', principal)
@@ -87,7 +100,10 @@ export function registerAgentRoutes(
 
   app.openapi(r.register, async (c) => {
     const machine = await agents.register(c.req.valid('json'))
-    c.get('logger').info({ machineId: machine.id, tenantId: machine.tenantId }, 'machine registered')
+    c.get('logger').info(
+      { machineId: machine.id, tenantId: machine.tenantId },
+      'machine registered',
+    )
     return c.json(
       {
         machineId: machine.id,
@@ -105,9 +121,17 @@ export function registerAgentRoutes(
   })
   app.openapi(r.join, async (c) => {
     const { machine, principal } = await callers(c)
-    const group = await agents.join(machine, principal, c.req.valid('param').groupId, c.req.valid('json'))
+    const group = await agents.join(
+      machine,
+      principal,
+      c.req.valid('param').groupId,
+      c.req.valid('json'),
+    )
     c.get('logger').info({ machineId: machine.id, groupId: group.id }, 'machine joined group')
-    return c.json(toApiGroup(await deps.machines.getGroup(principal, group.id), deps.maxGroupMembers), 200)
+    return c.json(
+      toApiGroup(await deps.machines.getGroup(principal, group.id), deps.maxGroupMembers),
+      200,
+    )
   })
   app.openapi(r.leave, async (c) => {
     const { machine, principal } = await callers(c)

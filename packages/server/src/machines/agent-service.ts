@@ -28,8 +28,17 @@ import type { Mac } from '../secrets/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import type { OAuthStore } from '../tokens/oauth-store.ts'
 import { assertManage } from './machine-access.ts'
-import { type AgentNotifier, hashRegistrationToken, type MachineService } from './machine-service.ts'
-import { DEFAULT_SETTINGS, type GroupRecord, type MachineRecord, type MachineStore } from './machine-store.ts'
+import {
+  type AgentNotifier,
+  hashRegistrationToken,
+  type MachineService,
+} from './machine-service.ts'
+import {
+  DEFAULT_SETTINGS,
+  type GroupRecord,
+  type MachineRecord,
+  type MachineStore,
+} from './machine-store.ts'
 import type { MembershipEvents } from './membership-events.ts'
 
 const CHALLENGE_TTL_MS = 300_000
@@ -65,8 +74,12 @@ export function createAgentService(deps: AgentServiceDeps) {
   const { machines, clock, newId } = deps
   const now = () => clock.now().toISOString()
 
-  async function verifyAssertion(assertion: string, options: { recordJti: boolean }): Promise<MachineRecord> {
-    const refuse = (reason: string) => new AppError('MachineAuthenticationFailed', { details: { reason } })
+  async function verifyAssertion(
+    assertion: string,
+    options: { recordJti: boolean },
+  ): Promise<MachineRecord> {
+    const refuse = (reason: string) =>
+      new AppError('MachineAuthenticationFailed', { details: { reason } })
     let machineId: unknown
     try {
       machineId = decodeJwt(assertion).iss
@@ -77,7 +90,10 @@ export function createAgentService(deps: AgentServiceDeps) {
     const machine = await machines.findMachineForAgent(machineId)
     if (!machine) throw refuse('unknown machine')
     try {
-      const key = await importJWK({ kty: 'OKP', crv: 'Ed25519', x: machine.identityPublicKey }, 'EdDSA')
+      const key = await importJWK(
+        { kty: 'OKP', crv: 'Ed25519', x: machine.identityPublicKey },
+        'EdDSA',
+      )
       const { payload } = await jwtVerify(assertion, key, {
         issuer: machine.id,
         subject: machine.id,
@@ -88,7 +104,8 @@ export function createAgentService(deps: AgentServiceDeps) {
         requiredClaims: ['exp', 'iat', 'jti'],
         currentDate: clock.now(),
       })
-      if ((payload.exp ?? 0) - (payload.iat ?? 0) > MACHINE_ASSERTION_MAX_SECONDS) throw new Error('lifetime')
+      if ((payload.exp ?? 0) - (payload.iat ?? 0) > MACHINE_ASSERTION_MAX_SECONDS)
+        throw new Error('lifetime')
       if (options.recordJti) {
         const fresh = await deps.oauth.recordAssertion(
           machine.tenantId,
@@ -100,7 +117,10 @@ export function createAgentService(deps: AgentServiceDeps) {
       }
       return machine
     } catch (cause) {
-      throw new AppError('MachineAuthenticationFailed', { details: { reason: 'invalid assertion' }, cause })
+      throw new AppError('MachineAuthenticationFailed', {
+        details: { reason: 'invalid assertion' },
+        cause,
+      })
     }
   }
 
@@ -108,7 +128,11 @@ export function createAgentService(deps: AgentServiceDeps) {
     `group-join:${machine.id}:${group.id}:${group.publicKey ?? ''}:${expiry}`
 
   /** The principal must manage both the machine and the group, in the same environment. */
-  async function joinableGroup(machine: MachineRecord, principal: Principal, groupId: string): Promise<GroupRecord> {
+  async function joinableGroup(
+    machine: MachineRecord,
+    principal: Principal,
+    groupId: string,
+  ): Promise<GroupRecord> {
     if (principal.tenant.id !== machine.tenantId) throw new AppError('ResourceNotFound')
     const { group, access } = await deps.machineService.getGroup(principal, groupId)
     if (group.environmentId !== machine.environmentId) throw new AppError('ResourceNotFound')
@@ -128,12 +152,20 @@ export function createAgentService(deps: AgentServiceDeps) {
       const token = await machines.findRegistrationToken(tokenHash)
       const at = now()
       if (!token) throw new AppError('RegistrationTokenInvalid', { details: { reason: 'unknown' } })
-      if (token.used_at !== null) throw new AppError('RegistrationTokenInvalid', { details: { reason: 'used' } })
-      if (token.expires_at <= at) throw new AppError('RegistrationTokenInvalid', { details: { reason: 'expired' } })
+      if (token.used_at !== null)
+        throw new AppError('RegistrationTokenInvalid', { details: { reason: 'used' } })
+      if (token.expires_at <= at)
+        throw new AppError('RegistrationTokenInvalid', { details: { reason: 'expired' } })
 
-      const replaced = input.replaces && (await verifyAssertion(input.replaces.assertion, { recordJti: true }))
-      if (replaced && (replaced.id !== input.replaces?.machineId || replaced.tenantId !== token.tenant_id)) {
-        throw new AppError('MachineAuthenticationFailed', { details: { reason: 'replaced machine does not match' } })
+      const replaced =
+        input.replaces && (await verifyAssertion(input.replaces.assertion, { recordJti: true }))
+      if (
+        replaced &&
+        (replaced.id !== input.replaces?.machineId || replaced.tenantId !== token.tenant_id)
+      ) {
+        throw new AppError('MachineAuthenticationFailed', {
+          details: { reason: 'replaced machine does not match' },
+        })
       }
 
       const machineId = newId()
@@ -213,7 +245,11 @@ export function createAgentService(deps: AgentServiceDeps) {
       machine: MachineRecord,
       principal: Principal,
       groupId: string,
-      body: { publicKey?: string | undefined; keyPackage?: string | undefined; challengeResponse?: string | undefined },
+      body: {
+        publicKey?: string | undefined
+        keyPackage?: string | undefined
+        challengeResponse?: string | undefined
+      },
     ): Promise<GroupRecord> {
       const group = await joinableGroup(machine, principal, groupId)
       if (machine.groupId === group.id) return group
@@ -230,7 +266,15 @@ export function createAgentService(deps: AgentServiceDeps) {
             message: 'The first machine of a group sends the group public key and key package.',
           })
         }
-        if (!(await machines.setGroupKeyIfAbsent(machine.tenantId, group.id, body.publicKey, body.keyPackage, now()))) {
+        if (
+          !(await machines.setGroupKeyIfAbsent(
+            machine.tenantId,
+            group.id,
+            body.publicKey,
+            body.keyPackage,
+            now(),
+          ))
+        ) {
           throw new AppError('GroupKeyAlreadyCreated')
         }
       } else {
@@ -258,7 +302,10 @@ export function createAgentService(deps: AgentServiceDeps) {
       await deps.machineService.removeMember(principal, machine.groupId, machine.id)
     },
 
-    async connected(machineId: string, facts: { hostname: string; os: string; agentVersion: string }): Promise<void> {
+    async connected(
+      machineId: string,
+      facts: { hostname: string; os: string; agentVersion: string },
+    ): Promise<void> {
       await machines.recordConnection(machineId, true, { ...facts, at: now() })
     },
     async heartbeat(machineId: string, sessions: SessionInfo[]): Promise<void> {
@@ -270,7 +317,12 @@ export function createAgentService(deps: AgentServiceDeps) {
     /** Current group and effective settings, for pushing to the agent. */
     async currentSettings(machineId: string) {
       const machine = await machines.findMachineForAgent(machineId)
-      return machine && { groupId: machine.groupId, settings: await deps.machineService.effectiveSettings(machine) }
+      return (
+        machine && {
+          groupId: machine.groupId,
+          settings: await deps.machineService.effectiveSettings(machine),
+        }
+      )
     },
     newConnectionId: () => randomUUID(),
   }

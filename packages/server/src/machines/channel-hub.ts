@@ -54,7 +54,12 @@ export interface ChannelHub extends AgentNotifier {
 }
 
 function refuseUpgrade(socket: Duplex, status: 401 | 404, code: string): void {
-  const body = JSON.stringify({ error: { code, message: code === 'RouteNotFound' ? 'Not found.' : 'The machine could not be authenticated.' } })
+  const body = JSON.stringify({
+    error: {
+      code,
+      message: code === 'RouteNotFound' ? 'Not found.' : 'The machine could not be authenticated.',
+    },
+  })
   socket.end(
     `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Not Found'}\r\n` +
       'Content-Type: application/json\r\nConnection: close\r\n' +
@@ -68,12 +73,17 @@ export function createChannelHub(deps: {
   heartbeatIntervalMs: number
 }): ChannelHub {
   const { agents, logger, heartbeatIntervalMs } = deps
-  const wss = new WebSocketServer({ noServer: true, maxPayload: AGENT_MAX_MESSAGE_BYTES, perMessageDeflate: false })
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: AGENT_MAX_MESSAGE_BYTES,
+    perMessageDeflate: false,
+  })
   const byMachine = new Map<string, Connection>()
   let closing = false
 
   const send = (connection: Connection, message: ServerMessage) => {
-    if (connection.socket.readyState === connection.socket.OPEN) connection.socket.send(JSON.stringify(message))
+    if (connection.socket.readyState === connection.socket.OPEN)
+      connection.socket.send(JSON.stringify(message))
   }
 
   function close(connection: Connection, code: number, reason: string) {
@@ -86,13 +96,20 @@ export function createChannelHub(deps: {
   function armTimeout(connection: Connection) {
     clearTimeout(connection.timer)
     connection.timer = setTimeout(() => {
-      logger.warn({ machineId: connection.machineId }, 'agent silent for three heartbeat intervals: closing')
+      logger.warn(
+        { machineId: connection.machineId },
+        'agent silent for three heartbeat intervals: closing',
+      )
       close(connection, CHANNEL_CLOSE.HEARTBEAT_TIMEOUT, 'heartbeat timeout')
     }, heartbeatIntervalMs * 3)
     connection.timer.unref()
   }
 
-  function protocolError(connection: Connection, reason: string, extra: Record<string, unknown> = {}) {
+  function protocolError(
+    connection: Connection,
+    reason: string,
+    extra: Record<string, unknown> = {},
+  ) {
     logger.warn({ machineId: connection.machineId, reason, ...extra }, 'agent message rejected')
     close(connection, CHANNEL_CLOSE.PROTOCOL_ERROR, reason)
   }
@@ -116,7 +133,10 @@ export function createChannelHub(deps: {
       if (connection.mode !== 'awaiting-hello') return protocolError(connection, 'hello repeated')
       const version = negotiateVersion(message.protocolVersions)
       if (version === undefined) {
-        logger.warn({ machineId: connection.machineId, offered: message.protocolVersions }, 'no common protocol version')
+        logger.warn(
+          { machineId: connection.machineId, offered: message.protocolVersions },
+          'no common protocol version',
+        )
         return close(connection, CHANNEL_CLOSE.NO_COMMON_VERSION, 'no common protocol version')
       }
       const machine = await agents.currentSettings(connection.machineId)
@@ -135,12 +155,22 @@ export function createChannelHub(deps: {
         heartbeatIntervalMs,
         settings: machine.settings,
       })
-      logger.info({ machineId: connection.machineId, protocolVersion: version, agentVersion: message.agentVersion }, 'agent connected')
+      logger.info(
+        {
+          machineId: connection.machineId,
+          protocolVersion: version,
+          agentVersion: message.agentVersion,
+        },
+        'agent connected',
+      )
       return undefined
     }
     if (connection.mode !== 'ready') return protocolError(connection, 'heartbeat before hello')
     if (message.seq <= connection.lastSeq) {
-      logger.warn({ machineId: connection.machineId, seq: message.seq, lastSeq: connection.lastSeq }, 'replayed heartbeat dropped')
+      logger.warn(
+        { machineId: connection.machineId, seq: message.seq, lastSeq: connection.lastSeq },
+        'replayed heartbeat dropped',
+      )
       return undefined
     }
     connection.lastSeq = message.seq
@@ -165,20 +195,30 @@ export function createChannelHub(deps: {
     let queue = Promise.resolve()
     socket.on('message', (data, isBinary) => {
       queue = queue
-        .then(() => (isBinary ? protocolError(connection, 'binary frame') : onMessage(connection, data.toString())))
+        .then(() =>
+          isBinary
+            ? protocolError(connection, 'binary frame')
+            : onMessage(connection, data.toString()),
+        )
         .catch((error: unknown) => {
           logger.error({ err: error, machineId }, 'agent message handling failed')
           close(connection, CHANNEL_CLOSE.PROTOCOL_ERROR, 'internal error')
         })
     })
-    socket.on('error', (error) => logger.warn({ machineId, err: error.message }, 'agent socket error'))
+    socket.on('error', (error) =>
+      logger.warn({ machineId, err: error.message }, 'agent socket error'),
+    )
     socket.on('close', (code) => {
       connection.mode = 'closed'
       clearTimeout(connection.timer)
       if (byMachine.get(machineId) === connection) {
         byMachine.delete(machineId)
         if (!closing) {
-          agents.disconnected(machineId).catch((error: unknown) => logger.error({ err: error, machineId }, 'recording disconnect failed'))
+          agents
+            .disconnected(machineId)
+            .catch((error: unknown) =>
+              logger.error({ err: error, machineId }, 'recording disconnect failed'),
+            )
         }
       }
       logger.info({ machineId, code }, 'agent disconnected')
@@ -198,8 +238,13 @@ export function createChannelHub(deps: {
           wss.handleUpgrade(request, socket, head, (ws) => accept(ws, machine.id))
         })
         .catch((error: unknown) => {
-          if (!(error instanceof AppError)) logger.error({ err: error }, 'agent authentication failed unexpectedly')
-          else logger.info({ reason: (error.details as { reason?: string } | undefined)?.reason }, 'agent channel refused')
+          if (!(error instanceof AppError))
+            logger.error({ err: error }, 'agent authentication failed unexpectedly')
+          else
+            logger.info(
+              { reason: (error.details as { reason?: string } | undefined)?.reason },
+              'agent channel refused',
+            )
           refuseUpgrade(socket, 401, 'MachineAuthenticationFailed')
         })
       return undefined
@@ -208,7 +253,8 @@ export function createChannelHub(deps: {
       const connection = byMachine.get(machineId)
       if (!connection || connection.mode !== 'ready') return
       const current = await agents.currentSettings(machineId)
-      if (current) send(connection, { type: 'settings', groupId: current.groupId, settings: current.settings })
+      if (current)
+        send(connection, { type: 'settings', groupId: current.groupId, settings: current.settings })
     },
     machineDeleted(machineId) {
       const connection = byMachine.get(machineId)
@@ -219,7 +265,8 @@ export function createChannelHub(deps: {
     async close() {
       closing = true
       const sockets = [...byMachine.values()]
-      for (const connection of sockets) close(connection, CHANNEL_CLOSE.SERVER_SHUTDOWN, 'server shutting down')
+      for (const connection of sockets)
+        close(connection, CHANNEL_CLOSE.SERVER_SHUTDOWN, 'server shutting down')
       await new Promise<void>((resolve) => wss.close(() => resolve()))
       for (const connection of sockets) connection.socket.terminate()
     },

@@ -22,7 +22,11 @@ export const best = (...levels: (Access | undefined)[]): Access | undefined =>
   levels.reduce<Access | undefined>((a, b) => (b && (!a || RANK[b] > RANK[a]) ? b : a), undefined)
 
 /** Roles that may register machines and create machine groups. */
-export const MACHINE_CREATOR_ROLES: readonly EnvironmentRole[] = ['EnvironmentAdmin', 'EnvironmentMaker', 'MachineOwner']
+export const MACHINE_CREATOR_ROLES: readonly EnvironmentRole[] = [
+  'EnvironmentAdmin',
+  'EnvironmentMaker',
+  'MachineOwner',
+]
 
 interface OwnedResource {
   readonly id: string
@@ -33,17 +37,31 @@ interface OwnedResource {
 
 export function createMachineAccess(deps: { roles: RoleAssignmentStore; shares: ShareStore }) {
   async function rolesIn(principal: Principal, environmentId: string): Promise<EnvironmentRole[]> {
-    const assignments = await deps.roles.listForPrincipal(principal.tenant.id, principal.type, principal.id)
+    const assignments = await deps.roles.listForPrincipal(
+      principal.tenant.id,
+      principal.type,
+      principal.id,
+    )
     return assignments.filter((a) => a.environmentId === environmentId).map((a) => a.role)
   }
 
-  async function accessTo(principal: Principal, type: SharedResourceType, resource: OwnedResource): Promise<Access | undefined> {
+  async function accessTo(
+    principal: Principal,
+    type: SharedResourceType,
+    resource: OwnedResource,
+  ): Promise<Access | undefined> {
     if (principal.isTenantAdmin) return 'admin'
     const roles = await rolesIn(principal, resource.environmentId)
     if (roles.includes('EnvironmentAdmin')) return 'admin'
     if (roles.length === 0) return undefined
     if (resource.ownerType === principal.type && resource.ownerId === principal.id) return 'owner'
-    return deps.shares.accessOf(principal.tenant.id, type, resource.id, principal.type, principal.id)
+    return deps.shares.accessOf(
+      principal.tenant.id,
+      type,
+      resource.id,
+      principal.type,
+      principal.id,
+    )
   }
 
   return {

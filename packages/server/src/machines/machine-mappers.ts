@@ -15,7 +15,8 @@ import type { GroupView, MachineView } from './machine-service.ts'
 export function toApiMachine(view: MachineView, heartbeatIntervalMs: number, now: Date): Machine {
   const { machine } = view
   const fresh =
-    machine.lastHeartbeatAt !== null && now.getTime() - Date.parse(machine.lastHeartbeatAt) < heartbeatIntervalMs * 3
+    machine.lastHeartbeatAt !== null &&
+    now.getTime() - Date.parse(machine.lastHeartbeatAt) < heartbeatIntervalMs * 3
   const connected = machine.connected && fresh
   return {
     id: machine.id,

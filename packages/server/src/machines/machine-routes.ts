@@ -34,7 +34,8 @@ const GroupParams = z.object({ groupId: Id })
 const GroupShareParams = z.object({ groupId: Id, shareId: Id })
 const MemberParams = z.object({ groupId: Id, machineId: Id })
 
-const route = <T extends Parameters<typeof createRoute>[0]>(config: T) => createRoute({ security: bearerAuth, ...config })
+const route = <T extends Parameters<typeof createRoute>[0]>(config: T) =>
+  createRoute({ security: bearerAuth, ...config })
 
 export const machineRouteDefinitions = {
   createRegistrationToken: route({
@@ -53,17 +54,39 @@ export const machineRouteDefinitions = {
     request: { query: ListMachinesQuery },
     responses: responses(200, ListOf(Machine)),
   }),
-  getMachine: route({ method: 'get', path: '/machines/{machineId}', tags: ['Machines'], summary: 'Get a machine with its sessions', request: { params: MachineParams }, responses: responses(200, Machine) }),
+  getMachine: route({
+    method: 'get',
+    path: '/machines/{machineId}',
+    tags: ['Machines'],
+    summary: 'Get a machine with its sessions',
+    request: { params: MachineParams },
+    responses: responses(200, Machine),
+  }),
   updateMachine: route({
     method: 'patch',
     path: '/machines/{machineId}',
     tags: ['Machines'],
-    summary: 'Rename a machine or change its settings (maintenance, slots, reuse sessions, extended prioritization)',
+    summary:
+      'Rename a machine or change its settings (maintenance, slots, reuse sessions, extended prioritization)',
     request: { params: MachineParams, body: jsonBody(UpdateMachineRequest) },
     responses: responses(200, Machine),
   }),
-  deleteMachine: route({ method: 'delete', path: '/machines/{machineId}', tags: ['Machines'], summary: 'Delete a machine: its agent stops acting for it at once', request: { params: MachineParams }, responses: noContent }),
-  listMachineShares: route({ method: 'get', path: '/machines/{machineId}/shares', tags: ['Machines'], summary: 'List who a machine is shared with', request: { params: MachineParams }, responses: responses(200, ListOf(Share)) }),
+  deleteMachine: route({
+    method: 'delete',
+    path: '/machines/{machineId}',
+    tags: ['Machines'],
+    summary: 'Delete a machine: its agent stops acting for it at once',
+    request: { params: MachineParams },
+    responses: noContent,
+  }),
+  listMachineShares: route({
+    method: 'get',
+    path: '/machines/{machineId}/shares',
+    tags: ['Machines'],
+    summary: 'List who a machine is shared with',
+    request: { params: MachineParams },
+    responses: responses(200, ListOf(Share)),
+  }),
   shareMachine: route({
     method: 'post',
     path: '/machines/{machineId}/shares',
@@ -72,7 +95,14 @@ export const machineRouteDefinitions = {
     request: { params: MachineParams, body: jsonBody(CreateShareRequest) },
     responses: responses(201, Share),
   }),
-  unshareMachine: route({ method: 'delete', path: '/machines/{machineId}/shares/{shareId}', tags: ['Machines'], summary: 'Stop sharing a machine', request: { params: MachineShareParams }, responses: noContent }),
+  unshareMachine: route({
+    method: 'delete',
+    path: '/machines/{machineId}/shares/{shareId}',
+    tags: ['Machines'],
+    summary: 'Stop sharing a machine',
+    request: { params: MachineShareParams },
+    responses: noContent,
+  }),
   listGroups: route({
     method: 'get',
     path: '/machine-groups',
@@ -89,7 +119,14 @@ export const machineRouteDefinitions = {
     request: { body: jsonBody(CreateMachineGroupRequest) },
     responses: responses(201, MachineGroup),
   }),
-  getGroup: route({ method: 'get', path: '/machine-groups/{groupId}', tags: ['Machine groups'], summary: 'Get a machine group', request: { params: GroupParams }, responses: responses(200, MachineGroup) }),
+  getGroup: route({
+    method: 'get',
+    path: '/machine-groups/{groupId}',
+    tags: ['Machine groups'],
+    summary: 'Get a machine group',
+    request: { params: GroupParams },
+    responses: responses(200, MachineGroup),
+  }),
   updateGroup: route({
     method: 'patch',
     path: '/machine-groups/{groupId}',
@@ -98,10 +135,38 @@ export const machineRouteDefinitions = {
     request: { params: GroupParams, body: jsonBody(UpdateMachineGroupRequest) },
     responses: responses(200, MachineGroup),
   }),
-  deleteGroup: route({ method: 'delete', path: '/machine-groups/{groupId}', tags: ['Machine groups'], summary: 'Delete a group; members return to their own groups', request: { params: GroupParams }, responses: noContent }),
-  listMembers: route({ method: 'get', path: '/machine-groups/{groupId}/members', tags: ['Machine groups'], summary: 'List the machines of a group', request: { params: GroupParams }, responses: responses(200, ListOf(Machine)) }),
-  removeMember: route({ method: 'delete', path: '/machine-groups/{groupId}/members/{machineId}', tags: ['Machine groups'], summary: 'Remove a machine from a group', request: { params: MemberParams }, responses: noContent }),
-  listGroupShares: route({ method: 'get', path: '/machine-groups/{groupId}/shares', tags: ['Machine groups'], summary: 'List who a group is shared with', request: { params: GroupParams }, responses: responses(200, ListOf(Share)) }),
+  deleteGroup: route({
+    method: 'delete',
+    path: '/machine-groups/{groupId}',
+    tags: ['Machine groups'],
+    summary: 'Delete a group; members return to their own groups',
+    request: { params: GroupParams },
+    responses: noContent,
+  }),
+  listMembers: route({
+    method: 'get',
+    path: '/machine-groups/{groupId}/members',
+    tags: ['Machine groups'],
+    summary: 'List the machines of a group',
+    request: { params: GroupParams },
+    responses: responses(200, ListOf(Machine)),
+  }),
+  removeMember: route({
+    method: 'delete',
+    path: '/machine-groups/{groupId}/members/{machineId}',
+    tags: ['Machine groups'],
+    summary: 'Remove a machine from a group',
+    request: { params: MemberParams },
+    responses: noContent,
+  }),
+  listGroupShares: route({
+    method: 'get',
+    path: '/machine-groups/{groupId}/shares',
+    tags: ['Machine groups'],
+    summary: 'List who a group is shared with',
+    request: { params: GroupParams },
+    responses: responses(200, ListOf(Share)),
+  }),
   shareGroup: route({
     method: 'post',
     path: '/machine-groups/{groupId}/shares',
@@ -110,39 +175,92 @@ export const machineRouteDefinitions = {
     request: { params: GroupParams, body: jsonBody(CreateShareRequest) },
     responses: responses(201, Share),
   }),
-  unshareGroup: route({ method: 'delete', path: '/machine-groups/{groupId}/shares/{shareId}', tags: ['Machine groups'], summary: 'Stop sharing a group', request: { params: GroupShareParams }, responses: noContent }),
+  unshareGroup: route({
+    method: 'delete',
+    path: '/machine-groups/{groupId}/shares/{shareId}',
+    tags: ['Machine groups'],
+    summary: 'Stop sharing a group',
+    request: { params: GroupShareParams },
+    responses: noContent,
+  }),
 } as const
 
 export function registerMachineRoutes(
   app: OpenAPIHono<AppEnv>,
-  deps: { machines: MachineService; clock: Clock; heartbeatIntervalMs: number; maxGroupMembers: number },
+  deps: {
+    machines: MachineService
+    clock: Clock
+    heartbeatIntervalMs: number
+    maxGroupMembers: number
+  },
 ): void {
   const { machines, clock, heartbeatIntervalMs, maxGroupMembers } = deps
   const r = machineRouteDefinitions
-  const machineOut = (view: Parameters<typeof toApiMachine>[0]) => toApiMachine(view, heartbeatIntervalMs, clock.now())
+  const machineOut = (view: Parameters<typeof toApiMachine>[0]) =>
+    toApiMachine(view, heartbeatIntervalMs, clock.now())
   const groupOut = (view: Parameters<typeof toApiGroup>[0]) => toApiGroup(view, maxGroupMembers)
 
   app.openapi(r.createRegistrationToken, async (c) => {
     const { environmentId } = c.req.valid('param')
-    const { token, expiresAt } = await machines.createRegistrationToken(c.get('principal'), environmentId)
+    const { token, expiresAt } = await machines.createRegistrationToken(
+      c.get('principal'),
+      environmentId,
+    )
     return c.json({ token, environmentId, expiresAt }, 201)
   })
   app.openapi(r.listMachines, async (c) =>
-    c.json({ items: (await machines.listMachines(c.get('principal'), c.req.valid('query').environmentId)).map(machineOut) }, 200),
+    c.json(
+      {
+        items: (
+          await machines.listMachines(c.get('principal'), c.req.valid('query').environmentId)
+        ).map(machineOut),
+      },
+      200,
+    ),
   )
-  app.openapi(r.getMachine, async (c) => c.json(machineOut(await machines.getMachine(c.get('principal'), c.req.valid('param').machineId)), 200))
+  app.openapi(r.getMachine, async (c) =>
+    c.json(
+      machineOut(await machines.getMachine(c.get('principal'), c.req.valid('param').machineId)),
+      200,
+    ),
+  )
   app.openapi(r.updateMachine, async (c) =>
-    c.json(machineOut(await machines.updateMachine(c.get('principal'), c.req.valid('param').machineId, c.req.valid('json'))), 200),
+    c.json(
+      machineOut(
+        await machines.updateMachine(
+          c.get('principal'),
+          c.req.valid('param').machineId,
+          c.req.valid('json'),
+        ),
+      ),
+      200,
+    ),
   )
   app.openapi(r.deleteMachine, async (c) => {
     await machines.deleteMachine(c.get('principal'), c.req.valid('param').machineId)
     return c.body(null, 204)
   })
   app.openapi(r.listMachineShares, async (c) =>
-    c.json({ items: (await machines.listMachineShares(c.get('principal'), c.req.valid('param').machineId)).map(toApiShare) }, 200),
+    c.json(
+      {
+        items: (
+          await machines.listMachineShares(c.get('principal'), c.req.valid('param').machineId)
+        ).map(toApiShare),
+      },
+      200,
+    ),
   )
   app.openapi(r.shareMachine, async (c) =>
-    c.json(toApiShare(await machines.shareMachine(c.get('principal'), c.req.valid('param').machineId, c.req.valid('json'))), 201),
+    c.json(
+      toApiShare(
+        await machines.shareMachine(
+          c.get('principal'),
+          c.req.valid('param').machineId,
+          c.req.valid('json'),
+        ),
+      ),
+      201,
+    ),
   )
   app.openapi(r.unshareMachine, async (c) => {
     const { machineId, shareId } = c.req.valid('param')
@@ -151,19 +269,49 @@ export function registerMachineRoutes(
   })
 
   app.openapi(r.listGroups, async (c) =>
-    c.json({ items: (await machines.listGroups(c.get('principal'), c.req.valid('query').environmentId)).map(groupOut) }, 200),
+    c.json(
+      {
+        items: (
+          await machines.listGroups(c.get('principal'), c.req.valid('query').environmentId)
+        ).map(groupOut),
+      },
+      200,
+    ),
   )
-  app.openapi(r.createGroup, async (c) => c.json(groupOut(await machines.createGroup(c.get('principal'), c.req.valid('json'))), 201))
-  app.openapi(r.getGroup, async (c) => c.json(groupOut(await machines.getGroup(c.get('principal'), c.req.valid('param').groupId)), 200))
+  app.openapi(r.createGroup, async (c) =>
+    c.json(groupOut(await machines.createGroup(c.get('principal'), c.req.valid('json'))), 201),
+  )
+  app.openapi(r.getGroup, async (c) =>
+    c.json(
+      groupOut(await machines.getGroup(c.get('principal'), c.req.valid('param').groupId)),
+      200,
+    ),
+  )
   app.openapi(r.updateGroup, async (c) =>
-    c.json(groupOut(await machines.updateGroup(c.get('principal'), c.req.valid('param').groupId, c.req.valid('json'))), 200),
+    c.json(
+      groupOut(
+        await machines.updateGroup(
+          c.get('principal'),
+          c.req.valid('param').groupId,
+          c.req.valid('json'),
+        ),
+      ),
+      200,
+    ),
   )
   app.openapi(r.deleteGroup, async (c) => {
     await machines.deleteGroup(c.get('principal'), c.req.valid('param').groupId)
     return c.body(null, 204)
   })
   app.openapi(r.listMembers, async (c) =>
-    c.json({ items: (await machines.listMembers(c.get('principal'), c.req.valid('param').groupId)).map(machineOut) }, 200),
+    c.json(
+      {
+        items: (await machines.listMembers(c.get('principal'), c.req.valid('param').groupId)).map(
+          machineOut,
+        ),
+      },
+      200,
+    ),
   )
   app.openapi(r.removeMember, async (c) => {
     const { groupId, machineId } = c.req.valid('param')
@@ -171,10 +319,26 @@ export function registerMachineRoutes(
     return c.body(null, 204)
   })
   app.openapi(r.listGroupShares, async (c) =>
-    c.json({ items: (await machines.listGroupShares(c.get('principal'), c.req.valid('param').groupId)).map(toApiShare) }, 200),
+    c.json(
+      {
+        items: (
+          await machines.listGroupShares(c.get('principal'), c.req.valid('param').groupId)
+        ).map(toApiShare),
+      },
+      200,
+    ),
   )
   app.openapi(r.shareGroup, async (c) =>
-    c.json(toApiShare(await machines.shareGroup(c.get('principal'), c.req.valid('param').groupId, c.req.valid('json'))), 201),
+    c.json(
+      toApiShare(
+        await machines.shareGroup(
+          c.get('principal'),
+          c.req.valid('param').groupId,
+          c.req.valid('json'),
+        ),
+      ),
+      201,
+    ),
   )
   app.openapi(r.unshareGroup, async (c) => {
     const { groupId, shareId } = c.req.valid('param')

@@ -16,7 +16,12 @@ import type { TenantStore } from '../identity/tenant-store.ts'
 import type { ShareRecord, ShareStore, SharedResourceType } from '../sharing/share-store.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import { type Access, assertManage, best, type MachineAccess } from './machine-access.ts'
-import { DEFAULT_SETTINGS, type GroupRecord, type MachineRecord, type MachineStore } from './machine-store.ts'
+import {
+  DEFAULT_SETTINGS,
+  type GroupRecord,
+  type MachineRecord,
+  type MachineStore,
+} from './machine-store.ts'
 
 export const REGISTRATION_TOKEN_TTL_MS = 3_600_000
 
@@ -56,22 +61,32 @@ export interface GroupView {
 
 const notFound = () => new AppError('ResourceNotFound')
 
-const applyPatch = (base: MachineSettings, patch: Partial<MachineSettings> | undefined): MachineSettings => ({
+const applyPatch = (
+  base: MachineSettings,
+  patch: Partial<MachineSettings> | undefined,
+): MachineSettings => ({
   maintenanceMode: patch?.maintenanceMode ?? base.maintenanceMode,
   slots: patch?.slots ?? base.slots,
   reuseSessions: patch?.reuseSessions ?? base.reuseSessions,
-  extendedQueuePrioritization: patch?.extendedQueuePrioritization ?? base.extendedQueuePrioritization,
+  extendedQueuePrioritization:
+    patch?.extendedQueuePrioritization ?? base.extendedQueuePrioritization,
 })
 
 export function createMachineService(deps: MachineServiceDeps) {
   const { machines, shares, access, clock, newId } = deps
   const now = () => clock.now().toISOString()
 
-  async function groupAccess(principal: Principal, group: GroupRecord): Promise<Access | undefined> {
+  async function groupAccess(
+    principal: Principal,
+    group: GroupRecord,
+  ): Promise<Access | undefined> {
     return access.accessTo(principal, 'machineGroup', group)
   }
 
-  async function machineAccess(principal: Principal, machine: MachineRecord): Promise<Access | undefined> {
+  async function machineAccess(
+    principal: Principal,
+    machine: MachineRecord,
+  ): Promise<Access | undefined> {
     const own = await access.accessTo(principal, 'machine', machine)
     if (machine.groupId === machine.standaloneGroupId) return own
     const group = await machines.findGroup(principal.tenant.id, machine.groupId)
@@ -80,7 +95,9 @@ export function createMachineService(deps: MachineServiceDeps) {
 
   async function effectiveSettings(machine: MachineRecord): Promise<MachineSettings> {
     if (machine.groupId === machine.standaloneGroupId) return machine.settings
-    return (await machines.findGroup(machine.tenantId, machine.groupId))?.settings ?? machine.settings
+    return (
+      (await machines.findGroup(machine.tenantId, machine.groupId))?.settings ?? machine.settings
+    )
   }
 
   async function viewMachine(principal: Principal, id: string): Promise<MachineView> {
@@ -92,13 +109,25 @@ export function createMachineService(deps: MachineServiceDeps) {
 
   async function viewGroup(principal: Principal, id: string): Promise<GroupView> {
     const group = await machines.findGroup(principal.tenant.id, id)
-    const level = group && group.type === 'standard' ? await groupAccess(principal, group) : undefined
+    const level =
+      group && group.type === 'standard' ? await groupAccess(principal, group) : undefined
     if (!group || !level) throw notFound()
-    return { group, memberCount: await machines.countMembers(principal.tenant.id, id), access: level }
+    return {
+      group,
+      memberCount: await machines.countMembers(principal.tenant.id, id),
+      access: level,
+    }
   }
 
-  async function assertShareTarget(tenantId: string, type: PrincipalType, id: string): Promise<void> {
-    const found = type === 'user' ? await deps.principals.findUser(tenantId, id) : await deps.principals.findServicePrincipal(tenantId, id)
+  async function assertShareTarget(
+    tenantId: string,
+    type: PrincipalType,
+    id: string,
+  ): Promise<void> {
+    const found =
+      type === 'user'
+        ? await deps.principals.findUser(tenantId, id)
+        : await deps.principals.findServicePrincipal(tenantId, id)
     if (!found) {
       throw new AppError('InvalidRequestBody', {
         message: 'The principal does not exist in this tenant.',
@@ -128,20 +157,31 @@ export function createMachineService(deps: MachineServiceDeps) {
       await shares.insert(record)
     } catch (error) {
       if (deps.isUniqueViolation(error)) {
-        throw new AppError('NameAlreadyInUse', { message: 'The resource is already shared with this principal.' })
+        throw new AppError('NameAlreadyInUse', {
+          message: 'The resource is already shared with this principal.',
+        })
       }
       throw error
     }
     return record
   }
 
-  async function unshare(principal: Principal, type: SharedResourceType, resourceId: string, shareId: string): Promise<void> {
+  async function unshare(
+    principal: Principal,
+    type: SharedResourceType,
+    resourceId: string,
+    shareId: string,
+  ): Promise<void> {
     if (!(await shares.delete(principal.tenant.id, type, resourceId, shareId))) throw notFound()
   }
 
   return {
-    async createRegistrationToken(principal: Principal, environmentId: string): Promise<{ token: string; expiresAt: string }> {
-      if (!(await deps.tenants.findEnvironment(principal.tenant.id, environmentId))) throw notFound()
+    async createRegistrationToken(
+      principal: Principal,
+      environmentId: string,
+    ): Promise<{ token: string; expiresAt: string }> {
+      if (!(await deps.tenants.findEnvironment(principal.tenant.id, environmentId)))
+        throw notFound()
       await access.assertMayCreate(principal, environmentId)
       const token = `dlr.${principal.tenant.id}.${environmentId}.${randomBytes(32).toString('base64url')}`
       const expiresAt = new Date(clock.now().getTime() + REGISTRATION_TOKEN_TTL_MS).toISOString()
@@ -163,7 +203,12 @@ export function createMachineService(deps: MachineServiceDeps) {
       const views: MachineView[] = []
       for (const machine of await machines.listMachines(principal.tenant.id, { environmentId })) {
         const level = await machineAccess(principal, machine)
-        if (level) views.push({ machine, effectiveSettings: await effectiveSettings(machine), access: level })
+        if (level)
+          views.push({
+            machine,
+            effectiveSettings: await effectiveSettings(machine),
+            access: level,
+          })
       }
       return views
     },
@@ -173,7 +218,11 @@ export function createMachineService(deps: MachineServiceDeps) {
     async updateMachine(
       principal: Principal,
       id: string,
-      changes: { name?: string | undefined; description?: string | undefined; settings?: Partial<MachineSettings> | undefined },
+      changes: {
+        name?: string | undefined
+        description?: string | undefined
+        settings?: Partial<MachineSettings> | undefined
+      },
     ): Promise<MachineView> {
       const { machine, access: level } = await viewMachine(principal, id)
       assertManage(level)
@@ -202,7 +251,12 @@ export function createMachineService(deps: MachineServiceDeps) {
       const views: GroupView[] = []
       for (const group of await machines.listGroups(principal.tenant.id, environmentId)) {
         const level = await groupAccess(principal, group)
-        if (level) views.push({ group, memberCount: await machines.countMembers(principal.tenant.id, group.id), access: level })
+        if (level)
+          views.push({
+            group,
+            memberCount: await machines.countMembers(principal.tenant.id, group.id),
+            access: level,
+          })
       }
       return views
     },
@@ -211,10 +265,18 @@ export function createMachineService(deps: MachineServiceDeps) {
 
     async createGroup(
       principal: Principal,
-      input: { environmentId: string; name: string; description: string; settings?: Partial<MachineSettings> | undefined },
+      input: {
+        environmentId: string
+        name: string
+        description: string
+        settings?: Partial<MachineSettings> | undefined
+      },
     ): Promise<GroupView> {
       if (!(await deps.tenants.findEnvironment(principal.tenant.id, input.environmentId))) {
-        throw new AppError('InvalidRequestBody', { message: 'The environment does not exist.', details: { field: 'environmentId' } })
+        throw new AppError('InvalidRequestBody', {
+          message: 'The environment does not exist.',
+          details: { field: 'environmentId' },
+        })
       }
       await access.assertMayCreate(principal, input.environmentId)
       const group: GroupRecord = {
@@ -239,7 +301,11 @@ export function createMachineService(deps: MachineServiceDeps) {
     async updateGroup(
       principal: Principal,
       id: string,
-      changes: { name?: string | undefined; description?: string | undefined; settings?: Partial<MachineSettings> | undefined },
+      changes: {
+        name?: string | undefined
+        description?: string | undefined
+        settings?: Partial<MachineSettings> | undefined
+      },
     ): Promise<GroupView> {
       const { group, access: level } = await viewGroup(principal, id)
       assertManage(level)
@@ -262,7 +328,10 @@ export function createMachineService(deps: MachineServiceDeps) {
       assertManage(level)
       const members = await machines.listMachines(principal.tenant.id, { groupId: id })
       for (const member of members) {
-        await machines.updateMachine(principal.tenant.id, member.id, { groupId: member.standaloneGroupId, settings: group.settings })
+        await machines.updateMachine(principal.tenant.id, member.id, {
+          groupId: member.standaloneGroupId,
+          settings: group.settings,
+        })
       }
       await machines.deleteGroup(principal.tenant.id, id)
       await shares.deleteAllFor(principal.tenant.id, 'machineGroup', id)
@@ -286,7 +355,10 @@ export function createMachineService(deps: MachineServiceDeps) {
       assertManage(level)
       const machine = await machines.findMachine(principal.tenant.id, machineId)
       if (!machine || machine.groupId !== groupId) throw notFound()
-      await machines.updateMachine(principal.tenant.id, machineId, { groupId: machine.standaloneGroupId, settings: group.settings })
+      await machines.updateMachine(principal.tenant.id, machineId, {
+        groupId: machine.standaloneGroupId,
+        settings: group.settings,
+      })
       await deps.notifier.machineChanged(machineId)
     },
 
@@ -294,7 +366,11 @@ export function createMachineService(deps: MachineServiceDeps) {
       await viewMachine(principal, id)
       return shares.list(principal.tenant.id, 'machine', id)
     },
-    async shareMachine(principal: Principal, id: string, input: { principalType: PrincipalType; principalId: string; access: ResourceAccess }) {
+    async shareMachine(
+      principal: Principal,
+      id: string,
+      input: { principalType: PrincipalType; principalId: string; access: ResourceAccess },
+    ) {
       assertManage((await viewMachine(principal, id)).access)
       return share(principal, 'machine', id, input)
     },
@@ -306,7 +382,11 @@ export function createMachineService(deps: MachineServiceDeps) {
       await viewGroup(principal, id)
       return shares.list(principal.tenant.id, 'machineGroup', id)
     },
-    async shareGroup(principal: Principal, id: string, input: { principalType: PrincipalType; principalId: string; access: ResourceAccess }) {
+    async shareGroup(
+      principal: Principal,
+      id: string,
+      input: { principalType: PrincipalType; principalId: string; access: ResourceAccess },
+    ) {
       assertManage((await viewGroup(principal, id)).access)
       return share(principal, 'machineGroup', id, input)
     },

@@ -7,7 +7,12 @@
 import type { MachineSettings, SessionInfo } from '@desklink/protocol'
 import type { Kysely, Selectable } from 'kysely'
 
-import type { Database, MachineGroupTable, MachineTable, RegistrationTokenTable } from '../storage/index.ts'
+import type {
+  Database,
+  MachineGroupTable,
+  MachineTable,
+  RegistrationTokenTable,
+} from '../storage/index.ts'
 
 export const DEFAULT_SETTINGS: MachineSettings = Object.freeze({
   maintenanceMode: false,
@@ -124,16 +129,29 @@ export function createMachineStore(db: Kysely<Database>) {
       return row && toGroup(row)
     },
     async listGroups(tenantId: string, environmentId?: string): Promise<GroupRecord[]> {
-      let query = db.selectFrom('machine_groups').selectAll().where('tenant_id', '=', tenantId).where('type', '=', 'standard')
+      let query = db
+        .selectFrom('machine_groups')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('type', '=', 'standard')
       if (environmentId) query = query.where('environment_id', '=', environmentId)
       return (await query.orderBy('name').execute()).map(toGroup)
     },
     async updateGroup(
       tenantId: string,
       id: string,
-      changes: { name?: string | undefined; description?: string | undefined; settings?: MachineSettings | undefined },
+      changes: {
+        name?: string | undefined
+        description?: string | undefined
+        settings?: MachineSettings | undefined
+      },
     ): Promise<void> {
-      if (changes.name === undefined && changes.description === undefined && changes.settings === undefined) return
+      if (
+        changes.name === undefined &&
+        changes.description === undefined &&
+        changes.settings === undefined
+      )
+        return
       await db
         .updateTable('machine_groups')
         .set({
@@ -146,7 +164,13 @@ export function createMachineStore(db: Kysely<Database>) {
         .execute()
     },
     /** Sets the group key only if none exists yet; false when another machine was first. */
-    async setGroupKeyIfAbsent(tenantId: string, id: string, publicKey: string, keyPackage: string, at: string): Promise<boolean> {
+    async setGroupKeyIfAbsent(
+      tenantId: string,
+      id: string,
+      publicKey: string,
+      keyPackage: string,
+      at: string,
+    ): Promise<boolean> {
       const result = await db
         .updateTable('machine_groups')
         .set({ public_key: publicKey, key_package: keyPackage, key_created_at: at })
@@ -157,7 +181,11 @@ export function createMachineStore(db: Kysely<Database>) {
       return Number(result.numUpdatedRows) === 1
     },
     async deleteGroup(tenantId: string, id: string): Promise<void> {
-      await db.deleteFrom('machine_groups').where('tenant_id', '=', tenantId).where('id', '=', id).execute()
+      await db
+        .deleteFrom('machine_groups')
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .execute()
     },
     async countMembers(tenantId: string, groupId: string): Promise<number> {
       const row = await db
@@ -205,10 +233,17 @@ export function createMachineStore(db: Kysely<Database>) {
     },
     /** For agent authentication only: the key in the row authenticates the caller. */
     async findMachineForAgent(id: string): Promise<MachineRecord | undefined> {
-      const row = await db.selectFrom('machines').selectAll().where('id', '=', id).executeTakeFirst()
+      const row = await db
+        .selectFrom('machines')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirst()
       return row && toMachine(row)
     },
-    async listMachines(tenantId: string, filter: { environmentId?: string | undefined; groupId?: string | undefined } = {}): Promise<MachineRecord[]> {
+    async listMachines(
+      tenantId: string,
+      filter: { environmentId?: string | undefined; groupId?: string | undefined } = {},
+    ): Promise<MachineRecord[]> {
       let query = db.selectFrom('machines').selectAll().where('tenant_id', '=', tenantId)
       if (filter.environmentId) query = query.where('environment_id', '=', filter.environmentId)
       if (filter.groupId) query = query.where('group_id', '=', filter.groupId)
@@ -236,7 +271,11 @@ export function createMachineStore(db: Kysely<Database>) {
         .where('id', '=', id)
         .execute()
     },
-    async recordConnection(id: string, connected: boolean, facts: { hostname?: string; os?: string; agentVersion?: string; at: string }): Promise<void> {
+    async recordConnection(
+      id: string,
+      connected: boolean,
+      facts: { hostname?: string; os?: string; agentVersion?: string; at: string },
+    ): Promise<void> {
       await db
         .updateTable('machines')
         .set({
@@ -258,14 +297,22 @@ export function createMachineStore(db: Kysely<Database>) {
         .execute()
     },
     async deleteMachine(tenantId: string, id: string): Promise<void> {
-      await db.deleteFrom('machines').where('tenant_id', '=', tenantId).where('id', '=', id).execute()
+      await db
+        .deleteFrom('machines')
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .execute()
     },
 
     async insertRegistrationToken(token: RegistrationTokenRecord): Promise<void> {
       await db.insertInto('registration_tokens').values(token).execute()
     },
     async findRegistrationToken(tokenHash: string): Promise<RegistrationTokenRecord | undefined> {
-      return db.selectFrom('registration_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst()
+      return db
+        .selectFrom('registration_tokens')
+        .selectAll()
+        .where('token_hash', '=', tokenHash)
+        .executeTakeFirst()
     },
     /** Marks the token used; true only for the one registration that used it. */
     async useRegistrationToken(tokenHash: string, machineId: string, at: string): Promise<boolean> {

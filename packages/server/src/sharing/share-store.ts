@@ -16,7 +16,11 @@ export function createShareStore(db: Kysely<Database>) {
     async insert(share: ShareRecord): Promise<void> {
       await db.insertInto('resource_shares').values(share).execute()
     },
-    list(tenantId: string, resourceType: SharedResourceType, resourceId: string): Promise<ShareRecord[]> {
+    list(
+      tenantId: string,
+      resourceType: SharedResourceType,
+      resourceId: string,
+    ): Promise<ShareRecord[]> {
       return db
         .selectFrom('resource_shares')
         .selectAll()
@@ -61,7 +65,12 @@ export function createShareStore(db: Kysely<Database>) {
         .execute()
       return new Map(rows.map((r) => [r.resource_id, r.access]))
     },
-    async delete(tenantId: string, resourceType: SharedResourceType, resourceId: string, id: string): Promise<boolean> {
+    async delete(
+      tenantId: string,
+      resourceType: SharedResourceType,
+      resourceId: string,
+      id: string,
+    ): Promise<boolean> {
       const result = await db
         .deleteFrom('resource_shares')
         .where('tenant_id', '=', tenantId)
@@ -71,7 +80,11 @@ export function createShareStore(db: Kysely<Database>) {
         .executeTakeFirst()
       return Number(result.numDeletedRows) > 0
     },
-    async deleteAllFor(tenantId: string, resourceType: SharedResourceType, resourceId: string): Promise<void> {
+    async deleteAllFor(
+      tenantId: string,
+      resourceType: SharedResourceType,
+      resourceId: string,
+    ): Promise<void> {
       await db
         .deleteFrom('resource_shares')
         .where('tenant_id', '=', tenantId)
