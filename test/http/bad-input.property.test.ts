@@ -208,6 +208,22 @@ describe('bad input on every route (SQLite)', () => {
     for (const route of routes) {
       const path = fillPath(route.path, randomUUID())
       const missing = await send(route, { path, body: '{}', contentType: 'application/json' })
+      if (route.path.startsWith('/agent/')) {
+        // Agent routes authenticate the machine first (registration: the token in the body).
+        for (const token of [undefined, ...Object.values(badTokens)]) {
+          const result = await send(route, {
+            path,
+            ...(token && { token }),
+            body: '{}',
+            contentType: 'application/json',
+          })
+          const expected =
+            route.path === '/agent/register' ? 'InvalidRequestBody' : 'MachineAuthenticationFailed'
+          assertCoded(result)
+          expect(JSON.parse(result.text).error.code, route.path).toBe(expected)
+        }
+        continue
+      }
       assertCoded(missing, 401)
       expect(JSON.parse(missing.text).error.code).toBe('AuthenticationRequired')
       for (const [kind, token] of Object.entries(badTokens)) {

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { BACKENDS } from '../support/backends.ts'
+import { registerTestMachine, type TestMachine } from '../support/test-machine.ts'
 import {
   ADMIN_PASSWORD,
   api,
@@ -25,11 +26,16 @@ interface Ids {
   servicePrincipalId: string
   credentialId: string
   assignmentId: string
+  machineId: string
+  groupId: string
+  machineShareId: string
+  groupShareId: string
 }
 
 interface RouteCase {
-  /** Path with `{param}` placeholders, as in the OpenAPI document. */
   readonly body?: (ids: Ids) => unknown
+  /** Agent routes: the caller is also tenant B's machine, proven by its assertion. */
+  readonly asMachine?: boolean
 }
 
 /** Every API route. Keys are `METHOD /path` exactly as /api/openapi.json lists them. */
@@ -67,10 +73,72 @@ const ROUTES: Record<string, RouteCase> = {
     }),
   },
   'DELETE /service-principals/{servicePrincipalId}/credentials/{credentialId}': {},
+  'POST /environments/{environmentId}/registration-tokens': { body: () => ({}) },
+  'GET /machines': {},
+  'GET /machines/{machineId}': {},
+  'PATCH /machines/{machineId}': { body: () => ({ name: 'renamed' }) },
+  'DELETE /machines/{machineId}': {},
+  'GET /machines/{machineId}/shares': {},
+  'POST /machines/{machineId}/shares': {
+    body: (ids) => ({ principalType: 'user', principalId: ids.userId, access: 'user' }),
+  },
+  'DELETE /machines/{machineId}/shares/{machineShareId}': {},
+  'GET /machine-groups': {},
+  'POST /machine-groups': {
+    body: (ids) => ({ environmentId: ids.environmentId, name: 'b-group' }),
+  },
+  'GET /machine-groups/{groupId}': {},
+  'PATCH /machine-groups/{groupId}': { body: () => ({ name: 'renamed' }) },
+  'DELETE /machine-groups/{groupId}': {},
+  'GET /machine-groups/{groupId}/members': {},
+  'DELETE /machine-groups/{groupId}/members/{machineId}': {},
+  'GET /machine-groups/{groupId}/shares': {},
+  'POST /machine-groups/{groupId}/shares': {
+    body: (ids) => ({ principalType: 'user', principalId: ids.userId, access: 'user' }),
+  },
+  'DELETE /machine-groups/{groupId}/shares/{groupShareId}': {},
+  'POST /agent/register': {
+    body: () => ({
+      registrationToken: 'dlr.x',
+      name: 'n',
+      hostname: 'h',
+      os: 'o',
+      agentVersion: '1',
+      identityPublicKey: 'A'.repeat(43),
+      standaloneGroupPublicKey: 'A'.repeat(43),
+    }),
+  },
+  'GET /agent/groups/{groupId}/join': { asMachine: true },
+  'POST /agent/groups/{groupId}/join': {
+    asMachine: true,
+    body: () => ({ challengeResponse: 'x.y' }),
+  },
+  'POST /agent/group/leave': { asMachine: true },
 }
 
 const fill = (path: string, ids: Ids) =>
-  path.replace(/\{(\w+)\}/g, (_, name: string) => ids[name as keyof Ids])
+  path
+    .replace(
+      '/machines/{machineId}/shares/{shareId}',
+      '/machines/{machineId}/shares/{machineShareId}',
+    )
+    .replace(
+      '/machine-groups/{groupId}/shares/{shareId}',
+      '/machine-groups/{groupId}/shares/{groupShareId}',
+    )
+    .replace(/\{(\w+)\}/g, (_, name: string) => ids[name as keyof Ids])
+
+/** The OpenAPI document names both share ids `shareId`; the table tells them apart. */
+const tableKey = (route: string) =>
+  route
+    .replace(
+      '/machines/{machineId}/shares/{shareId}',
+      '/machines/{machineId}/shares/{machineShareId}',
+    )
+    .replace(
+      '/machine-groups/{groupId}/shares/{shareId}',
+      '/machine-groups/{groupId}/shares/{groupShareId}',
+    )
 
 const neverExisting = (): Ids => ({
   tenantId: randomUUID(),
@@ -79,6 +147,10 @@ const neverExisting = (): Ids => ({
   servicePrincipalId: randomUUID(),
   credentialId: randomUUID(),
   assignmentId: randomUUID(),
+  machineId: randomUUID(),
+  groupId: randomUUID(),
+  machineShareId: randomUUID(),
+  groupShareId: randomUUID(),
 })
 
 describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
@@ -87,6 +159,7 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
   let tokenB: string
   let idsA: Ids
   let idsB: Ids
+  let machineB: TestMachine
 
   async function seedTenant(
     platformToken: string,
@@ -116,8 +189,29 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
         role: 'MachineUser',
       },
     )
+    const machine = await registerTestMachine(t.url, token, environmentId, `${slug}-machine`)
+    const group = await api(t.url, token, 'POST', '/machine-groups', {
+      environmentId,
+      name: `${slug}-group`,
+    })
+    const share = { principalType: 'user', principalId: user.body.id, access: 'user' }
+    const machineShare = await api(
+      t.url,
+      token,
+      'POST',
+      `/machines/${machine.machineId}/shares`,
+      share,
+    )
+    const groupShare = await api(
+      t.url,
+      token,
+      'POST',
+      `/machine-groups/${group.body.id}/shares`,
+      share,
+    )
     return {
       token,
+      machine,
       ids: {
         tenantId: created.body.tenant.id,
         environmentId,
@@ -125,6 +219,10 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
         servicePrincipalId: sp.body.id,
         credentialId: sp.body.secret.id,
         assignmentId: assignment.body.id,
+        machineId: machine.machineId,
+        groupId: group.body.id,
+        machineShareId: machineShare.body.id,
+        groupShareId: groupShare.body.id,
       },
     }
   }
@@ -133,7 +231,7 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
     t = await startTestServer(backend)
     const platform = (await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)).access_token
     ;({ token: tokenA, ids: idsA } = await seedTenant(platform, 'tenant-a'))
-    ;({ token: tokenB, ids: idsB } = await seedTenant(platform, 'tenant-b'))
+    ;({ token: tokenB, ids: idsB, machine: machineB } = await seedTenant(platform, 'tenant-b'))
   })
   afterAll(async () => t.close())
 
@@ -144,27 +242,37 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
     const documented = Object.entries(document.paths).flatMap(([path, methods]) =>
       Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
     )
-    expect(documented.sort()).toEqual(Object.keys(ROUTES).sort())
+    expect(documented.map(tableKey).sort()).toEqual(Object.keys(ROUTES).sort())
   })
 
   for (const [route, spec] of Object.entries(ROUTES)) {
     const [method, path] = route.split(' ') as [string, string]
     const hasParams = path.includes('{')
     it(`${route}: another tenant's resource looks exactly like one that never existed`, async () => {
+      const as = async () =>
+        spec.asMachine ? { 'x-desklink-machine-assertion': await machineB.assertion() } : {}
       if (!hasParams) {
-        const answer = await api(t.url, tokenB, method, path, spec.body?.(idsB))
+        const answer = await api(t.url, tokenB, method, path, spec.body?.(idsB), await as())
         for (const id of Object.values(idsA)) expect(answer.text).not.toContain(id)
         return
       }
-      const foreign = await api(t.url, tokenB, method, fill(path, idsA), spec.body?.(idsA))
+      const foreign = await api(
+        t.url,
+        tokenB,
+        method,
+        fill(path, idsA),
+        spec.body?.(idsA),
+        await as(),
+      )
       const missing = await api(
         t.url,
         tokenB,
         method,
         fill(path, neverExisting()),
         spec.body?.(neverExisting()),
+        await as(),
       )
-      expect(foreign.status).toBe(404)
+      expect(foreign.status, foreign.text).toBe(404)
       expect(foreign.status).toBe(missing.status)
       expect(foreign.body.error).toEqual(missing.body.error)
       expect(Object.keys(foreign.body).sort()).toEqual(['error', 'requestId'])

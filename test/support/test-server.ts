@@ -186,6 +186,7 @@ export async function api(
   method: string,
   path: string,
   body?: unknown,
+  headers: Record<string, string> = {},
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON
 ): Promise<{ status: number; body: any; text: string }> {
   const response = await fetch(`${base}/api/v1${path}`, {
@@ -193,6 +194,7 @@ export async function api(
     headers: {
       ...(token && { authorization: `Bearer ${token}` }),
       ...(body !== undefined && { 'content-type': 'application/json' }),
+      ...headers,
     },
     ...(body !== undefined && { body: JSON.stringify(body) }),
   })

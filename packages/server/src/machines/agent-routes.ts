@@ -81,9 +81,7 @@ export function registerAgentRoutes(
   const { agents } = deps
   const r = agentRouteDefinitions
 
-  async function callers(
-    c: Context<AppEnv>,
-  ): Promise<{
+  async function callers(c: Context<AppEnv>): Promise<{
     machine: MachineRecord
     principal: Awaited<ReturnType<typeof authenticatePrincipal>>
   }> {

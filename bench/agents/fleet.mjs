@@ -1,0 +1,271 @@
+// The simulated agents: a process of its own, so that neither measured server shares its heap or
+// its CPU time with the clients. Driven by run.mjs over IPC; one command at a time:
+//
+//   register  sign in as the administrator (authorization code + PKCE, as the CLI does) and
+//             register N machines, each with its own Ed25519 identity key (setup, not measured)
+//   connect   open N agent channels, bounded concurrency, and time each from creating the
+//             WebSocket to receiving `welcome`; then send the one heartbeat a real agent sends
+//             right after welcome, and stay idle
+//   check     how many channels are still open (a server that drops idle agents fails the run)
+//   drop      terminate every channel
+//
+// The wire traffic is the real agent's (packages/agent/src/channel/agent-channel.ts): bearer
+// machine assertion on the upgrade, `hello`, `welcome`, `heartbeat`.
+import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+
+import { SignJWT } from 'jose'
+import WebSocket from 'ws'
+
+const TENANT = 'default'
+const REDIRECT_URI = 'http://127.0.0.1:45678/callback'
+const MAX_MESSAGE_BYTES = 256 * 1024
+const WELCOME_TIMEOUT_MS = 15_000
+const HELLO = JSON.stringify({
+  type: 'hello',
+  protocolVersions: [1],
+  agentVersion: '0.1.0',
+  hostname: 'bench',
+  os: 'linux',
+})
+const HEARTBEAT = JSON.stringify({ type: 'heartbeat', seq: 1, sessions: [], runningRuns: [] })
+
+/** Registered machines: id and private identity key, in order. */
+const machines = []
+/** Open channels of the current phase. */
+let sockets = []
+/** Channels closed by the server after their welcome: code → count. */
+let closedAfterWelcome = new Map()
+
+const send = (message) => process.send?.(message)
+const progress = (phase, done, total) => send({ type: 'progress', phase, done, total })
+
+/** Runs `work(i)` for i in [0, n) with at most `limit` in flight; reports every tenth. */
+async function pool(phase, n, limit, work, quiet = false) {
+  let next = 0
+  let done = 0
+  const step = Math.max(1, Math.ceil(n / 10))
+  const worker = async () => {
+    while (next < n) {
+      const i = next++
+      await work(i)
+      done += 1
+      if (!quiet && (done % step === 0 || done === n)) progress(phase, done, n)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, n) }, worker))
+}
+
+async function postForm(url, form) {
+  return fetch(url, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(form).toString(),
+  })
+}
+
+/** Authorization code flow with PKCE against the sign-in form (test/support/test-server.ts). */
+async function signIn(base, username, password) {
+  const verifier = randomBytes(32).toString('base64url')
+  const challenge = createHash('sha256').update(verifier).digest('base64url')
+  const state = randomBytes(8).toString('hex')
+  const authorized = await postForm(`${base}/t/${TENANT}/oauth2/authorize`, {
+    response_type: 'code',
+    client_id: 'desklink-cli',
+    redirect_uri: REDIRECT_URI,
+    scope: 'api offline_access',
+    state,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+    username,
+    password,
+  })
+  if (authorized.status !== 302) throw new Error(`sign-in answered ${authorized.status}`)
+  const location = new URL(authorized.headers.get('location') ?? '')
+  const code = location.searchParams.get('code')
+  if (location.searchParams.get('state') !== state || !code)
+    throw new Error(`sign-in redirected to ${location}`)
+  const exchanged = await postForm(`${base}/t/${TENANT}/oauth2/token`, {
+    grant_type: 'authorization_code',
+    code,
+    redirect_uri: REDIRECT_URI,
+    client_id: 'desklink-cli',
+    code_verifier: verifier,
+  })
+  if (exchanged.status !== 200)
+    throw new Error(`token exchange answered ${exchanged.status}: ${await exchanged.text()}`)
+  return (await exchanged.json()).access_token
+}
+
+async function api(base, token, method, path, body) {
+  const response = await fetch(`${base}/api/v1${path}`, {
+    method,
+    headers: {
+      ...(token && { authorization: `Bearer ${token}` }),
+      ...(body !== undefined && { 'content-type': 'application/json' }),
+    },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  })
+  const text = await response.text()
+  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${text}`)
+  return JSON.parse(text)
+}
+
+async function register({ base, n, password, concurrency }) {
+  const started = performance.now()
+  const accessToken = await signIn(base, 'admin', password)
+  const me = await api(base, accessToken, 'GET', '/me')
+  const environmentId = me.roles?.[0]?.environmentId
+  if (!environmentId) throw new Error('the administrator has no environment role')
+  await pool('register', n, concurrency, async (i) => {
+    const { token } = await api(
+      base,
+      accessToken,
+      'POST',
+      `/environments/${environmentId}/registration-tokens`,
+      {},
+    )
+    const identity = generateKeyPairSync('ed25519')
+    const group = generateKeyPairSync('x25519')
+    const registered = await api(base, undefined, 'POST', '/agent/register', {
+      registrationToken: token,
+      name: `bench-${i}`,
+      description: '',
+      hostname: `bench-${i}`,
+      os: 'linux',
+      agentVersion: '0.1.0',
+      identityPublicKey: identity.publicKey.export({ format: 'jwk' }).x,
+      standaloneGroupPublicKey: group.publicKey.export({ format: 'jwk' }).x,
+    })
+    machines[i] = { id: registered.machineId, key: identity.privateKey }
+  })
+  return { registered: n, ms: performance.now() - started }
+}
+
+/** The machine assertion of packages/agent/src/keys/machine-keys.ts. */
+function assertion(machine, audience) {
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'desklink-machine+jwt' })
+    .setIssuer(machine.id)
+    .setSubject(machine.id)
+    .setAudience(audience)
+    .setIssuedAt()
+    .setExpirationTime('5m')
+    .setJti(randomUUID())
+    .sign(machine.key)
+}
+
+/** Opens one channel; resolves with milliseconds from `new WebSocket` to `welcome`. */
+function connectOne(url, headers) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now()
+    let welcomed = false
+    const ws = new WebSocket(url, {
+      headers,
+      perMessageDeflate: false,
+      maxPayload: MAX_MESSAGE_BYTES,
+      handshakeTimeout: WELCOME_TIMEOUT_MS,
+    })
+    const timer = setTimeout(() => {
+      ws.terminate()
+      reject(new Error(`no welcome within ${WELCOME_TIMEOUT_MS} ms`))
+    }, WELCOME_TIMEOUT_MS)
+    const fail = (error) => {
+      clearTimeout(timer)
+      reject(error)
+    }
+    ws.on('open', () => ws.send(HELLO))
+    ws.on('unexpected-response', (_request, response) => {
+      response.resume()
+      ws.terminate()
+      fail(new Error(`upgrade answered HTTP ${response.statusCode}`))
+    })
+    ws.on('error', fail)
+    ws.on('close', (code, reason) => {
+      if (!welcomed) return fail(new Error(`closed before welcome: ${code} ${reason}`))
+      closedAfterWelcome.set(code, (closedAfterWelcome.get(code) ?? 0) + 1)
+      return undefined
+    })
+    ws.on('message', (data) => {
+      if (welcomed) return
+      let message
+      try {
+        message = JSON.parse(data.toString())
+      } catch {
+        return fail(new Error('unparsable server message'))
+      }
+      if (message?.type !== 'welcome') return fail(new Error(`expected welcome, got ${data}`))
+      welcomed = true
+      clearTimeout(timer)
+      const ms = performance.now() - started
+      ws.send(HEARTBEAT)
+      sockets.push(ws)
+      return resolve(ms)
+    })
+  })
+}
+
+async function connect({ url, n, concurrency, audience, quiet }) {
+  if (audience && machines.length < n) throw new Error(`only ${machines.length} machines registered`)
+  sockets = []
+  closedAfterWelcome = new Map()
+  const times = new Float64Array(n)
+  const failures = []
+  const started = performance.now()
+  await pool('connect', n, concurrency, async (i) => {
+    // Signing happens before the clock starts: connect time is the server's part.
+    const headers = audience
+      ? { authorization: `Bearer ${await assertion(machines[i], audience)}` }
+      : {}
+    try {
+      times[i] = await connectOne(url, headers)
+    } catch (error) {
+      times[i] = Number.NaN
+      failures.push(error instanceof Error ? error.message : String(error))
+    }
+  }, quiet)
+  const totalMs = performance.now() - started
+  const ok = Array.from(times)
+    .filter((t) => !Number.isNaN(t))
+    .sort((a, b) => a - b)
+  // Nearest-rank percentiles.
+  const pct = (p) => (ok.length ? ok[Math.min(ok.length - 1, Math.ceil((p / 100) * ok.length) - 1)] : NaN)
+  return {
+    connected: ok.length,
+    failed: failures.length,
+    firstFailures: [...new Set(failures)].slice(0, 5),
+    totalMs,
+    p50: pct(50),
+    p90: pct(90),
+    p99: pct(99),
+    max: ok.at(-1) ?? NaN,
+  }
+}
+
+function check() {
+  const open = sockets.filter((ws) => ws.readyState === WebSocket.OPEN).length
+  return { open, closedAfterWelcome: Object.fromEntries(closedAfterWelcome) }
+}
+
+function drop() {
+  for (const ws of sockets) ws.terminate()
+  const dropped = sockets.length
+  sockets = []
+  return { dropped }
+}
+
+const commands = { register, connect, check, drop }
+
+process.on('message', (message) => {
+  const command = commands[message?.cmd]
+  if (!command) return
+  Promise.resolve()
+    .then(() => command(message))
+    .then(
+      (result) => send({ type: 'result', id: message.id, result }),
+      (error) => send({ type: 'result', id: message.id, error: String(error?.stack ?? error) }),
+    )
+})
+// run.mjs is gone (even if it was killed without cleaning up): do not linger.
+process.on('disconnect', () => process.exit(1))
