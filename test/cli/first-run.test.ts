@@ -12,6 +12,8 @@ import { join, resolve } from 'node:path'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { waitFor } from '../support/cli-process.ts'
+
 const BIN = resolve('bin/desklink.js')
 
 interface Run {
@@ -163,6 +165,17 @@ describe('the README first command, with real processes', () => {
     expect(stdout).toContain('Signed in to')
   })
 
+  it('runs a local agent registered as this machine, connected to the server', async () => {
+    await waitFor(async () => {
+      const list = await desklink(['machines', 'list', '--json'], { cwd, env: adminConfig })
+      const machines = JSON.parse(list.stdout) as { name: string; status: string }[]
+      return machines.length === 1 && machines[0]!.status === 'connected'
+    }, 'the local agent to connect')
+    expect(statSync(join(cwd, '.desklink', 'agent', 'keys', 'identity.pem')).mode & 0o777).toBe(
+      0o600,
+    )
+  })
+
   it('refuses a wrong password with a clear error and exit code', async () => {
     const login = await desklink(
       ['login', '--server', up.url, '--username', 'admin', '--password-stdin'],
@@ -214,5 +227,14 @@ describe('the README first command, with real processes', () => {
       { cwd, env: adminConfig, stdin: adminPassword },
     )
     expect(login.stdout).toContain('Signed in')
+    const machines = async () =>
+      JSON.parse(
+        (await desklink(['machines', 'list', '--json'], { cwd, env: adminConfig })).stdout,
+      ) as { status: string }[]
+    await waitFor(
+      async () => (await machines())[0]?.status === 'connected',
+      'the same local agent to connect again',
+    )
+    expect(await machines()).toHaveLength(1)
   })
 })

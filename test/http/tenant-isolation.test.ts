@@ -164,7 +164,7 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
   async function seedTenant(
     platformToken: string,
     slug: string,
-  ): Promise<{ token: string; ids: Ids }> {
+  ): Promise<{ token: string; ids: Ids; machine: TestMachine }> {
     const created = await api(t.url, platformToken, 'POST', '/tenants', {
       slug,
       displayName: slug,
@@ -249,7 +249,7 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
     const [method, path] = route.split(' ') as [string, string]
     const hasParams = path.includes('{')
     it(`${route}: another tenant's resource looks exactly like one that never existed`, async () => {
-      const as = async () =>
+      const as = async (): Promise<Record<string, string>> =>
         spec.asMachine ? { 'x-desklink-machine-assertion': await machineB.assertion() } : {}
       if (!hasParams) {
         const answer = await api(t.url, tokenB, method, path, spec.body?.(idsB), await as())

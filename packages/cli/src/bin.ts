@@ -25,6 +25,7 @@ const io: CliIo = {
       process.once('SIGTERM', () => resolve('SIGTERM'))
     }),
   fetch: globalThis.fetch,
+  selfCommand: [process.execPath, ...process.argv.slice(1, 2)],
 }
 
 process.exitCode = await runCli(process.argv.slice(2), io)

@@ -16,6 +16,8 @@ export interface CliIo {
   /** Resolves when the process is asked to stop (SIGINT or SIGTERM) from now on. */
   waitForStop(): Promise<string>
   readonly fetch: typeof fetch
+  /** How to start this same program again (node and its script), for child processes. */
+  readonly selfCommand: readonly string[]
 }
 
 /** An error the CLI reports as one clear line (plus details with --json) and an exit code. */

@@ -11,7 +11,11 @@ import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import { sql } from 'kysely'
 
-import { bootstrapFirstStart, type BootstrapResult } from './bootstrap/first-start.ts'
+import {
+  bootstrapFirstStart,
+  type BootstrapResult,
+  DEFAULT_TENANT_SLUG,
+} from './bootstrap/first-start.ts'
 import type { ServerConfig } from './config/index.ts'
 import { authenticate } from './http/authenticate.ts'
 import { createApp } from './http/create-app.ts'
@@ -56,6 +60,11 @@ export interface RunningServer {
   /** The base of token issuers and links: `publicUrl` or `url`. */
   readonly publicUrl: string
   readonly bootstrap: BootstrapResult
+  /**
+   * A registration token for the default environment of the first tenant, issued as its first
+   * administrator: what `desklink up` uses to register the local agent. In-process only.
+   */
+  issueLocalRegistrationToken(): Promise<string>
   /** Graceful shutdown; idempotent. */
   close(): Promise<void>
 }
@@ -234,11 +243,41 @@ export async function startServer(
     releasers.add('agent channel', () => channel.close())
     logger.info({ url, publicUrl }, 'listening')
 
-    return { url, publicUrl, bootstrap, close: () => releasers.releaseAll() }
+    return {
+      url,
+      publicUrl,
+      bootstrap,
+      issueLocalRegistrationToken: () => issueLocalRegistrationToken({ stores, machineService }),
+      close: () => releasers.releaseAll(),
+    }
   } catch (error) {
     await releasers.releaseAll().catch(() => undefined)
     throw error
   }
+}
+
+async function issueLocalRegistrationToken(deps: {
+  stores: ReturnType<typeof createIdentityStores>
+  machineService: ReturnType<typeof createMachineService>
+}): Promise<string> {
+  const tenant = await deps.stores.tenants.findTenantBySlug(DEFAULT_TENANT_SLUG)
+  const admin =
+    tenant && (await deps.stores.principals.listUsers(tenant.id)).find((u) => u.isPlatformAdmin)
+  const environment =
+    tenant &&
+    (await deps.stores.tenants.listEnvironments(tenant.id)).find((e) => e.name === 'default')
+  if (!tenant || !admin || !environment)
+    throw new Error('The default tenant, environment or administrator is missing')
+  const principal = {
+    type: 'user' as const,
+    id: admin.id,
+    name: admin.username,
+    tenant,
+    isTenantAdmin: true,
+    isPlatformAdmin: true,
+    scopes: ['api'],
+  }
+  return (await deps.machineService.createRegistrationToken(principal, environment.id)).token
 }
 
 /** Stops accepting, lets requests in flight finish, then cuts what is left. */

@@ -94,10 +94,13 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
     .description(
       'Run the agent: keep the channel to the server, report sessions. JSON logs on stdout; stop with SIGTERM.',
     )
+    .option('--server <url>', 'the server URL, when it changed since registration (same server)')
     .option('--json', 'print errors as JSON')
-    .action(async () =>
+    .action(async (o) =>
       asCli(async () => {
         const cfg = config()
+        if (o.server && createStateStore(cfg.stateDir).read())
+          createStateStore(cfg.stateDir).update({ server: o.server.replace(/\/$/, '') })
         const logger = pino({
           base: { service: 'desklink-agent' },
           timestamp: pino.stdTimeFunctions.isoTime,

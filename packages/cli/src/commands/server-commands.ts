@@ -18,6 +18,7 @@ import {
 import { pino } from 'pino'
 
 import type { CliIo } from '../io.ts'
+import { type LocalAgent, startLocalAgent } from './local-agent.ts'
 
 interface ServerOptions {
   port?: string
@@ -32,9 +33,11 @@ async function runUntilStopped(
   io: CliIo,
   server: RunningServer,
   stop: Promise<string>,
+  agent?: LocalAgent,
 ): Promise<void> {
   const signal = await stop
   io.err(`\n${signal} received: shutting down…\n`)
+  await agent?.stop()
   await server.close()
   io.err('Stopped.\n')
 }
@@ -94,32 +97,44 @@ export function registerServerCommands(program: Command, io: CliIo): void {
       .summary('set up and run Desklink on this machine (server + SQLite under ./.desklink)')
       .description(
         'Set up and run Desklink on this machine: the server on 127.0.0.1 with SQLite under ./.desklink.\n' +
-          'Logs go to <data dir>/server.log. Stop with Ctrl+C.',
+          'It also registers and runs a local agent for this machine (--no-agent to skip).\n' +
+          'Logs go to <data dir>/server.log and <data dir>/agent.log. Stop with Ctrl+C.',
       ),
-  ).action(async (options: ServerOptions) => {
-    const stop = io.waitForStop()
-    const config = resolveServerConfig(io.env, {
-      ...options,
-      dataDir: options.dataDir ?? io.env.DESKLINK_DATA_DIR ?? join(io.cwd, '.desklink'),
+  )
+    .option('--no-agent', 'do not start the local agent')
+    .action(async (options: ServerOptions & { agent?: boolean }) => {
+      const stop = io.waitForStop()
+      const config = resolveServerConfig(io.env, {
+        ...options,
+        dataDir: options.dataDir ?? io.env.DESKLINK_DATA_DIR ?? join(io.cwd, '.desklink'),
+      })
+      mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
+      const logFile = join(config.dataDir, 'server.log')
+      const logger = createLogger({
+        level: config.logLevel,
+        destination: pino.destination({ dest: logFile, sync: false, mkdir: true }),
+      })
+      io.out('Starting Desklink…\n')
+      const server = await startServer(config, logger)
+      io.out(`Desklink is running at ${server.url}\n`)
+      io.out(`  data:     ${config.dataDir}\n`)
+      io.out(
+        `  database: ${/^postgres/i.test(config.databaseUrl) ? 'PostgreSQL' : config.databaseUrl}\n`,
+      )
+      io.out(`  logs:     ${logFile}\n`)
+      let agent: LocalAgent | undefined
+      if (options.agent !== false) {
+        try {
+          agent = await startLocalAgent(io, server, config.dataDir)
+          io.out(`  agent:    machine '${agent.machineName}', log ${agent.logFile}\n`)
+        } catch (error) {
+          io.err(`The local agent did not start: ${(error as Error).message}\n`)
+        }
+      }
+      printFirstStart(io, server, (text) => io.out(text))
+      io.out(`\nSign in from another terminal:\n  desklink login --server ${server.publicUrl}\n`)
+      io.out('Stop with Ctrl+C.\n')
+      await runUntilStopped(io, server, stop, agent)
+      logger.flush()
     })
-    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
-    const logFile = join(config.dataDir, 'server.log')
-    const logger = createLogger({
-      level: config.logLevel,
-      destination: pino.destination({ dest: logFile, sync: false, mkdir: true }),
-    })
-    io.out('Starting Desklink…\n')
-    const server = await startServer(config, logger)
-    io.out(`Desklink is running at ${server.url}\n`)
-    io.out(`  data:     ${config.dataDir}\n`)
-    io.out(
-      `  database: ${/^postgres/i.test(config.databaseUrl) ? 'PostgreSQL' : config.databaseUrl}\n`,
-    )
-    io.out(`  logs:     ${logFile}\n`)
-    printFirstStart(io, server, (text) => io.out(text))
-    io.out(`\nSign in from another terminal:\n  desklink login --server ${server.publicUrl}\n`)
-    io.out('Stop with Ctrl+C.\n')
-    await runUntilStopped(io, server, stop)
-    logger.flush()
-  })
 }
