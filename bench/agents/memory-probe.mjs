@@ -7,6 +7,7 @@
 // `process.memoryUsage()`. Without GC the figure would mostly say how much garbage the
 // connect burst left behind, not what the idle connections hold.
 import { setTimeout as sleep } from 'node:timers/promises'
+import { getHeapSpaceStatistics } from 'node:v8'
 
 if (typeof process.send === 'function') {
   process.on('message', (message) => {
@@ -28,6 +29,9 @@ if (typeof process.send === 'function') {
         heapTotal,
         external,
         arrayBuffers,
+        spaces: Object.fromEntries(
+          getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]),
+        ),
       })
     })()
   })

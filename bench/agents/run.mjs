@@ -291,6 +291,7 @@ async function main() {
 }
 
 function report(real, baseline) {
+  if (process.env.BENCH_RAW) log(JSON.stringify({ real, baseline }, null, 1))
   const perAgent = (r, field) => (r.after[field] - r.before[field]) / agents
   const kib = (bytes) => (bytes / 1024).toFixed(2)
   const mib = (bytes) => (bytes / 1048576).toFixed(1)
