@@ -169,7 +169,7 @@ describe('the README first command, with real processes', () => {
     await waitFor(async () => {
       const list = await desklink(['machines', 'list', '--json'], { cwd, env: adminConfig })
       const machines = JSON.parse(list.stdout) as { name: string; status: string }[]
-      return machines.length === 1 && machines[0]!.status === 'connected'
+      return machines.length === 1 && machines[0].status === 'connected'
     }, 'the local agent to connect')
     expect(statSync(join(cwd, '.desklink', 'agent', 'keys', 'identity.pem')).mode & 0o777).toBe(
       0o600,

@@ -3,20 +3,14 @@
  * rejects it, logs it, never crashes, and keeps serving other agents. Plus machine assertions
  * that must not open a channel.
  */
+import { createPrivateKey, randomUUID } from 'node:crypto'
+
 import { CHANNEL_CLOSE } from '@desklink/protocol'
 import fc from 'fast-check'
 import { SignJWT } from 'jose'
-import { createPrivateKey, randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { generateIdentityKey } from '../../packages/agent/src/index.ts'
-import {
-  ADMIN_PASSWORD,
-  api,
-  signIn,
-  startTestServer,
-  type TestServer,
-} from '../support/test-server.ts'
 import {
   closeCode,
   HELLO,
@@ -24,6 +18,13 @@ import {
   registerTestMachine,
   type TestMachine,
 } from '../support/test-machine.ts'
+import {
+  ADMIN_PASSWORD,
+  api,
+  signIn,
+  startTestServer,
+  type TestServer,
+} from '../support/test-server.ts'
 
 const HEARTBEAT = { type: 'heartbeat', seq: 1, sessions: [], runningRuns: [] }
 

@@ -140,7 +140,7 @@ describe('machine groups (real server, real agent processes)', () => {
     expect((await group()).memberCount).toBe(2)
     const keyOf = (m: Registered) =>
       readFileSync(
-        join(m.home.env.DESKLINK_AGENT_STATE_DIR!, 'keys', `group-${groupId}.key`),
+        join(m.home.env.DESKLINK_AGENT_STATE_DIR, 'keys', `group-${groupId}.key`),
         'utf8',
       )
     expect(keyOf(b)).toBe(keyOf(a))
@@ -186,7 +186,7 @@ describe('machine groups (real server, real agent processes)', () => {
       (await api(t.url, token, 'DELETE', `/machine-groups/${groupId}/members/${b.machineId}`))
         .status,
     ).toBe(204)
-    const stateFile = join(b.home.env.DESKLINK_AGENT_STATE_DIR!, 'state.json')
+    const stateFile = join(b.home.env.DESKLINK_AGENT_STATE_DIR, 'state.json')
     await waitFor(
       () => JSON.parse(readFileSync(stateFile, 'utf8')).groupId === b.standaloneGroupId,
       'agent B to leave',

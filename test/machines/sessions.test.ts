@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { createAgentHome, type AgentHome } from '../support/agent-home.ts'
+import { type AgentHome, createAgentHome } from '../support/agent-home.ts'
 import {
   assertBuilt,
   desklink,

@@ -4,9 +4,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { createIdentityStores } from '../../packages/server/src/identity/identity-stores.ts'
 import {
-  DEFAULT_SETTINGS,
   createMachineStore,
+  DEFAULT_SETTINGS,
   type MachineStore,
 } from '../../packages/server/src/machines/machine-store.ts'
 import {
@@ -15,7 +16,6 @@ import {
   type StorageHandle,
 } from '../../packages/server/src/storage/index.ts'
 import { uuidv7 } from '../../packages/server/src/system/index.ts'
-import { createIdentityStores } from '../../packages/server/src/identity/identity-stores.ts'
 import { BACKENDS, createTestDatabase, type TestDatabase } from '../support/backends.ts'
 
 const at = (offsetMs = 0) => new Date(Date.UTC(2026, 0, 1) + offsetMs).toISOString()

@@ -81,11 +81,13 @@ export async function waitFor<T>(
   while (Date.now() < deadline) {
     try {
       const value = await check()
-      if (value) return value as NonNullable<T>
+      if (value) return value
     } catch (error) {
       last = error
     }
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  throw new Error(`Timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`)
+  throw new Error(
+    `Timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
+  )
 }

@@ -79,7 +79,7 @@ export function nextMessage(ws: WebSocket, ms = 2000): Promise<Record<string, un
     const timer = setTimeout(() => reject(new Error('no message')), ms)
     ws.once('message', (data) => {
       clearTimeout(timer)
-      resolve(JSON.parse(data.toString()) as Record<string, unknown>)
+      resolve(JSON.parse((data as Buffer).toString('utf8')) as Record<string, unknown>)
     })
   })
 }

@@ -6,11 +6,12 @@
 import { AGENT_ERROR_CODES, type AgentErrorCode } from '@desklink/protocol'
 
 export class AgentError extends Error {
-  readonly code: AgentErrorCode | string
+  /** One of AGENT_ERROR_CODES, or a code the server answered with. */
+  readonly code: string
   readonly details: unknown
 
   constructor(
-    code: AgentErrorCode | string,
+    code: AgentErrorCode | (string & {}),
     options: { message?: string; details?: unknown; cause?: unknown } = {},
   ) {
     super(options.message ?? (AGENT_ERROR_CODES as Record<string, string>)[code] ?? code, {

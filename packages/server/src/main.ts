@@ -6,7 +6,9 @@
  *
  * @module
  */
+import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 
 import { createAdaptorServer } from '@hono/node-server'
 import { sql } from 'kysely'
@@ -149,10 +151,10 @@ export async function startServer(
     const membership = overrides.membership ?? createMembershipEvents()
     // The services tell agents about changes through the hub, which needs the agent service:
     // the notifier forwards to the hub once it exists.
-    let hub: ChannelHub | undefined
+    const hub: { current?: ChannelHub } = {}
     const notifier: AgentNotifier = {
-      machineChanged: async (machineId) => hub?.machineChanged(machineId),
-      machineDeleted: (machineId) => hub?.machineDeleted(machineId),
+      machineChanged: async (machineId) => hub.current?.machineChanged(machineId),
+      machineDeleted: (machineId) => hub.current?.machineDeleted(machineId),
     }
     const machineService = createMachineService({
       machines: machineStore,
@@ -184,7 +186,7 @@ export async function startServer(
       logger,
       heartbeatIntervalMs: config.agentHeartbeatMs,
     })
-    hub = channel
+    hub.current = channel
     const principalAuth = { tokens, principals: stores.principals }
 
     const app = createApp({
@@ -226,7 +228,9 @@ export async function startServer(
     })
 
     const server = createAdaptorServer({ fetch: app.fetch, hostname: config.host })
-    server.on('upgrade', (request, socket, head) => channel.handleUpgrade(request, socket, head))
+    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) =>
+      channel.handleUpgrade(request, socket, head),
+    )
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(config.port, config.host, () => {

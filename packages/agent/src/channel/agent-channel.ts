@@ -16,8 +16,8 @@ import {
   AGENT_PROTOCOL_VERSIONS,
   CHANNEL_CLOSE,
   type MachineSettings,
-  type SessionInfo,
   ServerMessage,
+  type SessionInfo,
 } from '@desklink/protocol'
 import WebSocket from 'ws'
 
@@ -41,6 +41,9 @@ export interface AgentChannel {
 }
 
 const BASE_DELAY_MS = 250
+
+const rawDataToString = (data: WebSocket.RawData): string =>
+  (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)).toString('utf8')
 const REFUSALS_MEANING_DELETED = 3
 
 export function backoffDelay(
@@ -148,7 +151,7 @@ export function createAgentChannel(options: {
     ws.on('message', (data) => {
       let message: ServerMessage
       try {
-        message = ServerMessage.parse(JSON.parse(data.toString()))
+        message = ServerMessage.parse(JSON.parse(rawDataToString(data)))
       } catch {
         logger.warn({}, 'server message rejected: not valid')
         return

@@ -25,5 +25,5 @@ export function parseRegistrationToken(
   token: string,
 ): { tenantId: string; environmentId: string } | undefined {
   const match = /^dlr\.([0-9a-f-]{36})\.([0-9a-f-]{36})\.([A-Za-z0-9_-]{32,})$/.exec(token.trim())
-  return match ? { tenantId: match[1] as string, environmentId: match[2] as string } : undefined
+  return match ? { tenantId: match[1], environmentId: match[2] } : undefined
 }

@@ -25,9 +25,9 @@ import type { AppEnv } from '../http/app-env.ts'
 import { authenticatePrincipal, type PrincipalAuthDeps } from '../http/authenticate.ts'
 import { createRoute, jsonBody, noContent, responses } from '../http/openapi-app.ts'
 import type { AgentService } from './agent-service.ts'
+import { toApiGroup } from './machine-mappers.ts'
 import type { MachineService } from './machine-service.ts'
 import type { MachineRecord } from './machine-store.ts'
-import { toApiGroup } from './machine-mappers.ts'
 
 const GroupParams = z.object({ groupId: Id })
 const machineAndPrincipal = [{ machineAssertion: [], bearer: [] }]

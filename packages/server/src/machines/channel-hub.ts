@@ -198,7 +198,13 @@ export function createChannelHub(deps: {
         .then(() =>
           isBinary
             ? protocolError(connection, 'binary frame')
-            : onMessage(connection, data.toString()),
+            : onMessage(
+                connection,
+                (Array.isArray(data)
+                  ? Buffer.concat(data)
+                  : Buffer.from(data as ArrayBuffer)
+                ).toString('utf8'),
+              ),
         )
         .catch((error: unknown) => {
           logger.error({ err: error, machineId }, 'agent message handling failed')

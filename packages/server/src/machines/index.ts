@@ -1,6 +1,6 @@
+export { registerAgentRoutes } from './agent-routes.ts'
 export type { AgentService } from './agent-service.ts'
 export { createAgentService } from './agent-service.ts'
-export { registerAgentRoutes } from './agent-routes.ts'
 export type { ChannelHub } from './channel-hub.ts'
 export { createChannelHub } from './channel-hub.ts'
 export { createMachineAccess } from './machine-access.ts'

@@ -12,7 +12,7 @@ import type { EnvironmentRole } from '@desklink/protocol'
 import { AppError } from '../errors/index.ts'
 import type { Principal } from '../identity/principal.ts'
 import type { RoleAssignmentStore } from '../identity/role-assignment-store.ts'
-import type { ShareStore, SharedResourceType } from '../sharing/share-store.ts'
+import type { SharedResourceType, ShareStore } from '../sharing/share-store.ts'
 
 export type Access = 'admin' | 'owner' | 'coOwner' | 'user'
 

@@ -10,10 +10,10 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { MachineSettings, PrincipalType, ResourceAccess } from '@desklink/protocol'
 
 import { AppError } from '../errors/index.ts'
-import type { PrincipalStore } from '../identity/principal-store.ts'
 import type { Principal } from '../identity/principal.ts'
+import type { PrincipalStore } from '../identity/principal-store.ts'
 import type { TenantStore } from '../identity/tenant-store.ts'
-import type { ShareRecord, ShareStore, SharedResourceType } from '../sharing/share-store.ts'
+import type { SharedResourceType, ShareRecord, ShareStore } from '../sharing/share-store.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import { type Access, assertManage, best, type MachineAccess } from './machine-access.ts'
 import {

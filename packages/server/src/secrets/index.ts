@@ -1,6 +1,6 @@
+export type { Mac } from './mac.ts'
+export { createMac } from './mac.ts'
 export type { MasterKeySource } from './master-key.ts'
 export { decodeMasterKey, loadMasterKey } from './master-key.ts'
 export type { SecretBox } from './secret-box.ts'
 export { createSecretBox } from './secret-box.ts'
-export type { Mac } from './mac.ts'
-export { createMac } from './mac.ts'
