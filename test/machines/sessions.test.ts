@@ -4,7 +4,7 @@
  * on that display, active again when it exits, and disappears when the display stops.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync } from 'node:fs'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -107,6 +107,9 @@ describe.skipIf(reason !== undefined)('sessions from real displays', () => {
       'the agent',
     )
     user = createOsUser()
+    // Xvfb started by a user cannot create the shared socket directory itself.
+    mkdirSync('/tmp/.X11-unix', { recursive: true })
+    chmodSync('/tmp/.X11-unix', 0o1777)
   })
 
   afterAll(async () => {
