@@ -157,11 +157,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     type: PrincipalType,
     id: string,
   ): Promise<void> {
-    const found =
-      type === 'user'
-        ? await principals.findUser(tenantId, id)
-        : await principals.findServicePrincipal(tenantId, id)
-    if (!found) {
+    if (!(await principals.principalExists(tenantId, type, id))) {
       throw new AppError('InvalidRequestBody', {
         message: 'The principal does not exist in this tenant.',
         details: { field: 'principalId' },

@@ -94,6 +94,21 @@ export interface UserChanges {
 
 export function createPrincipalStore(db: Kysely<Database>) {
   return {
+    /** True when a user or service principal with this id exists in the tenant. */
+    async principalExists(
+      tenantId: string,
+      type: 'user' | 'servicePrincipal',
+      id: string,
+    ): Promise<boolean> {
+      const table = type === 'user' ? 'users' : 'service_principals'
+      const row = await db
+        .selectFrom(table)
+        .select('id')
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .executeTakeFirst()
+      return row !== undefined
+    },
     async insertUser(user: UserRecord): Promise<void> {
       await db
         .insertInto('users')

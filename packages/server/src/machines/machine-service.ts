@@ -38,7 +38,7 @@ export interface MachineServiceDeps {
   readonly machines: MachineStore
   readonly shares: ShareStore
   readonly tenants: Pick<TenantStore, 'findEnvironment'>
-  readonly principals: Pick<PrincipalStore, 'findUser' | 'findServicePrincipal'>
+  readonly principals: Pick<PrincipalStore, 'principalExists'>
   readonly access: MachineAccess
   readonly notifier: AgentNotifier
   readonly clock: Clock
@@ -124,11 +124,7 @@ export function createMachineService(deps: MachineServiceDeps) {
     type: PrincipalType,
     id: string,
   ): Promise<void> {
-    const found =
-      type === 'user'
-        ? await deps.principals.findUser(tenantId, id)
-        : await deps.principals.findServicePrincipal(tenantId, id)
-    if (!found) {
+    if (!(await deps.principals.principalExists(tenantId, type, id))) {
       throw new AppError('InvalidRequestBody', {
         message: 'The principal does not exist in this tenant.',
         details: { field: 'principalId' },
