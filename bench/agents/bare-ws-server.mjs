@@ -5,8 +5,8 @@
 // no credentials and touches no database. Memory above this is what Desklink adds per agent.
 //
 // Started by run.mjs with the memory probe preloaded; reports its port over IPC.
-import { createServer } from 'node:http'
 import { randomUUID } from 'node:crypto'
+import { createServer } from 'node:http'
 
 import { WebSocketServer } from 'ws'
 
@@ -19,10 +19,19 @@ const welcome = JSON.stringify({
   machineId: randomUUID(),
   groupId: randomUUID(),
   heartbeatIntervalMs: 600_000,
-  settings: { maintenanceMode: false, slots: 1, reuseSessions: false, extendedQueuePrioritization: false },
+  settings: {
+    maintenanceMode: false,
+    slots: 1,
+    reuseSessions: false,
+    extendedQueuePrioritization: false,
+  },
 })
 
-const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_MESSAGE_BYTES })
+const wss = new WebSocketServer({
+  noServer: true,
+  perMessageDeflate: false,
+  maxPayload: MAX_MESSAGE_BYTES,
+})
 wss.on('connection', (socket) => {
   socket.on('message', (data) => {
     let message

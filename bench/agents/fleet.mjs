@@ -156,8 +156,12 @@ function assertion(machine, audience) {
     .sign(machine.key)
 }
 
-/** Opens one channel; resolves with milliseconds from `new WebSocket` to `welcome`. */
-function connectOne(url, headers) {
+/**
+ * Opens one channel; resolves with milliseconds from `new WebSocket` to `welcome`. A welcome
+ * for another machine than `machineId` (when given) fails: the bench must not measure a
+ * server that answers without authenticating.
+ */
+function connectOne(url, headers, machineId) {
   return new Promise((resolve, reject) => {
     const started = performance.now()
     let welcomed = false
@@ -196,6 +200,8 @@ function connectOne(url, headers) {
         return fail(new Error('unparsable server message'))
       }
       if (message?.type !== 'welcome') return fail(new Error(`expected welcome, got ${data}`))
+      if (machineId && message.machineId !== machineId)
+        return fail(new Error(`welcome for ${message.machineId}, expected ${machineId}`))
       welcomed = true
       clearTimeout(timer)
       const ms = performance.now() - started
@@ -207,30 +213,38 @@ function connectOne(url, headers) {
 }
 
 async function connect({ url, n, concurrency, audience, quiet }) {
-  if (audience && machines.length < n) throw new Error(`only ${machines.length} machines registered`)
+  if (audience && machines.length < n)
+    throw new Error(`only ${machines.length} machines registered`)
   sockets = []
   closedAfterWelcome = new Map()
   const times = new Float64Array(n)
   const failures = []
   const started = performance.now()
-  await pool('connect', n, concurrency, async (i) => {
-    // Signing happens before the clock starts: connect time is the server's part.
-    const headers = audience
-      ? { authorization: `Bearer ${await assertion(machines[i], audience)}` }
-      : {}
-    try {
-      times[i] = await connectOne(url, headers)
-    } catch (error) {
-      times[i] = Number.NaN
-      failures.push(error instanceof Error ? error.message : String(error))
-    }
-  }, quiet)
+  await pool(
+    'connect',
+    n,
+    concurrency,
+    async (i) => {
+      // Signing happens before the clock starts: connect time is the server's part.
+      const headers = audience
+        ? { authorization: `Bearer ${await assertion(machines[i], audience)}` }
+        : {}
+      try {
+        times[i] = await connectOne(url, headers, audience && machines[i].id)
+      } catch (error) {
+        times[i] = Number.NaN
+        failures.push(error instanceof Error ? error.message : String(error))
+      }
+    },
+    quiet,
+  )
   const totalMs = performance.now() - started
   const ok = Array.from(times)
     .filter((t) => !Number.isNaN(t))
     .sort((a, b) => a - b)
   // Nearest-rank percentiles.
-  const pct = (p) => (ok.length ? ok[Math.min(ok.length - 1, Math.ceil((p / 100) * ok.length) - 1)] : NaN)
+  const pct = (p) =>
+    ok.length ? ok[Math.min(ok.length - 1, Math.ceil((p / 100) * ok.length) - 1)] : NaN
   return {
     connected: ok.length,
     failed: failures.length,

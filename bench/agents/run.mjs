@@ -3,7 +3,7 @@
 // server; the same N sockets are held by a bare ws server in the same run. Prints connect
 // times and server memory per agent for both, and the ratio. See README.md.
 //
-//   node bench/agents/run.mjs [--agents 1000] [--concurrency 50] [--register-concurrency 20]
+//   node bench/agents/run.mjs [--agents 1000] [--concurrency 10] [--register-concurrency 20]
 //                             [--settle-ms 3000] [--warmup 200] [--time-limit-s <auto>]
 //
 // Three child processes, each killed by PID at the end, on error, on Ctrl+C and at the time
@@ -23,14 +23,23 @@ const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..', '..')
 const cli = join(root, 'bin', 'desklink.js')
 const bundle = join(root, 'dist', 'desklink.mjs')
-// Both servers get the same preload and flags, so they are measured the same way.
-const serverExecArgv = ['--expose-gc', '--import', pathToFileURL(join(here, 'memory-probe.mjs')).href]
+// Both servers get the same preload and flags, so they are measured the same way. The young
+// generation is fixed at V8's 64-bit default maximum (16 MiB semi-spaces) from the start:
+// otherwise the burst of connects grows it in whichever server has not grown it yet (the bare
+// server, whose start allocates little), and that one-off 24 MiB would be charged to its agents.
+const serverExecArgv = [
+  '--expose-gc',
+  '--min-semi-space-size=16',
+  '--max-semi-space-size=16',
+  '--import',
+  pathToFileURL(join(here, 'memory-probe.mjs')).href,
+]
 const TARGET = { agents: 10_000, ratio: 2 }
 
 const { values: options } = parseArgs({
   options: {
     agents: { type: 'string', default: '1000' },
-    concurrency: { type: 'string', default: '50' },
+    concurrency: { type: 'string', default: '10' },
     'register-concurrency': { type: 'string', default: '20' },
     'settle-ms': { type: 'string', default: '3000' },
     warmup: { type: 'string', default: '200' },
@@ -39,21 +48,29 @@ const { values: options } = parseArgs({
   },
 })
 if (options.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 7).join('\n') + '\n')
+  process.stdout.write(
+    readFileSync(fileURLToPath(import.meta.url), 'utf8')
+      .split('\n')
+      .slice(1, 7)
+      .join('\n') + '\n',
+  )
   process.exit(0)
 }
 const positive = (name) => {
   const value = Number(options[name])
-  if (!Number.isInteger(value) || value < 1) throw new TypeError(`--${name} must be a positive integer`)
-  return value
+  if (Number.isInteger(value) && value >= 1) return value
+  process.stderr.write(`--${name} must be a positive integer, got '${options[name]}'\n`)
+  process.exit(2)
 }
 let agents = positive('agents')
 const concurrency = positive('concurrency')
 const registerConcurrency = positive('register-concurrency')
 const settleMs = Number(options['settle-ms'])
 const warmup = Number(options.warmup)
-// Registration dominates; about 60 ms per agent on 2 cores is a generous bound.
-const timeLimitS = options['time-limit-s'] ? positive('time-limit-s') : Math.ceil(120 + agents * 0.06)
+// Registration dominates (about 5 ms per agent on 2 cores); 50 ms per agent is a generous bound.
+const timeLimitS = options['time-limit-s']
+  ? positive('time-limit-s')
+  : Math.ceil(60 + agents * 0.05)
 
 const log = (text) => process.stdout.write(`${text}\n`)
 
@@ -134,7 +151,10 @@ function start(name, script, args, { env, execArgv = [], stdout = 'ignore' } = {
   })
   child.on('exit', (code, signal) => {
     if (!cleaningUp && !child.stopping)
-      void abort(`${name} exited unexpectedly (code ${code}, signal ${signal}).\n${child.stderrTail}`, 1)
+      void abort(
+        `${name} exited unexpectedly (code ${code}, signal ${signal}).\n${child.stderrTail}`,
+        1,
+      )
   })
   return child
 }
@@ -195,7 +215,17 @@ async function startDesklink(password = randomBytes(18).toString('base64url')) {
     // Registering 10,000 machines outlasts the default ten-minute access token.
     DESKLINK_ACCESS_TOKEN_TTL_SECONDS: '3600',
   })
-  const args = ['server', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn']
+  const args = [
+    'server',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--data-dir',
+    dataDir,
+    '--log-level',
+    'warn',
+  ]
   const child = start('Desklink server', cli, args, { env, execArgv: serverExecArgv })
   const base = `http://127.0.0.1:${port}`
   await waitHealthy(base, child)
@@ -203,7 +233,9 @@ async function startDesklink(password = randomBytes(18).toString('base64url')) {
 }
 
 async function startBare() {
-  const child = start('bare ws server', join(here, 'bare-ws-server.mjs'), [], { execArgv: serverExecArgv })
+  const child = start('bare ws server', join(here, 'bare-ws-server.mjs'), [], {
+    execArgv: serverExecArgv,
+  })
   const { port } = await new Promise((resolve) => {
     const onMessage = (message) => {
       if (message?.type !== 'listening') return
@@ -222,8 +254,14 @@ async function measure(label, fleet, server, connectArgs) {
   // otherwise be charged to the agents (that is most of the difference at small N).
   const warm = Math.min(agents, warmup)
   if (warm > 0) {
-    const warmed = await fleetDo(fleet, 'connect', { n: warm, concurrency, quiet: true, ...connectArgs })
-    if (warmed.failed > 0) throw new Error(`${label}: warm-up failed: ${warmed.firstFailures.join('; ')}`)
+    const warmed = await fleetDo(fleet, 'connect', {
+      n: warm,
+      concurrency,
+      quiet: true,
+      ...connectArgs,
+    })
+    if (warmed.failed > 0)
+      throw new Error(`${label}: warm-up failed: ${warmed.firstFailures.join('; ')}`)
     await fleetDo(fleet, 'drop')
     await sleep(settleMs)
   }
@@ -249,7 +287,8 @@ async function measure(label, fleet, server, connectArgs) {
 }
 
 async function main() {
-  if (!existsSync(bundle)) throw new Error('dist/desklink.mjs is missing: run `npm ci && npm run build` first')
+  if (!existsSync(bundle))
+    throw new Error('dist/desklink.mjs is missing: run `npm ci && npm run build` first')
   log(
     `Idle agents: ${agents} agents, connect concurrency ${concurrency}, settle ${settleMs} ms, ` +
       `node ${process.version}, ${cpus().length} CPUs, time limit ${timeLimitS} s`,
@@ -260,7 +299,9 @@ async function main() {
   })
 
   const setup = await startDesklink()
-  log(`Desklink server at ${setup.base} (pid ${setup.child.pid}); registering ${agents} machines (setup, not measured)…`)
+  log(
+    `Desklink server at ${setup.base} (pid ${setup.child.pid}); registering ${agents} machines (setup, not measured)…`,
+  )
   const registration = await fleetDo(fleet, 'register', {
     base: setup.base,
     n: agents,
@@ -273,7 +314,9 @@ async function main() {
   // memory and flatter the per-agent figure.
   await stopChild(setup.child)
   const desklink = await startDesklink(setup.password)
-  log(`Desklink server restarted at ${desklink.base} (pid ${desklink.child.pid}) on the same database.`)
+  log(
+    `Desklink server restarted at ${desklink.base} (pid ${desklink.child.pid}) on the same database.`,
+  )
 
   // The baseline first, while the Desklink server sits idle; one server at a time so that
   // neither competes with the other for the two cores while agents connect.
@@ -291,7 +334,6 @@ async function main() {
 }
 
 function report(real, baseline) {
-  if (process.env.BENCH_RAW) log(JSON.stringify({ real, baseline }, null, 1))
   const perAgent = (r, field) => (r.after[field] - r.before[field]) / agents
   const kib = (bytes) => (bytes / 1024).toFixed(2)
   const mib = (bytes) => (bytes / 1048576).toFixed(1)
@@ -311,14 +353,25 @@ function report(real, baseline) {
   const width = Math.max(...rows.map(([name]) => name.length)) + 2
   const pad = (text, n) => String(text).padStart(n)
   log('')
-  log(`Results for ${agents} idle agents (RSS after forced GC and ${settleMs} ms settle; per agent = (with - before) / N)`)
+  log(
+    `Results for ${agents} idle agents; per agent = (with agents - before) / ${agents}, each after a ${settleMs} ms settle`,
+  )
   log(`${''.padEnd(width)}${pad('Desklink', 12)}${pad('bare ws', 12)}${pad('ratio', 9)}`)
   for (const [name, value] of rows) {
     const a = Number(value(real))
     const b = Number(value(baseline))
     const ratio = name.includes('(MiB)') || !(b > 0) ? '' : (a / b).toFixed(2)
-    log(`${name.padEnd(width)}${pad(value(real), 12)}${pad(value(baseline), 12)}${pad(ratio, 9)}`)
+    log(
+      `${name.padEnd(width)}${pad(value(real), 12)}${pad(value(baseline), 12)}${pad(ratio, 9)}`.trimEnd(),
+    )
   }
+  log(
+    'Memory: process RSS after three forced full GCs, young generation fixed at 2 x 16 MiB and ' +
+      'made resident (memory-probe.mjs);',
+  )
+  log(
+    '        JS heap = V8 heapUsed after the same GCs. Connect: new WebSocket → welcome received.',
+  )
   const ratio = perAgent(real, 'rss') / perAgent(baseline, 'rss')
   const met = ratio <= TARGET.ratio
   log('')

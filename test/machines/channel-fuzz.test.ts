@@ -164,6 +164,32 @@ describe('agent channel under bad input', () => {
     expect(await refused('not-a-jwt')).toBe(401)
   })
 
+  it('survives clients that reset the connection during the upgrade', async () => {
+    const { connect } = await import('node:net')
+    const { port } = new URL(t.url)
+    const assertion = await machine.assertion()
+    await Promise.all(
+      Array.from(
+        { length: 200 },
+        (_, i) =>
+          new Promise<void>((resolve) => {
+            const socket = connect(Number(port), '127.0.0.1', () => {
+              socket.write(
+                `GET /api/v1/agent/channel HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+                  `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n` +
+                  `Authorization: Bearer ${i % 2 === 0 ? assertion : 'not-a-jwt'}\r\n\r\n`,
+              )
+              socket.resetAndDestroy()
+              resolve()
+            })
+            socket.on('error', () => resolve())
+          }),
+      ),
+    )
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect((await fetch(`${t.url}/healthz`)).status).toBe(200)
+  })
+
   it('keeps serving after all of it', async () => {
     expect((await fetch(`${t.url}/healthz`)).status).toBe(200)
     const ws = await machine.connect()

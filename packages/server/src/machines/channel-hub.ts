@@ -54,6 +54,10 @@ export interface ChannelHub extends AgentNotifier {
 }
 
 function refuseUpgrade(socket: Duplex, status: 401 | 404, code: string): void {
+  if (!socket.writable) {
+    socket.destroy()
+    return
+  }
   const body = JSON.stringify({
     error: {
       code,
@@ -233,6 +237,12 @@ export function createChannelHub(deps: {
 
   return {
     handleUpgrade(request, socket, head) {
+      // The HTTP server no longer listens for errors on an upgraded socket: a client that
+      // resets the connection while we authenticate must not take the process down.
+      socket.on('error', (error) => {
+        logger.debug({ err: error.message }, 'agent upgrade socket error')
+        socket.destroy()
+      })
       const path = (request.url ?? '').split('?')[0]
       if (path !== AGENT_CHANNEL_PATH || closing) return refuseUpgrade(socket, 404, 'RouteNotFound')
       const header = request.headers.authorization ?? ''
