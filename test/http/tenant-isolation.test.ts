@@ -30,6 +30,9 @@ interface Ids {
   groupId: string
   machineShareId: string
   groupShareId: string
+  storeId: string
+  credentialId2: string
+  credentialShareId: string
 }
 
 interface RouteCase {
@@ -97,6 +100,41 @@ const ROUTES: Record<string, RouteCase> = {
     body: (ids) => ({ principalType: 'user', principalId: ids.userId, access: 'user' }),
   },
   'DELETE /machine-groups/{groupId}/shares/{groupShareId}': {},
+  'GET /environments/{environmentId}/secret-stores': {},
+  'POST /environments/{environmentId}/secret-stores': {
+    body: () => ({ name: 'b-vault', settings: VAULT_SETTINGS }),
+  },
+  'GET /secret-stores/{storeId}': {},
+  'DELETE /secret-stores/{storeId}': {},
+  'GET /environments/{environmentId}/credentials': {},
+  'POST /environments/{environmentId}/credentials': {
+    body: () => ({
+      name: 'b-cred',
+      usage: 'flow',
+      username: { value: 'u' },
+      secret: { store: 'builtin', value: 'isolation-secret' },
+    }),
+  },
+  'GET /credentials/{credentialId2}': {},
+  'PATCH /credentials/{credentialId2}': { body: () => ({ name: 'renamed' }) },
+  'DELETE /credentials/{credentialId2}': {},
+  'POST /credentials/{credentialId2}/test': {},
+  'GET /credentials/{credentialId2}/dependencies': {},
+  'GET /credentials/{credentialId2}/shares': {},
+  'POST /credentials/{credentialId2}/shares': {
+    body: (ids) => ({ principalType: 'user', principalId: ids.userId, access: 'user' }),
+  },
+  'DELETE /credentials/{credentialId2}/shares/{credentialShareId}': {},
+  'PUT /machine-groups/{groupId}/cyberark-application': {
+    body: () => ({ appId: 'app', certificatePem: 'not-a-certificate' }),
+  },
+  'GET /machine-groups/{groupId}/cyberark-application': {},
+  'DELETE /machine-groups/{groupId}/cyberark-application': {},
+  'PUT /machines/{machineId}/cyberark-application': {
+    body: () => ({ appId: 'app', certificatePem: 'not-a-certificate' }),
+  },
+  'GET /machines/{machineId}/cyberark-application': {},
+  'DELETE /machines/{machineId}/cyberark-application': {},
   'POST /agent/register': {
     body: () => ({
       registrationToken: 'dlr.x',
@@ -116,8 +154,14 @@ const ROUTES: Record<string, RouteCase> = {
   'POST /agent/group/leave': { asMachine: true },
 }
 
+const VAULT_SETTINGS = {
+  type: 'hashicorpVault',
+  address: 'https://127.0.0.1:1',
+  auth: { method: 'token', token: 'isolation-token' },
+}
+
 const fill = (path: string, ids: Ids) =>
-  path
+  tableKey(path)
     .replace(
       '/machines/{machineId}/shares/{shareId}',
       '/machines/{machineId}/shares/{machineShareId}',
@@ -129,8 +173,13 @@ const fill = (path: string, ids: Ids) =>
     .replace(/\{(\w+)\}/g, (_, name: string) => ids[name as keyof Ids])
 
 /** The OpenAPI document names both share ids `shareId`; the table tells them apart. */
-const tableKey = (route: string) =>
-  route
+function tableKey(route: string): string {
+  return route
+    .replace(/(^|\s)\/credentials\/\{credentialId\}/, '$1/credentials/{credentialId2}')
+    .replace(
+      '/credentials/{credentialId2}/shares/{shareId}',
+      '/credentials/{credentialId2}/shares/{credentialShareId}',
+    )
     .replace(
       '/machines/{machineId}/shares/{shareId}',
       '/machines/{machineId}/shares/{machineShareId}',
@@ -139,6 +188,7 @@ const tableKey = (route: string) =>
       '/machine-groups/{groupId}/shares/{shareId}',
       '/machine-groups/{groupId}/shares/{groupShareId}',
     )
+}
 
 const neverExisting = (): Ids => ({
   tenantId: randomUUID(),
@@ -151,6 +201,9 @@ const neverExisting = (): Ids => ({
   groupId: randomUUID(),
   machineShareId: randomUUID(),
   groupShareId: randomUUID(),
+  storeId: randomUUID(),
+  credentialId2: randomUUID(),
+  credentialShareId: randomUUID(),
 })
 
 describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
@@ -209,6 +262,29 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
       `/machine-groups/${group.body.id}/shares`,
       share,
     )
+    const store = await api(t.url, token, 'POST', `/environments/${environmentId}/secret-stores`, {
+      name: `${slug}-vault`,
+      settings: VAULT_SETTINGS,
+    })
+    const credential = await api(
+      t.url,
+      token,
+      'POST',
+      `/environments/${environmentId}/credentials`,
+      {
+        name: `${slug}-credential`,
+        usage: 'flow',
+        username: { value: 'svc' },
+        secret: { store: 'builtin', value: `${slug}-builtin-secret` },
+      },
+    )
+    const credentialShare = await api(
+      t.url,
+      token,
+      'POST',
+      `/credentials/${credential.body.id}/shares`,
+      share,
+    )
     return {
       token,
       machine,
@@ -223,6 +299,9 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
         groupId: group.body.id,
         machineShareId: machineShare.body.id,
         groupShareId: groupShare.body.id,
+        storeId: store.body.id,
+        credentialId2: credential.body.id,
+        credentialShareId: credentialShare.body.id,
       },
     }
   }

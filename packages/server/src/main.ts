@@ -39,6 +39,14 @@ import {
   registerMachineRoutes,
 } from './machines/index.ts'
 import { createMac, createSecretBox, loadMasterKey } from './secrets/index.ts'
+import {
+  createCredentialResolver,
+  createCredentialService,
+  createCyberArkApplicationService,
+  registerCredentialRoutes,
+  type ResolvedCredential,
+} from './credentials/index.ts'
+import { createSecretStoreService, registerSecretStoreRoutes } from './secret-stores/index.ts'
 import { createShareStore } from './sharing/share-store.ts'
 import { migrateToLatest, openStorage } from './storage/index.ts'
 import {
@@ -67,6 +75,12 @@ export interface RunningServer {
    * administrator: what `desklink up` uses to register the local agent. In-process only.
    */
   issueLocalRegistrationToken(): Promise<string>
+  /** Run-time resolution of a credential for a machine group (used by runs). In-process only. */
+  resolveCredential(input: {
+    tenantId: string
+    credentialId: string
+    groupId: string
+  }): Promise<ResolvedCredential>
   /** Graceful shutdown; idempotent. */
   close(): Promise<void>
 }
@@ -156,12 +170,18 @@ export async function startServer(
       machineChanged: async (machineId) => hub.current?.machineChanged(machineId),
       machineDeleted: (machineId) => hub.current?.machineDeleted(machineId),
     }
+    const machineAccess = createMachineAccess({
+      roles: stores.roles,
+      shares: shareStore,
+      environmentExists: async (tenantId, environmentId) =>
+        (await stores.tenants.findEnvironment(tenantId, environmentId)) !== undefined,
+    })
     const machineService = createMachineService({
       machines: machineStore,
       shares: shareStore,
       tenants: stores.tenants,
       principals: stores.principals,
-      access: createMachineAccess({ roles: stores.roles, shares: shareStore }),
+      access: machineAccess,
       notifier,
       clock,
       newId,
@@ -188,6 +208,34 @@ export async function startServer(
     })
     hub.current = channel
     const principalAuth = { tokens, principals: stores.principals }
+
+    const secretStores = createSecretStoreService({
+      db: storage.db,
+      secretBox,
+      access: machineAccess,
+      clock,
+      newId,
+      isUniqueViolation: storage.isUniqueViolation,
+    })
+    const credentials = createCredentialService({
+      db: storage.db,
+      secretBox,
+      secretStores,
+      machines: machineService,
+      access: machineAccess,
+      shares: shareStore,
+      principals: stores.principals,
+      clock,
+      newId,
+      isUniqueViolation: storage.isUniqueViolation,
+    })
+    const cyberArk = createCyberArkApplicationService({
+      db: storage.db,
+      machines: machineService,
+      shares: shareStore,
+      clock,
+    })
+    const resolver = createCredentialResolver({ db: storage.db, secretBox, secretStores })
 
     const app = createApp({
       logger,
@@ -224,6 +272,8 @@ export async function startServer(
           heartbeatIntervalMs: config.agentHeartbeatMs,
           maxGroupMembers: config.maxGroupMembers,
         })
+        registerSecretStoreRoutes(api, { stores: secretStores })
+        registerCredentialRoutes(api, { credentials, cyberArk })
       },
     })
 
@@ -252,6 +302,7 @@ export async function startServer(
       publicUrl,
       bootstrap,
       issueLocalRegistrationToken: () => issueLocalRegistrationToken({ stores, machineService }),
+      resolveCredential: (input) => resolver.resolveForGroup(input),
       close: () => releasers.releaseAll(),
     }
   } catch (error) {

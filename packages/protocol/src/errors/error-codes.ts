@@ -9,7 +9,7 @@
 /** One row of the error table. */
 export interface ErrorCodeEntry {
   /** HTTP status the API answers with. */
-  readonly status: 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 503
+  readonly status: 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 502 | 503
   /** The default, user-facing message. Never contains request data. */
   readonly message: string
   /** What the caller can do about it. */
@@ -150,6 +150,34 @@ export const ERROR_CODES = {
     status: 409,
     message: 'This machine takes its run settings from its machine group.',
     remediation: 'Change the settings on the machine group, or remove the machine from the group.',
+  },
+  SecretReadDenied: {
+    status: 403,
+    message: 'User is not authorized to read secrets from the store.',
+    remediation:
+      'Grant the store identity read access to the secret, or pick a secret it can read.',
+  },
+  SecretNotFound: {
+    status: 422,
+    message: 'The secret does not exist in the store.',
+    remediation: 'Check the path, key, name or version of the secret reference.',
+  },
+  SecretStoreUnreachable: {
+    status: 502,
+    message: 'The secret store could not be reached or answered with an error.',
+    remediation:
+      'Check the store address, its TLS certificate and that it is up; details say what failed.',
+  },
+  CredentialReferenceImmutable: {
+    status: 400,
+    message: 'The username and secret of a credential cannot change after it is created.',
+    remediation: 'Change the value in the store, or create a new credential.',
+  },
+  CyberArkOnSharedResource: {
+    status: 409,
+    message:
+      'A CyberArk application cannot be configured on a machine or group shared with others.',
+    remediation: 'Stop sharing the machine or group first.',
   },
   RateLimited: {
     status: 429,

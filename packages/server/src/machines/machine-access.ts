@@ -14,9 +14,9 @@ import type { Principal } from '../identity/principal.ts'
 import type { RoleAssignmentStore } from '../identity/role-assignment-store.ts'
 import type { SharedResourceType, ShareStore } from '../sharing/share-store.ts'
 
-export type Access = 'admin' | 'owner' | 'coOwner' | 'user'
+export type Access = 'admin' | 'owner' | 'coOwner' | 'userCanShare' | 'user'
 
-const RANK: Record<Access, number> = { user: 1, coOwner: 2, owner: 3, admin: 4 }
+const RANK: Record<Access, number> = { user: 1, userCanShare: 1.5, coOwner: 2, owner: 3, admin: 4 }
 
 export const best = (...levels: (Access | undefined)[]): Access | undefined =>
   levels.reduce<Access | undefined>((a, b) => (b && (!a || RANK[b] > RANK[a]) ? b : a), undefined)
@@ -35,7 +35,11 @@ interface OwnedResource {
   readonly ownerId: string
 }
 
-export function createMachineAccess(deps: { roles: RoleAssignmentStore; shares: ShareStore }) {
+export function createMachineAccess(deps: {
+  roles: RoleAssignmentStore
+  shares: ShareStore
+  environmentExists: (tenantId: string, environmentId: string) => Promise<boolean>
+}) {
   async function rolesIn(principal: Principal, environmentId: string): Promise<EnvironmentRole[]> {
     const assignments = await deps.roles.listForPrincipal(
       principal.tenant.id,
@@ -67,6 +71,16 @@ export function createMachineAccess(deps: { roles: RoleAssignmentStore; shares: 
   return {
     rolesIn,
     accessTo,
+    /** The environment exists in the caller's tenant and the caller has a role there (or is a tenant admin). */
+    async assertEnvironmentVisible(principal: Principal, environmentId: string): Promise<void> {
+      const found = await deps.environmentExists(principal.tenant.id, environmentId)
+      if (
+        !found ||
+        (!principal.isTenantAdmin && (await rolesIn(principal, environmentId)).length === 0)
+      ) {
+        throw new AppError('ResourceNotFound')
+      }
+    },
     /** Throws Forbidden unless the principal may create machines or groups in the environment. */
     async assertMayCreate(principal: Principal, environmentId: string): Promise<void> {
       if (principal.isTenantAdmin) return
@@ -79,6 +93,13 @@ export function createMachineAccess(deps: { roles: RoleAssignmentStore; shares: 
 }
 
 export type MachineAccess = ReturnType<typeof createMachineAccess>
+
+/** Sharing needs co-owner access, or (credentials) the user-can-share level. */
+export function assertShare(access: Access): void {
+  if (RANK[access] < RANK.userCanShare) {
+    throw new AppError('Forbidden', { details: { requiredAccess: 'coOwner' } })
+  }
+}
 
 /** Editing, deleting, sharing and managing members need owner-level access. */
 export function assertManage(access: Access): void {

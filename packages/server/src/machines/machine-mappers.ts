@@ -35,7 +35,7 @@ export function toApiMachine(view: MachineView, heartbeatIntervalMs: number, now
     sessions: connected ? machine.sessions : [],
     ownerType: machine.ownerType,
     ownerId: machine.ownerId,
-    access: view.access,
+    access: view.access === 'userCanShare' ? 'user' : view.access,
     createdAt: machine.createdAt,
   }
 }
@@ -55,7 +55,7 @@ export function toApiGroup(view: GroupView, maxMembers: number): MachineGroup {
     settings: group.settings,
     ownerType: group.ownerType,
     ownerId: group.ownerId,
-    access: view.access,
+    access: view.access === 'userCanShare' ? 'user' : view.access,
     createdAt: group.createdAt,
   }
 }
@@ -64,6 +64,6 @@ export const toApiShare = (share: ShareRecord): Share => ({
   id: share.id,
   principalType: share.principal_type,
   principalId: share.principal_id,
-  access: share.access,
+  access: share.access === 'coOwner' ? 'coOwner' : 'user',
   createdAt: share.created_at,
 })

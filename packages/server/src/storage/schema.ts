@@ -171,11 +171,52 @@ export interface RegistrationTokenTable {
 export interface ResourceShareTable {
   id: string
   tenant_id: string
-  resource_type: 'machine' | 'machineGroup'
+  resource_type: 'machine' | 'machineGroup' | 'credential'
   resource_id: string
   principal_type: 'user' | 'servicePrincipal'
   principal_id: string
-  access: 'coOwner' | 'user'
+  access: 'coOwner' | 'user' | 'userCanShare'
+  created_at: string
+}
+
+export interface SecretStoreTable {
+  id: string
+  tenant_id: string
+  environment_id: string
+  name: string
+  type: 'hashicorpVault' | 'azureKeyVault' | 'cyberArkCcp'
+  /** The full settings, JSON sealed with the master key (AAD = id). */
+  settings_sealed: string
+  /** JSON of the non-secret settings, for display. */
+  summary: string
+  created_at: string
+}
+
+export interface CredentialTable {
+  id: string
+  tenant_id: string
+  environment_id: string
+  name: string
+  description: string
+  usage: 'connection' | 'flow'
+  /** JSON: {"value"} or {"fromStore": reference}. */
+  username: string
+  /** JSON reference; for the built-in store it holds the sealed value, never plaintext. */
+  secret_ref: string
+  owner_type: 'user' | 'servicePrincipal'
+  owner_id: string
+  created_at: string
+  updated_at: string
+}
+
+export interface CyberArkApplicationTable {
+  group_id: string
+  tenant_id: string
+  app_id: string
+  description: string
+  certificate_subject: string
+  /** Client certificate and key, sealed to the group public key (HPKE). */
+  sealed_certificate: string
   created_at: string
 }
 
@@ -195,4 +236,7 @@ export interface Database {
   machines: MachineTable
   registration_tokens: RegistrationTokenTable
   resource_shares: ResourceShareTable
+  secret_stores: SecretStoreTable
+  credentials: CredentialTable
+  cyberark_applications: CyberArkApplicationTable
 }

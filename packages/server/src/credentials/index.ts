@@ -1,0 +1,6 @@
+export type { CredentialResolver, ResolvedCredential } from './credential-resolver.ts'
+export { createCredentialResolver } from './credential-resolver.ts'
+export { registerCredentialRoutes } from './credential-routes.ts'
+export type { CredentialService } from './credential-service.ts'
+export { createCredentialService } from './credential-service.ts'
+export { createCyberArkApplicationService } from './cyberark-application-service.ts'

@@ -1,0 +1,5 @@
+export { describeReference, readFromStore } from './backends/backend-registry.ts'
+export type { ExternalReference } from './backends/secret-store-backend.ts'
+export { registerSecretStoreRoutes } from './secret-store-routes.ts'
+export type { SecretStoreService } from './secret-store-service.ts'
+export { createSecretStoreService } from './secret-store-service.ts'
