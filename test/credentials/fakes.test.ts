@@ -4,13 +4,13 @@
  * with the official @azure/identity and @azure/keyvault-secrets clients, so Desklink's clients
  * can be tested against them with confidence.
  */
-import { randomUUID } from 'node:crypto'
+import { constants, createHash, randomUUID, sign, X509Certificate } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 
 import { ClientCertificateCredential, ClientSecretCredential } from '@azure/identity'
 import { SecretClient } from '@azure/keyvault-secrets'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 
 import {
   type AzureKeyVaultFake,
@@ -37,12 +37,18 @@ function requestJson(
     method?: string
     headers?: Record<string, string>
     body?: unknown
+    form?: Record<string, string>
     cert?: string
     key?: string
   },
 ): Promise<JsonResponse> {
   return new Promise((resolve, reject) => {
-    const payload = options.body === undefined ? undefined : JSON.stringify(options.body)
+    const payload = options.form
+      ? new URLSearchParams(options.form).toString()
+      : options.body === undefined
+        ? undefined
+        : JSON.stringify(options.body)
+    const contentType = options.form ? 'application/x-www-form-urlencoded' : 'application/json'
     const req = httpsRequest(
       url,
       {
@@ -52,7 +58,7 @@ function requestJson(
         agent: false,
         headers: {
           accept: 'application/json',
-          ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(payload !== undefined ? { 'content-type': contentType } : {}),
           ...options.headers,
         },
       },
@@ -130,6 +136,10 @@ describe('HashiCorp Vault fake', () => {
     })
     const token = (login.body.auth as { client_token: string }).client_token
     expect(token).toMatch(/^hvs\./)
+    expect(await read('auth/token/lookup-self', token)).toMatchObject({
+      status: 200,
+      body: { data: { policies: ['default', 'apps-read'], path: 'auth/approle/login' } },
+    })
 
     const response = await read('secret/data/apps/db', token)
     expect(response.status).toBe(200)
@@ -272,7 +282,7 @@ describe('Azure Key Vault fake, driven by the official SDK', () => {
     const vaultCalls = fake.requests.filter((entry) => entry.path.startsWith('/secrets/'))
     expect(vaultCalls[0]).toMatchObject({ authorization: false })
     expect(vaultCalls[1]).toMatchObject({ authorization: true, clientId })
-    expect(vaultCalls[0]!.query['api-version']).toBeTruthy()
+    expect(vaultCalls[0].query['api-version']).toBeTruthy()
     expect(fake.requests).toContainEqual(
       expect.objectContaining({ grantType: 'client_credentials', clientId }),
     )
@@ -331,6 +341,47 @@ describe('Azure Key Vault fake, driven by the official SDK', () => {
     await expect(impostor.getToken('https://vault.azure.net/.default')).rejects.toThrow(
       /AADSTS700027/,
     )
+  })
+
+  it('checks the assertion signature, not only the certificate thumbprint it names', async () => {
+    const forger = ca.issueClientCertificate('forger', { keyType: 'rsa' })
+    const now = Math.floor(Date.now() / 1000)
+    const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url')
+    const unsigned = `${encode({
+      alg: 'PS256',
+      typ: 'JWT',
+      'x5t#S256': createHash('sha256')
+        .update(new X509Certificate(certificateClient.certPem).raw)
+        .digest('base64url'),
+    })}.${encode({
+      aud: `${fake.url}/${tenantId}/oauth2/v2.0/token`,
+      iss: certificateClientId,
+      sub: certificateClientId,
+      nbf: now,
+      exp: now + 600,
+      jti: randomUUID(),
+    })}`
+    const signature = sign('sha256', Buffer.from(unsigned), {
+      key: forger.keyPem,
+      padding: constants.RSA_PKCS1_PSS_PADDING,
+      saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+    }).toString('base64url')
+    const response = await requestJson(`${fake.url}/${tenantId}/oauth2/v2.0/token`, {
+      ca: ca.caPem,
+      method: 'POST',
+      form: {
+        grant_type: 'client_credentials',
+        client_id: certificateClientId,
+        scope: 'https://vault.azure.net/.default',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: `${unsigned}.${signature}`,
+      },
+    })
+    expect(response).toMatchObject({
+      status: 401,
+      body: { error: 'invalid_client', error_codes: [700027] },
+    })
+    expect(response.body.error_description).toContain('signature validation')
   })
 })
 
@@ -419,11 +470,26 @@ describe('CyberArk CCP fake over mutual TLS', () => {
     expect((await get(query)).body.Content).toBe('after')
   })
 
+  it('answers APPAP282E during a password change when asked to fail on it', async () => {
+    ccp.setAccount('Finance', 'Root', 'changing', { userName: 'svc', content: 'old' })
+    ccp.setPasswordChangeInProcess('Finance', 'Root', 'changing', true)
+    const query = { AppID: 'Desklink', Safe: 'Finance', Object: 'changing' }
+    expect((await get(query)).body).toMatchObject({
+      Content: 'old',
+      PasswordChangeInProcess: 'True',
+    })
+    expect(await get({ ...query, FailRequestOnPasswordChange: 'true' })).toMatchObject({
+      status: 500,
+      body: { ErrorCode: 'APPAP282E' },
+    })
+  })
+
   it('fails the TLS handshake without a client certificate or with one from another CA', async () => {
     const before = ccp.rejectedHandshakes
     const query = { AppID: 'Desklink', Safe: 'Finance', Object: 'db-admin' }
-    await get(query, null).catch((e: any) => process.stdout.write(`NOCERT ${e.code} ${e.message}\n`))
-    await get(query, foreign).catch((e: any) => process.stdout.write(`FOREIGN ${e.code} ${e.message}\n`))
-    expect(ccp.rejectedHandshakes).toBe(before + 2)
+    const handshakeFailure = { code: expect.stringMatching(/^(ERR_SSL_|ECONNRESET$|EPIPE$)/) }
+    await expect(get(query, null)).rejects.toMatchObject(handshakeFailure)
+    await expect(get(query, foreign)).rejects.toMatchObject(handshakeFailure)
+    await vi.waitFor(() => expect(ccp.rejectedHandshakes).toBe(before + 2))
   })
 })

@@ -12,6 +12,8 @@ export interface TestMachine {
   readonly machineId: string
   readonly standaloneGroupId: string
   readonly identityPem: string
+  /** The private key of the machine's own group: opens what is sealed to it. */
+  readonly standaloneGroupPrivateKey: string
   assertion(): Promise<string>
   /** Opens a channel socket; resolves once open (or rejects on refusal). */
   connect(): Promise<WebSocket>
@@ -44,6 +46,7 @@ export async function registerTestMachine(
     machineId,
     standaloneGroupId: registered.body.standaloneGroupId,
     identityPem: identity.privateKeyPem,
+    standaloneGroupPrivateKey: group.privateKey,
     assertion,
     async connect() {
       const ws = new WebSocket(`${base.replace('http', 'ws')}/api/v1/agent/channel`, {

@@ -6,6 +6,7 @@
  * ES256 JWTs signed by a key that lives only in this process; the vault accepts only those.
  */
 import {
+  constants as cryptoConstants,
   createHash,
   generateKeyPairSync,
   type JsonWebKey,
@@ -13,7 +14,6 @@ import {
   randomBytes,
   randomUUID,
   sign,
-  constants as cryptoConstants,
   verify,
   X509Certificate,
 } from 'node:crypto'
@@ -225,7 +225,7 @@ export async function startAzureKeyVaultFake(options: {
     }
     const scope = form.get('scope') ?? ''
     const scopes = scope.split(' ').filter(Boolean)
-    if (scopes.length !== 1 || !scopes[0]!.endsWith('/.default')) {
+    if (scopes.length !== 1 || !scopes[0].endsWith('/.default')) {
       return entraError(
         res,
         400,
@@ -236,7 +236,7 @@ export async function startAzureKeyVaultFake(options: {
     }
     const now = Math.floor(Date.now() / 1000)
     const accessToken = signJwt(signing.privateKey, kid, {
-      aud: scopes[0]!.slice(0, -'/.default'.length),
+      aud: scopes[0].slice(0, -'/.default'.length),
       iss: `https://sts.windows.net/${tenantId}/`,
       iat: now,
       nbf: now,
@@ -333,7 +333,7 @@ export async function startAzureKeyVaultFake(options: {
         message: `The requested resource does not support http method '${req.method ?? ''}'.`,
       })
     }
-    const name = match[1]!
+    const name = match[1]
     const versionId = match[2]
     if (denied.has(`${clientId}\u0000*`) || denied.has(`${clientId}\u0000${name}`)) {
       const client = clients.get(clientId)!
@@ -465,8 +465,8 @@ function checkAssertion(
 ): { code: number; message: string } | undefined {
   const parts = assertion.split('.')
   const [headerPart, payloadPart, signaturePart] = parts
-  const header = parts.length === 3 ? parseJson(headerPart!) : undefined
-  const payload = parts.length === 3 ? parseJson(payloadPart!) : undefined
+  const header = parts.length === 3 ? parseJson(headerPart) : undefined
+  const payload = parts.length === 3 ? parseJson(payloadPart) : undefined
   if (!header || !payload) {
     return { code: 50027, message: 'JWT token is invalid or malformed.' }
   }
@@ -483,7 +483,7 @@ function checkAssertion(
     }
   }
   const signed = Buffer.from(`${headerPart}.${payloadPart}`)
-  const signature = Buffer.from(signaturePart!, 'base64url')
+  const signature = Buffer.from(signaturePart, 'base64url')
   const key = certificate.publicKey
   const valid =
     header.alg === 'PS256'

@@ -176,7 +176,7 @@ export async function startCyberArkCcpFake(options: {
         `Too many password objects matching query [${queryText}] were found (Diagnostic Info: 4).`,
       )
     }
-    const account = found[0]!
+    const account = found[0]
     if (account.changeInProcess && param('FailRequestOnPasswordChange')?.toLowerCase() === 'true') {
       return fail(
         res,

@@ -160,6 +160,6 @@ export function normalizeSerial(serial: string): string {
 // printed with a leading zero, so the hex here equals what a TLS peer reports.
 function randomSerial(): string {
   const bytes = randomBytes(16)
-  bytes[0] = 0x10 + (bytes[0]! % 0x70)
+  bytes[0] = 0x10 + (bytes[0] % 0x70)
   return bytes.toString('hex').toUpperCase()
 }

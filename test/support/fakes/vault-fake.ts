@@ -53,6 +53,8 @@ interface TokenEntry {
   readonly accessor: string
   readonly ttl: number
   readonly issuedAt: number
+  /** The auth path that created it, as token lookup reports it. */
+  readonly path: string
 }
 
 const LOGIN_TTL_SECONDS = 3600
@@ -67,12 +69,18 @@ export async function startVaultFake(options: {
   const requests: VaultFakeRequest[] = []
   let down = false
 
-  const issueToken = (tokenPolicies: string[], ttl: number, token = newToken()): string => {
+  const issueToken = (
+    tokenPolicies: string[],
+    ttl: number,
+    path: string,
+    token = newToken(),
+  ): string => {
     tokens.set(token, {
       policies: [...tokenPolicies],
       accessor: randomBytes(12).toString('base64url'),
       ttl,
       issuedAt: Date.now(),
+      path,
     })
     return token
   }
@@ -113,7 +121,11 @@ export async function startVaultFake(options: {
     if (!role || body.secret_id !== role.secretId) {
       return sendJson(res, 400, { errors: ['invalid role or secret ID'] })
     }
-    const token = issueToken(role.policies, LOGIN_TTL_SECONDS)
+    const token = issueToken(
+      ['default', ...role.policies],
+      LOGIN_TTL_SECONDS,
+      `auth/${mount}/login`,
+    )
     const entry = tokens.get(token)!
     return sendJson(
       res,
@@ -122,8 +134,8 @@ export async function startVaultFake(options: {
         auth: {
           client_token: token,
           accessor: entry.accessor,
-          policies: ['default', ...role.policies],
-          token_policies: ['default', ...role.policies],
+          policies: entry.policies,
+          token_policies: entry.policies,
           metadata: { role_name: role.roleName },
           lease_duration: LOGIN_TTL_SECONDS,
           renewable: true,
@@ -147,7 +159,7 @@ export async function startVaultFake(options: {
           accessor: entry.accessor,
           creation_time: Math.floor(entry.issuedAt / 1000),
           creation_ttl: entry.ttl,
-          display_name: 'approle',
+          display_name: entry.path.split('/')[1] ?? 'token',
           expire_time:
             entry.ttl > 0 ? new Date(entry.issuedAt + entry.ttl * 1000).toISOString() : null,
           explicit_max_ttl: 0,
@@ -155,7 +167,7 @@ export async function startVaultFake(options: {
           meta: null,
           num_uses: 0,
           orphan: true,
-          path: 'auth/approle/login',
+          path: entry.path,
           policies: entry.policies,
           renewable: entry.ttl > 0,
           ttl: entry.ttl > 0 ? Math.max(0, entry.ttl - elapsed) : 0,
@@ -229,7 +241,7 @@ export async function startVaultFake(options: {
 
       const loginMatch = /^auth\/(.+)\/login$/.exec(apiPath)
       if (loginMatch && loginMatch[1] !== 'token') {
-        const mount = loginMatch[1]!
+        const mount = loginMatch[1]
         if (![...appRoles.values()].some((role) => role.mount === mount)) {
           return sendJson(res, 404, {
             errors: [`no handler for route "${apiPath}". route entry not found.`],
@@ -258,7 +270,7 @@ export async function startVaultFake(options: {
       policies.set(name, [...readablePrefixes])
     },
     addToken(token, tokenPolicies) {
-      issueToken(tokenPolicies, 0, token)
+      issueToken(tokenPolicies, 0, 'auth/token/create', token)
     },
     addAppRole(role) {
       const mount = trimSlashes(role.mount ?? 'approle')

@@ -130,9 +130,13 @@ export const CreateCredentialRequest = z.strictObject({
   secret: SecretReference,
 })
 
+/** Only name and description change; sending username, secret or usage answers CredentialReferenceImmutable. */
 export const UpdateCredentialRequest = z.strictObject({
   name: Name.optional(),
   description: Description.optional(),
+  username: z.unknown().optional(),
+  secret: z.unknown().optional(),
+  usage: z.unknown().optional(),
 })
 
 /** A credential as the API shows it: where the secret lives, never the secret. */

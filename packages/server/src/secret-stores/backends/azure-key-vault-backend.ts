@@ -80,6 +80,7 @@ export const azureKeyVaultBackend: SecretStoreBackend<AzureSettings, AzureRefere
       if (
         status === 401 ||
         name === 'AuthenticationError' ||
+        name === 'AuthenticationRequiredError' ||
         name === 'CredentialUnavailableError'
       ) {
         throw new AppError('SecretReadDenied', {
