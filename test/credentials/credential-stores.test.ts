@@ -13,10 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { openCredential } from '../../packages/agent/src/index.ts'
 import {
-  startAzureKeyVaultFake,
   type AzureKeyVaultFake,
+  startAzureKeyVaultFake,
 } from '../support/fakes/azure-key-vault-fake.ts'
-import { startCyberArkCcpFake, type CcpFake } from '../support/fakes/cyberark-ccp-fake.ts'
+import { type CcpFake,startCyberArkCcpFake } from '../support/fakes/cyberark-ccp-fake.ts'
 import { createTestCa, type TestCa } from '../support/fakes/test-ca.ts'
 import { startVaultFake, type VaultFake } from '../support/fakes/vault-fake.ts'
 import { registerTestMachine, type TestMachine } from '../support/test-machine.ts'

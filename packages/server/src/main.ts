@@ -19,6 +19,13 @@ import {
   DEFAULT_TENANT_SLUG,
 } from './bootstrap/first-start.ts'
 import type { ServerConfig } from './config/index.ts'
+import {
+  createCredentialResolver,
+  createCredentialService,
+  createCyberArkApplicationService,
+  registerCredentialRoutes,
+  type ResolvedCredential,
+} from './credentials/index.ts'
 import { authenticate } from './http/authenticate.ts'
 import { createApp } from './http/create-app.ts'
 import { registerIdentityRoutes } from './identity/identity-routes.ts'
@@ -38,15 +45,8 @@ import {
   registerAgentRoutes,
   registerMachineRoutes,
 } from './machines/index.ts'
-import { createMac, createSecretBox, loadMasterKey } from './secrets/index.ts'
-import {
-  createCredentialResolver,
-  createCredentialService,
-  createCyberArkApplicationService,
-  registerCredentialRoutes,
-  type ResolvedCredential,
-} from './credentials/index.ts'
 import { createSecretStoreService, registerSecretStoreRoutes } from './secret-stores/index.ts'
+import { createMac, createSecretBox, loadMasterKey } from './secrets/index.ts'
 import { createShareStore } from './sharing/share-store.ts'
 import { migrateToLatest, openStorage } from './storage/index.ts'
 import {

@@ -1,0 +1,277 @@
+/**
+ * `desklink secret-stores …` and `desklink credentials …`. Secrets go in on standard input or
+ * in a JSON file, never as arguments, and nothing here ever prints one: the API returns none.
+ *
+ * @module
+ */
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+
+import type { Command } from '@commander-js/extra-typings'
+import type { Credential, SecretStore } from '@desklink/protocol'
+
+import { apiClientFor } from '../client/api-client.ts'
+import { CliError, type CliIo } from '../io.ts'
+import { printObject, printTable } from '../output/print.ts'
+
+type Items<T> = { items: T[] }
+const id = (value: string) => encodeURIComponent(value)
+
+function readJson(io: CliIo, file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(resolve(io.cwd, file), 'utf8')) as unknown
+  } catch (error) {
+    throw new CliError(
+      'InvalidOption',
+      `Cannot read JSON from ${file}: ${(error as Error).message}`,
+      { exitCode: 2 },
+    )
+  }
+}
+
+export function registerCredentialCommands(program: Command, io: CliIo): void {
+  const api = () => apiClientFor(io)
+
+  const stores = program
+    .command('secret-stores')
+    .description(
+      'Where credentials keep their secrets: HashiCorp Vault, Azure Key Vault, CyberArk CCP.',
+    )
+  stores
+    .command('list')
+    .description('List the secret stores of an environment.')
+    .requiredOption('--environment <id>', 'environment id')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const { items } = await api().request<Items<SecretStore>>(
+        'GET',
+        `/environments/${id(o.environment)}/secret-stores`,
+      )
+      printTable(
+        io,
+        o,
+        items.map((s) => ({
+          id: s.id,
+          name: s.name,
+          type: s.type,
+          where: s.summary.address ?? s.summary.vaultUrl ?? s.summary.url ?? '',
+        })),
+        ['id', 'name', 'type', 'where'],
+        items,
+      )
+    })
+  stores
+    .command('create <name>')
+    .description(
+      'Configure a secret store from a JSON settings file (see docs/credentials/). Its secrets\n' +
+        '(Vault token or AppRole secret id, Entra client secret or certificate) are sealed at once.',
+    )
+    .requiredOption('--environment <id>', 'environment id')
+    .requiredOption('--settings <file>', 'JSON file with the store settings')
+    .option('--json', 'print JSON')
+    .action(async (name, o) => {
+      printObject(
+        io,
+        o,
+        await api().request<SecretStore>(
+          'POST',
+          `/environments/${id(o.environment)}/secret-stores`,
+          { name, settings: readJson(io, o.settings) },
+        ),
+      )
+    })
+  stores
+    .command('show <storeId>')
+    .description('Show a secret store (never its secrets).')
+    .option('--json', 'print JSON')
+    .action(async (storeId, o) =>
+      printObject(io, o, await api().request<SecretStore>('GET', `/secret-stores/${id(storeId)}`)),
+    )
+  stores
+    .command('delete <storeId>')
+    .description('Delete a secret store.')
+    .option('--json', 'print JSON')
+    .action(async (storeId, o) => {
+      await api().request('DELETE', `/secret-stores/${id(storeId)}`)
+      printObject(io, o, { deleted: storeId })
+    })
+
+  const credentials = program
+    .command('credentials')
+    .description('Credentials: named references to secrets, resolved at run time.')
+  credentials
+    .command('list')
+    .description('List the credentials you can use in an environment.')
+    .requiredOption('--environment <id>', 'environment id')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const { items } = await api().request<Items<Credential>>(
+        'GET',
+        `/environments/${id(o.environment)}/credentials`,
+      )
+      printTable(
+        io,
+        o,
+        items.map((c) => ({
+          id: c.id,
+          name: c.name,
+          usage: c.usage,
+          store: String(c.secret.store),
+          access: c.access,
+        })),
+        ['id', 'name', 'usage', 'store', 'access'],
+        items,
+      )
+    })
+  credentials
+    .command('create <name>')
+    .description(
+      'Create a credential. Give the username with --username or --username-ref FILE (a store reference),\n' +
+        'and the secret with --secret-ref FILE (a store reference) or --secret-stdin (built-in store;\n' +
+        'connection credentials also need --group). The secret is checked readable now.',
+    )
+    .requiredOption('--environment <id>', 'environment id')
+    .option(
+      '--usage <usage>',
+      'connection (signs in the session) or flow (read by the flow)',
+      'connection',
+    )
+    .option('--description <text>', 'description', '')
+    .option('--username <name>', 'the username')
+    .option('--username-ref <file>', 'JSON file: where the username lives in a store')
+    .option('--secret-ref <file>', 'JSON file: where the secret lives in a store')
+    .option('--secret-stdin', 'read a built-in secret from standard input')
+    .option('--group <groupId>', 'built-in connection secrets are sealed to this machine group')
+    .option('--json', 'print JSON')
+    .action(async (name, o) => {
+      if (Boolean(o.username) === Boolean(o.usernameRef))
+        throw new CliError('InvalidOption', 'Give exactly one of --username or --username-ref.', {
+          exitCode: 2,
+        })
+      if (Boolean(o.secretRef) === Boolean(o.secretStdin))
+        throw new CliError('InvalidOption', 'Give exactly one of --secret-ref or --secret-stdin.', {
+          exitCode: 2,
+        })
+      const secret = o.secretRef
+        ? readJson(io, o.secretRef)
+        : {
+            store: 'builtin',
+            value: (await io.readStdin()).replace(/\r?\n$/, ''),
+            ...(o.group && { groupId: o.group }),
+          }
+      const username = o.username
+        ? { value: o.username }
+        : { fromStore: readJson(io, o.usernameRef ?? '') }
+      printObject(
+        io,
+        o,
+        await api().request<Credential>('POST', `/environments/${id(o.environment)}/credentials`, {
+          name,
+          description: o.description,
+          usage: o.usage,
+          username,
+          secret,
+        }),
+      )
+    })
+  credentials
+    .command('show <credentialId>')
+    .description('Show a credential: where its secret lives, never the secret.')
+    .option('--json', 'print JSON')
+    .action(async (credentialId, o) =>
+      printObject(
+        io,
+        o,
+        await api().request<Credential>('GET', `/credentials/${id(credentialId)}`),
+      ),
+    )
+  credentials
+    .command('update <credentialId>')
+    .description('Rename or describe a credential (username and secret cannot change).')
+    .option('--name <name>', 'new name')
+    .option('--description <text>', 'new description')
+    .option('--json', 'print JSON')
+    .action(async (credentialId, o) =>
+      printObject(
+        io,
+        o,
+        await api().request<Credential>('PATCH', `/credentials/${id(credentialId)}`, {
+          name: o.name,
+          description: o.description,
+        }),
+      ),
+    )
+  credentials
+    .command('delete <credentialId>')
+    .description('Delete a credential.')
+    .option('--json', 'print JSON')
+    .action(async (credentialId, o) => {
+      await api().request('DELETE', `/credentials/${id(credentialId)}`)
+      printObject(io, o, { deleted: credentialId })
+    })
+  credentials
+    .command('test <credentialId>')
+    .description('Check that the secret can be read now (prints no secret).')
+    .option('--json', 'print JSON')
+    .action(async (credentialId, o) =>
+      printObject(
+        io,
+        o,
+        await api().request<Record<string, unknown>>(
+          'POST',
+          `/credentials/${id(credentialId)}/test`,
+        ),
+      ),
+    )
+  credentials
+    .command('dependencies <credentialId>')
+    .description('Show the connections that use a credential.')
+    .option('--json', 'print JSON')
+    .action(async (credentialId, o) =>
+      printObject(
+        io,
+        o,
+        await api().request<Record<string, unknown>>(
+          'GET',
+          `/credentials/${id(credentialId)}/dependencies`,
+        ),
+      ),
+    )
+  credentials
+    .command('share <credentialId>')
+    .description(
+      'Share: coOwner (use, edit, delete, share), user (use) or userCanShare (use, share).',
+    )
+    .option('--user <id>', 'user id')
+    .option('--service-principal <clientId>', 'service principal client id')
+    .option('--access <access>', 'coOwner, user or userCanShare', 'user')
+    .option('--json', 'print JSON')
+    .action(async (credentialId, o) => {
+      if (Boolean(o.user) === Boolean(o.servicePrincipal))
+        throw new CliError('InvalidOption', 'Name exactly one of --user or --service-principal.', {
+          exitCode: 2,
+        })
+      const body = {
+        principalType: o.user ? 'user' : 'servicePrincipal',
+        principalId: o.user ?? o.servicePrincipal,
+        access: o.access,
+      }
+      printObject(
+        io,
+        o,
+        await api().request<Record<string, unknown>>(
+          'POST',
+          `/credentials/${id(credentialId)}/shares`,
+          body,
+        ),
+      )
+    })
+  credentials
+    .command('unshare <credentialId> <shareId>')
+    .description('Stop sharing a credential.')
+    .option('--json', 'print JSON')
+    .action(async (credentialId, shareId, o) => {
+      await api().request('DELETE', `/credentials/${id(credentialId)}/shares/${id(shareId)}`)
+      printObject(io, o, { deleted: shareId })
+    })
+}
