@@ -16,7 +16,7 @@ import {
   type AzureKeyVaultFake,
   startAzureKeyVaultFake,
 } from '../support/fakes/azure-key-vault-fake.ts'
-import { type CcpFake,startCyberArkCcpFake } from '../support/fakes/cyberark-ccp-fake.ts'
+import { type CcpFake, startCyberArkCcpFake } from '../support/fakes/cyberark-ccp-fake.ts'
 import { createTestCa, type TestCa } from '../support/fakes/test-ca.ts'
 import { startVaultFake, type VaultFake } from '../support/fakes/vault-fake.ts'
 import { registerTestMachine, type TestMachine } from '../support/test-machine.ts'
@@ -382,6 +382,18 @@ describe('credentials and secret stores', () => {
       })
       expect(refused.status).toBe(409)
       expect(refused.body.error.code).toBe('CyberArkOnSharedResource')
+      // And the other way round: a machine with a CyberArk application cannot be shared.
+      const peer = await call('POST', '/users', {
+        username: 'share-peer-2',
+        password: 'share-peer-password',
+      })
+      const share = await call('POST', `/machines/${machine.machineId}/shares`, {
+        principalType: 'user',
+        principalId: peer.body.id,
+        access: 'user',
+      })
+      expect(share.status).toBe(409)
+      expect(share.body.error.code).toBe('CyberArkOnSharedResource')
     })
   })
 
@@ -449,6 +461,16 @@ describe('credentials and secret stores', () => {
       expect(found(t.logs.join('\n'))).toEqual([])
     })
 
+    it('leaves nothing behind after a credential is deleted', async () => {
+      const list = await call('GET', `/environments/${environmentId}/credentials`)
+      const victim = (list.body.items as { id: string; name: string }[]).find(
+        (c) => c.name === 'builtin-flow',
+      )!
+      expect((await call('DELETE', `/credentials/${victim.id}`)).status).toBe(204)
+      expect((await call('GET', `/credentials/${victim.id}`)).status).toBe(404)
+      expect(await codeOf(resolve(victim.id))).toBe('ResourceNotFound')
+    })
+
     it('never stores a planted secret in the database', () => {
       const stored = t.database.files
         .map((file) => {
@@ -462,5 +484,27 @@ describe('credentials and secret stores', () => {
       expect(stored.length).toBeGreaterThan(1000)
       expect(found(stored)).toEqual([])
     })
+  })
+})
+
+describe('secrets at rest without a master key', () => {
+  it('refuses to start rather than store a secret unprotected', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const { createLogger, resolveServerConfig, startServer } = await import('@desklink/server')
+    const dataDir = mkdtempSync(join(tmpdir(), 'desklink-nokey-'))
+    try {
+      const config = resolveServerConfig({
+        DESKLINK_DATA_DIR: dataDir,
+        DESKLINK_PORT: '0',
+        DESKLINK_CREATE_MASTER_KEY: 'false',
+      })
+      await expect(startServer(config, createLogger({ level: 'silent' }))).rejects.toThrow(
+        /No master key/,
+      )
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+    }
   })
 })

@@ -367,7 +367,11 @@ export function createMachineService(deps: MachineServiceDeps) {
       id: string,
       input: { principalType: PrincipalType; principalId: string; access: ResourceAccess },
     ) {
-      assertManage((await viewMachine(principal, id)).access)
+      const { machine, access: level } = await viewMachine(principal, id)
+      assertManage(level)
+      if (await machines.hasCyberArkApplication(principal.tenant.id, machine.standaloneGroupId)) {
+        throw new AppError('CyberArkOnSharedResource')
+      }
       return share(principal, 'machine', id, input)
     },
     async unshareMachine(principal: Principal, id: string, shareId: string): Promise<void> {
@@ -384,6 +388,8 @@ export function createMachineService(deps: MachineServiceDeps) {
       input: { principalType: PrincipalType; principalId: string; access: ResourceAccess },
     ) {
       assertManage((await viewGroup(principal, id)).access)
+      if (await machines.hasCyberArkApplication(principal.tenant.id, id))
+        throw new AppError('CyberArkOnSharedResource')
       return share(principal, 'machineGroup', id, input)
     },
     async unshareGroup(principal: Principal, id: string, shareId: string): Promise<void> {

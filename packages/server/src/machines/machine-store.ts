@@ -304,6 +304,16 @@ export function createMachineStore(db: Kysely<Database>) {
         .execute()
     },
 
+    /** True when a CyberArk application is configured on the group (it may not be shared then). */
+    async hasCyberArkApplication(tenantId: string, groupId: string): Promise<boolean> {
+      const row = await db
+        .selectFrom('cyberark_applications')
+        .select('group_id')
+        .where('tenant_id', '=', tenantId)
+        .where('group_id', '=', groupId)
+        .executeTakeFirst()
+      return row !== undefined
+    },
     async insertRegistrationToken(token: RegistrationTokenRecord): Promise<void> {
       await db.insertInto('registration_tokens').values(token).execute()
     },
