@@ -5,10 +5,17 @@
  * the store unreachable, nothing cached. Plus the built-in store, immutability, and canaries:
  * planted secrets appear in no database file, log line or API response.
  */
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 import { openWithGroupKey } from '@desklink/protocol'
-import type { ResolvedCredential } from '@desklink/server'
+import {
+  createLogger,
+  type ResolvedCredential,
+  resolveServerConfig,
+  startServer,
+} from '@desklink/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { openCredential } from '../../packages/agent/src/index.ts'
@@ -489,10 +496,6 @@ describe('credentials and secret stores', () => {
 
 describe('secrets at rest without a master key', () => {
   it('refuses to start rather than store a secret unprotected', async () => {
-    const { mkdtempSync, rmSync } = await import('node:fs')
-    const { tmpdir } = await import('node:os')
-    const { join } = await import('node:path')
-    const { createLogger, resolveServerConfig, startServer } = await import('@desklink/server')
     const dataDir = mkdtempSync(join(tmpdir(), 'desklink-nokey-'))
     try {
       const config = resolveServerConfig({
