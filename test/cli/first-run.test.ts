@@ -176,6 +176,47 @@ describe('the README first command, with real processes', () => {
     )
   })
 
+  it('creates a built-in credential from standard input and never prints the secret', async () => {
+    const secret = 'canary-cli-secret-5d1e'
+    const environment = (
+      JSON.parse((await desklink(['env', 'list', '--json'], { cwd, env: adminConfig })).stdout) as {
+        id: string
+      }[]
+    )[0]!.id
+    const created = await desklink(
+      [
+        'credentials',
+        'create',
+        'cli-cred',
+        '--environment',
+        environment,
+        '--usage',
+        'flow',
+        '--username',
+        'svc',
+        '--secret-stdin',
+        '--json',
+      ],
+      { cwd, env: adminConfig, stdin: `${secret}\n` },
+    )
+    expect(created.code).toBe(0)
+    expect(JSON.parse(created.stdout)).toMatchObject({
+      name: 'cli-cred',
+      secret: { store: 'builtin' },
+    })
+    const listed = await desklink(['credentials', 'list', '--environment', environment, '--json'], {
+      cwd,
+      env: adminConfig,
+    })
+    const tested = await desklink(
+      ['credentials', 'test', JSON.parse(created.stdout).id, '--json'],
+      { cwd, env: adminConfig },
+    )
+    expect(JSON.parse(tested.stdout)).toEqual({ readable: true, source: 'builtin' })
+    for (const output of [created.stdout, created.stderr, listed.stdout, tested.stdout])
+      expect(output).not.toContain(secret)
+  })
+
   it('refuses a wrong password with a clear error and exit code', async () => {
     const login = await desklink(
       ['login', '--server', up.url, '--username', 'admin', '--password-stdin'],
