@@ -182,7 +182,7 @@ describe('the README first command, with real processes', () => {
       JSON.parse((await desklink(['env', 'list', '--json'], { cwd, env: adminConfig })).stdout) as {
         id: string
       }[]
-    )[0]!.id
+    )[0].id
     const created = await desklink(
       [
         'credentials',
