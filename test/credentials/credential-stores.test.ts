@@ -303,6 +303,60 @@ describe('credentials and secret stores', () => {
     })
   })
 
+  describe('Azure Key Vault (official SDK, certificate)', () => {
+    it('signs in with a certificate of the app registration and reads the secret', async () => {
+      const certificate = ca.issueClientCertificate('desklink-cert-app', { keyType: 'rsa' })
+      azure.addClient({ clientId: 'desklink-cert-app', certificatePem: certificate.certPem })
+      const store = await call('POST', `/environments/${environmentId}/secret-stores`, {
+        name: 'akv-certificate',
+        settings: {
+          type: 'azureKeyVault',
+          vaultUrl: azure.url,
+          tenantId: 'contoso-tenant',
+          clientId: 'desklink-cert-app',
+          auth: {
+            method: 'certificate',
+            certificatePem: `${certificate.certPem}\n${certificate.keyPem}`,
+          },
+          authorityHost: azure.url,
+          caCertificate: ca.caPem,
+        },
+      })
+      expect(store.body.summary).toMatchObject({ auth: 'certificate' })
+      const created = await call('POST', `/environments/${environmentId}/credentials`, {
+        name: 'erp-by-certificate',
+        usage: 'flow',
+        username: { value: 'erp-bot' },
+        secret: { store: 'azureKeyVault', storeId: store.body.id, secretName: 'erp-password' },
+      })
+      expect(created.status).toBe(201)
+      expect(await open(created.body.id)).toBe(CANARY.azureRotated)
+    })
+
+    it('answers SecretStoreUnreachable when the vault cannot be reached', async () => {
+      const store = await call('POST', `/environments/${environmentId}/secret-stores`, {
+        name: 'akv-nowhere',
+        settings: {
+          type: 'azureKeyVault',
+          vaultUrl: 'https://127.0.0.1:1',
+          tenantId: 'contoso-tenant',
+          clientId: 'desklink-app',
+          auth: { method: 'clientSecret', clientSecret: CANARY.azureClientSecret },
+          authorityHost: 'https://127.0.0.1:1',
+          caCertificate: ca.caPem,
+        },
+      })
+      const attempt = await call('POST', `/environments/${environmentId}/credentials`, {
+        name: 'az-nowhere',
+        usage: 'flow',
+        username: { value: 'x' },
+        secret: { store: 'azureKeyVault', storeId: store.body.id, secretName: 'erp-password' },
+      })
+      expect(attempt.status).toBe(502)
+      expect(attempt.body.error.code).toBe('SecretStoreUnreachable')
+    })
+  })
+
   describe('CyberArk CCP (read by the machine, mutual TLS)', () => {
     let storeId: string
     let credentialId: string
