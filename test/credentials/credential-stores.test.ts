@@ -505,6 +505,83 @@ describe('credentials and secret stores', () => {
     })
   })
 
+  describe('sharing and store rules', () => {
+    it('lets a user-can-share pass on use, never co-ownership, and not take shares away', async () => {
+      const users: Record<string, { id: string; token: string }> = {}
+      for (const name of ['sharer', 'receiver']) {
+        const created = await call('POST', '/users', {
+          username: name,
+          password: `${name}-password-1`,
+        })
+        await call('POST', `/environments/${environmentId}/role-assignments`, {
+          principalType: 'user',
+          principalId: created.body.id,
+          role: 'MachineUser',
+        })
+        users[name] = {
+          id: created.body.id,
+          token: (await signIn(t.url, 'default', name, `${name}-password-1`)).access_token,
+        }
+      }
+      const credential = await call('POST', `/environments/${environmentId}/credentials`, {
+        name: 'shared-one',
+        usage: 'flow',
+        username: { value: 'svc' },
+        secret: { store: 'builtin', value: 'shared-one-secret' },
+      })
+      await call('POST', `/credentials/${credential.body.id}/shares`, {
+        principalType: 'user',
+        principalId: users.sharer.id,
+        access: 'userCanShare',
+      })
+      const asSharer = (method: string, path: string, body?: unknown) =>
+        api(t.url, users.sharer.token, method, path, body)
+      const escalate = await asSharer('POST', `/credentials/${credential.body.id}/shares`, {
+        principalType: 'user',
+        principalId: users.receiver.id,
+        access: 'coOwner',
+      })
+      expect(escalate.status).toBe(403)
+      const passOn = await asSharer('POST', `/credentials/${credential.body.id}/shares`, {
+        principalType: 'user',
+        principalId: users.receiver.id,
+        access: 'user',
+      })
+      expect(passOn.status).toBe(201)
+      expect(
+        (await asSharer('DELETE', `/credentials/${credential.body.id}/shares/${passOn.body.id}`))
+          .status,
+      ).toBe(403)
+      expect(
+        (
+          await asSharer('PATCH', `/credentials/${credential.body.id}`, {
+            name: 'renamed-by-sharer',
+          })
+        ).status,
+      ).toBe(403)
+    })
+
+    it('refuses to delete a store that credentials use, and stores without TLS', async () => {
+      const stores = await call('GET', `/environments/${environmentId}/secret-stores`)
+      const vaultStore = (stores.body.items as { id: string; name: string }[]).find(
+        (s) => s.name === 'vault',
+      )!
+      const refused = await call('DELETE', `/secret-stores/${vaultStore.id}`)
+      expect(refused.status).toBe(409)
+      expect(refused.body.error.code).toBe('SecretStoreInUse')
+      const plain = await call('POST', `/environments/${environmentId}/secret-stores`, {
+        name: 'plain-http',
+        settings: {
+          type: 'hashicorpVault',
+          address: 'http://127.0.0.1:8200',
+          auth: { method: 'token', token: 't' },
+        },
+      })
+      expect(plain.status).toBe(400)
+      expect(plain.body.error.code).toBe('InvalidRequestBody')
+    })
+  })
+
   describe('canaries', () => {
     const planted = () => Object.values(CANARY)
     const found = (text: string) => planted().filter((secret) => text.includes(secret))

@@ -236,6 +236,29 @@ describe('agent lifecycle (real server, real agent processes)', () => {
     }
   })
 
+  it('re-registers with --force after the machine was deleted while the agent was stopped', async () => {
+    const home = createAgentHome()
+    try {
+      const first = JSON.parse(
+        (
+          await desklink(['agent', 'register', '--server', t.url, '--json'], {
+            env: home.env,
+            stdin: await newRegistrationToken(),
+          })
+        ).stdout,
+      )
+      expect((await api(t.url, token, 'DELETE', `/machines/${first.machineId}`)).status).toBe(204)
+      const forced = await desklink(['agent', 'register', '--server', t.url, '--force', '--json'], {
+        env: home.env,
+        stdin: await newRegistrationToken(),
+      })
+      expect(forced.stderr).toBe('')
+      expect(JSON.parse(forced.stdout).machineId).not.toBe(first.machineId)
+    } finally {
+      home.remove()
+    }
+  })
+
   it('asks for --force to re-register, and --force replaces the old machine', async () => {
     const home = createAgentHome()
     try {

@@ -144,18 +144,28 @@ describe('agent channel under bad input', () => {
     expect(await refused(used)).toBe(101)
     expect(await refused(used)).toBe(401)
     const stranger = generateIdentityKey()
-    const sign = (key: string, options: { aud?: string; exp?: string }) =>
+    const now = Math.floor(Date.now() / 1000)
+    const sign = (key: string, options: { aud?: string; iat?: number; exp?: number }) =>
       new SignJWT({})
         .setProtectedHeader({ alg: 'EdDSA', typ: 'desklink-machine+jwt' })
         .setIssuer(machine.machineId)
         .setSubject(machine.machineId)
         .setAudience(options.aud ?? `${t.url}/api/v1/agent`)
-        .setIssuedAt(Math.floor(Date.now() / 1000) - 600)
-        .setExpirationTime(options.exp ?? '5m')
+        .setIssuedAt(options.iat ?? now)
+        .setExpirationTime(options.exp ?? now + 120)
         .setJti(randomUUID())
         .sign(createPrivateKey(key))
+    // A positive control: the same construction with the machine's key is accepted.
+    expect(await refused(await sign(machine.identityPem, {}))).toBe(101)
+    // A clock a few seconds fast is tolerated.
+    expect(await refused(await sign(machine.identityPem, { iat: now + 5, exp: now + 125 }))).toBe(
+      101,
+    )
     expect(await refused(await sign(stranger.privateKeyPem, {}))).toBe(401)
-    expect(await refused(await sign(machine.identityPem, { exp: '1s' }))).toBe(401)
+    expect(await refused(await sign(machine.identityPem, { iat: now - 200, exp: now - 60 }))).toBe(
+      401,
+    )
+    expect(await refused(await sign(machine.identityPem, { exp: now + 3600 }))).toBe(401)
     expect(
       await refused(
         await sign(machine.identityPem, { aud: 'https://elsewhere.example/api/v1/agent' }),

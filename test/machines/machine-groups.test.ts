@@ -19,6 +19,7 @@ import {
   spawnDesklink,
   waitFor,
 } from '../support/cli-process.ts'
+import { registerTestMachine } from '../support/test-machine.ts'
 import {
   ADMIN_PASSWORD,
   api,
@@ -130,6 +131,28 @@ describe('machine groups (real server, real agent processes)', () => {
     )
     expect(status.registration.groupId).toBe(b.standaloneGroupId)
     expect(joined).toHaveLength(1)
+  })
+
+  it('refuses a join whose key proof is wrong, on the server, and changes nothing', async () => {
+    const intruder = await registerTestMachine(t.url, token, environmentId, 'no-key-box')
+    const headers = { 'x-desklink-machine-assertion': await intruder.assertion() }
+    const info = await api(t.url, token, 'GET', `/agent/groups/${groupId}/join`, undefined, headers)
+    expect(info.body.challenge).toEqual(expect.any(String))
+    const forged = `${Date.now() + 60_000}.${'A'.repeat(43)}`
+    const attempt = await api(
+      t.url,
+      token,
+      'POST',
+      `/agent/groups/${groupId}/join`,
+      { challengeResponse: forged },
+      {
+        'x-desklink-machine-assertion': await intruder.assertion(),
+      },
+    )
+    expect(attempt.status).toBe(403)
+    expect(attempt.body.error.code).toBe('GroupKeyProofFailed')
+    expect((await machine(intruder.machineId)).groupId).toBe(intruder.standaloneGroupId)
+    await api(t.url, token, 'DELETE', `/machines/${intruder.machineId}`)
   })
 
   it('joins a later machine with the right password; both hold the same group key', async () => {

@@ -134,9 +134,16 @@ describe.each(BACKENDS)('OAuth2 on %s', (backend) => {
       withSecret: false,
     })
     const registered = await generateKeyPair('ES256', { extractable: true })
-    await api(t.url, adminToken, 'POST', `/service-principals/${created.body.id}/certificates`, {
-      publicKey: await exportSPKI(registered.publicKey),
-    })
+    const added = await api(
+      t.url,
+      adminToken,
+      'POST',
+      `/service-principals/${created.body.id}/certificates`,
+      {
+        publicKey: await exportSPKI(registered.publicKey),
+      },
+    )
+    expect(added.status).toBe(201)
     const other = await generateKeyPair('ES256')
     const assertion = await new SignJWT({})
       .setProtectedHeader({ alg: 'ES256' })
@@ -240,8 +247,11 @@ describe.each(BACKENDS)('OAuth2 on %s', (backend) => {
         refresh_token: token,
         client_id: 'desklink-cli',
       })
-    await refresh(a.refresh_token!)
-    await refresh(a.refresh_token!) // reuse: revokes family a
+    const rotated = await refresh(a.refresh_token!)
+    expect(rotated.status).toBe(200)
+    const rotatedTokens = (await rotated.json()) as Tokens
+    expect((await refresh(a.refresh_token!)).status).toBe(400) // reuse: revokes family a
+    expect((await refresh(rotatedTokens.refresh_token!)).status).toBe(400)
     expect((await refresh(b.refresh_token!)).status).toBe(200)
   })
 

@@ -5,8 +5,9 @@
  * jitter (first retry after ~250 ms, never more than `backoffMaxMs` apart), so a restarted
  * server sees its agents back within seconds without a thundering herd.
  *
- * The server closing with `MACHINE_DELETED`, or refusing the machine three connects in a row,
- * means the machine no longer exists: the channel stops for good and says so.
+ * The server closing with `MACHINE_DELETED` means the machine no longer exists: the channel
+ * stops for good and says so. Refused connects (401) are retried with the same backoff: they
+ * can come from a clock far off or a server whose database is being restored.
  *
  * @module
  */
@@ -44,7 +45,7 @@ const BASE_DELAY_MS = 250
 
 const rawDataToString = (data: WebSocket.RawData): string =>
   (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)).toString('utf8')
-const REFUSALS_MEANING_DELETED = 3
+const REFUSALS_BEFORE_ADVICE = 3
 
 export function backoffDelay(
   attempt: number,
@@ -139,12 +140,18 @@ export function createAgentChannel(options: {
       response.resume()
       if (status === 401) {
         refusals += 1
-        logger.warn({ status, refusals }, 'the server refused the machine')
-        if (refusals >= REFUSALS_MEANING_DELETED) {
-          ws.removeAllListeners('close')
-          ws.terminate()
-          return machineGone('refused by the server')
+        // A refusal can have other causes (a clock far off, a restored database), so the agent
+        // keeps trying and says what to do; only the server's MACHINE_DELETED close is final.
+        if (refusals === REFUSALS_BEFORE_ADVICE) {
+          logger.error(
+            { status, refusals },
+            'the server keeps refusing this machine: if it was deleted, register it again',
+          )
+        } else {
+          logger.warn({ status, refusals }, 'the server refused the machine')
         }
+      } else {
+        logger.warn({ status }, 'the server did not accept the channel')
       }
       ws.terminate()
     })

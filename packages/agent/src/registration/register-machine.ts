@@ -45,8 +45,11 @@ export async function registerMachine(options: RegisterOptions): Promise<AgentSt
     })
   }
   const oldKey = options.state.readKey('identity.pem')
+  const server = options.server.replace(/\/$/, '')
+  // The old identity proves the replacement only to the server it was registered with; an
+  // assertion for one server is never handed to another.
   const replaces =
-    existing && !existing.deleted && oldKey
+    existing && !existing.deleted && oldKey && existing.server === server
       ? {
           machineId: existing.machineId,
           assertion: await signMachineAssertion(oldKey, existing.machineId, existing.server),
@@ -55,7 +58,6 @@ export async function registerMachine(options: RegisterOptions): Promise<AgentSt
 
   const identity = generateIdentityKey()
   const standalone = await generateGroupKeyPair()
-  const server = options.server.replace(/\/$/, '')
   const registration = await callServer<{
     machineId: string
     tenantId: string

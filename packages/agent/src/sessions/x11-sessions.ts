@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { readdir, readFile, stat } from 'node:fs/promises'
+import { lstat, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
 import type { SessionInfo } from '@desklink/protocol'
@@ -79,8 +79,10 @@ export function createX11SessionProvider(options: {
       for (const socket of sockets) {
         const match = /^X(\d+)$/.exec(socket)
         if (!match) continue
-        const info = await stat(join(options.socketDir, socket)).catch(() => undefined)
-        if (!info || info.uid === 0) continue
+        // lstat and a socket check: the directory is world-writable, so a plain file or a
+        // symlink planted there must not pass for someone's display.
+        const info = await lstat(join(options.socketDir, socket)).catch(() => undefined)
+        if (!info || !info.isSocket() || info.uid === 0) continue
         displays.push({ display: `:${match[1]}`, uid: info.uid })
       }
       if (displays.length === 0) return []

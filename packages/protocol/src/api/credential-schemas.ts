@@ -12,6 +12,8 @@ import { Id, PrincipalType } from './identity-schemas.ts'
 const Name = z.string().trim().min(1).max(100)
 const Description = z.string().max(2000)
 const Pem = z.string().min(1).max(65_536)
+/** Stores are reached over TLS only: secrets never cross the network in the clear. */
+const HttpsUrl = z.url({ protocol: /^https$/ })
 
 export const SecretStoreType = z.enum(['hashicorpVault', 'azureKeyVault', 'cyberArkCcp'])
 export type SecretStoreType = z.infer<typeof SecretStoreType>
@@ -34,7 +36,7 @@ const AzureAuth = z.discriminatedUnion('method', [
 export const SecretStoreSettings = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('hashicorpVault'),
-    address: z.url(),
+    address: HttpsUrl,
     namespace: z.string().max(256).optional(),
     auth: VaultAuth,
     /** PEM of the CA that issued the Vault server's certificate, when it is a private CA. */
@@ -42,18 +44,18 @@ export const SecretStoreSettings = z.discriminatedUnion('type', [
   }),
   z.strictObject({
     type: z.literal('azureKeyVault'),
-    vaultUrl: z.url(),
+    vaultUrl: HttpsUrl,
     tenantId: z.string().min(1).max(128),
     clientId: z.string().min(1).max(128),
     auth: AzureAuth,
     /** Microsoft Entra authority; other clouds or a private endpoint. */
-    authorityHost: z.url().optional(),
+    authorityHost: HttpsUrl.optional(),
     caCertificate: Pem.optional(),
   }),
   z.strictObject({
     type: z.literal('cyberArkCcp'),
     /** The Central Credential Provider base URL (no trailing slash). */
-    url: z.url(),
+    url: HttpsUrl,
     appId: z.string().min(1).max(256),
     safe: z.string().min(1).max(256),
     folder: z.string().min(1).max(256).default('Root'),

@@ -168,6 +168,11 @@ export const ERROR_CODES = {
     remediation:
       'Check the store address, its TLS certificate and that it is up; details say what failed.',
   },
+  SecretStoreInUse: {
+    status: 409,
+    message: 'Credentials still use this secret store.',
+    remediation: 'Delete or replace the credentials that use it first.',
+  },
   CredentialReferenceImmutable: {
     status: 400,
     message: 'The username and secret of a credential cannot change after it is created.',

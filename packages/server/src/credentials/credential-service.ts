@@ -312,7 +312,12 @@ export function createCredentialService(deps: {
       id: string,
       input: { principalType: PrincipalType; principalId: string; access: CredentialAccess },
     ): Promise<ShareRecord> {
-      assertShare((await view(principal, id)).access)
+      const { access } = await view(principal, id)
+      assertShare(access)
+      // A user who may share passes on use (and sharing), never more than it has itself.
+      if (input.access === 'coOwner' && (access === 'user' || access === 'userCanShare')) {
+        throw new AppError('Forbidden', { details: { requiredAccess: 'coOwner' } })
+      }
       if (
         !(await deps.principals.principalExists(
           principal.tenant.id,
@@ -347,7 +352,8 @@ export function createCredentialService(deps: {
       return record
     },
     async unshare(principal: Principal, id: string, shareId: string): Promise<void> {
-      assertShare((await view(principal, id)).access)
+      // Taking access away is the owners' decision.
+      assertManage((await view(principal, id)).access)
       if (!(await deps.shares.delete(principal.tenant.id, 'credential', id, shareId)))
         throw new AppError('ResourceNotFound')
     },

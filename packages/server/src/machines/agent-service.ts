@@ -89,39 +89,48 @@ export function createAgentService(deps: AgentServiceDeps) {
     if (typeof machineId !== 'string' || !UUID.test(machineId)) throw refuse('malformed')
     const machine = await machines.findMachineForAgent(machineId)
     if (!machine) throw refuse('unknown machine')
+    let verified: { jti?: string; exp?: number }
     try {
       const key = await importJWK(
         { kty: 'OKP', crv: 'Ed25519', x: machine.identityPublicKey },
         'EdDSA',
       )
-      const { payload } = await jwtVerify(assertion, key, {
+      const { payload } = await jwtVerify<{ jti?: string }>(assertion, key, {
         issuer: machine.id,
         subject: machine.id,
         audience: machineAssertionAudience(deps.publicUrl()),
         algorithms: ['EdDSA'],
         typ: MACHINE_ASSERTION_TYP,
         maxTokenAge: `${MACHINE_ASSERTION_MAX_SECONDS}s`,
+        // Machine clocks drift; iat a little in the future must not lock a machine out.
+        clockTolerance: 30,
         requiredClaims: ['exp', 'iat', 'jti'],
         currentDate: clock.now(),
       })
       if ((payload.exp ?? 0) - (payload.iat ?? 0) > MACHINE_ASSERTION_MAX_SECONDS)
         throw new Error('lifetime')
-      if (options.recordJti) {
-        const fresh = await deps.oauth.recordAssertion(
-          machine.tenantId,
-          `machine:${String(payload.jti)}`,
-          new Date((payload.exp ?? 0) * 1000).toISOString(),
-          now(),
-        )
-        if (!fresh) throw new Error('replayed')
-      }
-      return machine
+      verified = payload
     } catch (cause) {
       throw new AppError('MachineAuthenticationFailed', {
         details: { reason: 'invalid assertion' },
         cause,
       })
     }
+    // Outside the try: a database failure here is ours, not the machine's, and must not read
+    // as a refusal.
+    if (options.recordJti) {
+      const fresh = await deps.oauth.recordAssertion(
+        machine.tenantId,
+        `machine:${String(verified.jti)}`,
+        new Date((verified.exp ?? 0) * 1000).toISOString(),
+        now(),
+      )
+      if (!fresh)
+        throw new AppError('MachineAuthenticationFailed', {
+          details: { reason: 'replayed assertion' },
+        })
+    }
+    return machine
   }
 
   const challengeData = (machine: MachineRecord, group: GroupRecord, expiry: number) =>
@@ -157,8 +166,16 @@ export function createAgentService(deps: AgentServiceDeps) {
       if (token.expires_at <= at)
         throw new AppError('RegistrationTokenInvalid', { details: { reason: 'expired' } })
 
+      // A machine deleted meanwhile has nothing left to replace: the registration goes ahead.
       const replaced =
-        input.replaces && (await verifyAssertion(input.replaces.assertion, { recordJti: true }))
+        input.replaces &&
+        (await verifyAssertion(input.replaces.assertion, { recordJti: true }).catch(
+          (error: unknown) => {
+            const reason = (error as AppError).details as { reason?: string } | undefined
+            if (error instanceof AppError && reason?.reason === 'unknown machine') return undefined
+            throw error
+          },
+        ))
       if (
         replaced &&
         (replaced.id !== input.replaces?.machineId || replaced.tenantId !== token.tenant_id)
@@ -286,7 +303,20 @@ export function createAgentService(deps: AgentServiceDeps) {
           deps.challengeMac.verify(challengeData(machine, group, Number(expiry)), mac)
         if (!valid) throw new AppError('GroupKeyProofFailed')
       }
-      await machines.updateMachine(machine.tenantId, machine.id, { groupId: group.id })
+      if (
+        !(await machines.joinGroupIfRoom(
+          machine.tenantId,
+          machine.id,
+          group.id,
+          deps.maxGroupMembers,
+        ))
+      ) {
+        const now = await machines.findMachine(machine.tenantId, machine.id)
+        if (now && now.groupId !== now.standaloneGroupId) {
+          throw new AppError('MachineAlreadyInGroup', { details: { groupId: now.groupId } })
+        }
+        throw new AppError('MachineGroupFull', { details: { maxMembers: deps.maxGroupMembers } })
+      }
       await deps.membership.emitMachineJoinedGroup({
         tenantId: machine.tenantId,
         machineId: machine.id,

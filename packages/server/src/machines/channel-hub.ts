@@ -53,7 +53,14 @@ export interface ChannelHub extends AgentNotifier {
   close(): Promise<void>
 }
 
-function refuseUpgrade(socket: Duplex, status: 401 | 404, code: string): void {
+const REASON = { 401: 'Unauthorized', 404: 'Not Found', 503: 'Service Unavailable' } as const
+const MESSAGE: Record<string, string> = {
+  RouteNotFound: 'Not found.',
+  MachineAuthenticationFailed: 'The machine could not be authenticated.',
+  ServiceUnavailable: 'The server cannot check machines right now; retry.',
+}
+
+function refuseUpgrade(socket: Duplex, status: 401 | 404 | 503, code: string): void {
   if (!socket.writable) {
     socket.destroy()
     return
@@ -61,11 +68,11 @@ function refuseUpgrade(socket: Duplex, status: 401 | 404, code: string): void {
   const body = JSON.stringify({
     error: {
       code,
-      message: code === 'RouteNotFound' ? 'Not found.' : 'The machine could not be authenticated.',
+      message: MESSAGE[code] ?? code,
     },
   })
   socket.end(
-    `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Not Found'}\r\n` +
+    `HTTP/1.1 ${status} ${REASON[status]}\r\n` +
       'Content-Type: application/json\r\nConnection: close\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   )
@@ -143,13 +150,15 @@ export function createChannelHub(deps: {
         )
         return close(connection, CHANNEL_CLOSE.NO_COMMON_VERSION, 'no common protocol version')
       }
-      const machine = await agents.currentSettings(connection.machineId)
-      if (!machine) return close(connection, CHANNEL_CLOSE.MACHINE_DELETED, 'machine deleted')
       await agents.connected(connection.machineId, {
         hostname: message.hostname,
         os: message.os,
         agentVersion: message.agentVersion,
       })
+      // Settings are read after the connection is recorded, so a change made meanwhile is
+      // either in this welcome or pushed by machineChanged once the connection is ready.
+      const machine = await agents.currentSettings(connection.machineId)
+      if (!machine) return close(connection, CHANNEL_CLOSE.MACHINE_DELETED, 'machine deleted')
       connection.mode = 'ready'
       send(connection, {
         type: 'welcome',
@@ -254,14 +263,17 @@ export function createChannelHub(deps: {
           wss.handleUpgrade(request, socket, head, (ws) => accept(ws, machine.id))
         })
         .catch((error: unknown) => {
-          if (!(error instanceof AppError))
+          // Only a real refusal is a 401; a failure of ours (the database, say) is a 503, so
+          // agents retry instead of concluding that their machine is gone.
+          if (!(error instanceof AppError)) {
             logger.error({ err: error }, 'agent authentication failed unexpectedly')
-          else
-            logger.info(
-              { reason: (error.details as { reason?: string } | undefined)?.reason },
-              'agent channel refused',
-            )
-          refuseUpgrade(socket, 401, 'MachineAuthenticationFailed')
+            return refuseUpgrade(socket, 503, 'ServiceUnavailable')
+          }
+          logger.info(
+            { reason: (error.details as { reason?: string } | undefined)?.reason },
+            'agent channel refused',
+          )
+          return refuseUpgrade(socket, 401, 'MachineAuthenticationFailed')
         })
       return undefined
     },

@@ -304,6 +304,36 @@ export function createMachineStore(db: Kysely<Database>) {
         .execute()
     },
 
+    /**
+     * Moves a machine from its own group into `groupId` only if it is still in its own group
+     * and the group has room; false otherwise. The count and the move are one statement, so two
+     * machines joining at once cannot both take the last place.
+     */
+    async joinGroupIfRoom(
+      tenantId: string,
+      machineId: string,
+      groupId: string,
+      maxMembers: number,
+    ): Promise<boolean> {
+      const result = await db
+        .updateTable('machines')
+        .set({ group_id: groupId })
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', machineId)
+        .whereRef('group_id', '=', 'standalone_group_id')
+        .where((eb) =>
+          eb(
+            eb
+              .selectFrom('machines as members')
+              .select((m) => m.fn.countAll<number>().as('n'))
+              .where('members.group_id', '=', groupId),
+            '<',
+            maxMembers,
+          ),
+        )
+        .executeTakeFirst()
+      return Number(result.numUpdatedRows) === 1
+    },
     /** True when a CyberArk application is configured on the group (it may not be shared then). */
     async hasCyberArkApplication(tenantId: string, groupId: string): Promise<boolean> {
       const row = await db

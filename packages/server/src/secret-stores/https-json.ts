@@ -26,37 +26,44 @@ export function httpsJson(
 ): Promise<JsonResponse> {
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body)
   return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: options.method ?? 'GET',
-        headers: {
-          accept: 'application/json',
-          ...(payload !== undefined && {
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(payload),
-          }),
-          ...options.headers,
+    let req: ReturnType<typeof request>
+    try {
+      req = request(
+        url,
+        {
+          method: options.method ?? 'GET',
+          headers: {
+            accept: 'application/json',
+            ...(payload !== undefined && {
+              'content-type': 'application/json',
+              'content-length': Buffer.byteLength(payload),
+            }),
+            ...options.headers,
+          },
+          ...(options.caPem && { ca: options.caPem }),
+          timeout: options.timeoutMs ?? 10_000,
         },
-        ...(options.caPem && { ca: options.caPem }),
-        timeout: options.timeoutMs ?? 10_000,
-      },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (chunk: Buffer) => chunks.push(chunk))
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8')
-          let body: unknown
-          try {
-            body = text ? JSON.parse(text) : undefined
-          } catch {
-            body = undefined
-          }
-          resolve({ status: res.statusCode ?? 0, body })
-        })
-        res.on('error', (error) => reject(unreachable(url, error)))
-      },
-    )
+        (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (chunk: Buffer) => chunks.push(chunk))
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8')
+            let body: unknown
+            try {
+              body = text ? JSON.parse(text) : undefined
+            } catch {
+              body = undefined
+            }
+            resolve({ status: res.statusCode ?? 0, body })
+          })
+          res.on('error', (error) => reject(unreachable(url, error)))
+        },
+      )
+    } catch (error) {
+      // A URL node:https cannot take (a bad address) is the store's problem, not a crash.
+      reject(unreachable(url, error))
+      return
+    }
     req.on('timeout', () => req.destroy(new Error('timed out')))
     req.on('error', (error) => reject(unreachable(url, error)))
     req.end(payload)

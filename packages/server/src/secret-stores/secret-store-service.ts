@@ -123,6 +123,14 @@ export function createSecretStoreService(deps: {
     async delete(principal: Principal, id: string): Promise<void> {
       const row = await this.get(principal, id)
       await assertAdmin(principal, row.environment_id)
+      const marker = `%"storeId":"${id}"%`
+      const user = await db
+        .selectFrom('credentials')
+        .select('id')
+        .where('tenant_id', '=', principal.tenant.id)
+        .where((eb) => eb.or([eb('secret_ref', 'like', marker), eb('username', 'like', marker)]))
+        .executeTakeFirst()
+      if (user) throw new AppError('SecretStoreInUse', { details: { credentialId: user.id } })
       await db
         .deleteFrom('secret_stores')
         .where('tenant_id', '=', principal.tenant.id)

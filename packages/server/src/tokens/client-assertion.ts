@@ -54,6 +54,7 @@ export async function verifyClientAssertion(
       audience: [context.tokenEndpoint, context.issuer],
       algorithms: [...ASSERTION_ALGORITHMS],
       requiredClaims: ['exp', 'jti'],
+      clockTolerance: 30,
       currentDate: now,
     })
     const exp = payload.exp ?? 0
