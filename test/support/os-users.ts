@@ -27,9 +27,10 @@ export interface OsUser {
   remove(): void
 }
 
-export function createOsUser(prefix = 'dlt'): OsUser {
+export function createOsUser(prefix = 'dlt', password?: string): OsUser {
   const name = `${prefix}${randomBytes(3).toString('hex')}`
   execFileSync('useradd', ['--create-home', '--shell', '/bin/bash', name])
+  if (password !== undefined) execFileSync('chpasswd', { input: `${name}:${password}\n` })
   const uid = Number(execFileSync('id', ['-u', name]).toString().trim())
   return {
     name,

@@ -9,21 +9,38 @@
  *
  * @module
  */
-import type { MachineSettings, SessionInfo } from '@desklink/protocol'
+import type { AgentConnectionTestResult, MachineSettings, SessionInfo } from '@desklink/protocol'
+import type { DeliveredCredential as DeliveredCredentialSchema } from '@desklink/protocol'
+import type { z } from 'zod'
 
+import { mapUsername } from './accounts/map-username.ts'
 import { AgentError } from './agent-error.ts'
 import type { AgentLogger } from './agent-logger.ts'
 import { type AgentChannel, type ChannelMode, createAgentChannel } from './channel/agent-channel.ts'
 import type { AgentConfig } from './config/agent-config.ts'
 import { signMachineAssertion } from './keys/machine-keys.ts'
-import { assertTenantAllowed, loadAgentPolicy } from './policy/agent-policy.ts'
+import type { PamOutcome } from './pam/pam-check.ts'
+import { type AgentPolicy, assertTenantAllowed, loadAgentPolicy } from './policy/agent-policy.ts'
 import { AGENT_VERSION } from './registration/register-machine.ts'
+import { openCredential } from './secrets/resolved-credential.ts'
 import { createLogindSessionProvider, logindAvailable } from './sessions/logind-sessions.ts'
 import { createSessionWatcher, type SessionWatcher } from './sessions/session-watcher.ts'
 import { createX11SessionProvider } from './sessions/x11-sessions.ts'
 import type { StateStore } from './state/agent-state.ts'
 
 export type AgentMode = 'starting' | ChannelMode
+
+const PAM_DETAILS: Record<Exclude<PamOutcome, { ok: true }>['reason'], string> = {
+  wrongPassword: 'The password is wrong for this account.',
+  unknownUser: 'The account does not exist on this machine.',
+  accountExpired: 'The account has expired.',
+  passwordExpired: 'The password has expired and must be changed.',
+  accountLocked: 'The account is locked.',
+  permissionDenied: 'The account may not sign in here.',
+  pamError: 'PAM could not check the account.',
+}
+
+type DeliveredCredential = z.infer<typeof DeliveredCredentialSchema>
 
 export interface AgentRunner {
   /** Resolves when the agent stops: asked to, or because the machine was deleted. */
@@ -37,6 +54,8 @@ export function createAgentRunner(options: {
   logger: AgentLogger
   hostname: string
   os: string
+  /** Checks a password with PAM, off the event loop (a child process in production). */
+  checkPassword: (account: string, password: string) => Promise<PamOutcome>
 }): AgentRunner {
   const { config, state, logger } = options
   let channel: AgentChannel | undefined
@@ -45,6 +64,48 @@ export function createAgentRunner(options: {
   let sessions: SessionInfo[] = []
   let settings: MachineSettings | undefined
   const since = new Date().toISOString()
+
+  /**
+   * A connection test: open the credential with the target group's key, map the username to an
+   * OS account, and check it with PAM (password and account state), as a sign-in would.
+   */
+  async function testConnection(
+    groupId: string,
+    credential: DeliveredCredential,
+    join: AgentPolicy['join'],
+  ): Promise<Omit<AgentConnectionTestResult, 'type' | 'requestId'>> {
+    const groupKey = state.readKey(`group-${groupId}.key`)?.trim()
+    if (!groupKey)
+      return {
+        ok: false,
+        reason: 'secretUnavailable',
+        detail: 'This machine does not hold the key of the target group.',
+      }
+    let opened: { username: string; secret: string }
+    try {
+      opened = await openCredential(credential, groupKey)
+    } catch (error) {
+      return {
+        ok: false,
+        reason: 'secretUnavailable',
+        detail: (error as Error).message.slice(0, 1024),
+      }
+    }
+    const mapped = mapUsername(opened.username, { hostname: options.hostname, join })
+    if (!mapped.ok) return { ok: false, reason: 'usernameNotMapped', detail: mapped.reason }
+    const outcome = await options.checkPassword(mapped.account, opened.secret)
+    logger.info(
+      { account: mapped.account, ok: outcome.ok, ...(!outcome.ok && { reason: outcome.reason }) },
+      'connection tested',
+    )
+    if (outcome.ok) return { ok: true, osAccount: mapped.account }
+    return {
+      ok: false,
+      reason: outcome.reason,
+      osAccount: mapped.account,
+      detail: PAM_DETAILS[outcome.reason],
+    }
+  }
 
   const writeStatus = (mode: AgentMode, detail?: string) =>
     state.writeStatus({
@@ -111,6 +172,8 @@ export function createAgentRunner(options: {
             }
             logger.info({ groupId, settings: next }, 'settings received')
           },
+          onConnectionTest: (request) =>
+            testConnection(request.groupId, request.credential, policy.join),
           onDeleted: () => {
             state.update({ deleted: true })
             watcher?.stop()

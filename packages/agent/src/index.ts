@@ -4,6 +4,7 @@
  *
  * @module
  */
+export { mapUsername } from './accounts/map-username.ts'
 export { AgentError } from './agent-error.ts'
 export type { AgentLogger } from './agent-logger.ts'
 export type { AgentMode, AgentRunner } from './agent-runner.ts'
@@ -15,6 +16,8 @@ export { AGENT_DEFAULTS, resolveAgentConfig } from './config/agent-config.ts'
 export { joinGroup, leaveGroup, MIN_GROUP_PASSWORD_LENGTH } from './groups/group-membership.ts'
 export { unwrapGroupKey, wrapGroupKey } from './groups/key-package.ts'
 export { generateIdentityKey, signMachineAssertion } from './keys/machine-keys.ts'
+export type { PamOutcome } from './pam/pam-check.ts'
+export { pamCheck } from './pam/pam-check.ts'
 export type { AgentPolicy } from './policy/agent-policy.ts'
 export { assertTenantAllowed, loadAgentPolicy } from './policy/agent-policy.ts'
 export { AGENT_VERSION, registerMachine } from './registration/register-machine.ts'

@@ -19,6 +19,7 @@ import {
   DEFAULT_TENANT_SLUG,
 } from './bootstrap/first-start.ts'
 import type { ServerConfig } from './config/index.ts'
+import { createConnectionService, registerConnectionRoutes } from './connections/index.ts'
 import {
   createCredentialResolver,
   createCredentialService,
@@ -236,6 +237,21 @@ export async function startServer(
       clock,
     })
     const resolver = createCredentialResolver({ db: storage.db, secretBox, secretStores })
+    const connections = createConnectionService({
+      db: storage.db,
+      machines: machineService,
+      access: machineAccess,
+      resolver,
+      credentialAccess: async (principal, credentialId) => {
+        await credentials.get(principal, credentialId)
+      },
+      hub: () => channel,
+      clock,
+      newId,
+    })
+    membership.onMachineJoinedGroup((event) =>
+      connections.breakMachineConnections(event.tenantId, event.standaloneGroupId, event.groupId),
+    )
 
     const app = createApp({
       logger,
@@ -274,6 +290,7 @@ export async function startServer(
         })
         registerSecretStoreRoutes(api, { stores: secretStores })
         registerCredentialRoutes(api, { credentials, cyberArk })
+        registerConnectionRoutes(api, { connections })
       },
     })
 

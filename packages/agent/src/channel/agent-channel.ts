@@ -15,6 +15,7 @@ import {
   AGENT_CHANNEL_PATH,
   AGENT_MAX_MESSAGE_BYTES,
   AGENT_PROTOCOL_VERSIONS,
+  type AgentConnectionTestResult,
   CHANNEL_CLOSE,
   type MachineSettings,
   ServerMessage,
@@ -31,6 +32,10 @@ export interface ChannelEvents {
   onMode(mode: ChannelMode, detail?: string): void
   onSettings(groupId: string, settings: MachineSettings): void
   onDeleted(): void
+  /** Tests a credential on this machine; the answer goes back on the channel. */
+  onConnectionTest(
+    request: Extract<ServerMessage, { type: 'connectionTest' }>,
+  ): Promise<Omit<AgentConnectionTestResult, 'type' | 'requestId'>>
 }
 
 export interface AgentChannel {
@@ -178,6 +183,20 @@ export function createAgentChannel(options: {
         sendHeartbeat()
       } else if (message.type === 'settings') {
         events.onSettings(message.groupId, message.settings)
+      } else if (message.type === 'connectionTest') {
+        const { requestId } = message
+        events
+          .onConnectionTest(message)
+          .catch((error: unknown): Omit<AgentConnectionTestResult, 'type' | 'requestId'> => ({
+            ok: false,
+            reason: 'pamError',
+            detail: (error as Error).message.slice(0, 1024),
+          }))
+          .then((result) => {
+            if (ws.readyState === WebSocket.OPEN)
+              ws.send(JSON.stringify({ type: 'connectionTestResult', requestId, ...result }))
+          })
+          .catch(() => undefined)
       } else {
         logger.warn({ code: message.code }, message.message)
       }

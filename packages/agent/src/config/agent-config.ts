@@ -16,6 +16,8 @@ export interface AgentConfig {
   readonly backoffMaxMs: number
   /** Where X11 display sockets live. @defaultValue `/tmp/.X11-unix` (env `DESKLINK_AGENT_X11_DIR`) */
   readonly x11SocketDir: string
+  /** The PAM service connection tests use. @defaultValue `login` (env `DESKLINK_AGENT_PAM_SERVICE`) */
+  readonly pamService: string
 }
 
 export const AGENT_DEFAULTS = {
@@ -24,6 +26,7 @@ export const AGENT_DEFAULTS = {
   sessionPollMs: 1000,
   backoffMaxMs: 15_000,
   x11SocketDir: '/tmp/.X11-unix',
+  pamService: 'login',
 } as const satisfies AgentConfig
 
 function positive(name: string, raw: string | undefined, fallback: number): number {
@@ -61,5 +64,6 @@ export function resolveAgentConfig(
       ),
     x11SocketDir:
       overrides.x11SocketDir ?? env.DESKLINK_AGENT_X11_DIR ?? AGENT_DEFAULTS.x11SocketDir,
+    pamService: overrides.pamService ?? env.DESKLINK_AGENT_PAM_SERVICE ?? AGENT_DEFAULTS.pamService,
   })
 }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { spawn } from 'node:child_process'
 import { hostname, release } from 'node:os'
 
 import type { Command } from '@commander-js/extra-typings'
@@ -16,6 +17,8 @@ import {
   joinGroup,
   leaveGroup,
   loadAgentPolicy,
+  pamCheck,
+  type PamOutcome,
   registerMachine,
   resolveAgentConfig,
 } from '@desklink/agent'
@@ -24,6 +27,32 @@ import { pino } from 'pino'
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject } from '../output/print.ts'
+
+/** Runs the PAM check in a child process: PAM blocks for seconds on a wrong password. */
+function runPamCheck(
+  io: CliIo,
+  service: string,
+  user: string,
+  password: string,
+): Promise<PamOutcome> {
+  return new Promise((resolve, reject) => {
+    const [command = process.execPath, ...prefix] = io.selfCommand
+    const child = spawn(command, [...prefix, 'agent', 'pam-check'], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+    })
+    let output = ''
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+    child.on('error', reject)
+    child.on('close', () => {
+      try {
+        resolve(JSON.parse(output) as PamOutcome)
+      } catch {
+        resolve({ ok: false, reason: 'pamError' })
+      }
+    })
+    child.stdin.end(JSON.stringify({ service, user, password }))
+  })
+}
 
 const osName = () => `${process.platform} ${release()}`.slice(0, 64)
 
@@ -105,7 +134,10 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
           base: { service: 'desklink-agent' },
           timestamp: pino.stdTimeFunctions.isoTime,
         })
+        const checkPassword = (account: string, password: string) =>
+          runPamCheck(io, cfg.pamService, account, password)
         const runner = createAgentRunner({
+          checkPassword,
           config: cfg,
           state: createStateStore(cfg.stateDir),
           logger,
@@ -124,6 +156,20 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
         await stop
       }),
     )
+
+  agent
+    .command('pam-check', { hidden: true })
+    .description(
+      'Check {service, user, password} (JSON on stdin) with PAM; prints the outcome as JSON. Used by the agent.',
+    )
+    .action(async () => {
+      const input = JSON.parse(await io.readStdin()) as {
+        service: string
+        user: string
+        password: string
+      }
+      io.out(`${JSON.stringify(pamCheck(input.service, input.user, input.password))}\n`)
+    })
 
   agent
     .command('status')

@@ -71,7 +71,36 @@ export const AgentHeartbeat = z.strictObject({
   runningRuns: z.array(z.uuid()).max(64),
 })
 
-export const AgentMessage = z.discriminatedUnion('type', [AgentHello, AgentHeartbeat])
+/** Why a connection test failed on the machine; each has its own message for people. */
+export const ConnectionTestReason = z.enum([
+  'wrongPassword',
+  'unknownUser',
+  'accountExpired',
+  'passwordExpired',
+  'accountLocked',
+  'permissionDenied',
+  'usernameNotMapped',
+  'secretUnavailable',
+  'pamError',
+])
+export type ConnectionTestReason = z.infer<typeof ConnectionTestReason>
+
+export const AgentConnectionTestResult = z.strictObject({
+  type: z.literal('connectionTestResult'),
+  requestId: z.uuid(),
+  ok: z.boolean(),
+  /** The OS account the username mapped to. */
+  osAccount: z.string().max(64).optional(),
+  reason: ConnectionTestReason.optional(),
+  detail: z.string().max(1024).optional(),
+})
+export type AgentConnectionTestResult = z.infer<typeof AgentConnectionTestResult>
+
+export const AgentMessage = z.discriminatedUnion('type', [
+  AgentHello,
+  AgentHeartbeat,
+  AgentConnectionTestResult,
+])
 export type AgentMessage = z.infer<typeof AgentMessage>
 
 export const ServerWelcome = z.strictObject({
@@ -95,10 +124,42 @@ export const ServerError = z.strictObject({
   message: z.string(),
 })
 
+/** What the machine needs to sign a user in: the secret always sealed to its group key. */
+export const DeliveredCredential = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('sealed'),
+    username: z.string().min(1).max(256),
+    sealedSecret: z.string().min(1).max(16_384),
+    context: z.string().max(256),
+  }),
+  z.strictObject({
+    kind: z.literal('cyberArk'),
+    username: z.string().max(256).nullable(),
+    request: z.strictObject({
+      url: z.string().max(2048),
+      appId: z.string().max(256),
+      safe: z.string().max(256),
+      folder: z.string().max(256),
+      object: z.string().max(256),
+      caCertificate: z.string().max(65_536).optional(),
+    }),
+    sealedClientCertificate: z.string().max(131_072),
+    context: z.string().max(256),
+  }),
+])
+
+export const ServerConnectionTest = z.strictObject({
+  type: z.literal('connectionTest'),
+  requestId: z.uuid(),
+  groupId: z.uuid(),
+  credential: DeliveredCredential,
+})
+
 export const ServerMessage = z.discriminatedUnion('type', [
   ServerWelcome,
   ServerSettings,
   ServerError,
+  ServerConnectionTest,
 ])
 export type ServerMessage = z.infer<typeof ServerMessage>
 

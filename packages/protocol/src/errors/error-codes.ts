@@ -168,6 +168,11 @@ export const ERROR_CODES = {
     remediation:
       'Check the store address, its TLS certificate and that it is up; details say what failed.',
   },
+  NoListenerConnected: {
+    status: 409,
+    message: 'No machine of the target is connected, so the connection cannot be tested.',
+    remediation: 'Start the agent on a machine of the target (desklink agent run) and try again.',
+  },
   SecretStoreInUse: {
     status: 409,
     message: 'Credentials still use this secret store.',

@@ -18,15 +18,21 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 
+import type {
+  DeliveredCredential} from '@desklink/protocol';
 import {
   AGENT_CHANNEL_PATH,
   AGENT_MAX_MESSAGE_BYTES,
+  type AgentConnectionTestResult,
   AgentMessage,
   CHANNEL_CLOSE,
   negotiateVersion,
   type ServerMessage,
 } from '@desklink/protocol'
 import { type WebSocket, WebSocketServer } from 'ws'
+import type { z } from 'zod'
+
+type DeliveredCredentialMessage = z.infer<typeof DeliveredCredential>
 
 import { AppError } from '../errors/index.ts'
 import type { Logger } from '../logging/index.ts'
@@ -45,6 +51,12 @@ interface Connection {
 }
 
 export interface ChannelHub extends AgentNotifier {
+  /** Asks a connected machine to test a credential; rejects when it does not answer in time. */
+  requestConnectionTest(
+    machineId: string,
+    request: { requestId: string; groupId: string; credential: DeliveredCredentialMessage },
+    timeoutMs: number,
+  ): Promise<AgentConnectionTestResult>
   /** Handles an HTTP upgrade request; answers 404 for other paths. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void
   connectedCount(): number
@@ -90,6 +102,15 @@ export function createChannelHub(deps: {
     perMessageDeflate: false,
   })
   const byMachine = new Map<string, Connection>()
+  const pendingTests = new Map<
+    string,
+    {
+      machineId: string
+      timer: NodeJS.Timeout
+      resolve: (result: AgentConnectionTestResult) => void
+      reject: (error: Error) => void
+    }
+  >()
   let closing = false
 
   const send = (connection: Connection, message: ServerMessage) => {
@@ -178,7 +199,23 @@ export function createChannelHub(deps: {
       )
       return undefined
     }
-    if (connection.mode !== 'ready') return protocolError(connection, 'heartbeat before hello')
+    if (connection.mode !== 'ready')
+      return protocolError(connection, `${message.type} before hello`)
+    if (message.type === 'connectionTestResult') {
+      const pending = pendingTests.get(message.requestId)
+      // Only the machine that was asked may answer; anything else is dropped and logged.
+      if (!pending || pending.machineId !== connection.machineId) {
+        logger.warn(
+          { machineId: connection.machineId, requestId: message.requestId },
+          'unexpected connection test result dropped',
+        )
+        return undefined
+      }
+      pendingTests.delete(message.requestId)
+      clearTimeout(pending.timer)
+      pending.resolve(message)
+      return undefined
+    }
     if (message.seq <= connection.lastSeq) {
       logger.warn(
         { machineId: connection.machineId, seq: message.seq, lastSeq: connection.lastSeq },
@@ -287,6 +324,20 @@ export function createChannelHub(deps: {
     machineDeleted(machineId) {
       const connection = byMachine.get(machineId)
       if (connection) close(connection, CHANNEL_CLOSE.MACHINE_DELETED, 'machine deleted')
+    },
+    requestConnectionTest(machineId, request, timeoutMs) {
+      const connection = byMachine.get(machineId)
+      if (!connection || connection.mode !== 'ready')
+        return Promise.reject(new Error('machine not connected'))
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pendingTests.delete(request.requestId)
+          reject(new Error('the machine did not answer in time'))
+        }, timeoutMs)
+        timer.unref()
+        pendingTests.set(request.requestId, { machineId, timer, resolve, reject })
+        send(connection, { type: 'connectionTest', ...request })
+      })
     },
     connectedCount: () => byMachine.size,
     isConnected: (machineId) => byMachine.has(machineId),

@@ -220,6 +220,31 @@ export interface CyberArkApplicationTable {
   created_at: string
 }
 
+export interface ConnectionTable {
+  id: string
+  tenant_id: string
+  environment_id: string
+  name: string
+  target_group_id: string
+  type: 'password' | 'credential'
+  username: string | null
+  /** The password sealed to the target group's public key (HPKE); never plaintext. */
+  sealed_password: string | null
+  credential_id: string | null
+  owner_type: 'user' | 'servicePrincipal'
+  owner_id: string
+  run_owner_type: 'user' | 'servicePrincipal'
+  run_owner_id: string
+  status: 'Connected' | 'Error' | 'FixConnection'
+  /** JSON {code, message, details} of the last failed test or breakage. */
+  status_error: string | null
+  os_account: string | null
+  last_tested_at: string | null
+  last_used_at: string | null
+  created_at: string
+  updated_at: string
+}
+
 /** The whole schema, as Kysely sees it. */
 export interface Database {
   tenants: TenantTable
@@ -239,4 +264,5 @@ export interface Database {
   secret_stores: SecretStoreTable
   credentials: CredentialTable
   cyberark_applications: CyberArkApplicationTable
+  connections: ConnectionTable
 }

@@ -9,11 +9,13 @@ import type { Migration, MigrationProvider } from 'kysely'
 import { migration0001Identity } from './0001-identity.ts'
 import { migration0002Machines } from './0002-machines.ts'
 import { migration0003Credentials } from './0003-credentials.ts'
+import { migration0004Connections } from './0004-connections.ts'
 
 const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-identity': migration0001Identity,
   '0002-machines': migration0002Machines,
   '0003-credentials': migration0003Credentials,
+  '0004-connections': migration0004Connections,
 })
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,67 @@
+/**
+ * Desktop flow connections: API shapes.
+ *
+ * @module
+ */
+import { z } from 'zod'
+
+import { Id, PrincipalType } from './identity-schemas.ts'
+
+/** Accepted forms: `DOMAIN\user`, `MACHINE\user`, `.\user`, `local\user`, `user@domain`, `user`. */
+export const ConnectionUsername = z.string().trim().min(1).max(256)
+
+export const ConnectionTarget = z.union([
+  z.strictObject({ machineId: Id }),
+  z.strictObject({ groupId: Id }),
+])
+
+export const CreateConnectionRequest = z.union([
+  z.strictObject({
+    name: z.string().trim().min(1).max(100),
+    target: ConnectionTarget,
+    username: ConnectionUsername,
+    /** Sealed to the target group's public key by the client (the CLI does). */
+    sealedPassword: z.string().min(1).max(16_384),
+  }),
+  z.strictObject({
+    name: z.string().trim().min(1).max(100),
+    target: ConnectionTarget,
+    username: ConnectionUsername,
+    /** Plaintext: the server seals it to the target group at once and drops it. */
+    password: z.string().min(1).max(1024),
+  }),
+  z.strictObject({
+    name: z.string().trim().min(1).max(100),
+    target: ConnectionTarget,
+    credentialId: Id,
+  }),
+])
+
+export const ConnectionError = z.object({
+  code: z.string(),
+  message: z.string(),
+  details: z.unknown().optional(),
+})
+
+export const Connection = z.object({
+  id: Id,
+  environmentId: Id,
+  name: z.string(),
+  targetGroupId: Id,
+  type: z.enum(['password', 'credential']),
+  username: z.string().nullable(),
+  credentialId: Id.nullable(),
+  ownerType: PrincipalType,
+  ownerId: Id,
+  runOwnerType: PrincipalType,
+  runOwnerId: Id,
+  status: z.enum(['Connected', 'Error', 'FixConnection']),
+  error: ConnectionError.nullable(),
+  /** The OS account the username mapped to on the machine that tested it. */
+  osAccount: z.string().nullable(),
+  lastTestedAt: z.iso.datetime().nullable(),
+  lastUsedAt: z.iso.datetime().nullable(),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+})
+export type Connection = z.infer<typeof Connection>

@@ -1,0 +1,287 @@
+/**
+ * Desktop flow connections with username and password, or with a credential (reference §2.9).
+ *
+ * Creating a connection tests it on a connected machine of the target: the machine opens the
+ * secret with the group key, maps the username to an OS account and checks it with PAM. The
+ * answer (201 either way, as Power Automate's API does) carries status `Connected` or `Error`
+ * with the reference's message and the machine's reason in details. With no machine of the
+ * target online nothing is stored (`NoListenerConnected`).
+ *
+ * Passwords are sealed to the target group's public key: by the client when it can (the CLI
+ * does), else by the server at once; the plaintext is never stored. Connections are not
+ * shared with users; their owner and environment administrators see them.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto'
+
+import { sealToGroup } from '@desklink/protocol'
+import type { Kysely, Selectable } from 'kysely'
+
+import type { CredentialResolver } from '../credentials/index.ts'
+import { AppError } from '../errors/index.ts'
+import type { Principal } from '../identity/principal.ts'
+import type { ChannelHub } from '../machines/channel-hub.ts'
+import type { MachineAccess } from '../machines/machine-access.ts'
+import type { MachineService } from '../machines/machine-service.ts'
+import type { ConnectionTable, Database } from '../storage/index.ts'
+import type { Clock, IdGenerator } from '../system/index.ts'
+
+export type ConnectionRow = Selectable<ConnectionTable>
+
+export const TEST_TIMEOUT_MS = 30_000
+
+export const invalidCredentialsMessage = (machineId: string, correlationId: string): string =>
+  `Connection failed: [Machine ${machineId}]. There's an issue with your credentials. Check your credentials or use different credentials to connect to the machine. Correlation id: ${correlationId}`
+
+type CreateInput =
+  | {
+      name: string
+      target: { machineId: string } | { groupId: string }
+      username: string
+      sealedPassword: string
+    }
+  | {
+      name: string
+      target: { machineId: string } | { groupId: string }
+      username: string
+      password: string
+    }
+  | { name: string; target: { machineId: string } | { groupId: string }; credentialId: string }
+
+export function createConnectionService(deps: {
+  db: Kysely<Database>
+  machines: MachineService
+  access: MachineAccess
+  resolver: CredentialResolver
+  credentialAccess: (principal: Principal, credentialId: string) => Promise<void>
+  hub: () => ChannelHub
+  clock: Clock
+  newId: IdGenerator
+  testTimeoutMs?: number
+}) {
+  const { db } = deps
+  const now = () => deps.clock.now().toISOString()
+
+  /** The target's group and its public key; the caller must be able to use the target. */
+  async function targetOf(principal: Principal, target: CreateInput['target']) {
+    if ('machineId' in target) {
+      const { machine } = await deps.machines.getMachine(principal, target.machineId)
+      const group = await db
+        .selectFrom('machine_groups')
+        .select(['public_key'])
+        .where('id', '=', machine.standaloneGroupId)
+        .executeTakeFirst()
+      return {
+        groupId: machine.standaloneGroupId,
+        environmentId: machine.environmentId,
+        publicKey: group?.public_key ?? null,
+      }
+    }
+    const { group } = await deps.machines.getGroup(principal, target.groupId)
+    return { groupId: group.id, environmentId: group.environmentId, publicKey: group.publicKey }
+  }
+
+  async function view(principal: Principal, id: string): Promise<ConnectionRow> {
+    const row = await db
+      .selectFrom('connections')
+      .selectAll()
+      .where('tenant_id', '=', principal.tenant.id)
+      .where('id', '=', id)
+      .executeTakeFirst()
+    if (!row) throw new AppError('ResourceNotFound')
+    const isOwner = row.owner_type === principal.type && row.owner_id === principal.id
+    const isAdmin =
+      principal.isTenantAdmin ||
+      (await deps.access.rolesIn(principal, row.environment_id)).includes('EnvironmentAdmin')
+    if (!isOwner && !isAdmin) throw new AppError('ResourceNotFound')
+    return row
+  }
+
+  /** Runs the test on a connected machine of the group and records the outcome. */
+  async function runTest(row: ConnectionRow): Promise<ConnectionRow> {
+    const members = await db
+      .selectFrom('machines')
+      .select('id')
+      .where('tenant_id', '=', row.tenant_id)
+      .where('group_id', '=', row.target_group_id)
+      .execute()
+    const hub = deps.hub()
+    const online = members.find((m) => hub.isConnected(m.id))
+    if (!online)
+      throw new AppError('NoListenerConnected', { details: { groupId: row.target_group_id } })
+    const credential =
+      row.type === 'password'
+        ? {
+            kind: 'sealed' as const,
+            username: row.username ?? '',
+            sealedSecret: row.sealed_password ?? '',
+            context: `connection:${row.id}`,
+          }
+        : await deps.resolver.resolveForGroup({
+            tenantId: row.tenant_id,
+            credentialId: row.credential_id ?? '',
+            groupId: row.target_group_id,
+          })
+    const requestId = randomUUID()
+    let result: Awaited<ReturnType<ChannelHub['requestConnectionTest']>>
+    try {
+      result = await hub.requestConnectionTest(
+        online.id,
+        { requestId, groupId: row.target_group_id, credential },
+        deps.testTimeoutMs ?? TEST_TIMEOUT_MS,
+      )
+    } catch (cause) {
+      throw new AppError('NoListenerConnected', {
+        message: 'The machine did not answer the connection test.',
+        details: { machineId: online.id },
+        cause,
+      })
+    }
+    const at = now()
+    const error = result.ok
+      ? null
+      : {
+          code: 'InvalidCredentials',
+          message: invalidCredentialsMessage(online.id, requestId),
+          details: { reason: result.reason, detail: result.detail, machineId: online.id },
+        }
+    await db
+      .updateTable('connections')
+      .set({
+        status: result.ok ? 'Connected' : 'Error',
+        status_error: error && JSON.stringify(error),
+        os_account: result.osAccount ?? null,
+        last_tested_at: at,
+        updated_at: at,
+      })
+      .where('id', '=', row.id)
+      .execute()
+    return await db
+      .selectFrom('connections')
+      .selectAll()
+      .where('id', '=', row.id)
+      .executeTakeFirstOrThrow()
+  }
+
+  return {
+    async create(
+      principal: Principal,
+      environmentId: string,
+      input: CreateInput,
+    ): Promise<ConnectionRow> {
+      await deps.access.assertEnvironmentVisible(principal, environmentId)
+      const target = await targetOf(principal, input.target)
+      if (target.environmentId !== environmentId) {
+        throw new AppError('InvalidRequestBody', {
+          message: 'The target is not in this environment.',
+          details: { field: 'target' },
+        })
+      }
+      if (!target.publicKey) {
+        throw new AppError('InvalidRequestBody', {
+          message: 'The target group has no key yet: a machine must join it first.',
+          details: { field: 'target' },
+        })
+      }
+      if ('credentialId' in input) await deps.credentialAccess(principal, input.credentialId)
+      const id = deps.newId()
+      const at = now()
+      const sealedPassword =
+        'sealedPassword' in input
+          ? input.sealedPassword
+          : 'password' in input
+            ? await sealToGroup(target.publicKey, input.password, `connection:${id}`)
+            : null
+      const row: ConnectionRow = {
+        id,
+        tenant_id: principal.tenant.id,
+        environment_id: environmentId,
+        name: input.name,
+        target_group_id: target.groupId,
+        type: 'credentialId' in input ? 'credential' : 'password',
+        username: 'username' in input ? input.username : null,
+        sealed_password: sealedPassword,
+        credential_id: 'credentialId' in input ? input.credentialId : null,
+        owner_type: principal.type,
+        owner_id: principal.id,
+        run_owner_type: principal.type,
+        run_owner_id: principal.id,
+        status: 'Error',
+        status_error: JSON.stringify({
+          code: 'NotTested',
+          message: 'The connection has not been tested yet.',
+        }),
+        os_account: null,
+        last_tested_at: null,
+        last_used_at: null,
+        created_at: at,
+        updated_at: at,
+      }
+      // Tested before it is stored: with no machine online, nothing is kept.
+      const members = await db
+        .selectFrom('machines')
+        .select('id')
+        .where('group_id', '=', target.groupId)
+        .execute()
+      if (!members.some((m) => deps.hub().isConnected(m.id)))
+        throw new AppError('NoListenerConnected', { details: { groupId: target.groupId } })
+      await db.insertInto('connections').values(row).execute()
+      try {
+        return await runTest(row)
+      } catch (error) {
+        await db.deleteFrom('connections').where('id', '=', id).execute()
+        throw error
+      }
+    },
+    async list(principal: Principal, environmentId: string): Promise<ConnectionRow[]> {
+      await deps.access.assertEnvironmentVisible(principal, environmentId)
+      const rows = await db
+        .selectFrom('connections')
+        .selectAll()
+        .where('tenant_id', '=', principal.tenant.id)
+        .where('environment_id', '=', environmentId)
+        .orderBy('name')
+        .execute()
+      const isAdmin =
+        principal.isTenantAdmin ||
+        (await deps.access.rolesIn(principal, environmentId)).includes('EnvironmentAdmin')
+      return rows.filter(
+        (r) => isAdmin || (r.owner_type === principal.type && r.owner_id === principal.id),
+      )
+    },
+    get: view,
+    async test(principal: Principal, id: string): Promise<ConnectionRow> {
+      return runTest(await view(principal, id))
+    },
+    async delete(principal: Principal, id: string): Promise<void> {
+      await view(principal, id)
+      await db
+        .deleteFrom('connections')
+        .where('tenant_id', '=', principal.tenant.id)
+        .where('id', '=', id)
+        .execute()
+    },
+    /** A machine joined a group: connections that targeted it alone no longer work (§2.2.2). */
+    async breakMachineConnections(
+      tenantId: string,
+      standaloneGroupId: string,
+      groupId: string,
+    ): Promise<void> {
+      const error = {
+        code: 'MachineJoinedGroup',
+        message:
+          'The machine joined a machine group; connections to the machine alone no longer work. Create a connection to the group.',
+        details: { groupId },
+      }
+      await db
+        .updateTable('connections')
+        .set({ status: 'Error', status_error: JSON.stringify(error), updated_at: now() })
+        .where('tenant_id', '=', tenantId)
+        .where('target_group_id', '=', standaloneGroupId)
+        .execute()
+    },
+  }
+}
+
+export type ConnectionService = ReturnType<typeof createConnectionService>

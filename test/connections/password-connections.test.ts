@@ -1,0 +1,217 @@
+/**
+ * Username-and-password connections tested on a real machine: a real server, a real agent
+ * process, OS accounts made by the test and checked with PAM. The right password connects; a
+ * wrong password, an expired account, an expired password, a locked account and an unknown
+ * user each fail with the reference's message and a distinct reason; every username format maps
+ * as documented or fails clearly; with no machine online nothing is stored; the password is
+ * never in the database.
+ */
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { type AgentHome, createAgentHome } from '../support/agent-home.ts'
+import {
+  assertBuilt,
+  desklink,
+  type LongRunning,
+  spawnDesklink,
+  waitFor,
+} from '../support/cli-process.ts'
+import { createOsUser, type OsUser, skipReason } from '../support/os-users.ts'
+import {
+  ADMIN_PASSWORD,
+  api,
+  signIn,
+  startTestServer,
+  type TestServer,
+} from '../support/test-server.ts'
+
+const reason = skipReason(['useradd', 'chpasswd', 'usermod', 'chage', 'passwd'])
+if (reason) process.stderr.write(`password connection suite skipped: ${reason}\n`)
+
+const PASSWORD = 'Conn-test-password-71'
+
+describe.skipIf(reason !== undefined)('username and password connections (real agent, PAM)', () => {
+  let t: TestServer
+  let token: string
+  let environmentId: string
+  let machineId: string
+  let home: AgentHome
+  let agent: LongRunning
+  const users: OsUser[] = []
+  const user = (prefix: string, after?: (name: string) => void) => {
+    const created = createOsUser(prefix, PASSWORD)
+    users.push(created)
+    after?.(created.name)
+    return created.name
+  }
+  const connect = (username: string, password = PASSWORD) =>
+    api(t.url, token, 'POST', `/environments/${environmentId}/connections`, {
+      name: `c-${username}`.slice(0, 100),
+      target: { machineId },
+      username,
+      password,
+    })
+
+  beforeAll(async () => {
+    assertBuilt()
+    t = await startTestServer('sqlite', { DESKLINK_AGENT_HEARTBEAT_MS: '1000' })
+    token = (await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)).access_token
+    environmentId = (await api(t.url, token, 'GET', '/me')).body.roles[0].environmentId
+    home = createAgentHome()
+    const registrationToken = (
+      await api(t.url, token, 'POST', `/environments/${environmentId}/registration-tokens`, {})
+    ).body.token
+    machineId = JSON.parse(
+      (
+        await desklink(['agent', 'register', '--server', t.url, '--json'], {
+          env: home.env,
+          stdin: registrationToken,
+        })
+      ).stdout,
+    ).machineId
+    agent = spawnDesklink(['agent', 'run'], home.env)
+    await waitFor(
+      async () =>
+        (await api(t.url, token, 'GET', `/machines/${machineId}`)).body.status === 'connected',
+      'the agent',
+    )
+  })
+  afterAll(async () => {
+    await agent?.stop()
+    for (const u of users) u.remove()
+    home?.remove()
+    await t?.close()
+  })
+
+  it('connects with the right password and names the OS account', async () => {
+    const name = user('dlc')
+    const created = await connect(name)
+    expect(created.status).toBe(201)
+    expect(created.body).toMatchObject({
+      status: 'Connected',
+      error: null,
+      osAccount: name,
+      type: 'password',
+      username: name,
+    })
+    expect(created.body.lastTestedAt).toEqual(expect.any(String))
+  })
+
+  it.each([
+    ['.\\USER', 'dot'],
+    ['local\\USER', 'local'],
+    ['HOST\\USER', 'machine name'],
+  ])('maps %s (%s) to the local account', async (format) => {
+    const name = user('dlf')
+    const username = format
+      .replace('USER', name)
+      .replace('HOST', hostname().split('.')[0].toUpperCase())
+    const created = await connect(username)
+    expect(created.body).toMatchObject({ status: 'Connected', osAccount: name })
+  })
+
+  it.each([
+    ['CORP\\USER', "not joined to domain 'CORP'"],
+    ['USER@corp.example', "not joined to domain 'corp.example'"],
+  ])('refuses %s on a machine not joined to that domain', async (format, detail) => {
+    const name = user('dld')
+    const created = await connect(format.replace('USER', name))
+    expect(created.body.status).toBe('Error')
+    expect(created.body.error.details).toMatchObject({ reason: 'usernameNotMapped' })
+    expect(created.body.error.details.detail).toContain(detail)
+  })
+
+  const failures: [string, (name: string) => void, string, string][] = [
+    ['a wrong password', () => undefined, 'wrong-password', 'wrongPassword'],
+    [
+      'an expired account',
+      (n) => execFileSync('usermod', ['--expiredate', '1', n]),
+      PASSWORD,
+      'accountExpired',
+    ],
+    [
+      'an expired password',
+      (n) => execFileSync('chage', ['--lastday', '0', n]),
+      PASSWORD,
+      'passwordExpired',
+    ],
+    [
+      'a locked account',
+      (n) => execFileSync('passwd', ['--lock', n], { stdio: 'ignore' }),
+      PASSWORD,
+      'accountLocked',
+    ],
+  ]
+  it.each(failures)(
+    'fails %s with the reference message and its own reason',
+    async (_what, prepare, password, expected) => {
+      const name = user('dle', prepare)
+      const created = await connect(name, password)
+      expect(created.status).toBe(201)
+      expect(created.body.status).toBe('Error')
+      expect(created.body.error.message).toMatch(
+        new RegExp(
+          `^Connection failed: \\[Machine ${machineId}\\]\\. There's an issue with your credentials\\. Check your credentials or use different credentials to connect to the machine\\. Correlation id: [0-9a-f-]{36}$`,
+        ),
+      )
+      expect(created.body.error.details.reason).toBe(expected)
+    },
+  )
+
+  it('fails an unknown user clearly', async () => {
+    const created = await connect('nosuchuser42')
+    expect(created.body.error.details).toMatchObject({
+      reason: 'usernameNotMapped',
+      detail: "No account 'nosuchuser42' exists on this machine.",
+    })
+  })
+
+  it('tests again on demand and picks up a changed password', async () => {
+    const name = user('dlt')
+    const created = await connect(name)
+    expect(created.body.status).toBe('Connected')
+    execFileSync('chpasswd', { input: `${name}:Changed-password-99\n` })
+    const retested = await api(t.url, token, 'POST', `/connections/${created.body.id}/test`)
+    expect(retested.body).toMatchObject({
+      status: 'Error',
+      error: { details: { reason: 'wrongPassword' } },
+    })
+  })
+
+  it('never stores the password in a form the server can read', () => {
+    const stored = t.database.files
+      .map((file) => {
+        try {
+          return readFileSync(file).toString('latin1')
+        } catch {
+          return ''
+        }
+      })
+      .join('\n')
+    expect(stored).toContain('Connected')
+    expect(stored).not.toContain(PASSWORD)
+    expect(t.logs.join('\n')).not.toContain(PASSWORD)
+  })
+
+  it('stores nothing when no machine of the target is online', async () => {
+    const before = (await api(t.url, token, 'GET', `/environments/${environmentId}/connections`))
+      .body.items.length
+    await agent.stop()
+    await waitFor(
+      async () =>
+        (await api(t.url, token, 'GET', `/machines/${machineId}`)).body.status === 'disconnected',
+      'the agent to go',
+      15_000,
+    )
+    const refused = await connect(user('dlo'))
+    expect(refused.status).toBe(409)
+    expect(refused.body.error.code).toBe('NoListenerConnected')
+    expect(
+      (await api(t.url, token, 'GET', `/environments/${environmentId}/connections`)).body.items,
+    ).toHaveLength(before)
+  })
+})
