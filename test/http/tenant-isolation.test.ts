@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { openStorage } from '../../packages/server/src/storage/index.ts'
 import { BACKENDS } from '../support/backends.ts'
 import { registerTestMachine, type TestMachine } from '../support/test-machine.ts'
 import {
@@ -33,6 +34,7 @@ interface Ids {
   storeId: string
   credentialId2: string
   credentialShareId: string
+  connectionId: string
 }
 
 interface RouteCase {
@@ -135,6 +137,18 @@ const ROUTES: Record<string, RouteCase> = {
   },
   'GET /machines/{machineId}/cyberark-application': {},
   'DELETE /machines/{machineId}/cyberark-application': {},
+  'GET /environments/{environmentId}/connections': {},
+  'POST /environments/{environmentId}/connections': {
+    body: (ids) => ({
+      name: 'b-conn',
+      target: { machineId: ids.machineId },
+      username: 'svc',
+      password: 'isolation-password',
+    }),
+  },
+  'GET /connections/{connectionId}': {},
+  'POST /connections/{connectionId}/test': {},
+  'DELETE /connections/{connectionId}': {},
   'POST /agent/register': {
     body: () => ({
       registrationToken: 'dlr.x',
@@ -204,6 +218,7 @@ const neverExisting = (): Ids => ({
   storeId: randomUUID(),
   credentialId2: randomUUID(),
   credentialShareId: randomUUID(),
+  connectionId: randomUUID(),
 })
 
 describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
@@ -278,6 +293,41 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
         secret: { store: 'builtin', value: `${slug}-builtin-secret` },
       },
     )
+    // A connection needs a machine online to be created through the API; the fixture row is
+    // written directly, as the API would have stored it.
+    const connectionId = randomUUID()
+    const storage = openStorage(t.database.url)
+    try {
+      const now = new Date().toISOString()
+      const me = await api(t.url, token, 'GET', '/me')
+      await storage.db
+        .insertInto('connections')
+        .values({
+          id: connectionId,
+          tenant_id: created.body.tenant.id,
+          environment_id: environmentId,
+          name: `${slug}-connection`,
+          target_group_id: machine.standaloneGroupId,
+          type: 'password',
+          username: 'svc',
+          sealed_password: 'sealed',
+          credential_id: null,
+          owner_type: 'user',
+          owner_id: me.body.id,
+          run_owner_type: 'user',
+          run_owner_id: me.body.id,
+          status: 'Connected',
+          status_error: null,
+          os_account: 'svc',
+          last_tested_at: now,
+          last_used_at: null,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute()
+    } finally {
+      await storage.close()
+    }
     const credentialShare = await api(
       t.url,
       token,
@@ -302,6 +352,7 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
         storeId: store.body.id,
         credentialId2: credential.body.id,
         credentialShareId: credentialShare.body.id,
+        connectionId,
       },
     }
   }
@@ -375,6 +426,31 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
     expect(foreign.body.error).toEqual(missing.body.error)
   })
 
+  it("names another tenant's machine as a connection target exactly like one that never existed", async () => {
+    const body = (machineId: string) => ({
+      name: 'x',
+      target: { machineId },
+      username: 'svc',
+      password: 'p',
+    })
+    const foreign = await api(
+      t.url,
+      tokenB,
+      'POST',
+      `/environments/${idsB.environmentId}/connections`,
+      body(idsA.machineId),
+    )
+    const missing = await api(
+      t.url,
+      tokenB,
+      'POST',
+      `/environments/${idsB.environmentId}/connections`,
+      body(randomUUID()),
+    )
+    expect(foreign.status).toBe(404)
+    expect(foreign.body.error).toEqual(missing.body.error)
+  })
+
   it('leaves every resource of tenant A as it was', async () => {
     expect((await api(t.url, tokenA, 'GET', `/users/${idsA.userId}`)).body.status).toBe('active')
     expect(
@@ -400,6 +476,18 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
     expect((await api(t.url, tokenA, 'GET', `/tenants/${idsA.tenantId}`)).body.displayName).toBe(
       'tenant-a',
     )
+    const nameOf = async (path: string) =>
+      (await api(t.url, tokenA, 'GET', path)).body.name as string
+    expect(await nameOf(`/machines/${idsA.machineId}`)).toBe('tenant-a-machine')
+    expect(await nameOf(`/machine-groups/${idsA.groupId}`)).toBe('tenant-a-group')
+    expect(await nameOf(`/credentials/${idsA.credentialId2}`)).toBe('tenant-a-credential')
+    expect(await nameOf(`/connections/${idsA.connectionId}`)).toBe('tenant-a-connection')
+    expect(await nameOf(`/secret-stores/${idsA.storeId}`)).toBe('tenant-a-vault')
+    const shares = async (path: string) =>
+      (await api(t.url, tokenA, 'GET', `${path}/shares`)).body.items.length as number
+    expect(await shares(`/machines/${idsA.machineId}`)).toBe(1)
+    expect(await shares(`/machine-groups/${idsA.groupId}`)).toBe(1)
+    expect(await shares(`/credentials/${idsA.credentialId2}`)).toBe(1)
   })
 
   it('answers for a deactivated tenant exactly as for one that never existed, and its tokens stop working', async () => {
