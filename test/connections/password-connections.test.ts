@@ -8,6 +8,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { hostname } from 'node:os'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -180,6 +181,71 @@ describe.skipIf(reason !== undefined)('username and password connections (real a
       status: 'Error',
       error: { details: { reason: 'wrongPassword' } },
     })
+  })
+
+  it('lets the CLI seal the password itself: the server never receives it in plaintext', async () => {
+    const received: string[] = []
+    const proxy = createServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => chunks.push(c))
+      req.on('end', () => {
+        const body = Buffer.concat(chunks)
+        received.push(`${req.method} ${req.url} ${body.toString('utf8')}`)
+        const headers = Object.fromEntries(
+          Object.entries(req.headers).filter(
+            ([k]) => !['host', 'connection', 'content-length'].includes(k),
+          ),
+        ) as Record<string, string>
+        fetch(`${t.url}${req.url}`, {
+          method: req.method,
+          headers,
+          ...(body.length > 0 && { body }),
+        })
+          .then(async (upstream) => {
+            res.writeHead(upstream.status, {
+              'content-type': upstream.headers.get('content-type') ?? 'application/json',
+            })
+            res.end(Buffer.from(await upstream.arrayBuffer()))
+          })
+          .catch(() => res.writeHead(502).end())
+      })
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`
+    const cliHome = createAgentHome()
+    try {
+      const name = user('dlp')
+      const login = await desklink(
+        ['login', '--server', proxyUrl, '--username', 'admin', '--password-stdin'],
+        { env: cliHome.env, stdin: ADMIN_PASSWORD },
+      )
+      expect(login.code).toBe(0)
+      const created = await desklink(
+        [
+          'connections',
+          'create',
+          'by-cli',
+          '--environment',
+          environmentId,
+          '--machine',
+          machineId,
+          '--username',
+          name,
+          '--json',
+        ],
+        { env: cliHome.env, stdin: `${PASSWORD}\n` },
+      )
+      expect(created.stderr).toBe('')
+      expect(JSON.parse(created.stdout)).toMatchObject({ status: 'Connected', osAccount: name })
+      const createCall = received.find(
+        (r) => r.startsWith('POST /api/v1/environments/') && r.includes('/connections'),
+      )
+      expect(createCall).toContain('sealedPassword')
+      expect(received.join('\n')).not.toContain(PASSWORD)
+    } finally {
+      proxy.close()
+      cliHome.remove()
+    }
   })
 
   it('never stores the password in a form the server can read', () => {

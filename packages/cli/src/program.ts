@@ -7,6 +7,7 @@ import { Command, CommanderError } from '@commander-js/extra-typings'
 
 import { registerAdminCommands } from './commands/admin-commands.ts'
 import { registerAgentCommands } from './commands/agent-commands.ts'
+import { registerConnectionCommands } from './commands/connection-commands.ts'
 import { registerCredentialCommands } from './commands/credential-commands.ts'
 import { registerLoginCommands } from './commands/login-commands.ts'
 import { registerMachineCommands } from './commands/machine-commands.ts'
@@ -33,6 +34,7 @@ export function buildProgram(io: CliIo): Command {
   registerAdminCommands(program, io)
   registerMachineCommands(program, io)
   registerCredentialCommands(program, io)
+  registerConnectionCommands(program, io)
   registerAgentCommands(program, io)
   for (const command of program.commands) {
     command

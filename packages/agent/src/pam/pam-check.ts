@@ -104,7 +104,10 @@ export function pamCheck(
       const message = koffi.decode(pointer, pamMessage) as { msg_style: number }
       if (message.msg_style === PAM_PROMPT_ECHO_OFF || message.msg_style === PAM_PROMPT_ECHO_ON) {
         const copy = strdup(password) as unknown
-        koffi.encode(array, i * koffi.sizeof(pamResponse), pamResponse, { resp: copy, resp_retcode: 0 })
+        koffi.encode(array, i * koffi.sizeof(pamResponse), pamResponse, {
+          resp: copy,
+          resp_retcode: 0,
+        })
       }
     }
     koffi.encode(responses, 'void *', array)

@@ -17,6 +17,8 @@ export const ConnectionTarget = z.union([
 
 export const CreateConnectionRequest = z.union([
   z.strictObject({
+    /** Chosen by the client: the sealed password is bound to it (context `connection:<id>`). */
+    id: Id,
     name: z.string().trim().min(1).max(100),
     target: ConnectionTarget,
     username: ConnectionUsername,

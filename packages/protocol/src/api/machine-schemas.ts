@@ -37,6 +37,8 @@ export const Machine = z.object({
   standaloneGroupId: Id,
   /** The group the machine runs for: its standalone group, or the machine group it joined. */
   groupId: Id,
+  /** Public key of the machine's own group: clients seal machine-only connection secrets to it. */
+  standaloneGroupPublicKey: z.string().nullable(),
   hostname: z.string(),
   os: z.string(),
   agentVersion: z.string(),

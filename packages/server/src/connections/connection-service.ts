@@ -36,6 +36,7 @@ export const invalidCredentialsMessage = (machineId: string, correlationId: stri
 
 type CreateInput =
   | {
+      id: string
       name: string
       target: { machineId: string } | { groupId: string }
       username: string
@@ -185,7 +186,7 @@ export function createConnectionService(deps: {
         })
       }
       if ('credentialId' in input) await deps.credentialAccess(principal, input.credentialId)
-      const id = deps.newId()
+      const id = 'sealedPassword' in input ? input.id : deps.newId()
       const at = now()
       const sealedPassword =
         'sealedPassword' in input

@@ -18,8 +18,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 
-import type {
-  DeliveredCredential} from '@desklink/protocol';
+import type { DeliveredCredential } from '@desklink/protocol'
 import {
   AGENT_CHANNEL_PATH,
   AGENT_MAX_MESSAGE_BYTES,

@@ -24,6 +24,7 @@ export function toApiMachine(view: MachineView, heartbeatIntervalMs: number, now
     name: machine.name,
     description: machine.description,
     standaloneGroupId: machine.standaloneGroupId,
+    standaloneGroupPublicKey: view.standaloneGroupPublicKey ?? null,
     groupId: machine.groupId,
     hostname: machine.hostname,
     os: machine.os,

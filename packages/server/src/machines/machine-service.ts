@@ -51,6 +51,7 @@ export interface MachineView {
   readonly machine: MachineRecord
   readonly effectiveSettings: MachineSettings
   readonly access: Access
+  readonly standaloneGroupPublicKey?: string | null
 }
 
 export interface GroupView {
@@ -104,7 +105,13 @@ export function createMachineService(deps: MachineServiceDeps) {
     const machine = await machines.findMachine(principal.tenant.id, id)
     const level = machine && (await machineAccess(principal, machine))
     if (!machine || !level) throw notFound()
-    return { machine, effectiveSettings: await effectiveSettings(machine), access: level }
+    const standalone = await machines.findGroup(principal.tenant.id, machine.standaloneGroupId)
+    return {
+      machine,
+      effectiveSettings: await effectiveSettings(machine),
+      access: level,
+      standaloneGroupPublicKey: standalone?.publicKey ?? null,
+    }
   }
 
   async function viewGroup(principal: Principal, id: string): Promise<GroupView> {
