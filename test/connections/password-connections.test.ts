@@ -263,6 +263,31 @@ describe.skipIf(reason !== undefined)('username and password connections (real a
     expect(t.logs.join('\n')).not.toContain(PASSWORD)
   })
 
+  it('breaks connections to the machine alone when it joins a machine group', async () => {
+    const name = user('dlg')
+    const created = await connect(name)
+    expect(created.body.status).toBe('Connected')
+    const group = await api(t.url, token, 'POST', '/machine-groups', {
+      environmentId,
+      name: 'joiners',
+    })
+    const login = await desklink(
+      ['login', '--server', t.url, '--username', 'admin', '--password-stdin'],
+      { env: home.env, stdin: ADMIN_PASSWORD },
+    )
+    expect(login.code).toBe(0)
+    const joined = await desklink(['agent', 'join-group', group.body.id], {
+      env: home.env,
+      stdin: 'joiners-group-password\n',
+    })
+    expect(joined.code).toBe(0)
+    const after = await api(t.url, token, 'GET', `/connections/${created.body.id}`)
+    expect(after.body).toMatchObject({
+      status: 'Error',
+      error: { code: 'MachineJoinedGroup', details: { groupId: group.body.id } },
+    })
+  })
+
   it('stores nothing when no machine of the target is online', async () => {
     const before = (await api(t.url, token, 'GET', `/environments/${environmentId}/connections`))
       .body.items.length
