@@ -13,6 +13,7 @@ import { hostname } from 'node:os'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { openStorage } from '../../packages/server/src/storage/index.ts'
 import { type AgentHome, createAgentHome } from '../support/agent-home.ts'
 import {
   assertBuilt,
@@ -245,6 +246,46 @@ describe.skipIf(reason !== undefined)('username and password connections (real a
     } finally {
       proxy.close()
       cliHome.remove()
+    }
+  })
+
+  it('records create, test, delete and denied attempts as audit events', async () => {
+    const name = user('dla')
+    const created = await connect(name)
+    await api(t.url, token, 'POST', `/connections/${created.body.id}/test`)
+    const other = await api(t.url, token, 'POST', '/users', {
+      username: `peek${name}`,
+      password: 'peek-password-123',
+    })
+    await api(t.url, token, 'POST', `/environments/${environmentId}/role-assignments`, {
+      principalType: 'user',
+      principalId: other.body.id,
+      role: 'MachineUser',
+    })
+    const peek = (await signIn(t.url, 'default', `peek${name}`, 'peek-password-123')).access_token
+    expect((await api(t.url, peek, 'GET', `/connections/${created.body.id}`)).status).toBe(404)
+    expect((await api(t.url, peek, 'DELETE', `/connections/${created.body.id}`)).status).toBe(404)
+    expect((await api(t.url, token, 'DELETE', `/connections/${created.body.id}`)).status).toBe(204)
+    const storage = openStorage(t.database.url)
+    try {
+      const events = await storage.db
+        .selectFrom('audit_events')
+        .select(['action', 'outcome', 'actor_id'])
+        .where('target_id', '=', created.body.id)
+        .orderBy('created_at')
+        .execute()
+      expect(events.map((e) => `${e.action}:${e.outcome}`).sort()).toEqual([
+        'connection.create:success',
+        'connection.delete:denied',
+        'connection.delete:success',
+        'connection.read:denied',
+        'connection.test:success',
+      ])
+      expect(
+        events.filter((e) => e.outcome === 'denied').every((e) => e.actor_id === other.body.id),
+      ).toBe(true)
+    } finally {
+      await storage.close()
     }
   })
 

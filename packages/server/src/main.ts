@@ -13,6 +13,7 @@ import type { Duplex } from 'node:stream'
 import { createAdaptorServer } from '@hono/node-server'
 import { sql } from 'kysely'
 
+import { createAuditLog } from './audit/audit-log.ts'
 import {
   bootstrapFirstStart,
   type BootstrapResult,
@@ -246,6 +247,7 @@ export async function startServer(
         await credentials.get(principal, credentialId)
       },
       hub: () => channel,
+      audit: createAuditLog({ db: storage.db, clock, newId }),
       clock,
       newId,
     })

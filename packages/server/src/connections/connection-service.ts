@@ -18,6 +18,7 @@ import { randomUUID } from 'node:crypto'
 import { sealToGroup } from '@desklink/protocol'
 import type { Kysely, Selectable } from 'kysely'
 
+import type { AuditLog } from '../audit/audit-log.ts'
 import type { CredentialResolver } from '../credentials/index.ts'
 import { AppError } from '../errors/index.ts'
 import type { Principal } from '../identity/principal.ts'
@@ -57,6 +58,7 @@ export function createConnectionService(deps: {
   resolver: CredentialResolver
   credentialAccess: (principal: Principal, credentialId: string) => Promise<void>
   hub: () => ChannelHub
+  audit: AuditLog
   clock: Clock
   newId: IdGenerator
   testTimeoutMs?: number
@@ -83,7 +85,24 @@ export function createConnectionService(deps: {
     return { groupId: group.id, environmentId: group.environmentId, publicKey: group.publicKey }
   }
 
-  async function view(principal: Principal, id: string): Promise<ConnectionRow> {
+  const audit = (
+    principal: Principal,
+    row: ConnectionRow,
+    action: string,
+    outcome: 'success' | 'denied',
+    details?: Record<string, unknown>,
+  ) =>
+    deps.audit.record({
+      principal,
+      environmentId: row.environment_id,
+      action,
+      targetType: 'connection',
+      targetId: row.id,
+      outcome,
+      ...(details && { details }),
+    })
+
+  async function view(principal: Principal, id: string, action = 'read'): Promise<ConnectionRow> {
     const row = await db
       .selectFrom('connections')
       .selectAll()
@@ -95,7 +114,10 @@ export function createConnectionService(deps: {
     const isAdmin =
       principal.isTenantAdmin ||
       (await deps.access.rolesIn(principal, row.environment_id)).includes('EnvironmentAdmin')
-    if (!isOwner && !isAdmin) throw new AppError('ResourceNotFound')
+    if (!isOwner && !isAdmin) {
+      await audit(principal, row, `connection.${action}`, 'denied')
+      throw new AppError('ResourceNotFound')
+    }
     return row
   }
 
@@ -228,12 +250,19 @@ export function createConnectionService(deps: {
       if (!members.some((m) => deps.hub().isConnected(m.id)))
         throw new AppError('NoListenerConnected', { details: { groupId: target.groupId } })
       await db.insertInto('connections').values(row).execute()
+      let tested: ConnectionRow
       try {
-        return await runTest(row)
+        tested = await runTest(row)
       } catch (error) {
         await db.deleteFrom('connections').where('id', '=', id).execute()
         throw error
       }
+      await audit(principal, tested, 'connection.create', 'success', {
+        type: tested.type,
+        targetGroupId: tested.target_group_id,
+        status: tested.status,
+      })
+      return tested
     },
     async list(principal: Principal, environmentId: string): Promise<ConnectionRow[]> {
       await deps.access.assertEnvironmentVisible(principal, environmentId)
@@ -253,10 +282,13 @@ export function createConnectionService(deps: {
     },
     get: view,
     async test(principal: Principal, id: string): Promise<ConnectionRow> {
-      return runTest(await view(principal, id))
+      const tested = await runTest(await view(principal, id, 'test'))
+      await audit(principal, tested, 'connection.test', 'success', { status: tested.status })
+      return tested
     },
     async delete(principal: Principal, id: string): Promise<void> {
-      await view(principal, id)
+      const row = await view(principal, id, 'delete')
+      await audit(principal, row, 'connection.delete', 'success')
       await db
         .deleteFrom('connections')
         .where('tenant_id', '=', principal.tenant.id)

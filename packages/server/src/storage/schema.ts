@@ -245,6 +245,21 @@ export interface ConnectionTable {
   updated_at: string
 }
 
+export interface AuditEventTable {
+  id: string
+  tenant_id: string
+  environment_id: string | null
+  actor_type: 'user' | 'servicePrincipal'
+  actor_id: string
+  action: string
+  target_type: string
+  target_id: string
+  outcome: 'success' | 'denied'
+  /** JSON; never secrets. */
+  details: string
+  created_at: string
+}
+
 /** The whole schema, as Kysely sees it. */
 export interface Database {
   tenants: TenantTable
@@ -265,4 +280,5 @@ export interface Database {
   credentials: CredentialTable
   cyberark_applications: CyberArkApplicationTable
   connections: ConnectionTable
+  audit_events: AuditEventTable
 }

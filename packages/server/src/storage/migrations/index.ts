@@ -10,12 +10,14 @@ import { migration0001Identity } from './0001-identity.ts'
 import { migration0002Machines } from './0002-machines.ts'
 import { migration0003Credentials } from './0003-credentials.ts'
 import { migration0004Connections } from './0004-connections.ts'
+import { migration0005Audit } from './0005-audit.ts'
 
 const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-identity': migration0001Identity,
   '0002-machines': migration0002Machines,
   '0003-credentials': migration0003Credentials,
   '0004-connections': migration0004Connections,
+  '0005-audit': migration0005Audit,
 })
 
 export const migrationProvider: MigrationProvider = {
