@@ -35,6 +35,7 @@ interface Ids {
   credentialId2: string
   credentialShareId: string
   connectionId: string
+  connectionShareId: string
 }
 
 interface RouteCase {
@@ -149,6 +150,19 @@ const ROUTES: Record<string, RouteCase> = {
   'GET /connections/{connectionId}': {},
   'POST /connections/{connectionId}/test': {},
   'DELETE /connections/{connectionId}': {},
+  'PATCH /connections/{connectionId}': { body: () => ({ name: 'renamed' }) },
+  'PUT /connections/{connectionId}/run-owner': {
+    body: (ids) => ({ servicePrincipalId: ids.servicePrincipalId }),
+  },
+  'GET /connections/{connectionId}/shares': {},
+  'POST /connections/{connectionId}/shares': {
+    body: (ids) => ({
+      principalType: 'servicePrincipal',
+      principalId: ids.servicePrincipalId,
+      access: 'use',
+    }),
+  },
+  'DELETE /connections/{connectionId}/shares/{connectionShareId}': {},
   'POST /agent/register': {
     body: () => ({
       registrationToken: 'dlr.x',
@@ -191,6 +205,10 @@ function tableKey(route: string): string {
   return route
     .replace(/(^|\s)\/credentials\/\{credentialId\}/, '$1/credentials/{credentialId2}')
     .replace(
+      '/connections/{connectionId}/shares/{shareId}',
+      '/connections/{connectionId}/shares/{connectionShareId}',
+    )
+    .replace(
       '/credentials/{credentialId2}/shares/{shareId}',
       '/credentials/{credentialId2}/shares/{credentialShareId}',
     )
@@ -219,6 +237,7 @@ const neverExisting = (): Ids => ({
   credentialId2: randomUUID(),
   credentialShareId: randomUUID(),
   connectionId: randomUUID(),
+  connectionShareId: randomUUID(),
 })
 
 describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
@@ -316,6 +335,7 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
           owner_id: me.body.id,
           run_owner_type: 'user',
           run_owner_id: me.body.id,
+          run_owner_explicit: 0,
           status: 'Connected',
           status_error: null,
           os_account: 'svc',
@@ -353,6 +373,7 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
         credentialId2: credential.body.id,
         credentialShareId: credentialShare.body.id,
         connectionId,
+        connectionShareId: randomUUID(),
       },
     }
   }

@@ -248,6 +248,9 @@ export async function startServer(
       },
       hub: () => channel,
       audit: createAuditLog({ db: storage.db, clock, newId }),
+      shares: shareStore,
+      principals: stores.principals,
+      oauth,
       clock,
       newId,
     })

@@ -57,6 +57,10 @@ export const Connection = z.object({
   ownerId: Id,
   runOwnerType: PrincipalType,
   runOwnerId: Id,
+  /** True once a service principal was set as run owner; it can change but never be removed. */
+  runOwnerExplicit: z.boolean(),
+  /** How the caller may act on it: owner, admin, edit or use. */
+  access: z.enum(['owner', 'admin', 'edit', 'use']),
   status: z.enum(['Connected', 'Error', 'FixConnection']),
   error: ConnectionError.nullable(),
   /** The OS account the username mapped to on the machine that tested it. */
@@ -67,3 +71,34 @@ export const Connection = z.object({
   updatedAt: z.iso.datetime(),
 })
 export type Connection = z.infer<typeof Connection>
+
+export const SetRunOwnerRequest = z.strictObject({
+  servicePrincipalId: Id,
+  /**
+   * When the caller is not that service principal: a JWT it signed with a registered certificate
+   * key, iss = sub = its client id, aud = `connection:<connection id>`, at most 10 minutes, single-use jti.
+   */
+  assertion: z.string().max(8192).optional(),
+})
+
+export const ConnectionShareAccess = z.enum(['use', 'edit'])
+export const CreateConnectionShareRequest = z.strictObject({
+  principalType: z.literal('servicePrincipal'),
+  principalId: Id,
+  access: ConnectionShareAccess,
+})
+export const ConnectionShare = z.object({
+  id: Id,
+  principalType: z.literal('servicePrincipal'),
+  principalId: Id,
+  access: ConnectionShareAccess,
+  createdAt: z.iso.datetime(),
+})
+
+export const UpdateConnectionRequest = z.strictObject({
+  name: z.string().trim().min(1).max(100).optional(),
+  username: ConnectionUsername.optional(),
+  /** Plaintext, sealed by the server at once; or sealedPassword (context `connection:<id>`). */
+  password: z.string().min(1).max(1024).optional(),
+  sealedPassword: z.string().min(1).max(16_384).optional(),
+})

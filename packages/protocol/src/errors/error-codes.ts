@@ -173,6 +173,19 @@ export const ERROR_CODES = {
     message: 'No machine of the target is connected, so the connection cannot be tested.',
     remediation: 'Start the agent on a machine of the target (desklink agent run) and try again.',
   },
+  ConnectionNotShareable: {
+    status: 409,
+    message:
+      'Desktop flows connections cannot be shared with users; only a connection whose run owner is a service principal can be shared, with service principals.',
+    remediation:
+      'Set a service principal as run owner first, and share with service principals (Can use or Can edit).',
+  },
+  RunOwnerProofRequired: {
+    status: 403,
+    message: 'The service principal must prove it agrees to be the run owner.',
+    remediation:
+      'Call as that service principal, or send an assertion signed with its certificate key (aud connection:<id>).',
+  },
   SecretStoreInUse: {
     status: 409,
     message: 'Credentials still use this secret store.',

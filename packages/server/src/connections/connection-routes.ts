@@ -3,12 +3,22 @@
  *
  * @module
  */
-import { Connection, CreateConnectionRequest, Id, ListOf } from '@desklink/protocol'
+import {
+  Connection,
+  ConnectionShare,
+  CreateConnectionRequest,
+  CreateConnectionShareRequest,
+  Id,
+  ListOf,
+  SetRunOwnerRequest,
+  UpdateConnectionRequest,
+} from '@desklink/protocol'
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import { z } from 'zod'
 
 import type { AppEnv } from '../http/app-env.ts'
 import { bearerAuth, createRoute, jsonBody, noContent, responses } from '../http/openapi-app.ts'
+import type { ShareRecord } from '../sharing/share-store.ts'
 import type { ConnectionRow, ConnectionService } from './connection-service.ts'
 
 const route = <T extends Parameters<typeof createRoute>[0]>(config: T) =>
@@ -50,6 +60,48 @@ export const connectionRouteDefinitions = {
     request: { params: ConnectionParams },
     responses: responses(200, Connection),
   }),
+  update: route({
+    method: 'patch',
+    path: '/connections/{connectionId}',
+    tags,
+    summary: 'Rename a connection or change its username and password (tested again)',
+    request: { params: ConnectionParams, body: jsonBody(UpdateConnectionRequest) },
+    responses: responses(200, Connection),
+  }),
+  setRunOwner: route({
+    method: 'put',
+    path: '/connections/{connectionId}/run-owner',
+    tags,
+    summary:
+      'Make a service principal the run owner (it must agree); it can change but never be removed',
+    request: { params: ConnectionParams, body: jsonBody(SetRunOwnerRequest) },
+    responses: responses(200, Connection),
+  }),
+  listShares: route({
+    method: 'get',
+    path: '/connections/{connectionId}/shares',
+    tags,
+    summary: 'List the service principals a connection is shared with',
+    request: { params: ConnectionParams },
+    responses: responses(200, ListOf(ConnectionShare)),
+  }),
+  share: route({
+    method: 'post',
+    path: '/connections/{connectionId}/shares',
+    tags,
+    summary:
+      'Share a connection whose run owner is a service principal with a service principal: use or edit',
+    request: { params: ConnectionParams, body: jsonBody(CreateConnectionShareRequest) },
+    responses: responses(201, ConnectionShare),
+  }),
+  unshare: route({
+    method: 'delete',
+    path: '/connections/{connectionId}/shares/{shareId}',
+    tags,
+    summary: 'Stop sharing a connection',
+    request: { params: z.object({ connectionId: Id, shareId: Id }) },
+    responses: noContent,
+  }),
   delete: route({
     method: 'delete',
     path: '/connections/{connectionId}',
@@ -60,7 +112,7 @@ export const connectionRouteDefinitions = {
   }),
 } as const
 
-export const toApiConnection = (row: ConnectionRow): Connection => ({
+export const toApiConnection = (row: ConnectionRow, access: Connection['access']): Connection => ({
   id: row.id,
   environmentId: row.environment_id,
   name: row.name,
@@ -72,6 +124,8 @@ export const toApiConnection = (row: ConnectionRow): Connection => ({
   ownerId: row.owner_id,
   runOwnerType: row.run_owner_type,
   runOwnerId: row.run_owner_id,
+  runOwnerExplicit: row.run_owner_explicit === 1,
+  access,
   status: row.status,
   error: row.status_error === null ? null : (JSON.parse(row.status_error) as Connection['error']),
   osAccount: row.os_account,
@@ -81,17 +135,27 @@ export const toApiConnection = (row: ConnectionRow): Connection => ({
   updatedAt: row.updated_at,
 })
 
+const toApiShare = (share: ShareRecord) => ({
+  id: share.id,
+  principalType: 'servicePrincipal' as const,
+  principalId: share.principal_id,
+  access: share.access as 'use' | 'edit',
+  createdAt: share.created_at,
+})
+
 export function registerConnectionRoutes(
   app: OpenAPIHono<AppEnv>,
   deps: { connections: ConnectionService },
 ): void {
   const r = connectionRouteDefinitions
   const { connections } = deps
+  const out = (v: { row: ConnectionRow; access: Connection['access'] }) =>
+    toApiConnection(v.row, v.access)
   app.openapi(r.list, async (c) =>
     c.json(
       {
         items: (await connections.list(c.get('principal'), c.req.valid('param').environmentId)).map(
-          toApiConnection,
+          out,
         ),
       },
       200,
@@ -105,24 +169,70 @@ export function registerConnectionRoutes(
           c.req.valid('param').environmentId,
           c.req.valid('json'),
         ),
+        'owner',
       ),
       201,
     ),
   )
   app.openapi(r.get, async (c) =>
-    c.json(
-      toApiConnection(await connections.get(c.get('principal'), c.req.valid('param').connectionId)),
-      200,
-    ),
+    c.json(out(await connections.get(c.get('principal'), c.req.valid('param').connectionId)), 200),
   )
-  app.openapi(r.test, async (c) =>
+  app.openapi(r.update, async (c) =>
     c.json(
-      toApiConnection(
-        await connections.test(c.get('principal'), c.req.valid('param').connectionId),
+      out(
+        await connections.update(
+          c.get('principal'),
+          c.req.valid('param').connectionId,
+          c.req.valid('json'),
+        ),
       ),
       200,
     ),
   )
+  app.openapi(r.setRunOwner, async (c) =>
+    c.json(
+      out(
+        await connections.setRunOwner(
+          c.get('principal'),
+          c.req.valid('param').connectionId,
+          c.req.valid('json'),
+        ),
+      ),
+      200,
+    ),
+  )
+  app.openapi(r.test, async (c) => {
+    const id = c.req.valid('param').connectionId
+    await connections.test(c.get('principal'), id)
+    return c.json(out(await connections.get(c.get('principal'), id)), 200)
+  })
+  app.openapi(r.listShares, async (c) =>
+    c.json(
+      {
+        items: (
+          await connections.listShares(c.get('principal'), c.req.valid('param').connectionId)
+        ).map(toApiShare),
+      },
+      200,
+    ),
+  )
+  app.openapi(r.share, async (c) =>
+    c.json(
+      toApiShare(
+        await connections.share(
+          c.get('principal'),
+          c.req.valid('param').connectionId,
+          c.req.valid('json'),
+        ),
+      ),
+      201,
+    ),
+  )
+  app.openapi(r.unshare, async (c) => {
+    const { connectionId, shareId } = c.req.valid('param')
+    await connections.unshare(c.get('principal'), connectionId, shareId)
+    return c.body(null, 204)
+  })
   app.openapi(r.delete, async (c) => {
     await connections.delete(c.get('principal'), c.req.valid('param').connectionId)
     return c.body(null, 204)

@@ -16,17 +16,21 @@
 import { randomUUID } from 'node:crypto'
 
 import { sealToGroup } from '@desklink/protocol'
+import { createLocalJWKSet, type JWK, jwtVerify } from 'jose'
 import type { Kysely, Selectable } from 'kysely'
 
 import type { AuditLog } from '../audit/audit-log.ts'
 import type { CredentialResolver } from '../credentials/index.ts'
 import { AppError } from '../errors/index.ts'
 import type { Principal } from '../identity/principal.ts'
+import type { PrincipalStore } from '../identity/principal-store.ts'
 import type { ChannelHub } from '../machines/channel-hub.ts'
 import type { MachineAccess } from '../machines/machine-access.ts'
 import type { MachineService } from '../machines/machine-service.ts'
+import type { ShareRecord, ShareStore } from '../sharing/share-store.ts'
 import type { ConnectionTable, Database } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
+import type { OAuthStore } from '../tokens/oauth-store.ts'
 
 export type ConnectionRow = Selectable<ConnectionTable>
 
@@ -59,6 +63,9 @@ export function createConnectionService(deps: {
   credentialAccess: (principal: Principal, credentialId: string) => Promise<void>
   hub: () => ChannelHub
   audit: AuditLog
+  shares: ShareStore
+  principals: Pick<PrincipalStore, 'listCredentials' | 'findServicePrincipal'>
+  oauth: Pick<OAuthStore, 'recordAssertion'>
   clock: Clock
   newId: IdGenerator
   testTimeoutMs?: number
@@ -102,7 +109,39 @@ export function createConnectionService(deps: {
       ...(details && { details }),
     })
 
-  async function view(principal: Principal, id: string, action = 'read'): Promise<ConnectionRow> {
+  type ConnectionAccess = 'owner' | 'admin' | 'edit' | 'use'
+
+  /**
+   * The caller's access: the owner and environment administrators fully; service principals
+   * the connection is shared with, `edit` or `use`. Anyone else does not see it (and the
+   * attempt is audited).
+   */
+  async function accessOf(
+    principal: Principal,
+    row: ConnectionRow,
+  ): Promise<ConnectionAccess | undefined> {
+    if (row.owner_type === principal.type && row.owner_id === principal.id) return 'owner'
+    if (
+      principal.isTenantAdmin ||
+      (await deps.access.rolesIn(principal, row.environment_id)).includes('EnvironmentAdmin')
+    )
+      return 'admin'
+    const shared = await deps.shares.accessOf(
+      principal.tenant.id,
+      'connection',
+      row.id,
+      principal.type,
+      principal.id,
+    )
+    return shared === 'edit' || shared === 'use' ? shared : undefined
+  }
+
+  async function view(
+    principal: Principal,
+    id: string,
+    action = 'read',
+    needs: readonly ConnectionAccess[] = ['owner', 'admin', 'edit', 'use'],
+  ): Promise<{ row: ConnectionRow; access: ConnectionAccess }> {
     const row = await db
       .selectFrom('connections')
       .selectAll()
@@ -110,15 +149,54 @@ export function createConnectionService(deps: {
       .where('id', '=', id)
       .executeTakeFirst()
     if (!row) throw new AppError('ResourceNotFound')
-    const isOwner = row.owner_type === principal.type && row.owner_id === principal.id
-    const isAdmin =
-      principal.isTenantAdmin ||
-      (await deps.access.rolesIn(principal, row.environment_id)).includes('EnvironmentAdmin')
-    if (!isOwner && !isAdmin) {
+    const access = await accessOf(principal, row)
+    if (!access) {
       await audit(principal, row, `connection.${action}`, 'denied')
       throw new AppError('ResourceNotFound')
     }
-    return row
+    if (!needs.includes(access)) {
+      await audit(principal, row, `connection.${action}`, 'denied', { access })
+      throw new AppError('Forbidden', { details: { requiredAccess: needs } })
+    }
+    return { row, access }
+  }
+
+  /** Checks that a service principal agreed to be run owner: a JWT signed with its certificate key. */
+  async function assertRunOwnerProof(
+    principal: Principal,
+    connectionId: string,
+    spId: string,
+    assertion: string | undefined,
+  ): Promise<void> {
+    if (principal.type === 'servicePrincipal' && principal.id === spId) return
+    if (!assertion) throw new AppError('RunOwnerProofRequired')
+    const keys = (await deps.principals.listCredentials(principal.tenant.id, spId))
+      .filter((c) => c.kind === 'certificate' && c.publicJwk !== null)
+      .map((c) => JSON.parse(c.publicJwk ?? '{}') as JWK)
+    try {
+      const now = deps.clock.now()
+      const { payload } = await jwtVerify(assertion, createLocalJWKSet({ keys }), {
+        issuer: spId,
+        subject: spId,
+        audience: `connection:${connectionId}`,
+        requiredClaims: ['exp', 'jti'],
+        maxTokenAge: '10m',
+        clockTolerance: 30,
+        currentDate: now,
+      })
+      const fresh = await deps.oauth.recordAssertion(
+        principal.tenant.id,
+        `run-owner:${String(payload.jti)}`,
+        new Date((payload.exp ?? 0) * 1000).toISOString(),
+        now.toISOString(),
+      )
+      if (!fresh) throw new Error('replayed')
+    } catch (cause) {
+      throw new AppError('RunOwnerProofRequired', {
+        message: 'The run-owner assertion is not valid.',
+        cause,
+      })
+    }
   }
 
   /** Runs the test on a connected machine of the group and records the outcome. */
@@ -230,6 +308,7 @@ export function createConnectionService(deps: {
         owner_id: principal.id,
         run_owner_type: principal.type,
         run_owner_id: principal.id,
+        run_owner_explicit: 0,
         status: 'Error',
         status_error: JSON.stringify({
           code: 'NotTested',
@@ -264,7 +343,10 @@ export function createConnectionService(deps: {
       })
       return tested
     },
-    async list(principal: Principal, environmentId: string): Promise<ConnectionRow[]> {
+    async list(
+      principal: Principal,
+      environmentId: string,
+    ): Promise<{ row: ConnectionRow; access: ConnectionAccess }[]> {
       await deps.access.assertEnvironmentVisible(principal, environmentId)
       const rows = await db
         .selectFrom('connections')
@@ -273,22 +355,172 @@ export function createConnectionService(deps: {
         .where('environment_id', '=', environmentId)
         .orderBy('name')
         .execute()
-      const isAdmin =
-        principal.isTenantAdmin ||
-        (await deps.access.rolesIn(principal, environmentId)).includes('EnvironmentAdmin')
-      return rows.filter(
-        (r) => isAdmin || (r.owner_type === principal.type && r.owner_id === principal.id),
-      )
+      const visible: { row: ConnectionRow; access: ConnectionAccess }[] = []
+      for (const row of rows) {
+        const access = await accessOf(principal, row)
+        if (access) visible.push({ row, access })
+      }
+      return visible
     },
-    get: view,
+    async get(principal: Principal, id: string) {
+      return view(principal, id)
+    },
+    async update(
+      principal: Principal,
+      id: string,
+      changes: {
+        name?: string | undefined
+        username?: string | undefined
+        password?: string | undefined
+        sealedPassword?: string | undefined
+      },
+    ) {
+      const { row, access } = await view(principal, id, 'update', ['owner', 'admin', 'edit'])
+      const identityChanged =
+        changes.username !== undefined ||
+        changes.password !== undefined ||
+        changes.sealedPassword !== undefined
+      if (identityChanged && row.type !== 'password') {
+        throw new AppError('InvalidRequestBody', {
+          message: 'A credential connection takes its username and password from the credential.',
+        })
+      }
+      let sealed = changes.sealedPassword ?? null
+      if (changes.password !== undefined) {
+        const group = await db
+          .selectFrom('machine_groups')
+          .select('public_key')
+          .where('id', '=', row.target_group_id)
+          .executeTakeFirst()
+        if (!group?.public_key)
+          throw new AppError('InvalidRequestBody', { message: 'The target group has no key.' })
+        sealed = await sealToGroup(group.public_key, changes.password, `connection:${row.id}`)
+      }
+      await db
+        .updateTable('connections')
+        .set({
+          updated_at: now(),
+          ...(changes.name !== undefined && { name: changes.name }),
+          ...(changes.username !== undefined && { username: changes.username }),
+          ...(sealed !== null && { sealed_password: sealed }),
+        })
+        .where('id', '=', row.id)
+        .execute()
+      const updated = await db
+        .selectFrom('connections')
+        .selectAll()
+        .where('id', '=', row.id)
+        .executeTakeFirstOrThrow()
+      // Every change of identity is tested again on the machine, as creation was.
+      const result = identityChanged ? await runTest(updated) : updated
+      await audit(principal, result, 'connection.update', 'success', {
+        identityChanged,
+        status: result.status,
+      })
+      return { row: result, access }
+    },
+    async setRunOwner(
+      principal: Principal,
+      id: string,
+      input: { servicePrincipalId: string; assertion?: string | undefined },
+    ) {
+      const { row, access } = await view(principal, id, 'setRunOwner', ['owner', 'admin'])
+      const sp = await deps.principals.findServicePrincipal(
+        principal.tenant.id,
+        input.servicePrincipalId,
+      )
+      if (!sp || sp.status !== 'active') {
+        throw new AppError('InvalidRequestBody', {
+          message: 'The service principal does not exist in this tenant.',
+          details: { field: 'servicePrincipalId' },
+        })
+      }
+      const roles = await deps.access.rolesIn(
+        { ...principal, type: 'servicePrincipal', id: sp.id, isTenantAdmin: false },
+        row.environment_id,
+      )
+      if (!roles.some((r) => r === 'EnvironmentMaker' || r === 'EnvironmentAdmin')) {
+        throw new AppError('Forbidden', {
+          message: 'A run owner needs the EnvironmentMaker role in the environment.',
+          details: { requiredRole: 'EnvironmentMaker' },
+        })
+      }
+      await assertRunOwnerProof(principal, row.id, sp.id, input.assertion)
+      await db
+        .updateTable('connections')
+        .set({
+          run_owner_type: 'servicePrincipal',
+          run_owner_id: sp.id,
+          run_owner_explicit: 1,
+          updated_at: now(),
+        })
+        .where('id', '=', row.id)
+        .execute()
+      await audit(principal, row, 'connection.setRunOwner', 'success', {
+        servicePrincipalId: sp.id,
+        previous: row.run_owner_id,
+      })
+      return {
+        row: await db
+          .selectFrom('connections')
+          .selectAll()
+          .where('id', '=', row.id)
+          .executeTakeFirstOrThrow(),
+        access,
+      }
+    },
+    async listShares(principal: Principal, id: string): Promise<ShareRecord[]> {
+      await view(principal, id, 'listShares', ['owner', 'admin'])
+      return deps.shares.list(principal.tenant.id, 'connection', id)
+    },
+    /** Only connections with an explicit service-principal run owner, only with service principals, use or edit. */
+    async share(
+      principal: Principal,
+      id: string,
+      input: { principalType: 'servicePrincipal'; principalId: string; access: 'use' | 'edit' },
+    ): Promise<ShareRecord> {
+      const { row } = await view(principal, id, 'share', ['owner', 'admin'])
+      if (row.run_owner_explicit !== 1) throw new AppError('ConnectionNotShareable')
+      const sp = await deps.principals.findServicePrincipal(principal.tenant.id, input.principalId)
+      if (!sp)
+        throw new AppError('InvalidRequestBody', {
+          message: 'The service principal does not exist in this tenant.',
+          details: { field: 'principalId' },
+        })
+      const record: ShareRecord = {
+        id: deps.newId(),
+        tenant_id: principal.tenant.id,
+        resource_type: 'connection',
+        resource_id: id,
+        principal_type: 'servicePrincipal',
+        principal_id: sp.id,
+        access: input.access,
+        created_at: now(),
+      }
+      await deps.shares.insert(record)
+      await audit(principal, row, 'connection.share', 'success', {
+        servicePrincipalId: sp.id,
+        access: input.access,
+      })
+      return record
+    },
+    async unshare(principal: Principal, id: string, shareId: string): Promise<void> {
+      const { row } = await view(principal, id, 'unshare', ['owner', 'admin'])
+      if (!(await deps.shares.delete(principal.tenant.id, 'connection', id, shareId)))
+        throw new AppError('ResourceNotFound')
+      await audit(principal, row, 'connection.unshare', 'success', { shareId })
+    },
     async test(principal: Principal, id: string): Promise<ConnectionRow> {
-      const tested = await runTest(await view(principal, id, 'test'))
+      const tested = await runTest(
+        (await view(principal, id, 'test', ['owner', 'admin', 'edit'])).row,
+      )
       await audit(principal, tested, 'connection.test', 'success', { status: tested.status })
       return tested
     },
     async delete(principal: Principal, id: string): Promise<void> {
-      const row = await view(principal, id, 'delete')
+      const { row } = await view(principal, id, 'delete', ['owner', 'admin'])
       await audit(principal, row, 'connection.delete', 'success')
+      await deps.shares.deleteAllFor(principal.tenant.id, 'connection', id)
       await db
         .deleteFrom('connections')
         .where('tenant_id', '=', principal.tenant.id)

@@ -182,10 +182,11 @@ const toApi = (v: CredentialView): Credential => ({
 })
 
 const toApiShare = (s: ShareRecord) => ({
+  // Credential shares only ever hold the credential access levels.
   id: s.id,
   principalType: s.principal_type,
   principalId: s.principal_id,
-  access: s.access,
+  access: s.access as 'coOwner' | 'user' | 'userCanShare',
   createdAt: s.created_at,
 })
 const toApiCyberArk = (r: CyberArkApplicationRow) => ({

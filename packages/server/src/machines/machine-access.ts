@@ -59,13 +59,16 @@ export function createMachineAccess(deps: {
     if (roles.includes('EnvironmentAdmin')) return 'admin'
     if (roles.length === 0) return undefined
     if (resource.ownerType === principal.type && resource.ownerId === principal.id) return 'owner'
-    return deps.shares.accessOf(
+    const shared = await deps.shares.accessOf(
       principal.tenant.id,
       type,
       resource.id,
       principal.type,
       principal.id,
     )
+    return shared === 'coOwner' || shared === 'user' || shared === 'userCanShare'
+      ? shared
+      : undefined
   }
 
   return {

@@ -171,11 +171,11 @@ export interface RegistrationTokenTable {
 export interface ResourceShareTable {
   id: string
   tenant_id: string
-  resource_type: 'machine' | 'machineGroup' | 'credential'
+  resource_type: 'machine' | 'machineGroup' | 'credential' | 'connection'
   resource_id: string
   principal_type: 'user' | 'servicePrincipal'
   principal_id: string
-  access: 'coOwner' | 'user' | 'userCanShare'
+  access: 'coOwner' | 'user' | 'userCanShare' | 'use' | 'edit'
   created_at: string
 }
 
@@ -235,6 +235,8 @@ export interface ConnectionTable {
   owner_id: string
   run_owner_type: 'user' | 'servicePrincipal'
   run_owner_id: string
+  /** 1 once a service principal was set as run owner. */
+  run_owner_explicit: number
   status: 'Connected' | 'Error' | 'FixConnection'
   /** JSON {code, message, details} of the last failed test or breakage. */
   status_error: string | null

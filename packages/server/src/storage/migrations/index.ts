@@ -11,6 +11,7 @@ import { migration0002Machines } from './0002-machines.ts'
 import { migration0003Credentials } from './0003-credentials.ts'
 import { migration0004Connections } from './0004-connections.ts'
 import { migration0005Audit } from './0005-audit.ts'
+import { migration0006RunOwner } from './0006-run-owner.ts'
 
 const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-identity': migration0001Identity,
@@ -18,6 +19,7 @@ const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0003-credentials': migration0003Credentials,
   '0004-connections': migration0004Connections,
   '0005-audit': migration0005Audit,
+  '0006-run-owner': migration0006RunOwner,
 })
 
 export const migrationProvider: MigrationProvider = {
