@@ -304,6 +304,26 @@ describe.skipIf(reason !== undefined)('username and password connections (real a
     expect(t.logs.join('\n')).not.toContain(PASSWORD)
   })
 
+  it('connects with a new credential made in the same call', async () => {
+    const name = user('dln')
+    const standaloneGroupId = (await api(t.url, token, 'GET', `/machines/${machineId}`)).body
+      .standaloneGroupId as string
+    const created = await api(t.url, token, 'POST', `/environments/${environmentId}/connections`, {
+      name: 'with-new-credential',
+      target: { machineId },
+      newCredential: {
+        name: `cred-${name}`,
+        usage: 'connection',
+        username: { value: name },
+        secret: { store: 'builtin', value: PASSWORD, groupId: standaloneGroupId },
+      },
+    })
+    expect(created.status).toBe(201)
+    expect(created.body).toMatchObject({ type: 'credential', status: 'Connected', osAccount: name })
+    const credential = await api(t.url, token, 'GET', `/credentials/${created.body.credentialId}`)
+    expect(credential.body.name).toBe(`cred-${name}`)
+  })
+
   it('breaks connections to the machine alone when it joins a machine group', async () => {
     const name = user('dlg')
     const created = await connect(name)

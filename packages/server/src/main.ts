@@ -295,7 +295,7 @@ export async function startServer(
         })
         registerSecretStoreRoutes(api, { stores: secretStores })
         registerCredentialRoutes(api, { credentials, cyberArk })
-        registerConnectionRoutes(api, { connections })
+        registerConnectionRoutes(api, { connections, credentials })
       },
     })
 

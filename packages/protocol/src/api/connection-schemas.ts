@@ -5,6 +5,7 @@
  */
 import { z } from 'zod'
 
+import { CreateCredentialRequest } from './credential-schemas.ts'
 import { Id, PrincipalType } from './identity-schemas.ts'
 
 /** Accepted forms: `DOMAIN\user`, `MACHINE\user`, `.\user`, `local\user`, `user@domain`, `user`. */
@@ -36,6 +37,12 @@ export const CreateConnectionRequest = z.union([
     name: z.string().trim().min(1).max(100),
     target: ConnectionTarget,
     credentialId: Id,
+  }),
+  /** A new credential made in the same call ("New credential"), then used by the connection. */
+  z.strictObject({
+    name: z.string().trim().min(1).max(100),
+    target: ConnectionTarget,
+    newCredential: CreateCredentialRequest,
   }),
 ])
 

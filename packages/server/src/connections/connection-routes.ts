@@ -16,6 +16,7 @@ import {
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import { z } from 'zod'
 
+import type { CredentialService } from '../credentials/index.ts'
 import type { AppEnv } from '../http/app-env.ts'
 import { bearerAuth, createRoute, jsonBody, noContent, responses } from '../http/openapi-app.ts'
 import type { ShareRecord } from '../sharing/share-store.ts'
@@ -145,7 +146,7 @@ const toApiShare = (share: ShareRecord) => ({
 
 export function registerConnectionRoutes(
   app: OpenAPIHono<AppEnv>,
-  deps: { connections: ConnectionService },
+  deps: { connections: ConnectionService; credentials: CredentialService },
 ): void {
   const r = connectionRouteDefinitions
   const { connections } = deps
@@ -161,19 +162,30 @@ export function registerConnectionRoutes(
       200,
     ),
   )
-  app.openapi(r.create, async (c) =>
-    c.json(
-      toApiConnection(
-        await connections.create(
-          c.get('principal'),
-          c.req.valid('param').environmentId,
-          c.req.valid('json'),
-        ),
-        'owner',
-      ),
-      201,
-    ),
-  )
+  app.openapi(r.create, async (c) => {
+    const principal = c.get('principal')
+    const { environmentId } = c.req.valid('param')
+    const body = c.req.valid('json')
+    if (!('newCredential' in body)) {
+      return c.json(
+        toApiConnection(await connections.create(principal, environmentId, body), 'owner'),
+        201,
+      )
+    }
+    // "New credential" in the same call: made first, and removed again if the connection is not kept.
+    const credential = await deps.credentials.create(principal, environmentId, body.newCredential)
+    try {
+      const created = await connections.create(principal, environmentId, {
+        name: body.name,
+        target: body.target,
+        credentialId: credential.row.id,
+      })
+      return c.json(toApiConnection(created, 'owner'), 201)
+    } catch (error) {
+      await deps.credentials.delete(principal, credential.row.id)
+      throw error
+    }
+  })
   app.openapi(r.get, async (c) =>
     c.json(out(await connections.get(c.get('principal'), c.req.valid('param').connectionId)), 200),
   )
