@@ -330,6 +330,21 @@ describe('connection permissions', () => {
     )
   })
 
+  it('refuses to share a connection twice with the same service principal, with a code', async () => {
+    const id = await connection()
+    await api(t.url, tokens.owner, 'PUT', `/connections/${id}/run-owner`, {
+      servicePrincipalId: ids.runOwner,
+      assertion: await runOwnerAssertion('runOwner', id),
+    })
+    const share = { principalType: 'servicePrincipal', principalId: ids.spUse, access: 'use' }
+    expect(
+      (await api(t.url, tokens.owner, 'POST', `/connections/${id}/shares`, share)).status,
+    ).toBe(201)
+    const again = await api(t.url, tokens.owner, 'POST', `/connections/${id}/shares`, share)
+    expect(again.status).toBe(409)
+    expect(again.body.error.code).toBe('NameAlreadyInUse')
+  })
+
   it('refuses a run owner without the maker role', async () => {
     const id = await connection()
     const noRole = await api(t.url, admin, 'POST', '/service-principals', { name: 'sp-no-role' })

@@ -163,7 +163,7 @@ export async function startServer(
 
     const oauth = createOAuthStore(storage.db)
     const machineStore = createMachineStore(storage.db)
-    const shareStore = createShareStore(storage.db)
+    const shareStore = createShareStore(storage.db, storage.isUniqueViolation)
     const membership = overrides.membership ?? createMembershipEvents()
     // The services tell agents about changes through the hub, which needs the agent service:
     // the notifier forwards to the hub once it exists.
@@ -187,7 +187,6 @@ export async function startServer(
       notifier,
       clock,
       newId,
-      isUniqueViolation: storage.isUniqueViolation,
       maxGroupMembers: config.maxGroupMembers,
     })
     const agentService = createAgentService({

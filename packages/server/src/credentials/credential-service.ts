@@ -340,15 +340,7 @@ export function createCredentialService(deps: {
         access: input.access,
         created_at: now(),
       }
-      try {
-        await deps.shares.insert(record)
-      } catch (error) {
-        if (deps.isUniqueViolation(error))
-          throw new AppError('NameAlreadyInUse', {
-            message: 'The credential is already shared with this principal.',
-          })
-        throw error
-      }
+      await deps.shares.insert(record)
       return record
     },
     async unshare(principal: Principal, id: string, shareId: string): Promise<void> {

@@ -43,7 +43,6 @@ export interface MachineServiceDeps {
   readonly notifier: AgentNotifier
   readonly clock: Clock
   readonly newId: IdGenerator
-  readonly isUniqueViolation: (error: unknown) => boolean
   readonly maxGroupMembers: number
 }
 
@@ -156,16 +155,7 @@ export function createMachineService(deps: MachineServiceDeps) {
       access: input.access,
       created_at: now(),
     }
-    try {
-      await shares.insert(record)
-    } catch (error) {
-      if (deps.isUniqueViolation(error)) {
-        throw new AppError('NameAlreadyInUse', {
-          message: 'The resource is already shared with this principal.',
-        })
-      }
-      throw error
-    }
+    await shares.insert(record)
     return record
   }
 

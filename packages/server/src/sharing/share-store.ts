@@ -6,15 +6,29 @@
  */
 import type { Kysely, Selectable } from 'kysely'
 
+import { AppError } from '../errors/index.ts'
 import type { Database, ResourceShareTable } from '../storage/index.ts'
 
 export type ShareRecord = Selectable<ResourceShareTable>
 export type SharedResourceType = ResourceShareTable['resource_type']
 
-export function createShareStore(db: Kysely<Database>) {
+export function createShareStore(
+  db: Kysely<Database>,
+  isUniqueViolation: (error: unknown) => boolean,
+) {
   return {
+    /** Adds a share; a second share of the same resource with the same principal is refused. */
     async insert(share: ShareRecord): Promise<void> {
-      await db.insertInto('resource_shares').values(share).execute()
+      try {
+        await db.insertInto('resource_shares').values(share).execute()
+      } catch (error) {
+        if (isUniqueViolation(error)) {
+          throw new AppError('NameAlreadyInUse', {
+            message: 'The resource is already shared with this principal.',
+          })
+        }
+        throw error
+      }
     },
     list(
       tenantId: string,
