@@ -320,14 +320,8 @@ export function createConnectionService(deps: {
         created_at: at,
         updated_at: at,
       }
-      // Tested before it is stored: with no machine online, nothing is kept.
-      const members = await db
-        .selectFrom('machines')
-        .select('id')
-        .where('group_id', '=', target.groupId)
-        .execute()
-      if (!members.some((m) => deps.hub().isConnected(m.id)))
-        throw new AppError('NoListenerConnected', { details: { groupId: target.groupId } })
+      // The row exists only while it is tested: with no machine online, or any other failure
+      // of the test, it is removed again and nothing is kept.
       await db.insertInto('connections').values(row).execute()
       let tested: ConnectionRow
       try {
