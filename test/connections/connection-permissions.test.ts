@@ -146,6 +146,7 @@ describe('connection permissions', () => {
           type: 'password',
           username: 'svc',
           sealed_password: 'sealed',
+          sealed_refresh_token: null,
           credential_id: null,
           owner_type: 'user',
           owner_id: ids.owner,

@@ -330,6 +330,7 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
           type: 'password',
           username: 'svc',
           sealed_password: 'sealed',
+          sealed_refresh_token: null,
           credential_id: null,
           owner_type: 'user',
           owner_id: me.body.id,

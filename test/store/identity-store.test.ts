@@ -213,6 +213,7 @@ describe.each(BACKENDS)('identity stores on %s', (backend) => {
       scope: 'api',
       code_challenge: 'c',
       code_challenge_method: 'S256',
+      audience: null,
       expires_at: at(60_000),
       created_at: at(),
     })
@@ -234,6 +235,7 @@ describe.each(BACKENDS)('identity stores on %s', (backend) => {
       principal_type: 'user' as const,
       principal_id: uuidv7(),
       scope: 'api offline_access',
+      audience: null,
       expires_at: at(3_600_000),
       rotated_at: null,
       revoked_at: null,

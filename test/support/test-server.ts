@@ -115,6 +115,7 @@ export async function authorize(
   password: string,
   challenge: string,
   scope = 'api offline_access',
+  resource?: string,
 ): Promise<string> {
   const state = randomBytes(8).toString('hex')
   const response = await postForm(`${base}/t/${tenant}/oauth2/authorize`, {
@@ -125,6 +126,7 @@ export async function authorize(
     state,
     code_challenge: challenge,
     code_challenge_method: 'S256',
+    ...(resource !== undefined && { resource }),
     username,
     password,
   })

@@ -11,6 +11,7 @@
  */
 import type { AgentConnectionTestResult, MachineSettings, SessionInfo } from '@desklink/protocol'
 import type { DeliveredCredential as DeliveredCredentialSchema } from '@desklink/protocol'
+import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose'
 import type { z } from 'zod'
 
 import { mapUsername } from './accounts/map-username.ts'
@@ -26,6 +27,7 @@ import { openCredential } from './secrets/resolved-credential.ts'
 import { createLogindSessionProvider, logindAvailable } from './sessions/logind-sessions.ts'
 import { createSessionWatcher, type SessionWatcher } from './sessions/session-watcher.ts'
 import { createX11SessionProvider } from './sessions/x11-sessions.ts'
+import { signInUsername, verifySignInToken } from './sign-in/verify-sign-in-token.ts'
 import type { StateStore } from './state/agent-state.ts'
 
 export type AgentMode = 'starting' | ChannelMode
@@ -64,6 +66,55 @@ export function createAgentRunner(options: {
   let sessions: SessionInfo[] = []
   let settings: MachineSettings | undefined
   const since = new Date().toISOString()
+  const jwksByIssuer = new Map<string, JWTVerifyGetKey>()
+  const keysOf = (issuer: string): JWTVerifyGetKey => {
+    let keys = jwksByIssuer.get(issuer)
+    if (!keys) {
+      keys = createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`))
+      jwksByIssuer.set(issuer, keys)
+    }
+    return keys
+  }
+
+  /**
+   * The policy as the file says now: trust decisions (sign-in, username mapping) follow an
+   * edit without a restart. A policy that no longer loads trusts nothing.
+   */
+  function currentPolicy(): AgentPolicy | undefined {
+    try {
+      return loadAgentPolicy(config.policyFile).policy
+    } catch (error) {
+      logger.warn({ err: (error as Error).message }, 'agent policy unreadable: trusting nothing')
+      return undefined
+    }
+  }
+
+  /** Connect with sign-in: verify the token and the machine's trust, then map the person. */
+  async function testSignIn(
+    groupId: string,
+    accessToken: string,
+    policy: AgentPolicy,
+  ): Promise<Omit<AgentConnectionTestResult, 'type' | 'requestId'>> {
+    const registration = state.read()
+    if (!registration) return { ok: false, reason: 'invalidToken', detail: 'Not registered.' }
+    const checked = await verifySignInToken(accessToken, groupId, {
+      serverUrl: registration.server,
+      memberOf: registration.groupId,
+      policy,
+      keysOf,
+    })
+    logger.info(
+      { ok: checked.ok, ...(!checked.ok && { reason: checked.reason }) },
+      'sign-in token checked',
+    )
+    if (!checked.ok) return checked
+    const mapped = mapUsername(signInUsername(checked.username, policy.join), {
+      hostname: options.hostname,
+      join: policy.join,
+    })
+    if (!mapped.ok) return { ok: false, reason: 'usernameNotMapped', detail: mapped.reason }
+    return { ok: true, osAccount: mapped.account }
+  }
 
   /**
    * A connection test: open the credential with the target group's key, map the username to an
@@ -72,8 +123,12 @@ export function createAgentRunner(options: {
   async function testConnection(
     groupId: string,
     credential: DeliveredCredential,
-    join: AgentPolicy['join'],
   ): Promise<Omit<AgentConnectionTestResult, 'type' | 'requestId'>> {
+    const policy = currentPolicy()
+    if (!policy)
+      return { ok: false, reason: 'permissionDenied', detail: 'The agent policy is unreadable.' }
+    if (credential.kind === 'signIn') return testSignIn(groupId, credential.accessToken, policy)
+    const { join } = policy
     const groupKey = state.readKey(`group-${groupId}.key`)?.trim()
     if (!groupKey)
       return {
@@ -172,8 +227,7 @@ export function createAgentRunner(options: {
             }
             logger.info({ groupId, settings: next }, 'settings received')
           },
-          onConnectionTest: (request) =>
-            testConnection(request.groupId, request.credential, policy.join),
+          onConnectionTest: (request) => testConnection(request.groupId, request.credential),
           onDeleted: () => {
             state.update({ deleted: true })
             watcher?.stop()

@@ -28,6 +28,7 @@ import {
   registerCredentialRoutes,
   type ResolvedCredential,
 } from './credentials/index.ts'
+import { AppError } from './errors/index.ts'
 import { authenticate } from './http/authenticate.ts'
 import { createApp } from './http/create-app.ts'
 import { registerIdentityRoutes } from './identity/identity-routes.ts'
@@ -59,8 +60,10 @@ import {
   uuidv7,
 } from './system/index.ts'
 import { createAccessTokenService } from './tokens/access-token-service.ts'
+import { createAuthorizationServers } from './tokens/authorization-server.ts'
 import { createOAuthRoutes } from './tokens/oauth-routes.ts'
 import { createOAuthStore } from './tokens/oauth-store.ts'
+import { createSignInGrants } from './tokens/sign-in-grants.ts'
 import { createSigningKeyService } from './tokens/signing-key-service.ts'
 
 export const SERVER_VERSION = '0.1.0'
@@ -162,6 +165,16 @@ export async function startServer(
     }
 
     const oauth = createOAuthStore(storage.db)
+    const authorizationServers = createAuthorizationServers({
+      principals: stores.principals,
+      oauth,
+      tokens,
+      clock,
+      newId,
+      accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+      refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
+      logger,
+    })
     const machineStore = createMachineStore(storage.db)
     const shareStore = createShareStore(storage.db, storage.isUniqueViolation)
     const membership = overrides.membership ?? createMembershipEvents()
@@ -250,6 +263,12 @@ export async function startServer(
       shares: shareStore,
       principals: stores.principals,
       oauth,
+      signIn: createSignInGrants({ servers: authorizationServers, tokens, secretBox }),
+      tenantOf: async (tenantId) => {
+        const tenant = await stores.tenants.findTenantById(tenantId)
+        if (!tenant) throw new AppError('ResourceNotFound')
+        return tenant
+      },
       clock,
       newId,
     })
@@ -272,9 +291,7 @@ export async function startServer(
         tokens,
         signingKeys,
         clock,
-        newId,
-        accessTokenTtlSeconds: config.accessTokenTtlSeconds,
-        refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
+        servers: authorizationServers,
         logger,
       }),
       registerSelfAuthenticatedRoutes: (api) =>

@@ -19,9 +19,10 @@ export type DeliveredCredential =
       sealedClientCertificate: string
       context: string
     }
+  | { kind: 'signIn'; accessToken: string }
 
 export async function openCredential(
-  delivered: DeliveredCredential,
+  delivered: Exclude<DeliveredCredential, { kind: 'signIn' }>,
   groupPrivateKey: string,
 ): Promise<{ username: string; secret: string }> {
   if (delivered.kind === 'sealed') {

@@ -80,6 +80,22 @@ async function tokenRequest(
   }
 }
 
+/** What a sign-in asks for: the API (the default), or a sign-in connection's scope and target. */
+export interface GrantRequest {
+  readonly scope: string
+  /** RFC 8707 resource, e.g. the machine group of a connect-with-sign-in connection. */
+  readonly resource?: string
+}
+
+const API_GRANT: GrantRequest = { scope: 'api offline_access' }
+
+/** An authorization code with what redeeming it needs; the CLI hands it on or redeems it. */
+export interface AuthorizationCodeGrant {
+  readonly code: string
+  readonly codeVerifier: string
+  readonly redirectUri: string
+}
+
 interface PkceRequest {
   readonly verifier: string
   readonly state: string
@@ -88,17 +104,22 @@ interface PkceRequest {
   readonly params: Record<string, string>
 }
 
-function pkceRequest(metadata: ServerMetadata, redirectUri: string): PkceRequest {
+function pkceRequest(
+  metadata: ServerMetadata,
+  redirectUri: string,
+  grant: GrantRequest,
+): PkceRequest {
   const verifier = base64url(randomBytes(32))
   const state = base64url(randomBytes(16))
-  const params = {
+  const params: Record<string, string> = {
     response_type: 'code',
     client_id: CLI_CLIENT_ID,
     redirect_uri: redirectUri,
-    scope: 'api offline_access',
+    scope: grant.scope,
     state,
     code_challenge: base64url(createHash('sha256').update(verifier).digest()),
     code_challenge_method: 'S256',
+    ...(grant.resource !== undefined && { resource: grant.resource }),
   }
   return {
     verifier,
@@ -112,15 +133,14 @@ function pkceRequest(metadata: ServerMetadata, redirectUri: string): PkceRequest
 function exchangeCode(
   fetchFn: typeof fetch,
   metadata: ServerMetadata,
-  request: PkceRequest,
-  code: string,
+  grant: AuthorizationCodeGrant,
 ) {
   return tokenRequest(fetchFn, metadata, {
     grant_type: 'authorization_code',
-    code,
-    redirect_uri: request.redirectUri,
+    code: grant.code,
+    redirect_uri: grant.redirectUri,
     client_id: CLI_CLIENT_ID,
-    code_verifier: request.verifier,
+    code_verifier: grant.codeVerifier,
   })
 }
 
@@ -145,14 +165,14 @@ function codeFrom(location: string, state: string): string {
 
 /**
  * Signs in in a browser: listens on a loopback port, shows (and tries to open) the sign-in URL,
- * and exchanges the code that comes back.
+ * and returns the code that comes back.
  */
-export async function signInWithBrowser(options: {
-  fetchFn: typeof fetch
+export async function authorizeInBrowser(options: {
   metadata: ServerMetadata
   showUrl: (url: string) => void
   timeoutMs: number
-}): Promise<TokenSet> {
+  grant?: GrantRequest
+}): Promise<AuthorizationCodeGrant> {
   let settle!: { resolve: (code: string) => void; reject: (e: Error) => void }
   const received = new Promise<string>((resolve, reject) => (settle = { resolve, reject }))
   let request: PkceRequest | undefined = undefined
@@ -176,7 +196,11 @@ export async function signInWithBrowser(options: {
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
-  request = pkceRequest(options.metadata, `http://127.0.0.1:${port}/callback`)
+  request = pkceRequest(
+    options.metadata,
+    `http://127.0.0.1:${port}/callback`,
+    options.grant ?? API_GRANT,
+  )
   options.showUrl(request.url)
   const timer = setTimeout(
     () =>
@@ -187,7 +211,7 @@ export async function signInWithBrowser(options: {
   )
   try {
     const code = await received
-    return await exchangeCode(options.fetchFn, options.metadata, request, code)
+    return { code, codeVerifier: request.verifier, redirectUri: request.redirectUri }
   } finally {
     clearTimeout(timer)
     server.close()
@@ -198,13 +222,18 @@ export async function signInWithBrowser(options: {
  * Signs in without a browser: the CLI fills in the tenant's sign-in form itself. Same
  * authorization code + PKCE flow, for terminals and scripts where no browser is at hand.
  */
-export async function signInWithPassword(options: {
+export async function authorizeWithPassword(options: {
   fetchFn: typeof fetch
   metadata: ServerMetadata
   username: string
   password: string
-}): Promise<TokenSet> {
-  const request = pkceRequest(options.metadata, 'http://127.0.0.1/callback')
+  grant?: GrantRequest
+}): Promise<AuthorizationCodeGrant> {
+  const request = pkceRequest(
+    options.metadata,
+    'http://127.0.0.1/callback',
+    options.grant ?? API_GRANT,
+  )
   const response = await options.fetchFn(options.metadata.authorization_endpoint, {
     method: 'POST',
     redirect: 'manual',
@@ -223,7 +252,31 @@ export async function signInWithPassword(options: {
     )
   if (response.status !== 302 || !location)
     throw new CliError('SignInFailed', `Sign-in failed with HTTP ${response.status}.`)
-  return exchangeCode(options.fetchFn, options.metadata, request, codeFrom(location, request.state))
+  return {
+    code: codeFrom(location, request.state),
+    codeVerifier: request.verifier,
+    redirectUri: request.redirectUri,
+  }
+}
+
+/** Signs in to the API in a browser. */
+export async function signInWithBrowser(options: {
+  fetchFn: typeof fetch
+  metadata: ServerMetadata
+  showUrl: (url: string) => void
+  timeoutMs: number
+}): Promise<TokenSet> {
+  return exchangeCode(options.fetchFn, options.metadata, await authorizeInBrowser(options))
+}
+
+/** Signs in to the API with the tenant's sign-in form, posted by the CLI. */
+export async function signInWithPassword(options: {
+  fetchFn: typeof fetch
+  metadata: ServerMetadata
+  username: string
+  password: string
+}): Promise<TokenSet> {
+  return exchangeCode(options.fetchFn, options.metadata, await authorizeWithPassword(options))
 }
 
 export function clientCredentialsWithSecret(

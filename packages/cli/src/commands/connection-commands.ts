@@ -3,16 +3,34 @@
  * target group's public key, before anything is sent: the server never receives them in
  * plaintext. Each create is tested on a machine of the target; the status says how it went.
  *
+ * Connect with sign-in (`--sign-in`): the person signs in to the tenant in a browser (or with
+ * `--sign-in-username` and the password on stdin) for scope `desktopflows.execute` and the
+ * target group; the CLI hands the one-time code to the server, which redeems it itself.
+ *
  * @module
  */
 import { randomUUID } from 'node:crypto'
 
 import type { Command } from '@commander-js/extra-typings'
-import { type Connection, type Machine, type MachineGroup, sealToGroup } from '@desklink/protocol'
+import {
+  type Connection,
+  groupAudience,
+  type Machine,
+  type MachineGroup,
+  sealToGroup,
+  SIGN_IN_SCOPE,
+} from '@desklink/protocol'
 
-import { apiClientFor } from '../client/api-client.ts'
+import { type ApiClient, apiClientFor } from '../client/api-client.ts'
+import {
+  type AuthorizationCodeGrant,
+  authorizeInBrowser,
+  authorizeWithPassword,
+  discover,
+} from '../client/oauth-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
+import { tryOpenBrowser } from './login-commands.ts'
 
 type Items<T> = { items: T[] }
 const id = (value: string) => encodeURIComponent(value)
@@ -41,6 +59,42 @@ function failed(c: Connection): never {
       details: c.error?.details,
     },
   )
+}
+
+interface SignInOptions {
+  readonly signInUsername?: string | undefined
+  readonly browser: boolean
+  readonly timeout: string
+}
+
+/** Signs the person in for a sign-in connection to `groupId`; returns the code to hand over. */
+async function signInFor(
+  io: CliIo,
+  client: ApiClient,
+  groupId: string,
+  o: SignInOptions,
+): Promise<AuthorizationCodeGrant> {
+  const metadata = await discover(io.fetch, client.profile.server, client.profile.tenant)
+  const grant = { scope: `${SIGN_IN_SCOPE} offline_access`, resource: groupAudience(groupId) }
+  if (o.signInUsername) {
+    const password = (await io.readStdin()).replace(/\r?\n$/, '')
+    return authorizeWithPassword({
+      fetchFn: io.fetch,
+      metadata,
+      username: o.signInUsername,
+      password,
+      grant,
+    })
+  }
+  return authorizeInBrowser({
+    metadata,
+    grant,
+    timeoutMs: Number(o.timeout) * 1000,
+    showUrl: (url) => {
+      io.err(`Sign in for this connection in a browser:\n\n  ${url}\n\nWaiting for the sign-in…\n`)
+      if (o.browser) tryOpenBrowser(url)
+    },
+  })
 }
 
 export function registerConnectionCommands(program: Command, io: CliIo): void {
@@ -79,23 +133,28 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
     .description(
       'Create a connection to a machine (--machine) or a machine group (--group) and test it there.\n' +
         'Username and password: --username (DOMAIN\\user, MACHINE\\user, .\\user, local\\user, user@domain\n' +
-        'or user) with the password on standard input; it is sealed to the target here. Or --credential ID.',
+        'or user) with the password on standard input; it is sealed to the target here. Or --credential ID.\n' +
+        'Or --sign-in: connect with sign-in (attended runs only) as the person who signs in.',
     )
     .requiredOption('--environment <id>', 'environment id')
     .option('--machine <id>', 'target machine')
     .option('--group <id>', 'target machine group')
     .option('--username <name>', 'the account the flows run as')
     .option('--credential <id>', 'use a credential instead of a password')
+    .option('--sign-in', 'connect with sign-in: sign in to the tenant in a browser')
+    .option('--sign-in-username <name>', 'with --sign-in: no browser, password on standard input')
+    .option('--no-browser', 'with --sign-in: print the sign-in address instead of opening it')
+    .option('--timeout <seconds>', 'with --sign-in: how long to wait for the browser', '300')
     .option('--json', 'print JSON')
     .action(async (name, o) => {
       if (Boolean(o.machine) === Boolean(o.group))
         throw new CliError('InvalidOption', 'Name exactly one of --machine or --group.', {
           exitCode: 2,
         })
-      if (Boolean(o.username) === Boolean(o.credential))
+      if ([o.username, o.credential, o.signIn].filter(Boolean).length !== 1)
         throw new CliError(
           'InvalidOption',
-          'Give --username (password on stdin) or --credential.',
+          'Give one of --username (password on stdin), --credential or --sign-in.',
           { exitCode: 2 },
         )
       const client = api()
@@ -103,6 +162,11 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
       let body: Record<string, unknown>
       if (o.credential) {
         body = { name, target, credentialId: o.credential }
+      } else if (o.signIn) {
+        const groupId = o.machine
+          ? (await client.request<Machine>('GET', `/machines/${id(o.machine)}`)).standaloneGroupId
+          : (o.group ?? '')
+        body = { name, target, signIn: await signInFor(io, client, groupId, o) }
       } else {
         const password = (await io.readStdin()).replace(/\r?\n$/, '')
         if (!password)
@@ -135,6 +199,30 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
       )
       printObject(io, o, o.json ? created : summary(created))
       if (created.status !== 'Connected') failed(created)
+    })
+
+  connections
+    .command('update <connectionId>')
+    .description(
+      'Rename a connection (--name), or sign in again for a sign-in connection (--sign-in),\n' +
+        'which tests it again on a machine of its target.',
+    )
+    .option('--name <name>', 'new display name')
+    .option('--sign-in', 'sign in again (sign-in connections)')
+    .option('--sign-in-username <name>', 'with --sign-in: no browser, password on standard input')
+    .option('--no-browser', 'with --sign-in: print the sign-in address instead of opening it')
+    .option('--timeout <seconds>', 'with --sign-in: how long to wait for the browser', '300')
+    .option('--json', 'print JSON')
+    .action(async (connectionId, o) => {
+      const client = api()
+      const current = await client.request<Connection>('GET', `/connections/${id(connectionId)}`)
+      const body: Record<string, unknown> = {
+        ...(o.name && { name: o.name }),
+      }
+      if (o.signIn) body.signIn = await signInFor(io, client, current.targetGroupId, o)
+      const c = await client.request<Connection>('PATCH', `/connections/${id(connectionId)}`, body)
+      printObject(io, o, o.json ? c : summary(c))
+      if (o.signIn && c.status !== 'Connected') failed(c)
     })
 
   connections

@@ -26,7 +26,7 @@ import { printObject } from '../output/print.ts'
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8470'
 
-function tryOpenBrowser(url: string): void {
+export function tryOpenBrowser(url: string): void {
   try {
     const child = spawn('xdg-open', [url], { stdio: 'ignore', detached: true })
     child.on('error', () => undefined)

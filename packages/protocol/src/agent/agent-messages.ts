@@ -82,6 +82,12 @@ export const ConnectionTestReason = z.enum([
   'usernameNotMapped',
   'secretUnavailable',
   'pamError',
+  /** Sign-in: the agent policy joins this machine to no tenant or domain (`join: none`). */
+  'machineNotJoined',
+  /** Sign-in: the token's tenant is not trusted by the agent policy. */
+  'tenantNotAllowlisted',
+  /** Sign-in: signature, issuer, audience, scope or expiry of the token did not check out. */
+  'invalidToken',
 ])
 export type ConnectionTestReason = z.infer<typeof ConnectionTestReason>
 
@@ -145,6 +151,11 @@ export const DeliveredCredential = z.discriminatedUnion('kind', [
     }),
     sealedClientCertificate: z.string().max(131_072),
     context: z.string().max(256),
+  }),
+  /** Connect with sign-in: a short-lived `desktopflows.execute` token for the target group. */
+  z.strictObject({
+    kind: z.literal('signIn'),
+    accessToken: z.string().min(1).max(8192),
   }),
 ])
 

@@ -16,6 +16,17 @@ export const ConnectionTarget = z.union([
   z.strictObject({ groupId: Id }),
 ])
 
+/**
+ * Connect with sign-in: the authorization code the client got for scope
+ * `desktopflows.execute offline_access` and `resource` = the target group, with its PKCE
+ * verifier. The server redeems it; the tokens never pass through the client.
+ */
+export const SignInCode = z.strictObject({
+  code: z.string().min(1).max(512),
+  codeVerifier: z.string().min(43).max(128),
+  redirectUri: z.string().min(1).max(2048),
+})
+
 export const CreateConnectionRequest = z.union([
   z.strictObject({
     /** Chosen by the client: the sealed password is bound to it (context `connection:<id>`). */
@@ -44,6 +55,12 @@ export const CreateConnectionRequest = z.union([
     target: ConnectionTarget,
     newCredential: CreateCredentialRequest,
   }),
+  /** Connect with sign-in (attended runs only): the machine acts for the signed-in user. */
+  z.strictObject({
+    name: z.string().trim().min(1).max(100),
+    target: ConnectionTarget,
+    signIn: SignInCode,
+  }),
 ])
 
 export const ConnectionError = z.object({
@@ -57,7 +74,7 @@ export const Connection = z.object({
   environmentId: Id,
   name: z.string(),
   targetGroupId: Id,
-  type: z.enum(['password', 'credential']),
+  type: z.enum(['password', 'credential', 'signIn']),
   username: z.string().nullable(),
   credentialId: Id.nullable(),
   ownerType: PrincipalType,
@@ -108,4 +125,6 @@ export const UpdateConnectionRequest = z.strictObject({
   /** Plaintext, sealed by the server at once; or sealedPassword (context `connection:<id>`). */
   password: z.string().min(1).max(1024).optional(),
   sealedPassword: z.string().min(1).max(16_384).optional(),
+  /** Sign-in connections: sign in again (same user, same target). */
+  signIn: SignInCode.optional(),
 })

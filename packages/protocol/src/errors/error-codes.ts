@@ -180,6 +180,24 @@ export const ERROR_CODES = {
     remediation:
       'Set a service principal as run owner first, and share with service principals (Can use or Can edit).',
   },
+  SignInFailed: {
+    status: 400,
+    message: 'The sign-in for this connection could not be completed.',
+    remediation:
+      "Sign in again (the code is single-use and lasts 5 minutes), as yourself, for the connection's target.",
+  },
+  SignInExpired: {
+    status: 409,
+    message: 'The sign-in of this connection is no longer valid (expired or revoked).',
+    remediation: 'Sign in again: desklink connections update <id> --sign-in.',
+  },
+  SignInRunOwnerNotAllowed: {
+    status: 409,
+    message:
+      'A connect-with-sign-in connection runs as the person who signed in; it takes no run owner.',
+    remediation:
+      'Use a username and password or credential connection for a service-principal run owner.',
+  },
   RunOwnerProofRequired: {
     status: 403,
     message: 'The service principal must prove it agrees to be the run owner.',

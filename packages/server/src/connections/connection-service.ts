@@ -1,5 +1,6 @@
 /**
- * Desktop flow connections with username and password, or with a credential (reference §2.9).
+ * Desktop flow connections with username and password, with a credential, or with sign-in
+ * (reference §2.9).
  *
  * Creating a connection tests it on a connected machine of the target: the machine opens the
  * secret with the group key, maps the username to an OS account and checks it with PAM. The
@@ -24,6 +25,7 @@ import type { CredentialResolver } from '../credentials/index.ts'
 import { AppError } from '../errors/index.ts'
 import type { Principal } from '../identity/principal.ts'
 import type { PrincipalStore } from '../identity/principal-store.ts'
+import type { TenantRecord } from '../identity/tenant-store.ts'
 import type { ChannelHub } from '../machines/channel-hub.ts'
 import type { MachineAccess } from '../machines/machine-access.ts'
 import type { MachineService } from '../machines/machine-service.ts'
@@ -31,6 +33,7 @@ import type { ShareRecord, ShareStore } from '../sharing/share-store.ts'
 import type { ConnectionTable, Database } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import type { OAuthStore } from '../tokens/oauth-store.ts'
+import type { SignInCode, SignInGrants } from '../tokens/sign-in-grants.ts'
 
 export type ConnectionRow = Selectable<ConnectionTable>
 
@@ -54,6 +57,35 @@ type CreateInput =
       password: string
     }
   | { name: string; target: { machineId: string } | { groupId: string }; credentialId: string }
+  | { name: string; target: { machineId: string } | { groupId: string }; signIn: SignInCode }
+
+/** What a failed test on the machine means for people, per connection type (reference §4.1). */
+function testFailure(
+  row: ConnectionRow,
+  machineId: string,
+  correlationId: string,
+  reason: string | undefined,
+): { code: string; message: string } {
+  if (row.type !== 'signIn')
+    return {
+      code: 'InvalidCredentials',
+      message: invalidCredentialsMessage(machineId, correlationId),
+    }
+  if (reason === 'machineNotJoined')
+    return {
+      code: 'MachineNotJoined',
+      message: 'This computer has not joined a Desklink tenant or the domain.',
+    }
+  if (reason === 'tenantNotAllowlisted')
+    return {
+      code: 'UnallowedTenantForConnectWithSignIn',
+      message: `Tenant ${row.tenant_id} needs to be explicitly allowlisted to authorize 'connect with sign-in' runs on the machine.`,
+    }
+  return {
+    code: 'InvalidCredentials',
+    message: 'Unable to connect. The credentials for the machine are incorrect.',
+  }
+}
 
 export function createConnectionService(deps: {
   db: Kysely<Database>
@@ -66,6 +98,8 @@ export function createConnectionService(deps: {
   shares: ShareStore
   principals: Pick<PrincipalStore, 'listCredentials' | 'findServicePrincipal'>
   oauth: Pick<OAuthStore, 'recordAssertion'>
+  signIn: SignInGrants
+  tenantOf: (tenantId: string) => Promise<TenantRecord>
   clock: Clock
   newId: IdGenerator
   testTimeoutMs?: number
@@ -211,19 +245,17 @@ export function createConnectionService(deps: {
     const online = members.find((m) => hub.isConnected(m.id))
     if (!online)
       throw new AppError('NoListenerConnected', { details: { groupId: row.target_group_id } })
-    const credential =
-      row.type === 'password'
-        ? {
-            kind: 'sealed' as const,
-            username: row.username ?? '',
-            sealedSecret: row.sealed_password ?? '',
-            context: `connection:${row.id}`,
-          }
-        : await deps.resolver.resolveForGroup({
-            tenantId: row.tenant_id,
-            credentialId: row.credential_id ?? '',
-            groupId: row.target_group_id,
-          })
+    let credential
+    try {
+      credential = await credentialFor(row)
+    } catch (error) {
+      if (!(error instanceof AppError) || error.code !== 'SignInExpired') throw error
+      return recordOutcome(row, {
+        status: 'Error',
+        error: { code: 'SignInExpired', message: error.message },
+        osAccount: null,
+      })
+    }
     const requestId = randomUUID()
     let result: Awaited<ReturnType<ChannelHub['requestConnectionTest']>>
     try {
@@ -239,20 +271,52 @@ export function createConnectionService(deps: {
         cause,
       })
     }
+    return recordOutcome(row, {
+      status: result.ok ? 'Connected' : 'Error',
+      error: result.ok
+        ? null
+        : {
+            ...testFailure(row, online.id, requestId, result.reason),
+            details: { reason: result.reason, detail: result.detail, machineId: online.id },
+          },
+      osAccount: result.osAccount ?? null,
+    })
+  }
+
+  /** What the machine needs for the test: the sealed secret, the credential, or a fresh token. */
+  async function credentialFor(row: ConnectionRow) {
+    if (row.type === 'password')
+      return {
+        kind: 'sealed' as const,
+        username: row.username ?? '',
+        sealedSecret: row.sealed_password ?? '',
+        context: `connection:${row.id}`,
+      }
+    if (row.type === 'credential')
+      return deps.resolver.resolveForGroup({
+        tenantId: row.tenant_id,
+        credentialId: row.credential_id ?? '',
+        groupId: row.target_group_id,
+      })
+    const minted = await mintSignInToken(row)
+    return { kind: 'signIn' as const, accessToken: minted.accessToken }
+  }
+
+  async function recordOutcome(
+    row: ConnectionRow,
+    outcome: {
+      status: 'Connected' | 'Error'
+      error: { code: string; message: string; details?: unknown } | null
+      osAccount: string | null
+    },
+  ): Promise<ConnectionRow> {
     const at = now()
-    const error = result.ok
-      ? null
-      : {
-          code: 'InvalidCredentials',
-          message: invalidCredentialsMessage(online.id, requestId),
-          details: { reason: result.reason, detail: result.detail, machineId: online.id },
-        }
     await db
       .updateTable('connections')
       .set({
-        status: result.ok ? 'Connected' : 'Error',
-        status_error: error && JSON.stringify(error),
-        os_account: result.osAccount ?? null,
+        status: outcome.status,
+        status_error: outcome.error && JSON.stringify(outcome.error),
+        os_account: outcome.osAccount,
         last_tested_at: at,
         updated_at: at,
       })
@@ -265,7 +329,40 @@ export function createConnectionService(deps: {
       .executeTakeFirstOrThrow()
   }
 
+  /** A fresh sign-in token for the connection; the rotated refresh token is stored at once. */
+  async function mintSignInToken(row: ConnectionRow) {
+    const tenant = await deps.tenantOf(row.tenant_id)
+    const minted = await deps.signIn.mint(tenant, row.id, row.sealed_refresh_token ?? '')
+    await db
+      .updateTable('connections')
+      .set({ sealed_refresh_token: minted.sealedRefreshToken })
+      .where('id', '=', row.id)
+      .execute()
+    return minted
+  }
+
+  /** Redeems a sign-in code of the calling person for the connection's target. */
+  async function redeemSignIn(
+    principal: Principal,
+    code: SignInCode,
+    connectionId: string,
+    groupId: string,
+  ) {
+    if (principal.type !== 'user') {
+      throw new AppError('SignInFailed', {
+        message: 'Only a person can create a connect-with-sign-in connection.',
+      })
+    }
+    return deps.signIn.redeem(principal.tenant, code, {
+      userId: principal.id,
+      groupId,
+      connectionId,
+    })
+  }
+
   return {
+    /** A fresh `desktopflows.execute` token for a sign-in connection (runs use it). */
+    mintSignInToken,
     async create(
       principal: Principal,
       environmentId: string,
@@ -287,6 +384,10 @@ export function createConnectionService(deps: {
       }
       if ('credentialId' in input) await deps.credentialAccess(principal, input.credentialId)
       const id = 'sealedPassword' in input ? input.id : deps.newId()
+      const signedIn =
+        'signIn' in input
+          ? await redeemSignIn(principal, input.signIn, id, target.groupId)
+          : undefined
       const at = now()
       const sealedPassword =
         'sealedPassword' in input
@@ -300,10 +401,11 @@ export function createConnectionService(deps: {
         environment_id: environmentId,
         name: input.name,
         target_group_id: target.groupId,
-        type: 'credentialId' in input ? 'credential' : 'password',
-        username: 'username' in input ? input.username : null,
+        type: 'credentialId' in input ? 'credential' : signedIn ? 'signIn' : 'password',
+        username: 'username' in input ? input.username : signedIn ? principal.name : null,
         sealed_password: sealedPassword,
         credential_id: 'credentialId' in input ? input.credentialId : null,
+        sealed_refresh_token: signedIn?.sealedRefreshToken ?? null,
         owner_type: principal.type,
         owner_id: principal.id,
         run_owner_type: principal.type,
@@ -367,18 +469,37 @@ export function createConnectionService(deps: {
         username?: string | undefined
         password?: string | undefined
         sealedPassword?: string | undefined
+        signIn?: SignInCode | undefined
       },
     ) {
       const { row, access } = await view(principal, id, 'update', ['owner', 'admin', 'edit'])
-      const identityChanged =
+      const passwordChanged =
         changes.username !== undefined ||
         changes.password !== undefined ||
         changes.sealedPassword !== undefined
-      if (identityChanged && row.type !== 'password') {
+      const identityChanged = passwordChanged || changes.signIn !== undefined
+      if (passwordChanged && row.type !== 'password') {
         throw new AppError('InvalidRequestBody', {
-          message: 'A credential connection takes its username and password from the credential.',
+          message:
+            row.type === 'credential'
+              ? 'A credential connection takes its username and password from the credential.'
+              : 'A sign-in connection has no password: sign in again instead.',
         })
       }
+      if (changes.signIn !== undefined && row.type !== 'signIn') {
+        throw new AppError('InvalidRequestBody', {
+          message: 'Only a connect-with-sign-in connection takes a new sign-in.',
+        })
+      }
+      if (changes.signIn !== undefined && principal.id !== row.owner_id) {
+        throw new AppError('SignInFailed', {
+          message: 'Only the person who owns this connection can sign in for it again.',
+        })
+      }
+      const signedIn =
+        changes.signIn !== undefined
+          ? await redeemSignIn(principal, changes.signIn, row.id, row.target_group_id)
+          : undefined
       let sealed = changes.sealedPassword ?? null
       if (changes.password !== undefined) {
         const group = await db
@@ -397,6 +518,7 @@ export function createConnectionService(deps: {
           ...(changes.name !== undefined && { name: changes.name }),
           ...(changes.username !== undefined && { username: changes.username }),
           ...(sealed !== null && { sealed_password: sealed }),
+          ...(signedIn && { sealed_refresh_token: signedIn.sealedRefreshToken }),
         })
         .where('id', '=', row.id)
         .execute()
@@ -419,6 +541,7 @@ export function createConnectionService(deps: {
       input: { servicePrincipalId: string; assertion?: string | undefined },
     ) {
       const { row, access } = await view(principal, id, 'setRunOwner', ['owner', 'admin'])
+      if (row.type === 'signIn') throw new AppError('SignInRunOwnerNotAllowed')
       const sp = await deps.principals.findServicePrincipal(
         principal.tenant.id,
         input.servicePrincipalId,

@@ -89,6 +89,8 @@ export interface AuthorizationCodeTable {
   scope: string
   code_challenge: string | null
   code_challenge_method: string | null
+  /** The resource the code was asked for (a machine group); null for the API. */
+  audience: string | null
   expires_at: string
   created_at: string
 }
@@ -101,6 +103,8 @@ export interface RefreshTokenTable {
   principal_type: 'user' | 'servicePrincipal'
   principal_id: string
   scope: string
+  /** The resource the token family was granted for (a machine group); null for the API. */
+  audience: string | null
   expires_at: string
   rotated_at: string | null
   revoked_at: string | null
@@ -226,11 +230,13 @@ export interface ConnectionTable {
   environment_id: string
   name: string
   target_group_id: string
-  type: 'password' | 'credential'
+  type: 'password' | 'credential' | 'signIn'
   username: string | null
   /** The password sealed to the target group's public key (HPKE); never plaintext. */
   sealed_password: string | null
   credential_id: string | null
+  /** Sign-in connections: the refresh token, sealed under the master key (SecretBox). */
+  sealed_refresh_token: string | null
   owner_type: 'user' | 'servicePrincipal'
   owner_id: string
   run_owner_type: 'user' | 'servicePrincipal'

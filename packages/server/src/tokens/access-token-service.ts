@@ -36,6 +36,8 @@ export interface IssueAccessTokenInput {
   readonly clientId: string
   readonly scopes: readonly string[]
   readonly audience?: string
+  /** More claims, e.g. `preferred_username` on sign-in tokens. */
+  readonly claims?: Readonly<Record<string, string>>
 }
 
 export interface VerifiedAccessToken {
@@ -80,6 +82,7 @@ export function createAccessTokenService(deps: {
       const nowSeconds = Math.floor(clock.now().getTime() / 1000)
       const expiresAt = new Date((nowSeconds + ttlSeconds) * 1000)
       const token = await new SignJWT({
+        ...input.claims,
         tid: input.tenant.id,
         ptype: input.principalType,
         client_id: input.clientId,

@@ -11,6 +11,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 
+import { groupOfAudience, SIGN_IN_SCOPE } from '@desklink/protocol'
 import type {
   AuthorizationCode,
   AuthorizationCodeModel,
@@ -45,6 +46,8 @@ export interface OAuthModelDeps {
   readonly clock: Clock
   readonly newId: IdGenerator
   readonly refreshTokenTtlSeconds: number
+  /** The `resource` an authorization request names (RFC 8707): a machine group for sign-in. */
+  readonly requestedAudience?: string
   /** Set when the request authenticated with a verified `private_key_jwt` assertion. */
   readonly assertion?: { readonly clientId: string; readonly nonce: string }
   readonly onRefreshTokenReuse: (familyId: string, principalId: string) => void
@@ -63,6 +66,8 @@ export function createOAuthModel(deps: OAuthModelDeps): OAuthModel {
   const now = () => clock.now().toISOString()
   /** The family of the refresh token being rotated in this request, if any. */
   let rotatingFamily: string | undefined
+  /** The audience of the code or refresh token redeemed in this request (null: the API). */
+  let grantAudience: string | null = null
 
   async function isActive(user: ModelUser): Promise<boolean> {
     const found =
@@ -124,7 +129,16 @@ export function createOAuthModel(deps: OAuthModelDeps): OAuthModel {
           : SERVICE_PRINCIPAL_SCOPES
       const requested = scope && scope.length > 0 ? scope : ['api']
       void user
-      return Promise.resolve(requested.every((s) => allowed.includes(s)) ? requested : false)
+      if (!requested.every((s) => allowed.includes(s))) return Promise.resolve(false)
+      // An authorization request names its resource; a code or refresh grant carries its own.
+      const audience = deps.requestedAudience ?? grantAudience ?? undefined
+      if (requested.includes(SIGN_IN_SCOPE)) {
+        // A sign-in token does one thing for one machine group: no API scope beside it.
+        const onlyExecute = requested.every((s) => s === SIGN_IN_SCOPE || s === 'offline_access')
+        const namesGroup = audience !== undefined && groupOfAudience(audience) !== undefined
+        return Promise.resolve(onlyExecute && namesGroup ? requested : false)
+      }
+      return Promise.resolve(audience === undefined ? requested : false)
     },
 
     async validateRedirectUri(redirectUri, client) {
@@ -133,12 +147,20 @@ export function createOAuthModel(deps: OAuthModelDeps): OAuthModel {
 
     async generateAccessToken(client, user, scope) {
       const modelUser = user as ModelUser
+      const scopes = scope.filter((s) => s !== 'offline_access')
+      // The machine maps a sign-in token's user to an OS account by the user name.
+      const person =
+        scopes.includes(SIGN_IN_SCOPE) && modelUser.type === 'user'
+          ? await principals.findUser(tenant.id, modelUser.id)
+          : undefined
       const { token } = await tokens.issue({
         tenant,
         principalType: modelUser.type,
         principalId: modelUser.id,
         clientId: client.id,
-        scopes: scope.filter((s) => s !== 'offline_access'),
+        scopes,
+        ...(grantAudience !== null && { audience: grantAudience }),
+        ...(person && { claims: { preferred_username: person.username } }),
       })
       return token
     },
@@ -170,6 +192,7 @@ export function createOAuthModel(deps: OAuthModelDeps): OAuthModel {
         principal_type: modelUser.type,
         principal_id: modelUser.id,
         scope: (token.scope ?? []).join(' '),
+        audience: grantAudience,
         expires_at: expiresAt.toISOString(),
         rotated_at: null,
         revoked_at: null,
@@ -184,6 +207,7 @@ export function createOAuthModel(deps: OAuthModelDeps): OAuthModel {
       if (!row || !client) return false
       const user: ModelUser = { type: 'user', id: row.user_id }
       if (!(await isActive(user))) return false
+      grantAudience = row.audience
       const found: AuthorizationCode = {
         authorizationCode: code,
         expiresAt: new Date(row.expires_at),
@@ -208,6 +232,7 @@ export function createOAuthModel(deps: OAuthModelDeps): OAuthModel {
         scope: (code.scope ?? []).join(' '),
         code_challenge: code.codeChallenge ?? null,
         code_challenge_method: code.codeChallengeMethod ?? null,
+        audience: deps.requestedAudience ?? null,
         expires_at: code.expiresAt.toISOString(),
         created_at: now(),
       })
@@ -230,6 +255,7 @@ export function createOAuthModel(deps: OAuthModelDeps): OAuthModel {
       const user: ModelUser = { type: row.principal_type, id: row.principal_id }
       if (!client || !(await isActive(user))) return false
       rotatingFamily = row.family_id
+      grantAudience = row.audience
       const found: RefreshToken = {
         refreshToken,
         refreshTokenExpiresAt: new Date(row.expires_at),

@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto'
 
-import OAuth2Server, {
+import {
   OAuthError,
   Request as OAuthRequest,
   Response as OAuthResponse,
@@ -24,10 +24,10 @@ import { UNMATCHABLE_HASH, verifyPassword } from '../identity/password-hash.ts'
 import type { PrincipalStore } from '../identity/principal-store.ts'
 import type { TenantRecord, TenantStore } from '../identity/tenant-store.ts'
 import type { Logger } from '../logging/index.ts'
-import type { Clock, IdGenerator } from '../system/index.ts'
+import type { Clock } from '../system/index.ts'
 import type { AccessTokenService } from './access-token-service.ts'
+import type { AuthorizationServers } from './authorization-server.ts'
 import { JWT_BEARER_ASSERTION_TYPE, verifyClientAssertion } from './client-assertion.ts'
-import { createOAuthModel } from './oauth-model.ts'
 import type { OAuthStore } from './oauth-store.ts'
 import { findPublicClient } from './public-clients.ts'
 import { renderErrorPage, renderSignInPage } from './sign-in-page.ts'
@@ -40,9 +40,7 @@ export interface OAuthRouteDeps {
   readonly tokens: AccessTokenService
   readonly signingKeys: SigningKeyService
   readonly clock: Clock
-  readonly newId: IdGenerator
-  readonly accessTokenTtlSeconds: number
-  readonly refreshTokenTtlSeconds: number
+  readonly servers: AuthorizationServers
   readonly logger: Logger
 }
 
@@ -54,6 +52,7 @@ const AUTHORIZE_PARAMS = [
   'state',
   'code_challenge',
   'code_challenge_method',
+  'resource',
 ] as const
 
 type Form = Record<string, string>
@@ -110,33 +109,6 @@ export function createOAuthRoutes(deps: OAuthRouteDeps): Hono<AppEnv> {
     const tenant = await deps.tenants.findTenantBySlug(c.req.param('tenant') ?? '')
     if (!tenant || tenant.status !== 'active') throw new AppError('ResourceNotFound')
     return tenant
-  }
-
-  function serverFor(tenant: TenantRecord, assertion?: { clientId: string; nonce: string }) {
-    const model = createOAuthModel({
-      tenant,
-      oauth: deps.oauth,
-      principals: deps.principals,
-      tokens: deps.tokens,
-      clock: deps.clock,
-      newId: deps.newId,
-      refreshTokenTtlSeconds: deps.refreshTokenTtlSeconds,
-      ...(assertion && { assertion }),
-      onRefreshTokenReuse: (familyId, principalId) =>
-        deps.logger.warn(
-          { tenantId: tenant.id, familyId, principalId },
-          'refresh token reused: the whole token family is revoked',
-        ),
-    })
-    return new OAuth2Server({
-      model,
-      accessTokenLifetime: deps.accessTokenTtlSeconds,
-      refreshTokenLifetime: deps.refreshTokenTtlSeconds,
-      authorizationCodeLifetime: 300,
-      allowEmptyState: false,
-      alwaysIssueNewRefreshToken: true,
-      requireClientAuthentication: { refresh_token: false },
-    })
   }
 
   app.get('/:tenant/.well-known/oauth-authorization-server', async (c) => {
@@ -200,17 +172,13 @@ export function createOAuthRoutes(deps: OAuthRouteDeps): Hono<AppEnv> {
         form.client_id = clientId
         form.client_secret = assertion.nonce
       }
-      const request = new OAuthRequest({
-        method: 'POST',
+      const body = await deps.servers.grant(tenant, form, {
         headers: headersOf(c),
-        query: {},
-        body: form,
+        ...(assertion && { assertion }),
       })
-      const response = new OAuthResponse({ headers: {} })
-      await serverFor(tenant, assertion).token(request, response)
       c.header('Cache-Control', 'no-store')
       c.header('Pragma', 'no-cache')
-      return c.json(response.body as Record<string, unknown>, 200)
+      return c.json(body, 200)
     } catch (error) {
       return oauthErrorResponse(c, error)
     }
@@ -304,9 +272,13 @@ export function createOAuthRoutes(deps: OAuthRouteDeps): Hono<AppEnv> {
     })
     const response = new OAuthResponse({ headers: {} })
     try {
-      await serverFor(tenant).authorize(request, response, {
-        authenticateHandler: { handle: () => ({ type: 'user', id: user.id }) },
-      })
+      await deps.servers
+        .forTenant(tenant, {
+          ...(params.resource !== undefined && { requestedAudience: params.resource }),
+        })
+        .authorize(request, response, {
+          authenticateHandler: { handle: () => ({ type: 'user', id: user.id }) },
+        })
     } catch (error) {
       if (!(error instanceof OAuthError)) throw error
       c.get('logger').warn(

@@ -37,7 +37,7 @@ export const PUBLIC_CLIENTS: Readonly<Record<string, PublicClient>> = Object.fre
   'desklink-cli': {
     id: 'desklink-cli',
     grants: ['authorization_code', 'refresh_token'],
-    scopes: ['api', 'offline_access'],
+    scopes: ['api', 'offline_access', 'desktopflows.execute'],
     allowsRedirect: isLoopbackRedirect,
   },
 })

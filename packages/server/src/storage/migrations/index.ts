@@ -12,6 +12,7 @@ import { migration0003Credentials } from './0003-credentials.ts'
 import { migration0004Connections } from './0004-connections.ts'
 import { migration0005Audit } from './0005-audit.ts'
 import { migration0006RunOwner } from './0006-run-owner.ts'
+import { migration0007SignIn } from './0007-sign-in.ts'
 
 const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-identity': migration0001Identity,
@@ -20,6 +21,7 @@ const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0004-connections': migration0004Connections,
   '0005-audit': migration0005Audit,
   '0006-run-owner': migration0006RunOwner,
+  '0007-sign-in': migration0007SignIn,
 })
 
 export const migrationProvider: MigrationProvider = {
