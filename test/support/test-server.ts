@@ -190,7 +190,7 @@ export async function api(
   body?: unknown,
   headers: Record<string, string> = {},
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON
-): Promise<{ status: number; body: any; text: string }> {
+): Promise<{ status: number; body: any; text: string; headers: Headers }> {
   const response = await fetch(`${base}/api/v1${path}`, {
     method,
     headers: {
@@ -207,5 +207,5 @@ export async function api(
   } catch {
     parsed = undefined
   }
-  return { status: response.status, body: parsed, text }
+  return { status: response.status, body: parsed, text, headers: response.headers }
 }

@@ -23,6 +23,10 @@ import { signMachineAssertion } from './keys/machine-keys.ts'
 import type { PamOutcome } from './pam/pam-check.ts'
 import { type AgentPolicy, assertTenantAllowed, loadAgentPolicy } from './policy/agent-policy.ts'
 import { AGENT_VERSION } from './registration/register-machine.ts'
+import { createScriptExecutor } from './runs/flow-executor.ts'
+import { createPackageCache } from './runs/flow-packages.ts'
+import { createRunJournal } from './runs/run-journal.ts'
+import { createRunManager, type Identity, type RunManager } from './runs/run-manager.ts'
 import { openCredential } from './secrets/resolved-credential.ts'
 import { createLogindSessionProvider, logindAvailable } from './sessions/logind-sessions.ts'
 import { createSessionWatcher, type SessionWatcher } from './sessions/session-watcher.ts'
@@ -162,6 +166,40 @@ export function createAgentRunner(options: {
     }
   }
 
+  /** Who a run acts as: the opened credential, or the checked sign-in token, mapped to an account. */
+  async function identify(offer: Parameters<RunManager['offer']>[0]): Promise<Identity> {
+    const policy = currentPolicy()
+    if (!policy)
+      return { ok: false, code: 'InvalidPolicy', message: 'The agent policy is unreadable.' }
+    if (offer.credential.kind === 'signIn') {
+      const checked = await testSignIn(offer.groupId, offer.credential.accessToken, policy)
+      if (checked.ok && checked.osAccount) return { ok: true, account: checked.osAccount }
+      const code =
+        checked.reason === 'machineNotJoined'
+          ? 'MachineNotJoined'
+          : checked.reason === 'tenantNotAllowlisted'
+            ? 'UnallowedTenantForConnectWithSignIn'
+            : checked.detail?.includes('ERR_JWT_EXPIRED')
+              ? 'PasswordlessTokenExpiry'
+              : 'WindowsIdentityIncorrect'
+      return { ok: false, code, message: checked.detail ?? 'The sign-in token was refused.' }
+    }
+    const groupKey = state.readKey(`group-${offer.groupId}.key`)?.trim() ?? ''
+    let opened: { username: string; secret: string }
+    try {
+      opened = await openCredential(offer.credential, groupKey)
+    } catch (error) {
+      return {
+        ok: false,
+        code: 'SecretUnavailable',
+        message: (error as Error).message.slice(0, 1024),
+      }
+    }
+    const mapped = mapUsername(opened.username, { hostname: options.hostname, join: policy.join })
+    if (!mapped.ok) return { ok: false, code: 'WindowsIdentityIncorrect', message: mapped.reason }
+    return { ok: true, account: mapped.account, password: opened.secret }
+  }
+
   const writeStatus = (mode: AgentMode, detail?: string) =>
     state.writeStatus({
       mode,
@@ -205,13 +243,32 @@ export function createAgentRunner(options: {
       writeStatus('starting')
 
       const outcome = new Promise<'stopped' | 'deleted'>((resolve) => (finish = resolve))
+      const assertion = () =>
+        signMachineAssertion(identity, registration.machineId, registration.server)
+      const runs = createRunManager({
+        journal: createRunJournal(config.stateDir),
+        executor: createScriptExecutor({ workDir: config.workDir }),
+        packages: createPackageCache({
+          stateDir: config.stateDir,
+          server: registration.server,
+          assertion,
+        }),
+        logger,
+        send: (message) => channel?.send(message) ?? false,
+        sessions: () => sessions,
+        groupKey: (groupId) => state.readKey(`group-${groupId}.key`)?.trim() || undefined,
+        identify,
+        checkPassword: async (account, password) => {
+          const checked = await options.checkPassword(account, password)
+          return checked.ok ? { ok: true } : { ok: false, reason: checked.reason }
+        },
+      })
       channel = createAgentChannel({
         server: registration.server,
-        assertion: () =>
-          signMachineAssertion(identity, registration.machineId, registration.server),
+        assertion,
         hello: { agentVersion: AGENT_VERSION, hostname: options.hostname, os: options.os },
         sessions: () => sessions,
-        runningRuns: () => [],
+        runningRuns: () => runs.running(),
         backoffMaxMs: config.backoffMaxMs,
         logger,
         events: {
@@ -228,6 +285,19 @@ export function createAgentRunner(options: {
             logger.info({ groupId, settings: next }, 'settings received')
           },
           onConnectionTest: (request) => testConnection(request.groupId, request.credential),
+          onReady: () => runs.resend(),
+          onRunOffer: (offer) => {
+            void runs
+              .offer(offer)
+              .catch((error: unknown) =>
+                logger.error(
+                  { err: (error as Error).message, runId: offer.runId },
+                  'run offer failed',
+                ),
+              )
+          },
+          onRunCancel: (runId) => runs.cancel(runId),
+          onRunFinishedAck: (runId) => runs.acknowledged(runId),
           onDeleted: () => {
             state.update({ deleted: true })
             watcher?.stop()

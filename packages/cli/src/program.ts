@@ -9,6 +9,7 @@ import { registerAdminCommands } from './commands/admin-commands.ts'
 import { registerAgentCommands } from './commands/agent-commands.ts'
 import { registerConnectionCommands } from './commands/connection-commands.ts'
 import { registerCredentialCommands } from './commands/credential-commands.ts'
+import { registerFlowCommands } from './commands/flow-commands.ts'
 import { registerLoginCommands } from './commands/login-commands.ts'
 import { registerMachineCommands } from './commands/machine-commands.ts'
 import { registerServerCommands } from './commands/server-commands.ts'
@@ -35,6 +36,7 @@ export function buildProgram(io: CliIo): Command {
   registerMachineCommands(program, io)
   registerCredentialCommands(program, io)
   registerConnectionCommands(program, io)
+  registerFlowCommands(program, io)
   registerAgentCommands(program, io)
   for (const command of program.commands) {
     command

@@ -10,6 +10,7 @@ import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 
+import { MAX_FLOW_PACKAGE_BYTES, MAX_RUN_INPUT_BYTES } from '@desklink/protocol'
 import { createAdaptorServer } from '@hono/node-server'
 import { sql } from 'kysely'
 
@@ -29,6 +30,7 @@ import {
   type ResolvedCredential,
 } from './credentials/index.ts'
 import { AppError } from './errors/index.ts'
+import { createFlowService, registerFlowRoutes } from './flows/index.ts'
 import { authenticate } from './http/authenticate.ts'
 import { createApp } from './http/create-app.ts'
 import { registerIdentityRoutes } from './identity/identity-routes.ts'
@@ -48,6 +50,7 @@ import {
   registerAgentRoutes,
   registerMachineRoutes,
 } from './machines/index.ts'
+import { createRuns, type Dispatcher, registerRunRoutes } from './runs/index.ts'
 import { createSecretStoreService, registerSecretStoreRoutes } from './secret-stores/index.ts'
 import { createMac, createSecretBox, loadMasterKey } from './secrets/index.ts'
 import { createShareStore } from './sharing/share-store.ts'
@@ -181,8 +184,13 @@ export async function startServer(
     // The services tell agents about changes through the hub, which needs the agent service:
     // the notifier forwards to the hub once it exists.
     const hub: { current?: ChannelHub } = {}
+    const dispatcherRef: { current?: Dispatcher } = {}
     const notifier: AgentNotifier = {
-      machineChanged: async (machineId) => hub.current?.machineChanged(machineId),
+      machineChanged: async (machineId) => {
+        await hub.current?.machineChanged(machineId)
+        // Settings (maintenance, slots, ...) decide placement: look at the queue again.
+        await dispatcherRef.current?.machineChanged(machineId)
+      },
       machineDeleted: (machineId) => hub.current?.machineDeleted(machineId),
     }
     const machineAccess = createMachineAccess({
@@ -219,6 +227,7 @@ export async function startServer(
       agents: agentService,
       logger,
       heartbeatIntervalMs: config.agentHeartbeatMs,
+      runs: () => dispatcherRef.current,
     })
     hub.current = channel
     const principalAuth = { tokens, principals: stores.principals }
@@ -249,6 +258,7 @@ export async function startServer(
       shares: shareStore,
       clock,
     })
+    const audit = createAuditLog({ db: storage.db, clock, newId })
     const resolver = createCredentialResolver({ db: storage.db, secretBox, secretStores })
     const connections = createConnectionService({
       db: storage.db,
@@ -259,7 +269,7 @@ export async function startServer(
         await credentials.get(principal, credentialId)
       },
       hub: () => channel,
-      audit: createAuditLog({ db: storage.db, clock, newId }),
+      audit,
       shares: shareStore,
       principals: stores.principals,
       oauth,
@@ -272,6 +282,37 @@ export async function startServer(
       clock,
       newId,
     })
+    const flows = createFlowService({
+      db: storage.db,
+      access: machineAccess,
+      shares: shareStore,
+      audit,
+      clock,
+      newId,
+    })
+    const runs = createRuns({
+      db: storage.db,
+      flows,
+      connections,
+      machines: machineService,
+      access: machineAccess,
+      agents: agentService,
+      hub: () => channel,
+      resolver,
+      credentialAccess: async (principal, credentialId) => {
+        await credentials.get(principal, credentialId)
+      },
+      principals: stores.principals,
+      tenants: stores.tenants,
+      secretBox,
+      audit,
+      clock,
+      newId,
+      logger,
+      leaseMs: config.agentHeartbeatMs * 3,
+    })
+    dispatcherRef.current = runs.dispatcher
+    releasers.add('run dispatcher', () => runs.dispatcher.stop())
     membership.onMachineJoinedGroup((event) =>
       connections.breakMachineConnections(event.tenantId, event.standaloneGroupId, event.groupId),
     )
@@ -279,6 +320,20 @@ export async function startServer(
     const app = createApp({
       logger,
       maxBodyBytes: config.maxBodyBytes,
+      largeBodies: [
+        // A 16 MB package, base64 in JSON.
+        {
+          method: 'POST',
+          path: /^\/api\/v1\/environments\/[^/]+\/desktop-flows$/,
+          maxBytes: Math.ceil((MAX_FLOW_PACKAGE_BYTES * 4) / 3) + 1024 * 1024,
+        },
+        // 2 MB of inputs and the rest of the request.
+        {
+          method: 'POST',
+          path: /^\/api\/v1\/desktop-flows\/[^/]+\/runs$/,
+          maxBytes: MAX_RUN_INPUT_BYTES + 64 * 1024,
+        },
+      ],
       version: SERVER_VERSION,
       checkReady: async () => {
         await sql`select 1`.execute(storage.db)
@@ -300,6 +355,7 @@ export async function startServer(
           machines: machineService,
           principalAuth,
           maxGroupMembers: config.maxGroupMembers,
+          flowPackage: (tenantId, machineId, hash) => flows.packageFor(tenantId, machineId, hash),
         }),
       registerApiRoutes: (api) => {
         registerIdentityRoutes(api, { identity, issuerOf: tokens.issuerOf })
@@ -312,6 +368,14 @@ export async function startServer(
         registerSecretStoreRoutes(api, { stores: secretStores })
         registerCredentialRoutes(api, { credentials, cyberArk })
         registerConnectionRoutes(api, { connections, credentials })
+        registerFlowRoutes(api, {
+          flows,
+          principalExists: async (tenantId, type, id) =>
+            type === 'user'
+              ? (await stores.principals.findUser(tenantId, id)) !== undefined
+              : (await stores.principals.findServicePrincipal(tenantId, id)) !== undefined,
+        })
+        registerRunRoutes(api, { runs: runs.service, toApi: runs.toApi })
       },
     })
 
@@ -333,6 +397,7 @@ export async function startServer(
     releasers.add('http server', () => closeHttpServer(server, config.shutdownTimeoutMs))
     // Released before the HTTP server: agent sockets would otherwise hold it open.
     releasers.add('agent channel', () => channel.close())
+    await runs.dispatcher.start()
     logger.info({ url, publicUrl }, 'listening')
 
     return {

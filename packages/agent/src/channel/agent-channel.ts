@@ -16,6 +16,7 @@ import {
   AGENT_MAX_MESSAGE_BYTES,
   AGENT_PROTOCOL_VERSIONS,
   type AgentConnectionTestResult,
+  type AgentMessage,
   CHANNEL_CLOSE,
   type MachineSettings,
   ServerMessage,
@@ -36,6 +37,11 @@ export interface ChannelEvents {
   onConnectionTest(
     request: Extract<ServerMessage, { type: 'connectionTest' }>,
   ): Promise<Omit<AgentConnectionTestResult, 'type' | 'requestId'>>
+  /** Welcome received; called before the first heartbeat (journaled results go first). */
+  onReady(): void
+  onRunOffer(offer: Extract<ServerMessage, { type: 'runOffer' }>): void
+  onRunCancel(runId: string): void
+  onRunFinishedAck(runId: string): void
 }
 
 export interface AgentChannel {
@@ -43,6 +49,8 @@ export interface AgentChannel {
   stop(): Promise<void>
   /** Sends a heartbeat now, if connected. */
   heartbeat(): void
+  /** Sends a message if connected; false otherwise (the caller keeps it for later). */
+  send(message: AgentMessage): boolean
   mode(): ChannelMode
 }
 
@@ -180,6 +188,7 @@ export function createAgentChannel(options: {
         events.onSettings(message.groupId, message.settings)
         clearInterval(heartbeatTimer)
         heartbeatTimer = setInterval(sendHeartbeat, message.heartbeatIntervalMs)
+        events.onReady()
         sendHeartbeat()
       } else if (message.type === 'settings') {
         events.onSettings(message.groupId, message.settings)
@@ -197,6 +206,12 @@ export function createAgentChannel(options: {
               ws.send(JSON.stringify({ type: 'connectionTestResult', requestId, ...result }))
           })
           .catch(() => undefined)
+      } else if (message.type === 'runOffer') {
+        events.onRunOffer(message)
+      } else if (message.type === 'runCancel') {
+        events.onRunCancel(message.runId)
+      } else if (message.type === 'runFinishedAck') {
+        events.onRunFinishedAck(message.runId)
       } else {
         logger.warn({ code: message.code }, message.message)
       }
@@ -233,6 +248,11 @@ export function createAgentChannel(options: {
       }
     },
     heartbeat: sendHeartbeat,
+    send(message) {
+      if (mode !== 'connected' || socket?.readyState !== WebSocket.OPEN) return false
+      socket.send(JSON.stringify(message))
+      return true
+    },
     mode: () => mode,
   }
 }

@@ -18,6 +18,8 @@ export interface AgentConfig {
   readonly x11SocketDir: string
   /** The PAM service connection tests use. @defaultValue `login` (env `DESKLINK_AGENT_PAM_SERVICE`) */
   readonly pamService: string
+  /** Where run workspaces are made (one per run, owned by its OS account). @defaultValue `/var/tmp/desklink-runs` (env `DESKLINK_AGENT_WORK_DIR`) */
+  readonly workDir: string
 }
 
 export const AGENT_DEFAULTS = {
@@ -27,6 +29,7 @@ export const AGENT_DEFAULTS = {
   backoffMaxMs: 15_000,
   x11SocketDir: '/tmp/.X11-unix',
   pamService: 'login',
+  workDir: '/var/tmp/desklink-runs',
 } as const satisfies AgentConfig
 
 function positive(name: string, raw: string | undefined, fallback: number): number {
@@ -65,5 +68,6 @@ export function resolveAgentConfig(
     x11SocketDir:
       overrides.x11SocketDir ?? env.DESKLINK_AGENT_X11_DIR ?? AGENT_DEFAULTS.x11SocketDir,
     pamService: overrides.pamService ?? env.DESKLINK_AGENT_PAM_SERVICE ?? AGENT_DEFAULTS.pamService,
+    workDir: overrides.workDir ?? env.DESKLINK_AGENT_WORK_DIR ?? AGENT_DEFAULTS.workDir,
   })
 }

@@ -16,8 +16,8 @@ import { z } from 'zod'
 /** Protocol versions this build speaks, oldest first. */
 export const AGENT_PROTOCOL_VERSIONS = [1] as const
 export const AGENT_CHANNEL_PATH = '/api/v1/agent/channel'
-/** Largest message either side accepts. */
-export const AGENT_MAX_MESSAGE_BYTES = 256 * 1024
+/** Largest message either side accepts (a run offer carries up to 2 MB of sealed inputs). */
+export const AGENT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 /** WebSocket close codes of the channel (4000-4999 are application codes, RFC 6455 §7.4.2). */
 export const CHANNEL_CLOSE = {
@@ -102,10 +102,43 @@ export const AgentConnectionTestResult = z.strictObject({
 })
 export type AgentConnectionTestResult = z.infer<typeof AgentConnectionTestResult>
 
+/** The machine took the run: it is journaled there and starts now (exactly once). */
+export const AgentRunAccepted = z.strictObject({
+  type: z.literal('runAccepted'),
+  runId: z.uuid(),
+})
+
+/** The machine cannot take the run now; the code says why (reference §4.3 sub-errors). */
+export const AgentRunRejected = z.strictObject({
+  type: z.literal('runRejected'),
+  runId: z.uuid(),
+  code: z.string().min(1).max(100),
+  reason: z.string().max(1024),
+})
+
+export const RunOutcome = z.enum(['Succeeded', 'Failed', 'Cancelled'])
+
+/** The end of a run, journaled on the machine and sent until the server acknowledges it. */
+export const AgentRunFinished = z.strictObject({
+  type: z.literal('runFinished'),
+  runId: z.uuid(),
+  status: RunOutcome,
+  exitCode: z.int().nullable(),
+  outputs: z.record(z.string(), z.unknown()).nullable(),
+  error: z.strictObject({ code: z.string().max(100), message: z.string().max(4096) }).nullable(),
+  osAccount: z.string().max(64).nullable(),
+  startedAt: z.iso.datetime(),
+  finishedAt: z.iso.datetime(),
+})
+export type AgentRunFinished = z.infer<typeof AgentRunFinished>
+
 export const AgentMessage = z.discriminatedUnion('type', [
   AgentHello,
   AgentHeartbeat,
   AgentConnectionTestResult,
+  AgentRunAccepted,
+  AgentRunRejected,
+  AgentRunFinished,
 ])
 export type AgentMessage = z.infer<typeof AgentMessage>
 
@@ -166,11 +199,44 @@ export const ServerConnectionTest = z.strictObject({
   credential: DeliveredCredential,
 })
 
+/** A run for this machine. It answers `runAccepted` (and starts it) or `runRejected`. */
+export const ServerRunOffer = z.strictObject({
+  type: z.literal('runOffer'),
+  runId: z.uuid(),
+  groupId: z.uuid(),
+  runMode: z.enum(['attended', 'unattended']),
+  flow: z.strictObject({
+    contentHash: z.string().regex(/^[0-9a-f]{64}$/),
+    runtime: z.enum(['node', 'python', 'shell', 'exec']),
+    entry: z.string().min(1).max(255),
+    needsDisplay: z.boolean(),
+  }),
+  credential: DeliveredCredential,
+  /** The inputs as JSON, sealed to the group key (context `run:<runId>`). */
+  sealedInputs: z.string().max(3 * 1024 * 1024),
+  /** Names of sensitive inputs and outputs. */
+  sensitive: z.array(z.string().max(64)).max(200),
+  timeoutSeconds: z.int().min(1),
+  reuseSessions: z.boolean(),
+})
+export type ServerRunOffer = z.infer<typeof ServerRunOffer>
+
+export const ServerRunCancel = z.strictObject({ type: z.literal('runCancel'), runId: z.uuid() })
+
+/** The server stored the run's end: the machine may drop it from its journal. */
+export const ServerRunFinishedAck = z.strictObject({
+  type: z.literal('runFinishedAck'),
+  runId: z.uuid(),
+})
+
 export const ServerMessage = z.discriminatedUnion('type', [
   ServerWelcome,
   ServerSettings,
   ServerError,
   ServerConnectionTest,
+  ServerRunOffer,
+  ServerRunCancel,
+  ServerRunFinishedAck,
 ])
 export type ServerMessage = z.infer<typeof ServerMessage>
 

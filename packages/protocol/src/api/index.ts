@@ -1,4 +1,6 @@
 export * from './connection-schemas.ts'
 export * from './credential-schemas.ts'
+export * from './flow-schemas.ts'
 export * from './identity-schemas.ts'
 export * from './machine-schemas.ts'
+export * from './run-schemas.ts'

@@ -198,6 +198,66 @@ export const ERROR_CODES = {
     remediation:
       'Use a username and password or credential connection for a service-principal run owner.',
   },
+  FlowPackageTooLarge: {
+    status: 413,
+    message: 'The desktop flow package is larger than 16 MB.',
+    remediation: 'Leave large data out of the package; flows can read it at run time.',
+  },
+  FlowNameInUse: {
+    status: 409,
+    message: 'A desktop flow of this name exists and you may not push new versions of it.',
+    remediation: 'Pick another name, or ask its owner to share it with you as co-owner.',
+  },
+  InvalidFlowInputs: {
+    status: 400,
+    message: 'The run inputs do not match the inputs of the desktop flow.',
+    remediation: 'Fix the inputs listed in details.problems (desklink flows show <id> lists them).',
+  },
+  RunModeNotAllowedForConnection: {
+    status: 400,
+    message: 'A connect-with-sign-in connection runs attended only.',
+    remediation: 'Run attended, or use a username and password or credential connection.',
+  },
+  XrmMachineGroupNotFound: {
+    status: 404,
+    message: "The connection's target machine or machine group no longer exists.",
+    remediation: 'Create the connection again for an existing machine or group.',
+  },
+  GroupIsEmpty: {
+    status: 400,
+    message: "The connection's target machine group has no machines.",
+    remediation: 'Add a machine to the group (desklink agent join-group) and run again.',
+  },
+  UIFlowRunQueueFull: {
+    status: 409,
+    message: "The desktop flow run queue is full. Run queue max size: '500'",
+    remediation: 'Wait for queued runs to finish, or add machines to the group.',
+  },
+  DesktopFlowsActionThrottled: {
+    status: 429,
+    message: 'Too many runs were requested through this connection in the last minute.',
+    remediation: 'Retry after the time in the Retry-After header (the limit is 70 per minute).',
+  },
+  RunOwnerLacksAccess: {
+    status: 403,
+    message: "The connection's run owner may not use the target, read the flow or read the credential.",
+    remediation: 'Share the target (user), the flow (user) and the credential (user) with the run owner.',
+  },
+  PasswordlessTokenExpiry: {
+    status: 409,
+    message: 'The sign-in token handed over when the run was requested expired before a machine took it.',
+    remediation: 'Run asynchronously (without wait): the token is then minted when the run starts.',
+  },
+  RunNotCancellable: {
+    status: 409,
+    message: 'The run has already ended.',
+    remediation: 'Nothing to cancel; its status says how it ended.',
+  },
+  RunNotQueued: {
+    status: 409,
+    message: 'Only a queued run can change priority or move in the queue.',
+    remediation: 'Check the run status.',
+  },
   RunOwnerProofRequired: {
     status: 403,
     message: 'The service principal must prove it agrees to be the run owner.',

@@ -330,7 +330,9 @@ export function createConnectionService(deps: {
   }
 
   /** A fresh sign-in token for the connection; the rotated refresh token is stored at once. */
-  async function mintSignInToken(row: ConnectionRow) {
+  async function mintSignInToken(
+    row: Pick<ConnectionRow, 'id' | 'tenant_id' | 'sealed_refresh_token'>,
+  ) {
     const tenant = await deps.tenantOf(row.tenant_id)
     const minted = await deps.signIn.mint(tenant, row.id, row.sealed_refresh_token ?? '')
     await db
@@ -460,6 +462,10 @@ export function createConnectionService(deps: {
     },
     async get(principal: Principal, id: string) {
       return view(principal, id)
+    },
+    /** The connection, if the caller may run flows through it (owner, admin, edit, use). */
+    async forUse(principal: Principal, id: string) {
+      return view(principal, id, 'use')
     },
     async update(
       principal: Principal,

@@ -11,6 +11,7 @@ import type { MiddlewareHandler } from 'hono'
 import { AppError } from '../errors/index.ts'
 import type { Principal } from '../identity/principal.ts'
 import type { PrincipalStore } from '../identity/principal-store.ts'
+import type { TenantRecord } from '../identity/tenant-store.ts'
 import { type AccessTokenService, API_SCOPE } from '../tokens/access-token-service.ts'
 import type { AppEnv } from './app-env.ts'
 
@@ -19,6 +20,54 @@ const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/
 export interface PrincipalAuthDeps {
   tokens: AccessTokenService
   principals: PrincipalStore
+}
+
+/**
+ * A principal of a tenant as the access rules see it, whether or not it is calling now (a run
+ * owner is checked when its run is dispatched). Undefined when it does not exist.
+ */
+export async function loadPrincipal(
+  principals: PrincipalStore,
+  tenant: TenantRecord,
+  type: string,
+  id: string,
+  scopes: readonly string[] = [],
+): Promise<{ principal: Principal; active: boolean } | undefined> {
+  if (type === 'user') {
+    const user = await principals.findUser(tenant.id, id)
+    return (
+      user && {
+        active: user.status === 'active',
+        principal: {
+          type: 'user',
+          id: user.id,
+          name: user.username,
+          tenant,
+          isTenantAdmin: user.isTenantAdmin,
+          isPlatformAdmin: user.isPlatformAdmin,
+          scopes,
+        },
+      }
+    )
+  }
+  if (type === 'servicePrincipal') {
+    const sp = await principals.findServicePrincipal(tenant.id, id)
+    return (
+      sp && {
+        active: sp.status === 'active',
+        principal: {
+          type: 'servicePrincipal',
+          id: sp.id,
+          name: sp.name,
+          tenant,
+          isTenantAdmin: false,
+          isPlatformAdmin: false,
+          scopes,
+        },
+      }
+    )
+  }
+  return undefined
 }
 
 /** Resolves the principal of an `Authorization` header, or throws the coded refusal. */
@@ -33,36 +82,9 @@ export async function authenticatePrincipal(
   if (!scopes.includes(API_SCOPE)) {
     throw new AppError('InsufficientScope', { details: { requiredScope: API_SCOPE } })
   }
-  let principal: Principal | undefined
-  if (claims.ptype === 'user') {
-    const user = await deps.principals.findUser(tenant.id, claims.sub)
-    if (user) {
-      if (user.status !== 'active') throw new AppError('PrincipalDeactivated')
-      principal = {
-        type: 'user',
-        id: user.id,
-        name: user.username,
-        tenant,
-        isTenantAdmin: user.isTenantAdmin,
-        isPlatformAdmin: user.isPlatformAdmin,
-        scopes,
-      }
-    }
-  } else if (claims.ptype === 'servicePrincipal') {
-    const sp = await deps.principals.findServicePrincipal(tenant.id, claims.sub)
-    if (sp) {
-      if (sp.status !== 'active') throw new AppError('PrincipalDeactivated')
-      principal = {
-        type: 'servicePrincipal',
-        id: sp.id,
-        name: sp.name,
-        tenant,
-        isTenantAdmin: false,
-        isPlatformAdmin: false,
-        scopes,
-      }
-    }
-  }
+  const loaded = await loadPrincipal(deps.principals, tenant, claims.ptype, claims.sub, scopes)
+  if (loaded && !loaded.active) throw new AppError('PrincipalDeactivated')
+  const principal = loaded?.principal
   if (!principal) throw new AppError('InvalidToken', { details: { reason: 'unknown principal' } })
   return principal
 }

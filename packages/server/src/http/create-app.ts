@@ -18,6 +18,8 @@ import { requestContext } from './request-context.ts'
 export interface AppParts {
   readonly logger: Logger
   readonly maxBodyBytes: number
+  /** Routes that take larger bodies (flow packages, run inputs), matched by method and path. */
+  readonly largeBodies?: readonly { method: string; path: RegExp; maxBytes: number }[]
   readonly version: string
   /** Resolves when the server may take work; rejects with the reason it may not. */
   readonly checkReady: () => Promise<void>
@@ -32,7 +34,12 @@ export function createApp(parts: AppParts): Hono<AppEnv> {
   const app = new Hono<AppEnv>()
   app.use(requestContext(parts.logger))
   app.use(secureHeaders())
-  app.use(limitBody(parts.maxBodyBytes))
+  const defaultLimit = limitBody(parts.maxBodyBytes)
+  const largeLimits = (parts.largeBodies ?? []).map((b) => ({ ...b, limit: limitBody(b.maxBytes) }))
+  app.use((c, next) => {
+    const large = largeLimits.find((b) => b.method === c.req.method && b.path.test(c.req.path))
+    return (large?.limit ?? defaultLimit)(c, next)
+  })
   app.onError(onError)
   app.notFound(onNotFound)
 

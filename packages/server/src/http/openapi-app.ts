@@ -54,7 +54,7 @@ export function jsonBody<T extends z.ZodType>(schema: T) {
 }
 
 /** The responses of a route: the success one plus the standard error responses. */
-export function responses<S extends 200 | 201, T extends z.ZodType>(status: S, schema: T) {
+export function responses<S extends 200 | 201 | 202, T extends z.ZodType>(status: S, schema: T) {
   return {
     ...errorResponses,
     [status]: { description: 'Success', content: { 'application/json': { schema } } },

@@ -12,9 +12,11 @@ import {
   AgentJoinRequest,
   AgentRegisterRequest,
   AgentRegistration,
+  FlowManifest,
   Id,
   MACHINE_ASSERTION_HEADER,
   MachineGroup,
+  PackageFile,
 } from '@desklink/protocol'
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
@@ -31,6 +33,8 @@ import type { MachineRecord } from './machine-store.ts'
 
 const GroupParams = z.object({ groupId: Id })
 const machineAndPrincipal = [{ machineAssertion: [], bearer: [] }]
+const machineOnly = [{ machineAssertion: [] }]
+const FlowPackage = z.object({ manifest: FlowManifest, files: z.array(PackageFile) })
 
 export const agentRouteDefinitions = {
   register: createRoute({
@@ -67,6 +71,15 @@ export const agentRouteDefinitions = {
     security: machineAndPrincipal,
     responses: noContent,
   }),
+  flowPackage: createRoute({
+    method: 'get',
+    path: '/agent/flow-packages/{contentHash}',
+    tags: ['Agent'],
+    summary: 'Download a desktop flow package this machine was offered a run of (agent only)',
+    security: machineOnly,
+    request: { params: z.object({ contentHash: z.string().regex(/^[0-9a-f]{64}$/) }) },
+    responses: responses(200, FlowPackage),
+  }),
 } as const
 
 export function registerAgentRoutes(
@@ -76,6 +89,11 @@ export function registerAgentRoutes(
     machines: MachineService
     principalAuth: PrincipalAuthDeps
     maxGroupMembers: number
+    flowPackage: (
+      tenantId: string,
+      machineId: string,
+      contentHash: string,
+    ) => Promise<z.infer<typeof FlowPackage> | undefined>
   },
 ): void {
   const { agents } = deps
@@ -130,6 +148,21 @@ export function registerAgentRoutes(
       toApiGroup(await deps.machines.getGroup(principal, group.id), deps.maxGroupMembers),
       200,
     )
+  })
+  app.openapi(r.flowPackage, async (c) => {
+    const assertion = c.req.header(MACHINE_ASSERTION_HEADER)
+    if (!assertion)
+      throw new AppError('MachineAuthenticationFailed', {
+        details: { reason: 'missing assertion' },
+      })
+    const machine = await agents.authenticate(assertion)
+    const found = await deps.flowPackage(
+      machine.tenantId,
+      machine.id,
+      c.req.valid('param').contentHash,
+    )
+    if (!found) throw new AppError('ResourceNotFound')
+    return c.json(found, 200)
   })
   app.openapi(r.leave, async (c) => {
     const { machine, principal } = await callers(c)

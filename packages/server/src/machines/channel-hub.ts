@@ -24,9 +24,11 @@ import {
   AGENT_MAX_MESSAGE_BYTES,
   type AgentConnectionTestResult,
   AgentMessage,
+  type AgentRunFinished,
   CHANNEL_CLOSE,
   negotiateVersion,
   type ServerMessage,
+  type SessionInfo,
 } from '@desklink/protocol'
 import { type WebSocket, WebSocketServer } from 'ws'
 import type { z } from 'zod'
@@ -49,7 +51,19 @@ interface Connection {
   timer: NodeJS.Timeout | undefined
 }
 
+/** What the run dispatcher hears from machines. */
+export interface RunChannelEvents {
+  machineConnected(machineId: string): void
+  machineDisconnected(machineId: string): Promise<void>
+  heartbeat(machineId: string, sessions: SessionInfo[], runningRuns: string[]): Promise<void>
+  accepted(machineId: string, runId: string): Promise<void>
+  rejected(machineId: string, runId: string, code: string, reason: string): Promise<void>
+  finished(machineId: string, result: AgentRunFinished): Promise<void>
+}
+
 export interface ChannelHub extends AgentNotifier {
+  /** Sends a message to a connected machine; false when it is not connected. */
+  send(machineId: string, message: ServerMessage): boolean
   /** Asks a connected machine to test a credential; rejects when it does not answer in time. */
   requestConnectionTest(
     machineId: string,
@@ -93,8 +107,10 @@ export function createChannelHub(deps: {
   agents: AgentService
   logger: Logger
   heartbeatIntervalMs: number
+  runs?: () => RunChannelEvents | undefined
 }): ChannelHub {
   const { agents, logger, heartbeatIntervalMs } = deps
+  const runs = () => deps.runs?.()
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: AGENT_MAX_MESSAGE_BYTES,
@@ -180,6 +196,7 @@ export function createChannelHub(deps: {
       const machine = await agents.currentSettings(connection.machineId)
       if (!machine) return close(connection, CHANNEL_CLOSE.MACHINE_DELETED, 'machine deleted')
       connection.mode = 'ready'
+      runs()?.machineConnected(connection.machineId)
       send(connection, {
         type: 'welcome',
         protocolVersion: version,
@@ -215,6 +232,15 @@ export function createChannelHub(deps: {
       pending.resolve(message)
       return undefined
     }
+    if (message.type === 'runAccepted') return runs()?.accepted(connection.machineId, message.runId)
+    if (message.type === 'runRejected')
+      return runs()?.rejected(connection.machineId, message.runId, message.code, message.reason)
+    if (message.type === 'runFinished') {
+      await runs()?.finished(connection.machineId, message)
+      // Stored (or already known): the machine may drop it from its journal.
+      send(connection, { type: 'runFinishedAck', runId: message.runId })
+      return undefined
+    }
     if (message.seq <= connection.lastSeq) {
       logger.warn(
         { machineId: connection.machineId, seq: message.seq, lastSeq: connection.lastSeq },
@@ -224,6 +250,7 @@ export function createChannelHub(deps: {
     }
     connection.lastSeq = message.seq
     await agents.heartbeat(connection.machineId, message.sessions)
+    await runs()?.heartbeat(connection.machineId, message.sessions, message.runningRuns)
     return undefined
   }
 
@@ -269,6 +296,11 @@ export function createChannelHub(deps: {
       if (byMachine.get(machineId) === connection) {
         byMachine.delete(machineId)
         if (!closing) {
+          runs()
+            ?.machineDisconnected(machineId)
+            .catch((error: unknown) =>
+              logger.error({ err: error, machineId }, 'run dispatch after disconnect failed'),
+            )
           agents
             .disconnected(machineId)
             .catch((error: unknown) =>
@@ -337,6 +369,12 @@ export function createChannelHub(deps: {
         pendingTests.set(request.requestId, { machineId, timer, resolve, reject })
         send(connection, { type: 'connectionTest', ...request })
       })
+    },
+    send(machineId, message) {
+      const connection = byMachine.get(machineId)
+      if (!connection || connection.mode !== 'ready') return false
+      send(connection, message)
+      return true
     },
     connectedCount: () => byMachine.size,
     isConnected: (machineId) => byMachine.has(machineId),

@@ -30,6 +30,8 @@ export interface EnvironmentTable {
   name: string
   description: string
   created_at: string
+  /** JSON RunSettings overrides; null = the defaults. */
+  run_settings: string | null
 }
 
 export interface UserTable {
@@ -175,7 +177,7 @@ export interface RegistrationTokenTable {
 export interface ResourceShareTable {
   id: string
   tenant_id: string
-  resource_type: 'machine' | 'machineGroup' | 'credential' | 'connection'
+  resource_type: 'machine' | 'machineGroup' | 'credential' | 'connection' | 'desktopFlow'
   resource_id: string
   principal_type: 'user' | 'servicePrincipal'
   principal_id: string
@@ -268,6 +270,89 @@ export interface AuditEventTable {
   created_at: string
 }
 
+export interface DesktopFlowTable {
+  id: string
+  tenant_id: string
+  environment_id: string
+  name: string
+  owner_type: 'user' | 'servicePrincipal'
+  owner_id: string
+  current_version: number
+  created_at: string
+  updated_at: string
+}
+
+export interface FlowVersionTable {
+  id: string
+  tenant_id: string
+  flow_id: string
+  version: number
+  /** SHA-256 (hex) over the manifest and the files: the package's address. */
+  content_hash: string
+  /** JSON FlowManifest. */
+  manifest: string
+  /** JSON [{path, executable, contentBase64}]. */
+  files: string
+  size_bytes: number
+  created_at: string
+}
+
+export type RunStatusValue = 'Queued' | 'Running' | 'Succeeded' | 'Failed' | 'Cancelled'
+
+export interface RunTable {
+  id: string
+  tenant_id: string
+  environment_id: string
+  flow_id: string
+  flow_version_id: string
+  connection_id: string
+  target_group_id: string
+  caller_type: 'user' | 'servicePrincipal'
+  caller_id: string
+  connection_owner_id: string
+  run_owner_type: 'user' | 'servicePrincipal'
+  run_owner_id: string
+  run_mode: 'attended' | 'unattended'
+  priority: 'high' | 'normal' | 'low'
+  /** 0 high, 1 normal, 2 low: the queue sorts on it. */
+  priority_rank: number
+  status: RunStatusValue
+  /** The inputs as JSON, sealed under the master key (SecretBox, record `run:<id>`). */
+  sealed_inputs: string
+  /** The inputs as shown: sensitive values replaced by "***". */
+  shown_inputs: string
+  timeout_seconds: number
+  callback_url: string | null
+  idempotency_key: string | null
+  parent_run_id: string | null
+  requested_at: string
+  moved_to_top_at: string | null
+  queue_deadline: string
+  /** Set when offered: the machine the run belongs to from then on. */
+  machine_id: string | null
+  offered_at: string | null
+  lease_expires_at: string | null
+  started_at: string | null
+  finished_at: string | null
+  os_account: string | null
+  exit_code: number | null
+  /** JSON, sensitive outputs replaced by "***". */
+  outputs: string | null
+  /** JSON {code, message, details?}. */
+  error: string | null
+  /** JSON [{machineId, machineName, code, reason}]: the last refusal of each machine. */
+  refusals: string | null
+}
+
+export interface RunEventTable {
+  id: string
+  tenant_id: string
+  run_id: string
+  at: string
+  kind: string
+  details: string | null
+}
+
 /** The whole schema, as Kysely sees it. */
 export interface Database {
   tenants: TenantTable
@@ -289,4 +374,8 @@ export interface Database {
   cyberark_applications: CyberArkApplicationTable
   connections: ConnectionTable
   audit_events: AuditEventTable
+  desktop_flows: DesktopFlowTable
+  flow_versions: FlowVersionTable
+  runs: RunTable
+  run_events: RunEventTable
 }

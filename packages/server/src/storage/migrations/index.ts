@@ -13,6 +13,7 @@ import { migration0004Connections } from './0004-connections.ts'
 import { migration0005Audit } from './0005-audit.ts'
 import { migration0006RunOwner } from './0006-run-owner.ts'
 import { migration0007SignIn } from './0007-sign-in.ts'
+import { migration0008FlowsAndRuns } from './0008-flows-and-runs.ts'
 
 const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-identity': migration0001Identity,
@@ -22,6 +23,7 @@ const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0005-audit': migration0005Audit,
   '0006-run-owner': migration0006RunOwner,
   '0007-sign-in': migration0007SignIn,
+  '0008-flows-and-runs': migration0008FlowsAndRuns,
 })
 
 export const migrationProvider: MigrationProvider = {

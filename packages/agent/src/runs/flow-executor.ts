@@ -1,0 +1,289 @@
+/**
+ * Runs a script flow as an OS account (architecture §10, the plain path): a private workspace
+ * owned by the account, the package's files in it, the inputs as a JSON file; the flow started
+ * with the account's groups and a clean environment (`setpriv --init-groups --reset-env`) in a
+ * process group of its own, inside the user's session for attended runs; its outputs read back
+ * from a JSON file it writes; the whole group killed on cancel or timeout.
+ *
+ * `FlowExecutor` is the seam later runtimes (display sessions, a flow SDK) plug into.
+ *
+ * @module
+ */
+import { spawn } from 'node:child_process'
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
+import { dirname, join } from 'node:path'
+
+import type { FlowPackage } from './flow-packages.ts'
+
+export interface OsAccount {
+  readonly name: string
+  readonly uid: number
+  readonly gid: number
+  readonly home: string
+}
+
+export interface FlowRunSpec {
+  readonly runId: string
+  readonly pkg: FlowPackage
+  readonly inputs: Record<string, unknown>
+  /** Values never to appear in what the run reports (sensitive inputs). */
+  readonly secrets: readonly string[]
+  readonly account: OsAccount
+  /** Attended runs: the user's session display. */
+  readonly display?: string | null
+  readonly timeoutSeconds: number
+  readonly signal: AbortSignal
+  readonly onStarted: (pgid: number) => void
+}
+
+export interface FlowResult {
+  readonly status: 'Succeeded' | 'Failed' | 'Cancelled'
+  readonly exitCode: number | null
+  readonly outputs: Record<string, unknown> | null
+  readonly error: { code: string; message: string } | null
+}
+
+export interface FlowExecutor {
+  run(spec: FlowRunSpec): Promise<FlowResult>
+}
+
+const OUTPUT_LIMIT = 1024 * 1024
+const STDERR_TAIL = 2048
+
+export function mask(text: string, secrets: readonly string[]): string {
+  return secrets
+    .filter((s) => s.length >= 3)
+    .reduce((out, secret) => out.split(secret).join('***'), text)
+}
+
+/** Reads the outputs file the flow wrote, refusing anything but a regular file of the account. */
+function readOutputs(file: string, uid: number): Record<string, unknown> | null {
+  if (!existsSync(file)) return null
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW)
+  try {
+    const stat = fstatSync(fd)
+    if (!stat.isFile() || stat.uid !== uid || stat.size > OUTPUT_LIMIT)
+      throw new Error('the outputs file is not a regular file of the run account, or too large')
+    const buffer = Buffer.alloc(stat.size)
+    readSync(fd, buffer, 0, stat.size, 0)
+    const parsed = JSON.parse(buffer.toString('utf8')) as unknown
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new Error('the outputs file must hold a JSON object')
+    return parsed as Record<string, unknown>
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** The first directory above `dir` other users cannot pass through, if any. */
+function untraversable(dir: string): string | undefined {
+  for (let current = dirname(dir); ; current = dirname(current)) {
+    if ((statSync(current).mode & 0o001) === 0) return current
+    if (current === dirname(current)) return undefined
+  }
+}
+
+function commandFor(pkg: FlowPackage): string[] {
+  const entry = pkg.manifest.entry
+  switch (pkg.manifest.runtime) {
+    case 'node':
+      return [process.execPath, entry]
+    case 'python':
+      return ['python3', entry]
+    case 'shell':
+      return ['/bin/sh', entry]
+    case 'exec':
+      return [`./${entry}`]
+  }
+}
+
+export function createScriptExecutor(options: { workDir: string }): FlowExecutor {
+  return {
+    async run(spec) {
+      const asRoot = process.getuid?.() === 0
+      if (!asRoot && process.getuid?.() !== spec.account.uid) {
+        return {
+          status: 'Failed',
+          exitCode: null,
+          outputs: null,
+          error: {
+            code: 'AgentNotPrivileged',
+            message: `The agent does not run as root, so it cannot run flows as ${spec.account.name}.`,
+          },
+        }
+      }
+      // The base is traversable but not listable; each run's workspace is the account's alone.
+      mkdirSync(options.workDir, { recursive: true, mode: 0o711 })
+      chmodSync(options.workDir, 0o711)
+      const closed = asRoot ? untraversable(options.workDir) : undefined
+      if (closed)
+        return {
+          status: 'Failed',
+          exitCode: null,
+          outputs: null,
+          error: {
+            code: 'WorkDirNotReachable',
+            message: `Run accounts cannot reach the work directory: ${closed} is not searchable by others (chmod o+x, or set DESKLINK_AGENT_WORK_DIR).`,
+          },
+        }
+      const workspace = join(options.workDir, spec.runId)
+      rmSync(workspace, { recursive: true, force: true })
+      mkdirSync(workspace, { mode: 0o700 })
+      const own = (path: string) => {
+        if (asRoot) chownSync(path, spec.account.uid, spec.account.gid)
+      }
+      own(workspace)
+      for (const file of spec.pkg.files) {
+        const path = join(workspace, file.path)
+        let dir = dirname(path)
+        const made: string[] = []
+        while (!existsSync(dir)) {
+          made.unshift(dir)
+          dir = dirname(dir)
+        }
+        for (const d of made) {
+          mkdirSync(d, { mode: 0o700 })
+          own(d)
+        }
+        writeFileSync(path, Buffer.from(file.contentBase64, 'base64'), {
+          mode: file.executable ? 0o700 : 0o600,
+        })
+        own(path)
+      }
+      const inputsFile = join(workspace, '.desklink-inputs.json')
+      const outputsFile = join(workspace, '.desklink-outputs.json')
+      writeFileSync(inputsFile, JSON.stringify(spec.inputs), { mode: 0o600 })
+      own(inputsFile)
+
+      const runtimeDir = `/run/user/${spec.account.uid}`
+      const environment = [
+        `DESKLINK_RUN_ID=${spec.runId}`,
+        `DESKLINK_INPUTS=${inputsFile}`,
+        `DESKLINK_OUTPUTS=${outputsFile}`,
+        `DESKLINK_WORKSPACE=${workspace}`,
+        ...(spec.display ? [`DISPLAY=${spec.display}`] : []),
+        ...(spec.display && existsSync(runtimeDir) ? [`XDG_RUNTIME_DIR=${runtimeDir}`] : []),
+      ]
+      const command = commandFor(spec.pkg)
+      const argv = asRoot
+        ? [
+            'setpriv',
+            `--reuid=${spec.account.uid}`,
+            `--regid=${spec.account.gid}`,
+            '--init-groups',
+            '--reset-env',
+            '--',
+            '/usr/bin/env',
+            ...environment,
+            ...command,
+          ]
+        : [
+            '/usr/bin/env',
+            '-i',
+            `HOME=${spec.account.home}`,
+            `USER=${spec.account.name}`,
+            `LOGNAME=${spec.account.name}`,
+            'PATH=/usr/local/bin:/usr/bin:/bin',
+            ...environment,
+            ...command,
+          ]
+
+      const child = spawn(argv[0], argv.slice(1), {
+        cwd: workspace,
+        detached: true,
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: {},
+      })
+      let stderr = ''
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_TAIL)
+      })
+      const killGroup = () => {
+        try {
+          if (child.pid) process.kill(-child.pid, 'SIGKILL')
+        } catch {
+          // Already gone.
+        }
+      }
+      if (child.pid) spec.onStarted(child.pid)
+      let ending: 'timeout' | 'cancel' | undefined
+      const timer = setTimeout(() => {
+        ending = 'timeout'
+        killGroup()
+      }, spec.timeoutSeconds * 1000)
+      const onAbort = () => {
+        ending ??= 'cancel'
+        killGroup()
+      }
+      spec.signal.addEventListener('abort', onAbort)
+      const exit = await new Promise<{ code: number | null; error?: Error }>((resolve) => {
+        child.on('error', (error) => resolve({ code: null, error }))
+        child.on('close', (code) => resolve({ code }))
+      })
+      clearTimeout(timer)
+      spec.signal.removeEventListener('abort', onAbort)
+      // Anything the flow left behind in its group goes too.
+      killGroup()
+      try {
+        if (ending === 'timeout')
+          return {
+            status: 'Failed',
+            exitCode: exit.code,
+            outputs: null,
+            error: {
+              code: 'DesktopFlowsActionTimeout',
+              message: `The run did not end within its timeout of ${spec.timeoutSeconds} s; it was stopped.`,
+            },
+          }
+        if (ending === 'cancel')
+          return { status: 'Cancelled', exitCode: exit.code, outputs: null, error: null }
+        if (exit.error)
+          return {
+            status: 'Failed',
+            exitCode: null,
+            outputs: null,
+            error: { code: 'FlowStartFailed', message: mask(exit.error.message, spec.secrets) },
+          }
+        let outputs: Record<string, unknown> | null
+        try {
+          outputs = readOutputs(outputsFile, asRoot ? spec.account.uid : (process.getuid?.() ?? 0))
+        } catch (error) {
+          return {
+            status: 'Failed',
+            exitCode: exit.code,
+            outputs: null,
+            error: { code: 'InvalidFlowOutputs', message: (error as Error).message },
+          }
+        }
+        if (exit.code === 0) return { status: 'Succeeded', exitCode: 0, outputs, error: null }
+        return {
+          status: 'Failed',
+          exitCode: exit.code,
+          outputs,
+          error: {
+            code: 'FlowFailed',
+            message: mask(
+              `The flow exited with code ${String(exit.code)}.${stderr ? ` Last output: ${stderr.trim()}` : ''}`,
+              spec.secrets,
+            ),
+          },
+        }
+      } finally {
+        rmSync(workspace, { recursive: true, force: true })
+      }
+    },
+  }
+}

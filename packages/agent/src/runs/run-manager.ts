@@ -1,0 +1,267 @@
+/**
+ * The machine's side of runs: takes offers (checks them against its own view of sessions, the
+ * identity and its policy first), journals and starts them exactly once, reports their end
+ * until the server acknowledges it, and stops them on cancel.
+ *
+ * An offer this machine cannot take now (the user's session is not as the run needs) is
+ * rejected with the reference's code, and the server tries elsewhere. A run whose identity does
+ * not hold (wrong password, unknown account, a refused sign-in token) is accepted and failed
+ * at once: no other machine of the group would do better.
+ *
+ * @module
+ */
+import { readFileSync } from 'node:fs'
+
+import {
+  type AgentMessage,
+  type AgentRunFinished,
+  openWithGroupKey,
+  type ServerRunOffer,
+  type SessionInfo,
+} from '@desklink/protocol'
+
+import type { AgentLogger } from '../agent-logger.ts'
+import type { FlowExecutor, OsAccount } from './flow-executor.ts'
+import type { FlowPackage } from './flow-packages.ts'
+import type { RunJournal } from './run-journal.ts'
+
+/** Who the run acts as, or why it cannot. */
+export type Identity =
+  { ok: true; account: string; password?: string } | { ok: false; code: string; message: string }
+
+export interface RunManagerDeps {
+  readonly journal: RunJournal
+  readonly executor: FlowExecutor
+  readonly packages: { get(contentHash: string): Promise<FlowPackage> }
+  readonly logger: AgentLogger
+  readonly send: (message: AgentMessage) => boolean
+  readonly sessions: () => readonly SessionInfo[]
+  readonly groupKey: (groupId: string) => string | undefined
+  /** Opens the offer's credential (or checks its sign-in token) and maps it to an account. */
+  readonly identify: (offer: ServerRunOffer) => Promise<Identity>
+  readonly checkPassword: (
+    account: string,
+    password: string,
+  ) => Promise<{ ok: boolean; reason?: string }>
+  readonly passwdFile?: string
+}
+
+export function accountInfo(name: string, passwdFile = '/etc/passwd'): OsAccount | undefined {
+  const line = readFileSync(passwdFile, 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[0] === name)
+  if (!line) return undefined
+  const [, , uid, gid, , home] = line.split(':')
+  return { name, uid: Number(uid), gid: Number(gid), home: home ?? '/' }
+}
+
+export function createRunManager(deps: RunManagerDeps) {
+  const { journal, logger } = deps
+  const active = new Map<string, AbortController>()
+
+  function report(result: AgentRunFinished) {
+    journal.finish(result)
+    active.delete(result.runId)
+    deps.send(result)
+    logger.info(
+      { runId: result.runId, status: result.status, code: result.error?.code },
+      'run ended',
+    )
+  }
+
+  const failNow = (
+    runId: string,
+    startedAt: string,
+    code: string,
+    message: string,
+    osAccount: string | null = null,
+  ) =>
+    report({
+      type: 'runFinished',
+      runId,
+      status: 'Failed',
+      exitCode: null,
+      outputs: null,
+      error: { code, message },
+      osAccount,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+    })
+
+  async function execute(
+    offer: ServerRunOffer,
+    identity: Extract<Identity, { ok: true }>,
+    inputs: Record<string, unknown>,
+    startedAt: string,
+    display: string | null,
+  ) {
+    const controller = active.get(offer.runId) ?? new AbortController()
+    active.set(offer.runId, controller)
+    const account = accountInfo(identity.account, deps.passwdFile)
+    if (!account)
+      return failNow(
+        offer.runId,
+        startedAt,
+        'WindowsIdentityIncorrect',
+        `No account '${identity.account}' exists on this machine.`,
+      )
+    let pkg: FlowPackage
+    try {
+      pkg = await deps.packages.get(offer.flow.contentHash)
+    } catch (error) {
+      return failNow(
+        offer.runId,
+        startedAt,
+        'TotalChunksMismatch',
+        `The flow package could not be fetched: ${(error as Error).message}`,
+        account.name,
+      )
+    }
+    const secrets = offer.sensitive
+      .map((name) => inputs[name])
+      .filter((v): v is string => typeof v === 'string')
+    const result = await deps.executor.run({
+      runId: offer.runId,
+      pkg,
+      inputs,
+      secrets: identity.password ? [...secrets, identity.password] : secrets,
+      account,
+      display,
+      timeoutSeconds: offer.timeoutSeconds,
+      signal: controller.signal,
+      onStarted: (pgid) => journal.update(offer.runId, { pgid, osAccount: account.name }),
+    })
+    report({
+      type: 'runFinished',
+      runId: offer.runId,
+      ...result,
+      osAccount: account.name,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+    })
+  }
+
+  return {
+    /** Ids of runs going on here, for heartbeats (they renew the runs' leases). */
+    running: (): string[] => [...active.keys()],
+
+    async offer(offer: ServerRunOffer): Promise<void> {
+      const known = journal.read(offer.runId)
+      if (known) {
+        // Offered again (the server restarted, or a message crossed): never start twice.
+        if (known.state === 'finished' && known.result) deps.send(known.result)
+        else deps.send({ type: 'runAccepted', runId: offer.runId })
+        return
+      }
+      const reject = (code: string, reason: string) => {
+        logger.info({ runId: offer.runId, code }, 'run offer rejected')
+        deps.send({ type: 'runRejected', runId: offer.runId, code, reason })
+      }
+      const groupKey = deps.groupKey(offer.groupId)
+      if (!groupKey)
+        return reject(
+          'SecretUnavailable',
+          'This machine does not hold the key of the target group.',
+        )
+      const identity = await deps.identify(offer)
+      // Session rules, as this machine sees them now (reference §3.4–3.5).
+      const session = identity.ok
+        ? deps.sessions().find((s) => s.user === identity.account)
+        : undefined
+      if (identity.ok && offer.runMode === 'attended') {
+        if (!session)
+          return reject(
+            'AttendedUserNotLoggedIn',
+            `${identity.account} is not signed in on this machine.`,
+          )
+        if (session.state !== 'active')
+          return reject(
+            'AttendedUserSessionNotActive',
+            `The session of ${identity.account} is ${session.state}.`,
+          )
+      }
+      if (identity.ok && offer.runMode === 'unattended' && session && !offer.reuseSessions) {
+        const code =
+          session.state === 'locked'
+            ? 'UnattendedUserSessionLocked'
+            : session.state === 'disconnected'
+              ? 'UnattendedUserSessionDisconnected'
+              : 'SessionExistsForTheUserWhenUnattended'
+        return reject(
+          code,
+          `${identity.account} already has a ${session.state} session on this machine.`,
+        )
+      }
+      const startedAt = new Date().toISOString()
+      journal.accept(offer.runId, startedAt)
+      active.set(offer.runId, new AbortController())
+      deps.send({ type: 'runAccepted', runId: offer.runId })
+      logger.info({ runId: offer.runId, runMode: offer.runMode }, 'run accepted')
+      if (!identity.ok) return failNow(offer.runId, startedAt, identity.code, identity.message)
+      if (offer.runMode === 'unattended') {
+        const checked = await deps.checkPassword(identity.account, identity.password ?? '')
+        if (!checked.ok)
+          return failNow(
+            offer.runId,
+            startedAt,
+            'WindowsIdentityIncorrect',
+            `The credentials provided with the request are invalid (${checked.reason ?? 'refused'}).`,
+            identity.account,
+          )
+      }
+      let inputs: Record<string, unknown>
+      try {
+        inputs = JSON.parse(
+          await openWithGroupKey(groupKey, offer.sealedInputs, `run:${offer.runId}`),
+        ) as Record<string, unknown>
+      } catch {
+        return failNow(
+          offer.runId,
+          startedAt,
+          'SecretUnavailable',
+          'The run inputs could not be opened with the group key.',
+        )
+      }
+      await execute(offer, identity, inputs, startedAt, session?.display ?? null).catch(
+        (error: unknown) => failNow(offer.runId, startedAt, 'AgentError', (error as Error).message),
+      )
+    },
+
+    cancel(runId: string): void {
+      active.get(runId)?.abort()
+    },
+
+    acknowledged(runId: string): void {
+      journal.remove(runId)
+    },
+
+    /**
+     * Connected again: results the server may not have are sent first; runs the journal says
+     * were going on but this process did not start (the agent restarted) are ended as failed.
+     */
+    resend(): void {
+      for (const entry of journal.all()) {
+        if (entry.state === 'finished' && entry.result) {
+          deps.send(entry.result)
+        } else if (!active.has(entry.runId)) {
+          if (entry.pgid) {
+            try {
+              process.kill(-entry.pgid, 'SIGKILL')
+            } catch {
+              // Nothing left of it.
+            }
+          }
+          failNow(
+            entry.runId,
+            entry.startedAt,
+            'AgentRestarted',
+            'The agent restarted while the run was going on; the run was stopped.',
+            entry.osAccount ?? null,
+          )
+        }
+      }
+    },
+  }
+}
+
+export type RunManager = ReturnType<typeof createRunManager>

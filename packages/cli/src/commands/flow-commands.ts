@@ -1,0 +1,276 @@
+/**
+ * `desklink flows …` (desktop flow packages) and `desklink run` / `desklink runs …` (the Run
+ * desktop flow action and its runs).
+ *
+ * A package is a folder with `desklink-flow.json` (the manifest) and the files it needs; every
+ * other file in the folder goes into the package, executables stay executable.
+ *
+ * @module
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { join, relative, resolve, sep } from 'node:path'
+
+import type { Command } from '@commander-js/extra-typings'
+import type { DesktopFlow, Run } from '@desklink/protocol'
+
+import { apiClientFor } from '../client/api-client.ts'
+import { CliError, type CliIo } from '../io.ts'
+import { printObject, printTable } from '../output/print.ts'
+
+export const MANIFEST_FILE = 'desklink-flow.json'
+const id = (value: string) => encodeURIComponent(value)
+const ENDED = new Set(['Succeeded', 'Failed', 'Cancelled'])
+
+/** Reads a package folder: the manifest and every other file, in path order. */
+export function readPackage(dir: string): { manifest: unknown; files: unknown[] } {
+  const manifestPath = join(dir, MANIFEST_FILE)
+  let manifest: unknown
+  try {
+    manifest = JSON.parse(readFileSync(manifestPath, 'utf8'))
+  } catch (cause) {
+    throw new CliError(
+      'InvalidManifest',
+      `Cannot read ${manifestPath}: ${(cause as Error).message}. A flow folder needs a ${MANIFEST_FILE}.`,
+      { exitCode: 2 },
+    )
+  }
+  const files: { path: string; executable: boolean; contentBase64: string }[] = []
+  const walk = (current: string) => {
+    for (const name of readdirSync(current).sort()) {
+      const path = join(current, name)
+      const stat = statSync(path)
+      if (stat.isDirectory()) walk(path)
+      else if (stat.isFile() && path !== manifestPath)
+        files.push({
+          path: relative(dir, path).split(sep).join('/'),
+          executable: (stat.mode & 0o100) !== 0,
+          contentBase64: readFileSync(path).toString('base64'),
+        })
+    }
+  }
+  walk(dir)
+  return { manifest, files }
+}
+
+/** `name=value` pairs; values that parse as JSON (numbers, true, {...}) are taken as such. */
+export function parseInputs(pairs: readonly string[]): Record<string, unknown> {
+  const inputs: Record<string, unknown> = {}
+  for (const pair of pairs) {
+    const at = pair.indexOf('=')
+    if (at <= 0)
+      throw new CliError('InvalidOption', `--input takes name=value, got '${pair}'.`, {
+        exitCode: 2,
+      })
+    const raw = pair.slice(at + 1)
+    let value: unknown = raw
+    try {
+      value = JSON.parse(raw)
+    } catch {
+      // Plain text.
+    }
+    inputs[pair.slice(0, at)] = value
+  }
+  return inputs
+}
+
+function runSummary(run: Run): Record<string, unknown> {
+  return {
+    id: run.id,
+    flow: `${run.flowName} (v${run.flowVersion})`,
+    status: run.status,
+    runMode: run.runMode,
+    machine: run.machineId ?? '',
+    machineCredentialUser: run.machineCredentialUser ?? '',
+    runOwner: `${run.runOwnerType} ${run.runOwnerId}`,
+    ...(run.outputs && { outputs: JSON.stringify(run.outputs) }),
+    ...(run.error && { error: `${run.error.code}: ${run.error.message}` }),
+    ...(run.waiting && {
+      position: run.waiting.position,
+      waitingFor: run.waiting.machines.map((m) => `${m.machineName}: ${m.reason}`).join('; '),
+    }),
+    durationMs: run.totalDurationMs ?? '',
+  }
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value]
+}
+
+export function registerFlowCommands(program: Command, io: CliIo): void {
+  const api = () => apiClientFor(io)
+  const flows = program
+    .command('flows')
+    .description('Desktop flow packages: a manifest and its files, versioned by content hash.')
+
+  flows
+    .command('push <dir>')
+    .description(
+      `Push the flow in a folder (${MANIFEST_FILE} plus its files): a new flow, or a new\n` +
+        'version of the flow of that name. The same content again changes nothing.',
+    )
+    .requiredOption('--environment <id>', 'environment id')
+    .option('--json', 'print JSON')
+    .action(async (dir, o) => {
+      const body = readPackage(resolve(io.cwd, dir))
+      const flow = await api().request<DesktopFlow>(
+        'POST',
+        `/environments/${id(o.environment)}/desktop-flows`,
+        body,
+      )
+      printObject(
+        io,
+        o,
+        o.json
+          ? flow
+          : { id: flow.id, name: flow.name, version: flow.version, contentHash: flow.contentHash },
+      )
+    })
+
+  flows
+    .command('list')
+    .description('List the desktop flows you can see in an environment.')
+    .requiredOption('--environment <id>', 'environment id')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const { items } = await api().request<{ items: DesktopFlow[] }>(
+        'GET',
+        `/environments/${id(o.environment)}/desktop-flows`,
+      )
+      printTable(
+        io,
+        o,
+        items.map((f) => ({
+          id: f.id,
+          name: f.name,
+          version: f.version,
+          runtime: f.runtime,
+          access: f.access,
+        })),
+        ['id', 'name', 'version', 'runtime', 'access'],
+        items,
+      )
+    })
+
+  flows
+    .command('show <flowId>')
+    .description('Show a desktop flow: its version, runtime, inputs and outputs.')
+    .option('--json', 'print JSON')
+    .action(async (flowId, o) => {
+      const f = await api().request<DesktopFlow>('GET', `/desktop-flows/${id(flowId)}`)
+      const param = (p: { name: string; type: string; required: boolean; sensitive: boolean }) =>
+        `${p.name}:${p.type}${p.required ? '!' : ''}${p.sensitive ? ' (sensitive)' : ''}`
+      printObject(
+        io,
+        o,
+        o.json
+          ? f
+          : {
+              id: f.id,
+              name: f.name,
+              version: f.version,
+              runtime: f.runtime,
+              entry: f.manifest.entry,
+              inputs: f.manifest.inputs.map(param).join(', '),
+              outputs: f.manifest.outputs.map(param).join(', '),
+              contentHash: f.contentHash,
+            },
+      )
+    })
+
+  flows
+    .command('delete <flowId>')
+    .description('Delete a desktop flow and all its versions.')
+    .option('--json', 'print JSON')
+    .action(async (flowId, o) => {
+      await api().request('DELETE', `/desktop-flows/${id(flowId)}`)
+      printObject(io, o, { deleted: flowId })
+    })
+
+  program
+    .command('run <flowId>')
+    .description(
+      'Run a desktop flow through a connection and wait for the end (--no-wait: print the\n' +
+        'queued run and return). While it waits, it says why a queued run is not running yet.',
+    )
+    .requiredOption('--connection <id>', 'the connection to run through')
+    .option('--input <name=value>', 'an input (repeat for more)', collect, [] as string[])
+    .option('--mode <mode>', 'attended or unattended', 'unattended')
+    .option('--priority <priority>', 'high, normal or low', 'normal')
+    .option('--timeout <seconds>', 'run timeout (default: the flow’s, else 3 h)')
+    .option('--idempotency-key <key>', 'a retry with the same key returns the same run')
+    .option('--parent-run-id <id>', 'an outside workflow run this run belongs to')
+    .option('--no-wait', 'return once the run is queued')
+    .option('--json', 'print JSON')
+    .action(async (flowId, o) => {
+      const client = api()
+      let run = await client.request<Run>('POST', `/desktop-flows/${id(flowId)}/runs`, {
+        connectionId: o.connection,
+        runMode: o.mode,
+        priority: o.priority,
+        inputs: parseInputs(o.input),
+        ...(o.timeout && { timeoutSeconds: Number(o.timeout) }),
+        ...(o.idempotencyKey && { idempotencyKey: o.idempotencyKey }),
+        ...(o.parentRunId && { parentRunId: o.parentRunId }),
+      })
+      let said = ''
+      while (o.wait && !ENDED.has(run.status)) {
+        const line =
+          run.status === 'Queued'
+            ? `Queued (position ${run.waiting?.position ?? '?'})${run.waiting?.machines.length ? `: ${run.waiting.machines.map((m) => `${m.machineName}: ${m.reason}`).join('; ')}` : ''}`
+            : `Running on machine ${run.machineId ?? ''} as ${run.machineCredentialUser ?? ''}`
+        if (line !== said && !o.json) io.err(`${line}\n`)
+        said = line
+        await new Promise((r) => setTimeout(r, 500))
+        run = await client.request<Run>('GET', `/runs/${id(run.id)}`)
+      }
+      printObject(io, o, o.json ? run : runSummary(run))
+      if (run.status === 'Failed' || run.status === 'Cancelled')
+        throw new CliError(run.error?.code ?? run.status, run.error?.message ?? run.status, {
+          exitCode: 1,
+        })
+    })
+
+  const runs = program.command('runs').description('Desktop flow runs: status, queue, cancel.')
+  runs
+    .command('show <runId>')
+    .description('Show a run; while it is queued, its position and why each machine waits.')
+    .option('--json', 'print JSON')
+    .action(async (runId, o) => {
+      const run = await api().request<Run>('GET', `/runs/${id(runId)}`)
+      printObject(io, o, o.json ? run : runSummary(run))
+    })
+  runs
+    .command('list')
+    .description('List runs of an environment (yours; all for environment administrators).')
+    .requiredOption('--environment <id>', 'environment id')
+    .option('--status <status>', 'Queued, Running, Succeeded, Failed or Cancelled')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const query = o.status ? `?status=${id(o.status)}` : ''
+      const { items } = await api().request<{ items: Run[] }>(
+        'GET',
+        `/environments/${id(o.environment)}/runs${query}`,
+      )
+      printTable(
+        io,
+        o,
+        items.map((r) => ({
+          id: r.id,
+          flow: r.flowName,
+          status: r.status,
+          machineCredentialUser: r.machineCredentialUser ?? '',
+          requestedAt: r.requestedAt,
+        })),
+        ['id', 'flow', 'status', 'machineCredentialUser', 'requestedAt'],
+        items,
+      )
+    })
+  runs
+    .command('cancel <runId>')
+    .description('Cancel a queued or running run.')
+    .option('--json', 'print JSON')
+    .action(async (runId, o) => {
+      const run = await api().request<Run>('POST', `/runs/${id(runId)}/cancel`)
+      printObject(io, o, o.json ? run : runSummary(run))
+    })
+}

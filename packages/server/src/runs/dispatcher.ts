@@ -1,0 +1,573 @@
+/**
+ * The scheduler: places queued runs on machines, and follows them to their end. It is driven by
+ * events only (a run queued, a heartbeat or session change, a machine connecting or leaving, a
+ * run ending, a setting changing, a deadline falling due); no polling loop sets its latency.
+ *
+ * Exactly-once start: a run goes from `Queued` to `Running` on one machine in one conditional
+ * update, then is offered to that machine alone. The machine journals it before it starts it,
+ * answers `runAccepted`, and keeps its result until the server acknowledges it. A machine that
+ * rejects an offer gives the run back to the queue. A machine that goes silent loses its runs
+ * when their lease (three heartbeat intervals, renewed by each heartbeat that lists them) runs
+ * out: they fail with `RunLeaseExpired`, and are never started twice.
+ *
+ * @module
+ */
+import {
+  type AgentRunFinished,
+  type FlowManifest,
+  type MachineSettings,
+  sealToGroup,
+  type ServerMessage,
+  type SessionInfo,
+} from '@desklink/protocol'
+import type { Kysely } from 'kysely'
+
+import { AppError } from '../errors/index.ts'
+import type { Logger } from '../logging/index.ts'
+import type { SecretBox } from '../secrets/index.ts'
+import type { Database } from '../storage/index.ts'
+import type { Clock } from '../system/index.ts'
+import { shownOutputs } from './flow-inputs.ts'
+import { type MachinePicture, place, type Refusal } from './placement.ts'
+import type { RunRow, RunStore } from './run-store.ts'
+
+/** How the dispatcher reaches machines and what it needs to know about them. */
+export interface DispatchPorts {
+  send(machineId: string, message: ServerMessage): boolean
+  isConnected(machineId: string): boolean
+  settingsOf(machineId: string): Promise<MachineSettings | undefined>
+  /** What the machine needs to act as the connection's identity (sealed to the group). */
+  credentialFor(
+    run: RunRow,
+    connection: ConnectionForRun,
+  ): Promise<Extract<ServerMessage, { type: 'runOffer' }>['credential']>
+  /** Whether the run owner may still use the target, read the flow and the credential. */
+  runOwnerMayRun(run: RunRow, connection: ConnectionForRun): Promise<boolean>
+  /** Called once per run, when it reaches its end. */
+  onEnded(run: RunRow): void
+}
+
+export interface ConnectionForRun {
+  readonly id: string
+  readonly type: 'password' | 'credential' | 'signIn'
+  readonly os_account: string | null
+  readonly username: string | null
+  readonly credential_id: string | null
+  readonly sealed_password: string | null
+  readonly sealed_refresh_token: string | null
+  readonly tenant_id: string
+}
+
+export interface RunError {
+  readonly code: string
+  readonly message: string
+  readonly details?: unknown
+}
+
+const LEASE_GRACE_MS = 5_000
+
+export function createDispatcher(deps: {
+  db: Kysely<Database>
+  store: RunStore
+  ports: DispatchPorts
+  secretBox: SecretBox
+  clock: Clock
+  logger: Logger
+  leaseMs: number
+}) {
+  const { db, store, ports, clock, logger } = deps
+  const now = () => clock.now()
+  const iso = (ms?: number) => new Date(ms ?? now().getTime()).toISOString()
+
+  /** Live sessions per machine, from its heartbeats. */
+  const sessionsOf = new Map<string, readonly SessionInfo[]>()
+  /** Machines that turned a run down, until their next heartbeat. */
+  const rejectedBy = new Map<string, Map<string, Refusal>>()
+  /** Machines whose first heartbeat since connecting is awaited (to reconcile offers). */
+  const awaitingFirstHeartbeat = new Set<string>()
+  const passes = new Map<string, Promise<void>>()
+  let deadlineTimer: NodeJS.Timeout | undefined
+  let armScheduled = false
+  let stopped = false
+
+  async function membersOf(groupId: string) {
+    return db
+      .selectFrom('machines')
+      .select(['id', 'name'])
+      .where('group_id', '=', groupId)
+      .execute()
+  }
+
+  async function picture(machine: { id: string; name: string }): Promise<MachinePicture> {
+    const connected = ports.isConnected(machine.id)
+    const settings = (await ports.settingsOf(machine.id)) ?? {
+      maintenanceMode: false,
+      slots: 1,
+      reuseSessions: false,
+      extendedQueuePrioritization: false,
+    }
+    const held = await store.onMachine(machine.id)
+    return {
+      machineId: machine.id,
+      machineName: machine.name,
+      connected,
+      settings,
+      sessions: sessionsOf.get(machine.id) ?? [],
+      unattendedRunning: held.filter((r) => r.run_mode === 'unattended').length,
+      attendedUsers: held.filter((r) => r.run_mode === 'attended').map((r) => r.os_account ?? ''),
+    }
+  }
+
+  async function connectionOf(id: string): Promise<ConnectionForRun | undefined> {
+    return db
+      .selectFrom('connections')
+      .select([
+        'id',
+        'type',
+        'os_account',
+        'username',
+        'credential_id',
+        'sealed_password',
+        'sealed_refresh_token',
+        'tenant_id',
+      ])
+      .where('id', '=', id)
+      .executeTakeFirst()
+  }
+
+  /** Ends a run that is still in one of `from`; true when this call ended it. */
+  async function end(
+    run: RunRow,
+    from: RunRow['status'] | readonly RunRow['status'][],
+    status: 'Succeeded' | 'Failed' | 'Cancelled',
+    changes: Partial<RunRow> & { error?: string | null },
+    machineId?: string,
+  ): Promise<boolean> {
+    const at = iso()
+    const ended = await store.transition(
+      run.id,
+      from,
+      { status, finished_at: at, lease_expires_at: null, ...changes },
+      machineId === undefined ? undefined : { machineId },
+    )
+    if (!ended) return false
+    await store.event(
+      run,
+      at,
+      status.toLowerCase(),
+      changes.error ? JSON.parse(changes.error) : undefined,
+    )
+    rejectedBy.delete(run.id)
+    const final = await store.byId(run.id)
+    if (final) ports.onEnded(final)
+    scheduleArm()
+    return true
+  }
+
+  const fail = (
+    run: RunRow,
+    from: RunRow['status'] | readonly RunRow['status'][],
+    error: RunError,
+    machineId?: string,
+  ) => end(run, from, 'Failed', { error: JSON.stringify(error) }, machineId)
+
+  async function recordRefusals(run: RunRow, refusals: readonly Refusal[]) {
+    const json = JSON.stringify(refusals)
+    if (json !== run.refusals) {
+      await db.updateTable('runs').set({ refusals: json }).where('id', '=', run.id).execute()
+      run.refusals = json
+    }
+  }
+
+  async function offer(
+    run: RunRow,
+    machine: MachinePicture,
+    connection: ConnectionForRun,
+  ): Promise<boolean> {
+    const version = await db
+      .selectFrom('flow_versions')
+      .select(['manifest', 'content_hash'])
+      .where('id', '=', run.flow_version_id)
+      .executeTakeFirst()
+    if (!version) {
+      await fail(run, 'Queued', {
+        code: 'FlowNotFound',
+        message: 'The desktop flow was deleted before the run started.',
+      })
+      return false
+    }
+    const group = await db
+      .selectFrom('machine_groups')
+      .select('public_key')
+      .where('id', '=', run.target_group_id)
+      .executeTakeFirst()
+    let credential
+    try {
+      credential = await ports.credentialFor(run, connection)
+    } catch (error) {
+      const coded = error instanceof AppError
+      await fail(run, 'Queued', {
+        code: coded ? error.code : 'CredentialUnavailable',
+        message: coded ? error.message : 'The identity of the connection could not be obtained.',
+      })
+      if (!coded) logger.error({ err: error, runId: run.id }, 'credential for run failed')
+      return false
+    }
+    const manifest = JSON.parse(version.manifest) as FlowManifest
+    const at = now().getTime()
+    const taken = await store.transition(run.id, 'Queued', {
+      status: 'Running',
+      machine_id: machine.machineId,
+      offered_at: iso(at),
+      lease_expires_at: iso(at + deps.leaseMs),
+      os_account: run.run_mode === 'attended' ? connection.os_account : run.os_account,
+    })
+    if (!taken) return false
+    await store.event(run, iso(at), 'offered', { machineId: machine.machineId })
+    await db
+      .updateTable('connections')
+      .set({ last_used_at: iso(at) })
+      .where('id', '=', connection.id)
+      .execute()
+    const inputs = deps.secretBox.open(run.sealed_inputs, `run:${run.id}`)
+    ports.send(machine.machineId, {
+      type: 'runOffer',
+      runId: run.id,
+      groupId: run.target_group_id,
+      runMode: run.run_mode,
+      flow: {
+        contentHash: version.content_hash,
+        runtime: manifest.runtime,
+        entry: manifest.entry,
+        needsDisplay: manifest.needsDisplay,
+      },
+      credential,
+      sealedInputs: await sealToGroup(group?.public_key ?? '', inputs, `run:${run.id}`),
+      sensitive: [...manifest.inputs, ...manifest.outputs]
+        .filter((p) => p.sensitive)
+        .map((p) => p.name),
+      timeoutSeconds: run.timeout_seconds,
+      reuseSessions: machine.settings.reuseSessions,
+    })
+    scheduleArm()
+    return true
+  }
+
+  /** One placement pass over a target's queue. */
+  async function dispatchGroup(groupId: string): Promise<void> {
+    const queue = await store.queued(groupId)
+    if (queue.length === 0) return
+    const members = await membersOf(groupId)
+    if (members.length === 0) {
+      for (const run of queue)
+        await fail(run, 'Queued', {
+          code: 'GroupIsEmpty',
+          message: "The connection's target machine group has no machines.",
+        })
+      return
+    }
+    const pictures = await Promise.all(members.map(picture))
+    const extended = pictures.some((p) => p.settings.extendedQueuePrioritization)
+    for (const run of queue) {
+      const connection = await connectionOf(run.connection_id)
+      if (!connection) {
+        await fail(run, 'Queued', {
+          code: 'ConnectionNotFound',
+          message: 'The connection was deleted before the run started.',
+        })
+        continue
+      }
+      const excluded = rejectedBy.get(run.id) ?? new Map<string, Refusal>()
+      let outcome: ReturnType<typeof place>
+      if (!(await ports.runOwnerMayRun(run, connection))) {
+        outcome = {
+          refusals: pictures.map((p) => ({
+            machineId: p.machineId,
+            machineName: p.machineName,
+            code: 'RunOwnerLacksAccess',
+            reason: 'The run owner may not use this target, read the flow or read the credential.',
+          })),
+        }
+      } else {
+        const candidates = pictures.filter((p) => !excluded.has(p.machineId))
+        const placed = place(candidates, {
+          runMode: run.run_mode,
+          osUser: connection.os_account,
+        })
+        outcome =
+          'machine' in placed ? placed : { refusals: [...placed.refusals, ...excluded.values()] }
+      }
+      if ('machine' in outcome) {
+        if (await offer(run, outcome.machine, connection)) {
+          const p = outcome.machine as { -readonly [K in keyof MachinePicture]: MachinePicture[K] }
+          if (run.run_mode === 'unattended') p.unattendedRunning += 1
+          else p.attendedUsers = [...p.attendedUsers, connection.os_account ?? '']
+        }
+        continue
+      }
+      await recordRefusals(run, outcome.refusals)
+      // Head-of-line blocking: without extended prioritization nothing passes a waiting run.
+      if (!extended) break
+    }
+  }
+
+  /** Runs one pass per group at a time; a kick during a pass asks for one more pass. */
+  function kick(groupId: string): Promise<void> {
+    if (stopped) return Promise.resolve()
+    const previous = passes.get(groupId) ?? Promise.resolve()
+    const next = previous
+      .then(() => dispatchGroup(groupId))
+      .catch((error: unknown) => logger.error({ err: error, groupId }, 'dispatch pass failed'))
+    passes.set(groupId, next)
+    void next.then(() => {
+      if (passes.get(groupId) === next) passes.delete(groupId)
+    })
+    return next
+  }
+
+  async function groupOf(machineId: string): Promise<string | undefined> {
+    const row = await db
+      .selectFrom('machines')
+      .select('group_id')
+      .where('id', '=', machineId)
+      .executeTakeFirst()
+    return row?.group_id
+  }
+
+  async function expire(): Promise<void> {
+    const at = now().getTime()
+    const queued = await db
+      .selectFrom('runs')
+      .selectAll()
+      .where('status', '=', 'Queued')
+      .where('queue_deadline', '<=', iso(at))
+      .execute()
+    for (const run of queued) {
+      const refusals = JSON.parse(run.refusals ?? '[]') as Refusal[]
+      await fail(run, 'Queued', {
+        code: 'NoCandidateMachine',
+        message: 'No machine able to run the desktop flow has been found.',
+        details: { subErrors: refusals },
+      })
+    }
+    for (const run of await store.running()) {
+      const started = Date.parse(run.started_at ?? run.offered_at ?? '')
+      if (started + run.timeout_seconds * 1000 + LEASE_GRACE_MS <= at) {
+        if (
+          await fail(run, 'Running', {
+            code: 'DesktopFlowsActionTimeout',
+            message: `The run did not end within its timeout of ${run.timeout_seconds} s.`,
+          })
+        )
+          ports.send(run.machine_id ?? '', { type: 'runCancel', runId: run.id })
+      } else if (run.lease_expires_at !== null && Date.parse(run.lease_expires_at) <= at) {
+        await fail(run, 'Running', {
+          code: 'RunLeaseExpired',
+          message:
+            'The machine stopped reporting the run (its agent stopped, crashed or lost the network) and the run was given up.',
+          details: { machineId: run.machine_id },
+        })
+      }
+    }
+  }
+
+  function scheduleArm() {
+    if (armScheduled || stopped) return
+    armScheduled = true
+    setImmediate(() => {
+      armScheduled = false
+      void arm()
+    })
+  }
+
+  async function arm(): Promise<void> {
+    const next = await store.nextDeadline(LEASE_GRACE_MS)
+    clearTimeout(deadlineTimer)
+    deadlineTimer = undefined
+    if (next === undefined || stopped) return
+    const delay = Math.min(Math.max(0, next - now().getTime()), 2 ** 31 - 1)
+    deadlineTimer = setTimeout(() => {
+      void expire()
+        .catch((error: unknown) => logger.error({ err: error }, 'deadline handling failed'))
+        .finally(() => scheduleArm())
+    }, delay + 10)
+    deadlineTimer.unref()
+  }
+
+  return {
+    kick,
+
+    /** At start: runs that were going on get a fresh lease (their machines reconnect), queues a pass. */
+    async start(): Promise<void> {
+      const until = iso(now().getTime() + deps.leaseMs + LEASE_GRACE_MS)
+      await db
+        .updateTable('runs')
+        .set({ lease_expires_at: until })
+        .where('status', '=', 'Running')
+        .execute()
+      for (const groupId of await store.groupsWithQueuedRuns()) void kick(groupId)
+      scheduleArm()
+    },
+
+    async enqueued(run: RunRow): Promise<void> {
+      await kick(run.target_group_id)
+      scheduleArm()
+    },
+
+    /** Settings of a machine or its group changed: its queue is looked at again. */
+    async machineChanged(machineId: string): Promise<void> {
+      const groupId = await groupOf(machineId)
+      if (groupId) await kick(groupId)
+    },
+
+    machineConnected(machineId: string): void {
+      awaitingFirstHeartbeat.add(machineId)
+    },
+
+    async machineDisconnected(machineId: string): Promise<void> {
+      sessionsOf.delete(machineId)
+      awaitingFirstHeartbeat.delete(machineId)
+      const groupId = await groupOf(machineId)
+      if (groupId) await kick(groupId)
+    },
+
+    async heartbeat(
+      machineId: string,
+      sessions: readonly SessionInfo[],
+      runningRuns: readonly string[],
+    ): Promise<void> {
+      sessionsOf.set(machineId, sessions)
+      for (const refusals of rejectedBy.values()) refusals.delete(machineId)
+      await store.renewLeases(machineId, runningRuns, iso(now().getTime() + deps.leaseMs))
+      if (awaitingFirstHeartbeat.delete(machineId)) {
+        // The agent sent its journaled results before this heartbeat: a run it was offered
+        // but does not hold never reached it (or it turned it down), so it goes back to the
+        // queue; a run it started but no longer holds was lost with it.
+        for (const run of await store.onMachine(machineId)) {
+          if (runningRuns.includes(run.id)) continue
+          if (run.started_at === null) {
+            if (
+              await store.transition(
+                run.id,
+                'Running',
+                { status: 'Queued', machine_id: null, offered_at: null, lease_expires_at: null },
+                { machineId },
+              )
+            )
+              await store.event(run, iso(), 'requeued', { machineId, reason: 'offer not received' })
+          } else {
+            await fail(
+              run,
+              'Running',
+              {
+                code: 'RunLeaseExpired',
+                message: 'The machine reconnected without the run; it did not finish.',
+                details: { machineId },
+              },
+              machineId,
+            )
+          }
+        }
+      }
+      const groupId = await groupOf(machineId)
+      if (groupId) await kick(groupId)
+    },
+
+    async accepted(machineId: string, runId: string): Promise<void> {
+      const at = now().getTime()
+      const run = await store.byId(runId)
+      if (
+        run &&
+        (await store.transition(
+          runId,
+          'Running',
+          { started_at: iso(at), lease_expires_at: iso(at + deps.leaseMs) },
+          { machineId },
+        ))
+      )
+        await store.event(run, iso(at), 'started', { machineId })
+    },
+
+    async rejected(machineId: string, runId: string, code: string, reason: string): Promise<void> {
+      const run = await store.byId(runId)
+      if (!run || run.started_at !== null) return
+      const back = await store.transition(
+        runId,
+        'Running',
+        { status: 'Queued', machine_id: null, offered_at: null, lease_expires_at: null },
+        { machineId },
+      )
+      if (!back) return
+      const name =
+        (
+          await db
+            .selectFrom('machines')
+            .select('name')
+            .where('id', '=', machineId)
+            .executeTakeFirst()
+        )?.name ?? machineId
+      const refusal = { machineId, machineName: name, code, reason }
+      const refusals = rejectedBy.get(runId) ?? new Map<string, Refusal>()
+      refusals.set(machineId, refusal)
+      rejectedBy.set(runId, refusals)
+      await store.event(run, iso(), 'rejected', refusal)
+      await kick(run.target_group_id)
+    },
+
+    /** A machine reports a run's end; true when it is stored (it is acknowledged either way). */
+    async finished(machineId: string, result: AgentRunFinished): Promise<void> {
+      const run = await store.byId(result.runId)
+      if (!run || run.machine_id !== machineId) return
+      const version = await db
+        .selectFrom('flow_versions')
+        .select('manifest')
+        .where('id', '=', run.flow_version_id)
+        .executeTakeFirst()
+      const manifest = version ? (JSON.parse(version.manifest) as FlowManifest) : undefined
+      const outputs = manifest ? shownOutputs(manifest, result.outputs) : null
+      const ended = await end(
+        run,
+        'Running',
+        result.status,
+        {
+          started_at: run.started_at ?? result.startedAt,
+          exit_code: result.exitCode,
+          os_account: result.osAccount ?? run.os_account,
+          outputs: outputs && JSON.stringify(outputs),
+          error: result.error && JSON.stringify(result.error),
+        },
+        machineId,
+      )
+      if (ended) await kick(run.target_group_id)
+    },
+
+    /** Cancels a queued or running run; false when it had already ended. */
+    async cancel(run: RunRow, reason: string): Promise<boolean> {
+      const error = JSON.stringify({ code: 'Cancelled', message: reason })
+      if (await end(run, 'Queued', 'Cancelled', { error })) return true
+      if (await end(run, 'Running', 'Cancelled', { error })) {
+        if (run.machine_id) ports.send(run.machine_id, { type: 'runCancel', runId: run.id })
+        await kick(run.target_group_id)
+        return true
+      }
+      return false
+    },
+
+    /** The queue position and the current reasons, for a queued run. */
+    async waiting(run: RunRow): Promise<{ position: number; machines: Refusal[] } | null> {
+      if (run.status !== 'Queued') return null
+      const queue = await store.queued(run.target_group_id)
+      const position = queue.findIndex((r) => r.id === run.id) + 1
+      return { position, machines: JSON.parse(run.refusals ?? '[]') as Refusal[] }
+    },
+
+    failRun: fail,
+
+    stop(): void {
+      stopped = true
+      clearTimeout(deadlineTimer)
+    },
+  }
+}
+
+export type Dispatcher = ReturnType<typeof createDispatcher>

@@ -1,0 +1,79 @@
+/**
+ * Run inputs checked against the flow's manifest: no unknown names, required ones present
+ * (or defaulted), each of its declared type, at most 2 MB in all. Sensitive values are kept
+ * for the machine only; what is shown replaces them with "***".
+ *
+ * @module
+ */
+import { type FlowManifest, type FlowParameter, MAX_RUN_INPUT_BYTES } from '@desklink/protocol'
+
+import { AppError } from '../errors/index.ts'
+
+export const MASK = '***'
+
+const typeOk: Record<FlowParameter['type'], (v: unknown) => boolean> = {
+  text: (v) => typeof v === 'string',
+  number: (v) => typeof v === 'number' && Number.isFinite(v),
+  boolean: (v) => typeof v === 'boolean',
+  json: () => true,
+}
+
+export interface CheckedInputs {
+  /** What the flow receives. */
+  readonly values: Record<string, unknown>
+  /** What people see: sensitive values masked. */
+  readonly shown: Record<string, unknown>
+  readonly sensitiveNames: readonly string[]
+}
+
+export function checkInputs(manifest: FlowManifest, given: Record<string, unknown>): CheckedInputs {
+  const size = Buffer.byteLength(JSON.stringify(given))
+  if (size > MAX_RUN_INPUT_BYTES) {
+    throw new AppError('PayloadTooLarge', {
+      message: 'The run inputs are larger than 2 MB.',
+      details: { sizeBytes: size, maxBytes: MAX_RUN_INPUT_BYTES },
+    })
+  }
+  const problems: { input: string; problem: string }[] = []
+  const declared = new Map(manifest.inputs.map((p) => [p.name, p]))
+  for (const name of Object.keys(given)) {
+    if (!declared.has(name)) problems.push({ input: name, problem: 'not an input of this flow' })
+  }
+  const values: Record<string, unknown> = {}
+  const shown: Record<string, unknown> = {}
+  for (const parameter of manifest.inputs) {
+    const value = Object.hasOwn(given, parameter.name) ? given[parameter.name] : parameter.default
+    if (value === undefined) {
+      if (parameter.required) problems.push({ input: parameter.name, problem: 'required' })
+      continue
+    }
+    if (!typeOk[parameter.type](value)) {
+      problems.push({ input: parameter.name, problem: `must be of type ${parameter.type}` })
+      continue
+    }
+    values[parameter.name] = value
+    shown[parameter.name] = parameter.sensitive ? MASK : value
+  }
+  if (problems.length > 0) throw new AppError('InvalidFlowInputs', { details: { problems } })
+  return {
+    values,
+    shown,
+    sensitiveNames: [...manifest.inputs, ...manifest.outputs]
+      .filter((p) => p.sensitive)
+      .map((p) => p.name),
+  }
+}
+
+/** Outputs as shown: only declared ones (others are dropped), sensitive ones masked. */
+export function shownOutputs(
+  manifest: FlowManifest,
+  outputs: Record<string, unknown> | null,
+): Record<string, unknown> | null {
+  if (!outputs) return null
+  const shown: Record<string, unknown> = {}
+  for (const parameter of manifest.outputs) {
+    if (Object.hasOwn(outputs, parameter.name))
+      shown[parameter.name] = parameter.sensitive ? MASK : outputs[parameter.name]
+  }
+  return shown
+}

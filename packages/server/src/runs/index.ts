@@ -1,0 +1,179 @@
+/**
+ * Runs: wires the queue, the dispatcher and the action together for the composition root.
+ *
+ * @module
+ */
+import type { Kysely } from 'kysely'
+
+import type { AuditLog } from '../audit/audit-log.ts'
+import type { ConnectionService } from '../connections/connection-service.ts'
+import type { CredentialResolver } from '../credentials/index.ts'
+import { AppError } from '../errors/index.ts'
+import type { FlowService } from '../flows/index.ts'
+import { loadPrincipal } from '../http/authenticate.ts'
+import type { PrincipalStore } from '../identity/principal-store.ts'
+import type { TenantStore } from '../identity/tenant-store.ts'
+import type { Logger } from '../logging/index.ts'
+import type { AgentService } from '../machines/agent-service.ts'
+import type { ChannelHub } from '../machines/channel-hub.ts'
+import type { MachineAccess } from '../machines/machine-access.ts'
+import type { MachineService } from '../machines/machine-service.ts'
+import type { SecretBox } from '../secrets/index.ts'
+import type { Database } from '../storage/index.ts'
+import type { Clock, IdGenerator } from '../system/index.ts'
+import { deliverCallback } from './callbacks.ts'
+import { type ConnectionForRun, createDispatcher } from './dispatcher.ts'
+import { createRunMapper } from './run-routes.ts'
+import { createRunService } from './run-service.ts'
+import { createRunStore, type RunRow } from './run-store.ts'
+
+export type { Dispatcher } from './dispatcher.ts'
+export { registerRunRoutes } from './run-routes.ts'
+export type { RunService } from './run-service.ts'
+
+export function createRuns(deps: {
+  db: Kysely<Database>
+  flows: FlowService
+  connections: ConnectionService
+  machines: MachineService
+  access: MachineAccess
+  agents: AgentService
+  hub: () => ChannelHub
+  resolver: CredentialResolver
+  credentialAccess: (
+    principal: Parameters<FlowService['view']>[0],
+    credentialId: string,
+  ) => Promise<void>
+  principals: PrincipalStore
+  tenants: TenantStore
+  secretBox: SecretBox
+  audit: AuditLog
+  clock: Clock
+  newId: IdGenerator
+  logger: Logger
+  leaseMs: number
+}) {
+  const { db } = deps
+  const store = createRunStore(db, deps.newId)
+  /** Sign-in tokens minted at request time for synchronous runs (reference §3.10). */
+  const presetTokens = new Map<string, { accessToken: string; expiresAt: Date }>()
+
+  async function runOwnerMayRun(
+    run: Pick<
+      RunRow,
+      | 'tenant_id'
+      | 'run_owner_type'
+      | 'run_owner_id'
+      | 'flow_id'
+      | 'target_group_id'
+      | 'connection_id'
+    >,
+  ): Promise<boolean> {
+    const tenant = await deps.tenants.findTenantById(run.tenant_id)
+    const loaded =
+      tenant && (await loadPrincipal(deps.principals, tenant, run.run_owner_type, run.run_owner_id))
+    if (!loaded?.active) return false
+    const owner = loaded.principal
+    const flow = await deps.flows.find(run.tenant_id, run.flow_id)
+    if (!flow || !(await deps.flows.accessOf(owner, flow))) return false
+    try {
+      const standalone = await db
+        .selectFrom('machines')
+        .select('id')
+        .where('standalone_group_id', '=', run.target_group_id)
+        .executeTakeFirst()
+      if (standalone) await deps.machines.getMachine(owner, standalone.id)
+      else await deps.machines.getGroup(owner, run.target_group_id)
+      const connection = await db
+        .selectFrom('connections')
+        .select('credential_id')
+        .where('id', '=', run.connection_id)
+        .executeTakeFirst()
+      if (connection?.credential_id) await deps.credentialAccess(owner, connection.credential_id)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  async function credentialFor(run: RunRow, connection: ConnectionForRun) {
+    if (connection.type === 'password')
+      return {
+        kind: 'sealed' as const,
+        username: connection.username ?? '',
+        sealedSecret: connection.sealed_password ?? '',
+        context: `connection:${connection.id}`,
+      }
+    if (connection.type === 'credential')
+      return deps.resolver.resolveForGroup({
+        tenantId: connection.tenant_id,
+        credentialId: connection.credential_id ?? '',
+        groupId: run.target_group_id,
+      })
+    const preset = presetTokens.get(run.id)
+    if (preset) {
+      presetTokens.delete(run.id)
+      if (preset.expiresAt.getTime() <= deps.clock.now().getTime()) {
+        throw new AppError('PasswordlessTokenExpiry')
+      }
+      return { kind: 'signIn' as const, accessToken: preset.accessToken }
+    }
+    const minted = await deps.connections.mintSignInToken(connection)
+    return { kind: 'signIn' as const, accessToken: minted.accessToken }
+  }
+
+  // The dispatcher reports ends to the service and the mapper, which are made after it.
+  const late: {
+    service?: ReturnType<typeof createRunService>
+    toApi?: ReturnType<typeof createRunMapper>
+  } = {}
+  const dispatcher = createDispatcher({
+    db,
+    store,
+    secretBox: deps.secretBox,
+    clock: deps.clock,
+    logger: deps.logger,
+    leaseMs: deps.leaseMs,
+    ports: {
+      send: (machineId, message) => deps.hub().send(machineId, message),
+      isConnected: (machineId) => deps.hub().isConnected(machineId),
+      settingsOf: async (machineId) => (await deps.agents.currentSettings(machineId))?.settings,
+      credentialFor,
+      runOwnerMayRun: (run) => runOwnerMayRun(run),
+      onEnded(run) {
+        presetTokens.delete(run.id)
+        late.service?.ended(run)
+        const { toApi } = late
+        if (run.callback_url && toApi) {
+          const url = run.callback_url
+          void toApi(run)
+            .then((body) => deliverCallback(url, body, deps.logger))
+            .then((outcome) =>
+              store.event(run, deps.clock.now().toISOString(), 'callback', outcome),
+            )
+            .catch((error: unknown) =>
+              deps.logger.error({ err: error, runId: run.id }, 'callback failed'),
+            )
+        }
+      },
+    },
+  })
+  const service = createRunService({
+    db,
+    store,
+    dispatcher,
+    flows: deps.flows,
+    connections: deps.connections,
+    access: deps.access,
+    runOwnerMayRun,
+    presetSignInToken: (runId, token) => presetTokens.set(runId, token),
+    secretBox: deps.secretBox,
+    audit: deps.audit,
+    clock: deps.clock,
+    newId: deps.newId,
+  })
+  const toApi = createRunMapper({ db, store, dispatcher })
+  late.service = service
+  late.toApi = toApi
+  return { service, dispatcher, toApi, store }
+}

@@ -1,0 +1,114 @@
+/**
+ * Which machine of a target can take a run now (reference §3.4–3.5), and if none, why not,
+ * machine by machine. Pure: the dispatcher gathers the live picture and acts on the verdict.
+ *
+ * - every run: the machine is connected and not in maintenance;
+ * - attended: the connection's OS user has an active, unlocked session there, with no other
+ *   attended run in it;
+ * - unattended: a free slot, and no session of that user (any state) unless the machine reuses
+ *   sessions.
+ *
+ * @module
+ */
+import type { MachineSettings, SessionInfo } from '@desklink/protocol'
+
+export interface MachinePicture {
+  readonly machineId: string
+  readonly machineName: string
+  readonly connected: boolean
+  readonly settings: MachineSettings
+  readonly sessions: readonly SessionInfo[]
+  readonly unattendedRunning: number
+  /** OS users with an attended run going on this machine. */
+  readonly attendedUsers: readonly string[]
+}
+
+export interface RunNeeds {
+  readonly runMode: 'attended' | 'unattended'
+  /** The OS account the run will use, when known. */
+  readonly osUser: string | null
+}
+
+export interface Refusal {
+  readonly machineId: string
+  readonly machineName: string
+  readonly code: string
+  readonly reason: string
+}
+
+export type Verdict = { ok: true } | { ok: false; code: string; reason: string }
+
+export function judge(machine: MachinePicture, run: RunNeeds): Verdict {
+  if (!machine.connected)
+    return { ok: false, code: 'NoListenerConnected', reason: 'The machine is offline.' }
+  if (machine.settings.maintenanceMode)
+    return {
+      ok: false,
+      code: 'MachineInMaintenance',
+      reason: 'The machine is in maintenance mode.',
+    }
+  const user = run.osUser
+  const session = user === null ? undefined : machine.sessions.find((s) => s.user === user)
+  if (run.runMode === 'attended') {
+    if (!session)
+      return {
+        ok: false,
+        code: 'AttendedUserNotLoggedIn',
+        reason: `${user ?? 'The connection user'} is not signed in on the machine.`,
+      }
+    if (session.state !== 'active')
+      return {
+        ok: false,
+        code: 'AttendedUserSessionNotActive',
+        reason: `The session of ${session.user} is ${session.state}.`,
+      }
+    if (machine.attendedUsers.includes(session.user))
+      return {
+        ok: false,
+        code: 'UIFlowAlreadyRunning',
+        reason: `An attended run is already going on in the session of ${session.user}.`,
+      }
+    return { ok: true }
+  }
+  if (machine.unattendedRunning >= machine.settings.slots)
+    return {
+      ok: false,
+      code: 'UIFlowAlreadyRunning',
+      reason: `All ${machine.settings.slots} unattended slot(s) are busy.`,
+    }
+  if (session && !machine.settings.reuseSessions) {
+    const code =
+      session.state === 'locked'
+        ? 'UnattendedUserSessionLocked'
+        : session.state === 'disconnected'
+          ? 'UnattendedUserSessionDisconnected'
+          : 'SessionExistsForTheUserWhenUnattended'
+    return {
+      ok: false,
+      code,
+      reason: `${session.user} already has a ${session.state} session on the machine.`,
+    }
+  }
+  return { ok: true }
+}
+
+/** The first machine that can take the run, or every machine's refusal. */
+export function place(
+  machines: readonly MachinePicture[],
+  run: RunNeeds,
+): { machine: MachinePicture } | { refusals: Refusal[] } {
+  const refusals: Refusal[] = []
+  // Least loaded first, so a group spreads its unattended runs.
+  const ordered = [...machines].sort((a, b) => a.unattendedRunning - b.unattendedRunning)
+  for (const machine of ordered) {
+    const verdict = judge(machine, run)
+    if (verdict.ok) return { machine }
+    refusals.push({
+      machineId: machine.machineId,
+      machineName: machine.machineName,
+      code: verdict.code,
+      reason: verdict.reason,
+    })
+  }
+  return { refusals }
+}

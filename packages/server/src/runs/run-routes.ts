@@ -1,0 +1,235 @@
+/**
+ * The Run desktop flow action and the runs API. Asynchronous by default: 202 with the run and
+ * its status URL (`Location`); with `wait: true` the request waits for the end (synchronous
+ * mode). A retried request with the same idempotency key answers with the same run.
+ *
+ * @module
+ */
+import {
+  CancelParentRequest,
+  CreateRunRequest,
+  Id,
+  ListOf,
+  Run,
+  RunSettings,
+  RunStatus,
+  UpdateRunRequest,
+  UpdateRunSettingsRequest,
+} from '@desklink/protocol'
+import type { OpenAPIHono } from '@hono/zod-openapi'
+import type { Kysely } from 'kysely'
+import { z } from 'zod'
+
+import type { AppEnv } from '../http/app-env.ts'
+import { bearerAuth, createRoute, jsonBody, responses } from '../http/openapi-app.ts'
+import type { Database } from '../storage/index.ts'
+import type { Dispatcher } from './dispatcher.ts'
+import type { RunService } from './run-service.ts'
+import type { RunRow, RunStore } from './run-store.ts'
+
+const route = <T extends Parameters<typeof createRoute>[0]>(config: T) =>
+  createRoute({ security: bearerAuth, ...config })
+const tags = ['Runs']
+const RunParams = z.object({ runId: Id })
+const EnvironmentParams = z.object({ environmentId: Id })
+
+export const runRouteDefinitions = {
+  create: route({
+    method: 'post',
+    path: '/desktop-flows/{flowId}/runs',
+    tags,
+    summary:
+      'Run a desktop flow through a connection: 202 and a status URL, or (wait) the finished run',
+    request: { params: z.object({ flowId: Id }), body: jsonBody(CreateRunRequest) },
+    responses: { ...responses(202, Run), ...responses(200, Run) },
+  }),
+  get: route({
+    method: 'get',
+    path: '/runs/{runId}',
+    tags,
+    summary: 'A run: status, machine, OS account, outputs; while queued, why it waits',
+    request: { params: RunParams },
+    responses: responses(200, Run),
+  }),
+  list: route({
+    method: 'get',
+    path: '/environments/{environmentId}/runs',
+    tags,
+    summary: 'Runs of an environment (yours; all for environment administrators)',
+    request: {
+      params: EnvironmentParams,
+      query: z.object({
+        status: RunStatus.optional(),
+        parentRunId: z.string().max(200).optional(),
+      }),
+    },
+    responses: responses(200, ListOf(Run)),
+  }),
+  update: route({
+    method: 'patch',
+    path: '/runs/{runId}',
+    tags,
+    summary: 'Change the priority of a queued run, move it to the top, or undo that',
+    request: { params: RunParams, body: jsonBody(UpdateRunRequest) },
+    responses: responses(200, Run),
+  }),
+  cancel: route({
+    method: 'post',
+    path: '/runs/{runId}/cancel',
+    tags,
+    summary: 'Cancel a queued or running run',
+    request: { params: RunParams },
+    responses: responses(200, Run),
+  }),
+  cancelParent: route({
+    method: 'post',
+    path: '/environments/{environmentId}/runs/cancel-parent',
+    tags,
+    summary: 'Cancel every queued or running run of an outside parent run',
+    request: { params: EnvironmentParams, body: jsonBody(CancelParentRequest) },
+    responses: responses(200, z.object({ cancelled: z.int() })),
+  }),
+  getSettings: route({
+    method: 'get',
+    path: '/environments/{environmentId}/run-settings',
+    tags,
+    summary: 'Run limits of the environment',
+    request: { params: EnvironmentParams },
+    responses: responses(200, RunSettings),
+  }),
+  updateSettings: route({
+    method: 'patch',
+    path: '/environments/{environmentId}/run-settings',
+    tags,
+    summary: 'Change run limits of the environment (environment administrators)',
+    request: { params: EnvironmentParams, body: jsonBody(UpdateRunSettingsRequest) },
+    responses: responses(200, RunSettings),
+  }),
+} as const
+
+const parse = <T>(json: string | null): T | null => (json === null ? null : (JSON.parse(json) as T))
+const ms = (from: string | null, to: string | null) =>
+  from && to ? Date.parse(to) - Date.parse(from) : null
+
+export function createRunMapper(deps: {
+  db: Kysely<Database>
+  store: RunStore
+  dispatcher: Dispatcher
+}) {
+  return async (run: RunRow): Promise<Run> => {
+    const version = await deps.db
+      .selectFrom('flow_versions')
+      .innerJoin('desktop_flows', 'desktop_flows.id', 'flow_versions.flow_id')
+      .select(['desktop_flows.name', 'flow_versions.version'])
+      .where('flow_versions.id', '=', run.flow_version_id)
+      .executeTakeFirst()
+    const events = await deps.store.events(run.id)
+    return {
+      id: run.id,
+      environmentId: run.environment_id,
+      flowId: run.flow_id,
+      flowName: version?.name ?? '(deleted)',
+      flowVersion: version?.version ?? 0,
+      connectionId: run.connection_id,
+      targetGroupId: run.target_group_id,
+      status: run.status,
+      runMode: run.run_mode,
+      priority: run.priority,
+      callerType: run.caller_type,
+      callerId: run.caller_id,
+      connectionOwnerId: run.connection_owner_id,
+      runOwnerType: run.run_owner_type,
+      runOwnerId: run.run_owner_id,
+      machineId: run.machine_id,
+      machineCredentialUser: run.os_account,
+      inputs: parse<Record<string, unknown>>(run.shown_inputs) ?? {},
+      outputs: parse<Record<string, unknown>>(run.outputs),
+      exitCode: run.exit_code,
+      error: parse<Run['error']>(run.error),
+      timeoutSeconds: run.timeout_seconds,
+      parentRunId: run.parent_run_id,
+      requestedAt: run.requested_at,
+      movedToTopAt: run.moved_to_top_at,
+      startedAt: run.started_at,
+      finishedAt: run.finished_at,
+      totalDurationMs: ms(run.requested_at, run.finished_at),
+      executionDurationMs: ms(run.started_at, run.finished_at),
+      waiting: await deps.dispatcher.waiting(run),
+      events: events.map((e) => ({
+        at: e.at,
+        kind: e.kind,
+        ...(e.details !== null && { details: JSON.parse(e.details) as unknown }),
+      })),
+    }
+  }
+}
+
+export function registerRunRoutes(
+  app: OpenAPIHono<AppEnv>,
+  deps: { runs: RunService; toApi: ReturnType<typeof createRunMapper> },
+): void {
+  const r = runRouteDefinitions
+  const { runs, toApi } = deps
+  app.openapi(r.create, async (c) => {
+    const request = c.req.valid('json')
+    const { run, created } = await runs.create(
+      c.get('principal'),
+      c.req.valid('param').flowId,
+      request,
+    )
+    const statusUrl = new URL(`/api/v1/runs/${run.id}`, c.req.url).toString()
+    c.header('Location', statusUrl)
+    if (request.wait) {
+      const ended = await runs.waitForEnd(run.id)
+      return c.json(await toApi(ended), 200)
+    }
+    return c.json(await toApi(run), created ? 202 : 200)
+  })
+  app.openapi(r.get, async (c) =>
+    c.json(await toApi(await runs.visible(c.get('principal'), c.req.valid('param').runId)), 200),
+  )
+  app.openapi(r.list, async (c) => {
+    const rows = await runs.list(
+      c.get('principal'),
+      c.req.valid('param').environmentId,
+      c.req.valid('query'),
+    )
+    return c.json({ items: await Promise.all(rows.map(toApi)) }, 200)
+  })
+  app.openapi(r.update, async (c) =>
+    c.json(
+      await toApi(
+        await runs.update(c.get('principal'), c.req.valid('param').runId, c.req.valid('json')),
+      ),
+      200,
+    ),
+  )
+  app.openapi(r.cancel, async (c) =>
+    c.json(await toApi(await runs.cancel(c.get('principal'), c.req.valid('param').runId)), 200),
+  )
+  app.openapi(r.cancelParent, async (c) =>
+    c.json(
+      await runs.cancelParent(
+        c.get('principal'),
+        c.req.valid('param').environmentId,
+        c.req.valid('json').parentRunId,
+      ),
+      200,
+    ),
+  )
+  app.openapi(r.getSettings, async (c) => {
+    const principal = c.get('principal')
+    const { environmentId } = c.req.valid('param')
+    return c.json(await runs.visibleSettings(principal, environmentId), 200)
+  })
+  app.openapi(r.updateSettings, async (c) =>
+    c.json(
+      await runs.updateSettings(
+        c.get('principal'),
+        c.req.valid('param').environmentId,
+        c.req.valid('json'),
+      ),
+      200,
+    ),
+  )
+}

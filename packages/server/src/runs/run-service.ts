@@ -1,0 +1,335 @@
+/**
+ * The Run desktop flow action: admission (everything checked before anything is queued, each
+ * refusal with the reference's code), then the queue; and what callers can do with their runs
+ * afterwards: read them (with the reason a queued run waits), change priority, move to top,
+ * cancel, cancel by parent.
+ *
+ * @module
+ */
+import {
+  type CreateRunRequest,
+  DEFAULT_RUN_TIMEOUT_SECONDS,
+  type FlowManifest,
+  RUN_SETTINGS_DEFAULTS,
+  type RunSettings,
+} from '@desklink/protocol'
+import type { Kysely } from 'kysely'
+
+import type { AuditLog } from '../audit/audit-log.ts'
+import type { ConnectionService } from '../connections/connection-service.ts'
+import { AppError } from '../errors/index.ts'
+import type { FlowService } from '../flows/index.ts'
+import type { Principal } from '../identity/principal.ts'
+import type { MachineAccess } from '../machines/machine-access.ts'
+import type { SecretBox } from '../secrets/index.ts'
+import type { Database } from '../storage/index.ts'
+import type { Clock, IdGenerator } from '../system/index.ts'
+import type { Dispatcher } from './dispatcher.ts'
+import { checkInputs } from './flow-inputs.ts'
+import { PRIORITY_RANK, type RunRow, type RunStore } from './run-store.ts'
+
+export function createRunService(deps: {
+  db: Kysely<Database>
+  store: RunStore
+  dispatcher: Dispatcher
+  flows: FlowService
+  connections: ConnectionService
+  access: MachineAccess
+  /** Whether a principal (the run owner) may run through the connection now. */
+  runOwnerMayRun: (
+    run: Pick<
+      RunRow,
+      | 'tenant_id'
+      | 'run_owner_type'
+      | 'run_owner_id'
+      | 'flow_id'
+      | 'target_group_id'
+      | 'connection_id'
+    >,
+  ) => Promise<boolean>
+  /** Keeps a sign-in token minted at request time for a synchronous run. */
+  presetSignInToken: (runId: string, token: { accessToken: string; expiresAt: Date }) => void
+  secretBox: SecretBox
+  audit: AuditLog
+  clock: Clock
+  newId: IdGenerator
+}) {
+  const { db, store, dispatcher } = deps
+  const waiters = new Map<string, ((run: RunRow) => void)[]>()
+
+  async function settingsOf(environmentId: string): Promise<RunSettings> {
+    const row = await db
+      .selectFrom('environments')
+      .select('run_settings')
+      .where('id', '=', environmentId)
+      .executeTakeFirst()
+    const overrides = row?.run_settings
+      ? (JSON.parse(row.run_settings) as Partial<RunSettings>)
+      : {}
+    return { ...RUN_SETTINGS_DEFAULTS, ...overrides }
+  }
+
+  /** The run, if the caller may see it: its caller, the connection's owner, admins. */
+  async function visible(principal: Principal, id: string): Promise<RunRow> {
+    const run = await store.find(principal.tenant.id, id)
+    if (!run) throw new AppError('ResourceNotFound')
+    const mine = run.caller_type === principal.type && run.caller_id === principal.id
+    const ownsConnection = run.connection_owner_id === principal.id
+    if (mine || ownsConnection || principal.isTenantAdmin) return run
+    const roles = await deps.access.rolesIn(principal, run.environment_id)
+    if (roles.includes('EnvironmentAdmin')) return run
+    throw new AppError('ResourceNotFound')
+  }
+
+  return {
+    settingsOf,
+
+    async visibleSettings(principal: Principal, environmentId: string) {
+      await deps.access.assertEnvironmentVisible(principal, environmentId)
+      return settingsOf(environmentId)
+    },
+
+    async updateSettings(
+      principal: Principal,
+      environmentId: string,
+      changes: Partial<RunSettings>,
+    ) {
+      await deps.access.assertEnvironmentVisible(principal, environmentId)
+      if (
+        !principal.isTenantAdmin &&
+        !(await deps.access.rolesIn(principal, environmentId)).includes('EnvironmentAdmin')
+      )
+        throw new AppError('Forbidden', { details: { requiredRole: 'EnvironmentAdmin' } })
+      const next = { ...(await settingsOf(environmentId)), ...changes }
+      await db
+        .updateTable('environments')
+        .set({ run_settings: JSON.stringify(next) })
+        .where('id', '=', environmentId)
+        .execute()
+      await deps.audit.record({
+        principal,
+        environmentId,
+        action: 'environment.runSettings',
+        targetType: 'environment',
+        targetId: environmentId,
+        outcome: 'success',
+        details: changes,
+      })
+      return next
+    },
+
+    /** Admits a run or refuses it with a coded error; `created` is false for an idempotent retry. */
+    async create(
+      principal: Principal,
+      flowId: string,
+      request: CreateRunRequest,
+    ): Promise<{ run: RunRow; created: boolean }> {
+      if (request.idempotencyKey !== undefined) {
+        const earlier = await store.byIdempotencyKey(
+          principal.tenant.id,
+          principal.id,
+          request.idempotencyKey,
+        )
+        if (earlier) return { run: earlier, created: false }
+      }
+      const { flow, version } = await deps.flows.view(principal, flowId)
+      const { row: connection } = await deps.connections.forUse(principal, request.connectionId)
+      if (connection.environment_id !== flow.environment_id) {
+        throw new AppError('InvalidRequestBody', {
+          message: 'The connection and the flow are in different environments.',
+          details: { field: 'connectionId' },
+        })
+      }
+      if (connection.type === 'signIn' && request.runMode !== 'attended')
+        throw new AppError('RunModeNotAllowedForConnection')
+      const manifest = JSON.parse(version.manifest) as FlowManifest
+      const inputs = checkInputs(manifest, request.inputs)
+
+      const group = await db
+        .selectFrom('machine_groups')
+        .select(['id'])
+        .where('tenant_id', '=', principal.tenant.id)
+        .where('id', '=', connection.target_group_id)
+        .executeTakeFirst()
+      if (!group) throw new AppError('XrmMachineGroupNotFound')
+      const members = await db
+        .selectFrom('machines')
+        .select('id')
+        .where('group_id', '=', group.id)
+        .limit(1)
+        .execute()
+      if (members.length === 0) throw new AppError('GroupIsEmpty')
+
+      const settings = await settingsOf(flow.environment_id)
+      const nowMs = deps.clock.now().getTime()
+      if ((await store.countQueued(group.id)) >= settings.maxQueuedRuns) {
+        throw new AppError('UIFlowRunQueueFull', {
+          message: `The desktop flow run queue is full. Run queue max size: '${settings.maxQueuedRuns}'`,
+        })
+      }
+      const recent = await store.countRecent(connection.id, new Date(nowMs - 60_000).toISOString())
+      if (recent >= settings.runsPerMinutePerConnection) {
+        throw new AppError('DesktopFlowsActionThrottled', {
+          details: { limitPerMinute: settings.runsPerMinutePerConnection, retryAfterSeconds: 60 },
+        })
+      }
+      const id = deps.newId()
+      const draft = {
+        tenant_id: principal.tenant.id,
+        run_owner_type: connection.run_owner_type,
+        run_owner_id: connection.run_owner_id,
+        flow_id: flow.id,
+        target_group_id: group.id,
+        connection_id: connection.id,
+      }
+      if (!(await deps.runOwnerMayRun(draft))) throw new AppError('RunOwnerLacksAccess')
+
+      const queueSeconds =
+        connection.type === 'signIn'
+          ? settings.signInQueueTimeoutSeconds
+          : settings.queueTimeoutSeconds
+      const at = new Date(nowMs).toISOString()
+      const run: RunRow = {
+        id,
+        environment_id: flow.environment_id,
+        flow_version_id: version.id,
+        caller_type: principal.type,
+        caller_id: principal.id,
+        connection_owner_id: connection.owner_id,
+        run_mode: request.runMode,
+        priority: request.priority,
+        priority_rank: PRIORITY_RANK[request.priority],
+        status: 'Queued',
+        sealed_inputs: deps.secretBox.seal(JSON.stringify(inputs.values), `run:${id}`),
+        shown_inputs: JSON.stringify(inputs.shown),
+        timeout_seconds:
+          request.timeoutSeconds ?? manifest.timeoutSeconds ?? DEFAULT_RUN_TIMEOUT_SECONDS,
+        callback_url: request.callbackUrl ?? null,
+        idempotency_key: request.idempotencyKey ?? null,
+        parent_run_id: request.parentRunId ?? null,
+        requested_at: at,
+        moved_to_top_at: null,
+        queue_deadline: new Date(nowMs + queueSeconds * 1000).toISOString(),
+        machine_id: null,
+        offered_at: null,
+        lease_expires_at: null,
+        started_at: null,
+        finished_at: null,
+        os_account: connection.os_account,
+        exit_code: null,
+        outputs: null,
+        error: null,
+        refusals: null,
+        ...draft,
+      }
+      if (request.wait && connection.type === 'signIn') {
+        // Synchronous mode: the token is minted now, as the caller waits (reference §3.10).
+        deps.presetSignInToken(id, await deps.connections.mintSignInToken(connection))
+      }
+      try {
+        await store.insert(run)
+      } catch (error) {
+        // Two retries with one key at once: the second finds the first.
+        if (request.idempotencyKey !== undefined) {
+          const earlier = await store.byIdempotencyKey(
+            principal.tenant.id,
+            principal.id,
+            request.idempotencyKey,
+          )
+          if (earlier) return { run: earlier, created: false }
+        }
+        throw error
+      }
+      await store.event(run, at, 'queued', { priority: run.priority, runMode: run.run_mode })
+      await dispatcher.enqueued(run)
+      return { run: (await store.byId(id)) ?? run, created: true }
+    },
+
+    /** Resolves when the run ends (synchronous mode). */
+    waitForEnd(runId: string): Promise<RunRow> {
+      return new Promise((resolve) => {
+        const list = waiters.get(runId) ?? []
+        list.push(resolve)
+        waiters.set(runId, list)
+        void store.byId(runId).then((run) => {
+          if (run && ['Succeeded', 'Failed', 'Cancelled'].includes(run.status)) {
+            waiters.delete(runId)
+            resolve(run)
+          }
+        })
+      })
+    },
+
+    /** Called by the dispatcher when a run ends. */
+    ended(run: RunRow): void {
+      const list = waiters.get(run.id)
+      waiters.delete(run.id)
+      for (const resolve of list ?? []) resolve(run)
+    },
+
+    visible,
+
+    async list(
+      principal: Principal,
+      environmentId: string,
+      filter: { status?: string | undefined; parentRunId?: string | undefined },
+    ) {
+      await deps.access.assertEnvironmentVisible(principal, environmentId)
+      const admin =
+        principal.isTenantAdmin ||
+        (await deps.access.rolesIn(principal, environmentId)).includes('EnvironmentAdmin')
+      let query = db
+        .selectFrom('runs')
+        .selectAll()
+        .where('tenant_id', '=', principal.tenant.id)
+        .where('environment_id', '=', environmentId)
+      if (!admin)
+        query = query.where((eb) =>
+          eb.or([eb('caller_id', '=', principal.id), eb('connection_owner_id', '=', principal.id)]),
+        )
+      if (filter.status) query = query.where('status', '=', filter.status as RunRow['status'])
+      if (filter.parentRunId) query = query.where('parent_run_id', '=', filter.parentRunId)
+      return query.orderBy('requested_at', 'desc').limit(500).execute()
+    },
+
+    async cancel(principal: Principal, id: string): Promise<RunRow> {
+      const run = await visible(principal, id)
+      if (!(await dispatcher.cancel(run, `Cancelled by ${principal.name}.`)))
+        throw new AppError('RunNotCancellable')
+      return (await store.byId(id)) ?? run
+    },
+
+    async cancelParent(principal: Principal, environmentId: string, parentRunId: string) {
+      const runs = await this.list(principal, environmentId, { parentRunId })
+      let cancelled = 0
+      for (const run of runs) {
+        if (await dispatcher.cancel(run, `Cancelled with parent run ${parentRunId}.`)) cancelled++
+      }
+      return { cancelled }
+    },
+
+    async update(
+      principal: Principal,
+      id: string,
+      changes: {
+        priority?: 'high' | 'normal' | 'low' | undefined
+        movedToTop?: boolean | undefined
+      },
+    ): Promise<RunRow> {
+      const run = await visible(principal, id)
+      const at = deps.clock.now().toISOString()
+      const set: Partial<RunRow> = {}
+      if (changes.priority !== undefined) {
+        set.priority = changes.priority
+        set.priority_rank = PRIORITY_RANK[changes.priority]
+      }
+      if (changes.movedToTop !== undefined) set.moved_to_top_at = changes.movedToTop ? at : null
+      if (!(await store.transition(run.id, 'Queued', set))) throw new AppError('RunNotQueued')
+      await store.event(run, at, 'queueChanged', changes)
+      await dispatcher.kick(run.target_group_id)
+      return (await store.byId(id)) ?? run
+    },
+  }
+}
+
+export type RunService = ReturnType<typeof createRunService>

@@ -1,0 +1,216 @@
+/**
+ * The Run desktop flow action end to end: a real server, a real agent process running as root,
+ * an OS account made by the test behind a username-and-password connection. The flow really
+ * runs as that account, in its own workspace, with its inputs; outputs, run owner and machine
+ * credential user come back; files it writes belong to the account.
+ */
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { type AgentHome, createAgentHome } from '../support/agent-home.ts'
+import {
+  assertBuilt,
+  desklink,
+  type LongRunning,
+  spawnDesklink,
+  waitFor,
+} from '../support/cli-process.ts'
+import { createOsUser, type OsUser, skipReason } from '../support/os-users.ts'
+import { pushFlow, waitForRun } from '../support/runs.ts'
+import {
+  ADMIN_PASSWORD,
+  api,
+  signIn,
+  startTestServer,
+  type TestServer,
+} from '../support/test-server.ts'
+
+const reason = skipReason(['useradd', 'chpasswd', 'setpriv'])
+if (reason) process.stderr.write(`run suite skipped: ${reason}\n`)
+
+const PASSWORD = 'Run-account-password-42'
+
+describe.skipIf(reason !== undefined)('running a desktop flow on a real machine', () => {
+  let t: TestServer
+  let token: string
+  let environmentId: string
+  let machineId: string
+  let home: AgentHome
+  let agent: LongRunning
+  let account: OsUser
+  let connectionId: string
+  let outDir: string
+
+  beforeAll(async () => {
+    assertBuilt()
+    t = await startTestServer('sqlite', { DESKLINK_AGENT_HEARTBEAT_MS: '1000' })
+    token = (await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)).access_token
+    environmentId = (await api(t.url, token, 'GET', '/me')).body.roles[0].environmentId
+    home = createAgentHome()
+    const registrationToken = (
+      await api(t.url, token, 'POST', `/environments/${environmentId}/registration-tokens`, {})
+    ).body.token
+    machineId = JSON.parse(
+      (
+        await desklink(['agent', 'register', '--server', t.url, '--json'], {
+          env: home.env,
+          stdin: registrationToken,
+        })
+      ).stdout,
+    ).machineId
+    agent = spawnDesklink(['agent', 'run'], home.env)
+    await waitFor(
+      async () =>
+        (await api(t.url, token, 'GET', `/machines/${machineId}`)).body.status === 'connected',
+      'the agent',
+    )
+    account = createOsUser('dlr', PASSWORD)
+    const created = await api(t.url, token, 'POST', `/environments/${environmentId}/connections`, {
+      name: 'runs',
+      target: { machineId },
+      username: account.name,
+      password: PASSWORD,
+    })
+    expect(created.body.status).toBe('Connected')
+    connectionId = created.body.id
+    outDir = mkdtempSync(join(tmpdir(), 'desklink-run-out-'))
+    chmodSync(outDir, 0o1777)
+  })
+  afterAll(async () => {
+    await agent?.stop()
+    account?.remove()
+    home?.remove()
+    if (outDir) rmSync(outDir, { recursive: true, force: true })
+    await t?.close()
+  })
+
+  it('runs a shell flow as the connection account and returns its outputs', async () => {
+    const flow = await pushFlow(t.url, token, environmentId, {
+      name: 'whoami',
+      script: [
+        'set -e',
+        'echo "hello" > "$(cat "$DESKLINK_INPUTS" | sed -e \'s/.*"target":"\\([^"]*\\)".*/\\1/\')"',
+        'printf \'{"user":"%s","home":"%s"}\' "$(id -un)" "$HOME" > "$DESKLINK_OUTPUTS"',
+      ].join('\n'),
+      inputs: [{ name: 'target', type: 'text', required: true }],
+      outputs: [{ name: 'user' }, { name: 'home' }],
+    })
+    const target = join(outDir, 'written-by-flow.txt')
+    const started = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+      connectionId,
+      inputs: { target },
+    })
+    expect(started.status).toBe(202)
+    expect(started.headers.get('location')).toContain(`/api/v1/runs/${started.body.id}`)
+    const run = await waitForRun(t.url, token, started.body.id)
+    expect(run).toMatchObject({
+      status: 'Succeeded',
+      machineId,
+      machineCredentialUser: account.name,
+      outputs: { user: account.name, home: `/home/${account.name}` },
+      exitCode: 0,
+      runOwnerType: 'user',
+    })
+    expect(run.events.map((e: { kind: string }) => e.kind)).toEqual([
+      'queued',
+      'offered',
+      'started',
+      'succeeded',
+    ])
+    expect(statSync(target).uid).toBe(account.uid)
+  })
+
+  it('runs a node flow and masks sensitive inputs and outputs', async () => {
+    const flow = await pushFlow(t.url, token, environmentId, {
+      name: 'node-echo',
+      runtime: 'node',
+      script: `const fs = require('fs')
+const inputs = JSON.parse(fs.readFileSync(process.env.DESKLINK_INPUTS, 'utf8'))
+fs.writeFileSync(process.env.DESKLINK_OUTPUTS, JSON.stringify({ sum: inputs.a + inputs.b, echoed: inputs.secret }))`,
+      inputs: [
+        { name: 'a', type: 'number', required: true },
+        { name: 'b', type: 'number', default: 2 },
+        { name: 'secret', type: 'text', sensitive: true },
+      ],
+      outputs: [
+        { name: 'sum', type: 'number' },
+        { name: 'echoed', sensitive: true },
+      ],
+    })
+    const started = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+      connectionId,
+      inputs: { a: 40, secret: 'canary-run-secret' },
+    })
+    const run = await waitForRun(t.url, token, started.body.id)
+    expect(run.error).toBeNull()
+    expect(run).toMatchObject({
+      status: 'Succeeded',
+      inputs: { a: 40, b: 2, secret: '***' },
+      outputs: { sum: 42, echoed: '***' },
+    })
+    expect(JSON.stringify(run)).not.toContain('canary-run-secret')
+  })
+
+  it('fails a flow that exits non-zero with its exit code', async () => {
+    const flow = await pushFlow(t.url, token, environmentId, {
+      name: 'fails',
+      script: 'echo "something broke" >&2\nexit 3',
+    })
+    const started = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+      connectionId,
+    })
+    const run = await waitForRun(t.url, token, started.body.id)
+    expect(run).toMatchObject({ status: 'Failed', exitCode: 3, error: { code: 'FlowFailed' } })
+    expect(run.error.message).toContain('something broke')
+  })
+
+  it('refuses inputs that do not match the flow', async () => {
+    const flow = await pushFlow(t.url, token, environmentId, {
+      name: 'typed',
+      script: 'true',
+      inputs: [{ name: 'n', type: 'number', required: true }],
+    })
+    const bad = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+      connectionId,
+      inputs: { n: 'x', extra: 1 },
+    })
+    expect(bad.status).toBe(400)
+    expect(bad.body.error.code).toBe('InvalidFlowInputs')
+    expect(bad.body.error.details.problems).toEqual(
+      expect.arrayContaining([
+        { input: 'extra', problem: 'not an input of this flow' },
+        { input: 'n', problem: 'must be of type number' },
+      ]),
+    )
+  })
+
+  it('stops a flow at its timeout and kills its process group', async () => {
+    const flow = await pushFlow(t.url, token, environmentId, {
+      name: 'sleeper',
+      script: `sleep 30 & echo $! > "${outDir}/child.pid"; wait`,
+    })
+    const started = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+      connectionId,
+      timeoutSeconds: 1,
+    })
+    const run = await waitForRun(t.url, token, started.body.id)
+    expect(run).toMatchObject({ status: 'Failed', error: { code: 'DesktopFlowsActionTimeout' } })
+    const childPid = Number(readFileSync(join(outDir, 'child.pid'), 'utf8'))
+    expect(() => process.kill(childPid, 0)).toThrow()
+  })
+
+  it('cancels a running run', async () => {
+    const flow = await pushFlow(t.url, token, environmentId, { name: 'long', script: 'sleep 30' })
+    const started = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+      connectionId,
+    })
+    await waitForRun(t.url, token, started.body.id, (r) => r.startedAt !== null)
+    const cancelled = await api(t.url, token, 'POST', `/runs/${started.body.id}/cancel`)
+    expect(cancelled.body.status).toBe('Cancelled')
+    const again = await api(t.url, token, 'POST', `/runs/${started.body.id}/cancel`)
+    expect(again.status).toBe(409)
+  })
+})
