@@ -4,7 +4,7 @@
  * resources, and nothing of A changes. The route table must name every route of the OpenAPI
  * document, so a new route fails this test until it joins the table.
  */
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -36,6 +36,10 @@ interface Ids {
   credentialShareId: string
   connectionId: string
   connectionShareId: string
+  flowId: string
+  flowShareId: string
+  runId: string
+  contentHash: string
 }
 
 interface RouteCase {
@@ -180,6 +184,31 @@ const ROUTES: Record<string, RouteCase> = {
     body: () => ({ challengeResponse: 'x.y' }),
   },
   'POST /agent/group/leave': { asMachine: true },
+  'GET /agent/flow-packages/{contentHash}': { asMachine: true },
+  'GET /environments/{environmentId}/desktop-flows': {},
+  'POST /environments/{environmentId}/desktop-flows': { body: () => FLOW_PACKAGE },
+  'GET /desktop-flows/{flowId}': {},
+  'DELETE /desktop-flows/{flowId}': {},
+  'GET /desktop-flows/{flowId}/shares': {},
+  'POST /desktop-flows/{flowId}/shares': {
+    body: (ids) => ({ principalType: 'user', principalId: ids.userId, access: 'user' }),
+  },
+  'DELETE /desktop-flows/{flowId}/shares/{flowShareId}': {},
+  'POST /desktop-flows/{flowId}/runs': { body: (ids) => ({ connectionId: ids.connectionId }) },
+  'GET /runs/{runId}': {},
+  'PATCH /runs/{runId}': { body: () => ({ priority: 'high' }) },
+  'POST /runs/{runId}/cancel': {},
+  'GET /environments/{environmentId}/runs': {},
+  'POST /environments/{environmentId}/runs/cancel-parent': {
+    body: () => ({ parentRunId: 'parent-1' }),
+  },
+  'GET /environments/{environmentId}/run-settings': {},
+  'PATCH /environments/{environmentId}/run-settings': { body: () => ({ maxQueuedRuns: 1 }) },
+}
+
+const FLOW_PACKAGE = {
+  manifest: { name: 'isolation-flow', runtime: 'shell', entry: 'main.sh' },
+  files: [{ path: 'main.sh', contentBase64: Buffer.from('true').toString('base64') }],
 }
 
 const VAULT_SETTINGS = {
@@ -207,6 +236,10 @@ function tableKey(route: string): string {
     .replace(
       '/connections/{connectionId}/shares/{shareId}',
       '/connections/{connectionId}/shares/{connectionShareId}',
+    )
+    .replace(
+      '/desktop-flows/{flowId}/shares/{shareId}',
+      '/desktop-flows/{flowId}/shares/{flowShareId}',
     )
     .replace(
       '/credentials/{credentialId2}/shares/{shareId}',
@@ -238,6 +271,10 @@ const neverExisting = (): Ids => ({
   credentialShareId: randomUUID(),
   connectionId: randomUUID(),
   connectionShareId: randomUUID(),
+  flowId: randomUUID(),
+  flowShareId: randomUUID(),
+  runId: randomUUID(),
+  contentHash: randomBytes(32).toString('hex'),
 })
 
 describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
@@ -356,6 +393,21 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
       `/credentials/${credential.body.id}/shares`,
       share,
     )
+    const flow = await api(t.url, token, 'POST', `/environments/${environmentId}/desktop-flows`, {
+      ...FLOW_PACKAGE,
+      manifest: { ...FLOW_PACKAGE.manifest, name: `${slug}-flow` },
+    })
+    expect(flow.status).toBe(201)
+    const flowShare = await api(t.url, token, 'POST', `/desktop-flows/${flow.body.id}/shares`, {
+      principalType: 'user',
+      principalId: user.body.id,
+      access: 'user',
+    })
+    expect(flowShare.status).toBe(201)
+    const run = await api(t.url, token, 'POST', `/desktop-flows/${flow.body.id}/runs`, {
+      connectionId,
+    })
+    expect(run.status, run.text).toBe(202)
     return {
       token,
       machine,
@@ -375,6 +427,10 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
         credentialShareId: credentialShare.body.id,
         connectionId,
         connectionShareId: randomUUID(),
+        flowId: flow.body.id,
+        flowShareId: flowShare.body.id,
+        runId: run.body.id,
+        contentHash: flow.body.contentHash,
       },
     }
   }

@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, randomUUID } from 'node:crypto'
 
-import { CHANNEL_CLOSE } from '@desklink/protocol'
+import { AGENT_MAX_MESSAGE_BYTES, CHANNEL_CLOSE } from '@desklink/protocol'
 import fc from 'fast-check'
 import { SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -85,7 +85,7 @@ describe('agent channel under bad input', () => {
 
   it('closes an oversized message with 1009 and keeps serving', async () => {
     const ws = await machine.connect()
-    ws.send(JSON.stringify({ ...HELLO, hostname: 'x'.repeat(300 * 1024) }))
+    ws.send(JSON.stringify({ ...HELLO, hostname: 'x'.repeat(AGENT_MAX_MESSAGE_BYTES + 1024) }))
     expect(await closeCode(ws)).toBe(1009)
   })
 

@@ -10,7 +10,7 @@ import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 
-import { MAX_FLOW_PACKAGE_BYTES, MAX_RUN_INPUT_BYTES } from '@desklink/protocol'
+import type { FlowManifest, PackageFile } from '@desklink/protocol'
 import { createAdaptorServer } from '@hono/node-server'
 import { sql } from 'kysely'
 
@@ -33,6 +33,7 @@ import { AppError } from './errors/index.ts'
 import { createFlowService, registerFlowRoutes } from './flows/index.ts'
 import { authenticate } from './http/authenticate.ts'
 import { createApp } from './http/create-app.ts'
+import { LARGE_BODY_ROUTES } from './http/large-bodies.ts'
 import { registerIdentityRoutes } from './identity/identity-routes.ts'
 import { createIdentityService } from './identity/identity-service.ts'
 import { createIdentityStores, createIdentityTransaction } from './identity/identity-stores.ts'
@@ -83,6 +84,14 @@ export interface RunningServer {
    * administrator: what `desklink up` uses to register the local agent. In-process only.
    */
   issueLocalRegistrationToken(): Promise<string>
+  /**
+   * Adds a desktop flow to the default environment as its first administrator, unless a flow
+   * of that name is there already (what `desklink up` does with its sample). In-process only.
+   */
+  installFlow(pkg: {
+    manifest: FlowManifest
+    files: PackageFile[]
+  }): Promise<{ id: string; installed: boolean }>
   /** Run-time resolution of a credential for a machine group (used by runs). In-process only. */
   resolveCredential(input: {
     tenantId: string
@@ -320,20 +329,7 @@ export async function startServer(
     const app = createApp({
       logger,
       maxBodyBytes: config.maxBodyBytes,
-      largeBodies: [
-        // A 16 MB package, base64 in JSON.
-        {
-          method: 'POST',
-          path: /^\/api\/v1\/environments\/[^/]+\/desktop-flows$/,
-          maxBytes: Math.ceil((MAX_FLOW_PACKAGE_BYTES * 4) / 3) + 1024 * 1024,
-        },
-        // 2 MB of inputs and the rest of the request.
-        {
-          method: 'POST',
-          path: /^\/api\/v1\/desktop-flows\/[^/]+\/runs$/,
-          maxBytes: MAX_RUN_INPUT_BYTES + 64 * 1024,
-        },
-      ],
+      largeBodies: LARGE_BODY_ROUTES,
       version: SERVER_VERSION,
       checkReady: async () => {
         await sql`select 1`.execute(storage.db)
@@ -404,7 +400,18 @@ export async function startServer(
       url,
       publicUrl,
       bootstrap,
-      issueLocalRegistrationToken: () => issueLocalRegistrationToken({ stores, machineService }),
+      issueLocalRegistrationToken: async () => {
+        const { principal, environment } = await localAdmin(stores)
+        return (await machineService.createRegistrationToken(principal, environment.id)).token
+      },
+      async installFlow(pkg) {
+        const { principal, environment } = await localAdmin(stores)
+        const existing = (await flows.list(principal, environment.id)).find(
+          (f) => f.flow.name === pkg.manifest.name,
+        )
+        if (existing) return { id: existing.flow.id, installed: false }
+        return { id: (await flows.push(principal, environment.id, pkg)).flow.id, installed: true }
+      },
       resolveCredential: (input) => resolver.resolveForGroup(input),
       close: () => releasers.releaseAll(),
     }
@@ -414,16 +421,13 @@ export async function startServer(
   }
 }
 
-async function issueLocalRegistrationToken(deps: {
-  stores: ReturnType<typeof createIdentityStores>
-  machineService: ReturnType<typeof createMachineService>
-}): Promise<string> {
-  const tenant = await deps.stores.tenants.findTenantBySlug(DEFAULT_TENANT_SLUG)
+/** The first administrator of the first tenant, and its default environment. */
+async function localAdmin(stores: ReturnType<typeof createIdentityStores>) {
+  const tenant = await stores.tenants.findTenantBySlug(DEFAULT_TENANT_SLUG)
   const admin =
-    tenant && (await deps.stores.principals.listUsers(tenant.id)).find((u) => u.isPlatformAdmin)
+    tenant && (await stores.principals.listUsers(tenant.id)).find((u) => u.isPlatformAdmin)
   const environment =
-    tenant &&
-    (await deps.stores.tenants.listEnvironments(tenant.id)).find((e) => e.name === 'default')
+    tenant && (await stores.tenants.listEnvironments(tenant.id)).find((e) => e.name === 'default')
   if (!tenant || !admin || !environment)
     throw new Error('The default tenant, environment or administrator is missing')
   const principal = {
@@ -435,7 +439,7 @@ async function issueLocalRegistrationToken(deps: {
     isPlatformAdmin: true,
     scopes: ['api'],
   }
-  return (await deps.machineService.createRegistrationToken(principal, environment.id)).token
+  return { principal, environment }
 }
 
 /** Stops accepting, lets requests in flight finish, then cuts what is left. */

@@ -18,6 +18,7 @@ import {
 import { pino } from 'pino'
 
 import type { CliIo } from '../io.ts'
+import { SAMPLE_FLOW, SAMPLE_FLOW_NAME } from '../sample/hello-flow.ts'
 import { type LocalAgent, startLocalAgent } from './local-agent.ts'
 
 interface ServerOptions {
@@ -131,8 +132,15 @@ export function registerServerCommands(program: Command, io: CliIo): void {
           io.err(`The local agent did not start: ${(error as Error).message}\n`)
         }
       }
+      const sample = await server.installFlow(SAMPLE_FLOW)
+      io.out(
+        `  sample:   desktop flow '${SAMPLE_FLOW_NAME}' (${sample.id})${sample.installed ? ', installed' : ''}\n`,
+      )
       printFirstStart(io, server, (text) => io.out(text))
       io.out(`\nSign in from another terminal:\n  desklink login --server ${server.publicUrl}\n`)
+      io.out(
+        `Then run the sample through a connection (see README, "First run"):\n  desklink run ${SAMPLE_FLOW_NAME} --connection <connection>\n`,
+      )
       io.out('Stop with Ctrl+C.\n')
       await runUntilStopped(io, server, stop, agent)
       logger.flush()

@@ -6,10 +6,7 @@
  */
 import { z } from 'zod'
 
-import {
-  DEFAULT_RUN_TIMEOUT_SECONDS,
-  MAX_RUN_TIMEOUT_SECONDS,
-} from './flow-schemas.ts'
+import { DEFAULT_RUN_TIMEOUT_SECONDS, MAX_RUN_TIMEOUT_SECONDS } from './flow-schemas.ts'
 import { Id, PrincipalType } from './identity-schemas.ts'
 
 export const RunMode = z.enum(['attended', 'unattended'])
@@ -26,7 +23,10 @@ export const CreateRunRequest = z.strictObject({
   inputs: z.record(z.string(), z.unknown()).default({}),
   timeoutSeconds: z.int().min(1).max(MAX_RUN_TIMEOUT_SECONDS).optional(),
   /** Called (HTTPS POST, the run as body) when the run ends; three tries on 5xx or 408. */
-  callbackUrl: z.url({ protocol: /^https$/ }).max(2048).optional(),
+  callbackUrl: z
+    .url({ protocol: /^https$/ })
+    .max(2048)
+    .optional(),
   /** Synchronous mode (the reference's AsyncDisabled): the request waits for the end. */
   wait: z.boolean().default(false),
   /** A retried request with the same key returns the same run. */
@@ -92,9 +92,7 @@ export const Run = z.object({
   totalDurationMs: z.int().nullable(),
   executionDurationMs: z.int().nullable(),
   /** While queued: 1-based position in the target's queue and why each machine waits. */
-  waiting: z
-    .object({ position: z.int(), machines: z.array(MachineRefusal) })
-    .nullable(),
+  waiting: z.object({ position: z.int(), machines: z.array(MachineRefusal) }).nullable(),
   events: z.array(RunEvent),
 })
 export type Run = z.infer<typeof Run>
@@ -114,9 +112,15 @@ export const RunSettings = z.strictObject({
   /** Most runs requested per minute through one connection (`DesktopFlowsActionThrottled`). */
   runsPerMinutePerConnection: z.int().min(1).max(100_000),
   /** How long a run may wait in the queue (`NoCandidateMachine`). */
-  queueTimeoutSeconds: z.int().min(1).max(7 * 24 * 3600),
+  queueTimeoutSeconds: z
+    .int()
+    .min(1)
+    .max(7 * 24 * 3600),
   /** The same, for connect-with-sign-in connections. */
-  signInQueueTimeoutSeconds: z.int().min(1).max(24 * 3600),
+  signInQueueTimeoutSeconds: z
+    .int()
+    .min(1)
+    .max(24 * 3600),
 })
 export type RunSettings = z.infer<typeof RunSettings>
 

@@ -240,12 +240,15 @@ export const ERROR_CODES = {
   },
   RunOwnerLacksAccess: {
     status: 403,
-    message: "The connection's run owner may not use the target, read the flow or read the credential.",
-    remediation: 'Share the target (user), the flow (user) and the credential (user) with the run owner.',
+    message:
+      "The connection's run owner may not use the target, read the flow or read the credential.",
+    remediation:
+      'Share the target (user), the flow (user) and the credential (user) with the run owner.',
   },
   PasswordlessTokenExpiry: {
     status: 409,
-    message: 'The sign-in token handed over when the run was requested expired before a machine took it.',
+    message:
+      'The sign-in token handed over when the run was requested expired before a machine took it.',
     remediation: 'Run asynchronously (without wait): the token is then minted when the run starts.',
   },
   RunNotCancellable: {

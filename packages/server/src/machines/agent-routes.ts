@@ -77,7 +77,7 @@ export const agentRouteDefinitions = {
     tags: ['Agent'],
     summary: 'Download a desktop flow package this machine was offered a run of (agent only)',
     security: machineOnly,
-    request: { params: z.object({ contentHash: z.string().regex(/^[0-9a-f]{64}$/) }) },
+    request: { params: z.object({ contentHash: z.string().max(128) }) },
     responses: responses(200, FlowPackage),
   }),
 } as const
@@ -156,11 +156,10 @@ export function registerAgentRoutes(
         details: { reason: 'missing assertion' },
       })
     const machine = await agents.authenticate(assertion)
-    const found = await deps.flowPackage(
-      machine.tenantId,
-      machine.id,
-      c.req.valid('param').contentHash,
-    )
+    const { contentHash } = c.req.valid('param')
+    const found =
+      /^[0-9a-f]{64}$/.test(contentHash) &&
+      (await deps.flowPackage(machine.tenantId, machine.id, contentHash))
     if (!found) throw new AppError('ResourceNotFound')
     return c.json(found, 200)
   })
