@@ -1,7 +1,9 @@
 /**
  * Who may do what with a connection, as one table: principals (owner, another user, a service
  * principal with use, with edit, without a share, an environment administrator, a principal of
- * another tenant) × actions (read, update, test, share, unshare, set run owner, delete). Plus the
+ * another tenant) × actions (read, use, update, test, share, unshare, set run owner, delete). "Use"
+ * starts a run through the connection (the flow is shared with everyone, so only the connection
+ * decides). Plus the
  * rules of run owners and sharing: only connections with a service-principal run owner are
  * shared, only with service principals, use or edit; the run owner must agree.
  */
@@ -24,10 +26,11 @@ import {
 
 type Row =
   'owner' | 'otherUser' | 'spUse' | 'spEdit' | 'spNoShare' | 'environmentAdmin' | 'otherTenant'
-type Action = 'read' | 'update' | 'test' | 'share' | 'unshare' | 'setRunOwner' | 'delete'
+type Action = 'read' | 'use' | 'update' | 'test' | 'share' | 'unshare' | 'setRunOwner' | 'delete'
 
 const ALL = (status: number): Record<Action, number> => ({
   read: status,
+  use: status,
   update: status,
   test: status,
   share: status,
@@ -37,6 +40,7 @@ const ALL = (status: number): Record<Action, number> => ({
 })
 const FULL: Record<Action, number> = {
   read: 200,
+  use: 202,
   update: 200,
   test: 409,
   share: 201,
@@ -49,6 +53,7 @@ const EXPECTED: Record<Row, Record<Action, number>> = {
   otherUser: ALL(404),
   spUse: {
     read: 200,
+    use: 202,
     update: 403,
     test: 403,
     share: 403,
@@ -58,6 +63,7 @@ const EXPECTED: Record<Row, Record<Action, number>> = {
   },
   spEdit: {
     read: 200,
+    use: 202,
     update: 200,
     test: 409,
     share: 403,
@@ -75,6 +81,7 @@ describe('connection permissions', () => {
   let admin: string
   let environmentId: string
   let machine: TestMachine
+  let flowId: string
   const tokens = {} as Record<Row | 'runOwner' | 'runOwner2', string>
   const ids = {} as Record<Row | 'runOwner' | 'runOwner2', string>
   const keys = {} as Record<'runOwner' | 'runOwner2', CryptoKey>
@@ -203,6 +210,42 @@ describe('connection permissions', () => {
       await signIn(t.url, 'elsewhere', 'admin', 'elsewhere-admin-pw')
     ).access_token
     machine = await registerTestMachine(t.url, tokens.owner, environmentId, 'matrix-box')
+    // Everyone may read the flow, and both run owners may use the machine: only the
+    // connection decides who may start a run through it.
+    const flow = await api(
+      t.url,
+      tokens.owner,
+      'POST',
+      `/environments/${environmentId}/desktop-flows`,
+      {
+        manifest: { name: 'matrix-flow', runtime: 'shell', entry: 'main.sh' },
+        files: [{ path: 'main.sh', contentBase64: Buffer.from('true').toString('base64') }],
+      },
+    )
+    expect(flow.status).toBe(201)
+    flowId = flow.body.id
+    for (const who of [
+      'otherUser',
+      'spUse',
+      'spEdit',
+      'spNoShare',
+      'runOwner',
+      'runOwner2',
+    ] as const) {
+      const principalType = who === 'otherUser' ? 'user' : 'servicePrincipal'
+      const shared = await api(t.url, tokens.owner, 'POST', `/desktop-flows/${flowId}/shares`, {
+        principalType,
+        principalId: ids[who],
+        access: 'user',
+      })
+      expect(shared.status, shared.text).toBe(201)
+    }
+    for (const who of ['runOwner', 'runOwner2'] as const)
+      await api(t.url, tokens.owner, 'POST', `/machines/${machine.machineId}/shares`, {
+        principalType: 'servicePrincipal',
+        principalId: ids[who],
+        access: 'user',
+      })
   })
   afterAll(async () => t.close())
 
@@ -241,6 +284,7 @@ describe('connection permissions', () => {
         api(t.url, tokens[row], method, path, body)
       const answers: Record<Action, number> = {
         read: (await as('GET', `/connections/${id}`)).status,
+        use: (await as('POST', `/desktop-flows/${flowId}/runs`, { connectionId: id })).status,
         update: (await as('PATCH', `/connections/${id}`, { name: 'renamed' })).status,
         test: (await as('POST', `/connections/${id}/test`)).status,
         share: (

@@ -3,8 +3,7 @@
  * OS user appears as that user's active session, shows locked while i3lock runs as that user
  * on that display, active again when it exits, and disappears when the display stops.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync } from 'node:fs'
+import type { ChildProcess } from 'node:child_process'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -16,6 +15,7 @@ import {
   spawnDesklink,
   waitFor,
 } from '../support/cli-process.ts'
+import { asUser, freeDisplay, prepareX11SocketDir, stopProcess } from '../support/displays.ts'
 import { createOsUser, type OsUser, skipReason } from '../support/os-users.ts'
 import {
   ADMIN_PASSWORD,
@@ -27,41 +27,6 @@ import {
 
 const reason = skipReason(['Xvfb', 'i3lock', 'setpriv'])
 if (reason) process.stderr.write(`sessions suite skipped: ${reason}\n`)
-
-function asUser(user: OsUser, command: string[], env: Record<string, string> = {}): ChildProcess {
-  const assignments = Object.entries(env).map(([k, v]) => `${k}=${v}`)
-  return spawn(
-    'setpriv',
-    [
-      '--reuid',
-      user.name,
-      '--regid',
-      user.name,
-      '--init-groups',
-      '--reset-env',
-      'env',
-      ...assignments,
-      ...command,
-    ],
-    {
-      stdio: 'ignore',
-    },
-  )
-}
-
-function freeDisplay(): number {
-  for (let n = 90; n < 200; n++)
-    if (!existsSync(`/tmp/.X11-unix/X${n}`) && !existsSync(`/tmp/.X${n}-lock`)) return n
-  throw new Error('no free display number')
-}
-
-function stopProcess(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve())
-    child.kill('SIGTERM')
-  })
-}
 
 describe.skipIf(reason !== undefined)('sessions from real displays', () => {
   let t: TestServer
@@ -107,9 +72,7 @@ describe.skipIf(reason !== undefined)('sessions from real displays', () => {
       'the agent',
     )
     user = createOsUser()
-    // Xvfb started by a user cannot create the shared socket directory itself.
-    mkdirSync('/tmp/.X11-unix', { recursive: true })
-    chmodSync('/tmp/.X11-unix', 0o1777)
+    prepareX11SocketDir()
   })
 
   afterAll(async () => {

@@ -1,0 +1,296 @@
+/**
+ * The run queue with a real server and agent: each ordering rule (moved to top, most recent
+ * move first; priority; request time), priority change and undoing a move, head-of-line
+ * blocking and extended prioritization, why a queued run waits, queue timeouts, cancel while
+ * queued and by parent, idempotent retries, synchronous mode, and each admission code.
+ */
+import { randomUUID } from 'node:crypto'
+
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { openStorage } from '../../packages/server/src/storage/index.ts'
+import { assertBuilt } from '../support/cli-process.ts'
+import { skipReason } from '../support/os-users.ts'
+import { type RunMachine, startRunMachine } from '../support/run-machine.ts'
+import { pushFlow, waitForRun } from '../support/runs.ts'
+import { api, startTestServer, type TestServer } from '../support/test-server.ts'
+
+const reason = skipReason(['useradd', 'chpasswd', 'setpriv'])
+if (reason) process.stderr.write(`run queue suite skipped: ${reason}\n`)
+
+describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
+  let t: TestServer
+  let m: RunMachine
+  let flowId: string
+  const run = (body: Record<string, unknown> = {}, flow = flowId) =>
+    api(t.url, m.token, 'POST', `/desktop-flows/${flow}/runs`, {
+      connectionId: m.connectionId,
+      ...body,
+    })
+  const show = async (id: string) => (await api(t.url, m.token, 'GET', `/runs/${id}`)).body
+  const settings = (changes: Record<string, unknown>) =>
+    api(t.url, m.token, 'PATCH', `/environments/${m.environmentId}/run-settings`, changes)
+
+  beforeAll(async () => {
+    assertBuilt()
+    t = await startTestServer('sqlite', { DESKLINK_AGENT_HEARTBEAT_MS: '500' })
+    m = await startRunMachine(t)
+    flowId = (
+      await pushFlow(t.url, m.token, m.environmentId, {
+        name: 'short',
+        script: 'sleep 0.2\nprintf \'{"display":"%s"}\' "${DISPLAY:-}" > "$DESKLINK_OUTPUTS"',
+        outputs: [{ name: 'display' }],
+      })
+    ).id
+  })
+  afterAll(async () => {
+    await m?.remove()
+    await t?.close()
+  })
+
+  it('orders the queue: moved to top (latest first), then priority, then request time', async () => {
+    await m.setMachine({ maintenanceMode: true, slots: 1 })
+    const r1 = (await run({ priority: 'normal' })).body.id
+    const r2 = (await run({ priority: 'low' })).body.id
+    const r3 = (await run({ priority: 'high' })).body.id
+    const r4 = (await run({ priority: 'normal' })).body.id
+    const positions = async () =>
+      Object.fromEntries(
+        await Promise.all(
+          [r1, r2, r3, r4].map(async (id) => [id, (await show(id)).waiting.position]),
+        ),
+      )
+    expect(await positions()).toEqual({ [r3]: 1, [r1]: 2, [r4]: 3, [r2]: 4 })
+
+    expect((await api(t.url, m.token, 'PATCH', `/runs/${r4}`, { movedToTop: true })).status).toBe(
+      200,
+    )
+    await new Promise((r) => setTimeout(r, 5))
+    await api(t.url, m.token, 'PATCH', `/runs/${r2}`, { movedToTop: true })
+    expect(await positions()).toEqual({ [r2]: 1, [r4]: 2, [r3]: 3, [r1]: 4 })
+
+    await api(t.url, m.token, 'PATCH', `/runs/${r2}`, { movedToTop: false })
+    await api(t.url, m.token, 'PATCH', `/runs/${r1}`, { priority: 'high' })
+    expect(await positions()).toEqual({ [r4]: 1, [r1]: 2, [r3]: 3, [r2]: 4 })
+
+    const waiting = await show(r4)
+    expect(waiting.waiting.machines).toEqual([
+      expect.objectContaining({ machineId: m.machineId, code: 'MachineInMaintenance' }),
+    ])
+
+    await m.setMachine({ maintenanceMode: false })
+    const ended = await Promise.all([r1, r2, r3, r4].map((id) => waitForRun(t.url, m.token, id)))
+    const started = ended
+      .map((r) => ({ id: r.id as string, at: r.startedAt as string }))
+      .sort((a, b) => (a.at < b.at ? -1 : 1))
+      .map((r) => r.id)
+    expect(started).toEqual([r4, r1, r3, r2])
+    expect(ended.every((r) => r.status === 'Succeeded')).toBe(true)
+  })
+
+  it('blocks the queue behind a run that cannot start, unless extended prioritization is on', async () => {
+    const attended = (await run({ runMode: 'attended', priority: 'high' })).body.id
+    const unattended = (await run({ priority: 'low' })).body.id
+    await new Promise((r) => setTimeout(r, 1200))
+    const head = await show(attended)
+    expect(head.waiting.machines[0]).toMatchObject({ code: 'AttendedUserNotLoggedIn' })
+    expect(await show(unattended)).toMatchObject({ status: 'Queued', waiting: { position: 2 } })
+
+    await m.setMachine({ extendedQueuePrioritization: true })
+    expect((await waitForRun(t.url, m.token, unattended)).status).toBe('Succeeded')
+    const cancelled = await api(t.url, m.token, 'POST', `/runs/${attended}/cancel`)
+    expect(cancelled.body).toMatchObject({ status: 'Cancelled' })
+    await m.setMachine({ extendedQueuePrioritization: false })
+  })
+
+  it("fails a run that waits past the queue timeout with NoCandidateMachine and each machine's reason", async () => {
+    await settings({ queueTimeoutSeconds: 1 })
+    await m.setMachine({ maintenanceMode: true })
+    try {
+      const id = (await run()).body.id
+      const failed = await waitForRun(t.url, m.token, id)
+      expect(failed.error).toMatchObject({
+        code: 'NoCandidateMachine',
+        message: 'No machine able to run the desktop flow has been found.',
+        details: { subErrors: [expect.objectContaining({ code: 'MachineInMaintenance' })] },
+      })
+    } finally {
+      await settings({ queueTimeoutSeconds: 6 * 3600 })
+      await m.setMachine({ maintenanceMode: false })
+    }
+  })
+
+  it('cancels queued runs one by one and by parent', async () => {
+    await m.setMachine({ maintenanceMode: true })
+    try {
+      const alone = (await run()).body.id
+      const a = (await run({ parentRunId: 'workflow-7' })).body.id
+      const b = (await run({ parentRunId: 'workflow-7' })).body.id
+      expect((await api(t.url, m.token, 'POST', `/runs/${alone}/cancel`)).body.status).toBe(
+        'Cancelled',
+      )
+      const parent = await api(
+        t.url,
+        m.token,
+        'POST',
+        `/environments/${m.environmentId}/runs/cancel-parent`,
+        { parentRunId: 'workflow-7' },
+      )
+      expect(parent.body).toEqual({ cancelled: 2 })
+      expect((await show(a)).status).toBe('Cancelled')
+      expect((await show(b)).status).toBe('Cancelled')
+    } finally {
+      await m.setMachine({ maintenanceMode: false })
+    }
+  })
+
+  it('answers a retried request with the same idempotency key with the same run', async () => {
+    const key = randomUUID()
+    const first = await run({ idempotencyKey: key })
+    const again = await run({ idempotencyKey: key })
+    expect(first.status).toBe(202)
+    expect(again.status).toBe(200)
+    expect(again.body.id).toBe(first.body.id)
+    await waitForRun(t.url, m.token, first.body.id)
+  })
+
+  it('waits for the end in synchronous mode', async () => {
+    const done = await run({ wait: true })
+    expect(done.status).toBe(200)
+    expect(done.body).toMatchObject({ status: 'Succeeded', machineCredentialUser: m.account.name })
+  })
+
+  it('refuses with the reference codes: throttled, queue full', async () => {
+    await settings({ runsPerMinutePerConnection: 1 })
+    try {
+      const throttled = await run()
+      expect(throttled.status).toBe(429)
+      expect(throttled.body.error.code).toBe('DesktopFlowsActionThrottled')
+    } finally {
+      await settings({ runsPerMinutePerConnection: 70 })
+    }
+    await m.setMachine({ maintenanceMode: true })
+    await settings({ maxQueuedRuns: 1 })
+    try {
+      const first = await run()
+      expect(first.status).toBe(202)
+      const full = await run()
+      expect(full.status).toBe(409)
+      expect(full.body.error).toMatchObject({
+        code: 'UIFlowRunQueueFull',
+        message: "The desktop flow run queue is full. Run queue max size: '1'",
+      })
+      await api(t.url, m.token, 'POST', `/runs/${first.body.id}/cancel`)
+    } finally {
+      await settings({ maxQueuedRuns: 500 })
+      await m.setMachine({ maintenanceMode: false })
+    }
+  })
+
+  it('refuses an empty or missing target and unattended sign-in runs', async () => {
+    const group = await api(t.url, m.token, 'POST', '/machine-groups', {
+      environmentId: m.environmentId,
+      name: `empty-${randomUUID().slice(0, 8)}`,
+    })
+    const storage = openStorage(t.database.url)
+    const fixture = async (targetGroupId: string, type: 'password' | 'signIn') => {
+      const id = randomUUID()
+      const at = new Date().toISOString()
+      const me = (await api(t.url, m.token, 'GET', '/me')).body
+      await storage.db
+        .insertInto('connections')
+        .values({
+          id,
+          tenant_id: me.tenant.id,
+          environment_id: m.environmentId,
+          name: `fixture-${id}`,
+          target_group_id: targetGroupId,
+          type,
+          username: 'svc',
+          sealed_password: 'sealed',
+          sealed_refresh_token: null,
+          credential_id: null,
+          owner_type: 'user',
+          owner_id: me.id,
+          run_owner_type: 'user',
+          run_owner_id: me.id,
+          run_owner_explicit: 0,
+          status: 'Connected',
+          status_error: null,
+          os_account: 'svc',
+          last_tested_at: at,
+          last_used_at: null,
+          created_at: at,
+          updated_at: at,
+        })
+        .execute()
+      return id
+    }
+    try {
+      const empty = await run({ connectionId: await fixture(group.body.id, 'password') })
+      expect(empty.status).toBe(400)
+      expect(empty.body.error.code).toBe('GroupIsEmpty')
+      const gone = await run({ connectionId: await fixture(randomUUID(), 'password') })
+      expect(gone.status).toBe(404)
+      expect(gone.body.error.code).toBe('XrmMachineGroupNotFound')
+      const standalone = (await api(t.url, m.token, 'GET', `/machines/${m.machineId}`)).body
+        .standaloneGroupId
+      const signIn = await run({ connectionId: await fixture(standalone, 'signIn') })
+      expect(signIn.status).toBe(400)
+      expect(signIn.body.error.code).toBe('RunModeNotAllowedForConnection')
+    } finally {
+      await storage.close()
+    }
+  })
+
+  it('checks the run owner: a service principal without access to the flow is refused', async () => {
+    const sp = await api(t.url, m.token, 'POST', '/service-principals', { name: 'run-owner-sp' })
+    await api(t.url, m.token, 'POST', `/environments/${m.environmentId}/role-assignments`, {
+      principalType: 'servicePrincipal',
+      principalId: sp.body.id,
+      role: 'EnvironmentMaker',
+    })
+    const pair = await generateKeyPair('ES256', { extractable: true })
+    await api(t.url, m.token, 'POST', `/service-principals/${sp.body.id}/certificates`, {
+      publicKey: await exportSPKI(pair.publicKey),
+    })
+    const assertion = await new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256' })
+      .setIssuer(sp.body.id)
+      .setSubject(sp.body.id)
+      .setAudience(`connection:${m.connectionId}`)
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .setJti(randomUUID())
+      .sign(pair.privateKey)
+    const owned = await api(t.url, m.token, 'PUT', `/connections/${m.connectionId}/run-owner`, {
+      servicePrincipalId: sp.body.id,
+      assertion,
+    })
+    expect(owned.status).toBe(200)
+    const refused = await run()
+    expect(refused.status).toBe(403)
+    expect(refused.body.error.code).toBe('RunOwnerLacksAccess')
+
+    await api(t.url, m.token, 'POST', `/desktop-flows/${flowId}/shares`, {
+      principalType: 'servicePrincipal',
+      principalId: sp.body.id,
+      access: 'user',
+    })
+    await api(t.url, m.token, 'POST', `/machines/${m.machineId}/shares`, {
+      principalType: 'servicePrincipal',
+      principalId: sp.body.id,
+      access: 'user',
+    })
+    const admitted = await run()
+    expect(admitted.status, admitted.text).toBe(202)
+    const ended = await waitForRun(t.url, m.token, admitted.body.id)
+    expect(ended).toMatchObject({
+      status: 'Succeeded',
+      runOwnerType: 'servicePrincipal',
+      runOwnerId: sp.body.id,
+      callerId: (await api(t.url, m.token, 'GET', '/me')).body.id,
+    })
+  })
+})

@@ -1,0 +1,82 @@
+/**
+ * A server with one real agent process (as root) and an OS account behind a username-and-
+ * password connection: the fixture run tests share.
+ */
+import { type AgentHome, createAgentHome } from './agent-home.ts'
+import { desklink, type LongRunning, spawnDesklink, waitFor } from './cli-process.ts'
+import { createOsUser, type OsUser } from './os-users.ts'
+import { ADMIN_PASSWORD, api, signIn, type TestServer } from './test-server.ts'
+
+export const RUN_ACCOUNT_PASSWORD = 'Run-account-password-42'
+
+export interface RunMachine {
+  readonly token: string
+  readonly environmentId: string
+  readonly machineId: string
+  readonly home: AgentHome
+  agent: LongRunning
+  readonly account: OsUser
+  readonly connectionId: string
+  /** Starts the agent again (after a test stopped or killed it) and waits for it to connect. */
+  restartAgent(): Promise<void>
+  setMachine(settings: Record<string, unknown>): Promise<void>
+  remove(): Promise<void>
+}
+
+export async function startRunMachine(t: TestServer, base = () => t.url): Promise<RunMachine> {
+  const token = (await signIn(base(), 'default', 'admin', ADMIN_PASSWORD)).access_token
+  const environmentId = (await api(base(), token, 'GET', '/me')).body.roles[0].environmentId
+  const home = createAgentHome()
+  const registrationToken = (
+    await api(base(), token, 'POST', `/environments/${environmentId}/registration-tokens`, {})
+  ).body.token
+  const machineId = JSON.parse(
+    (
+      await desklink(['agent', 'register', '--server', base(), '--json'], {
+        env: home.env,
+        stdin: registrationToken,
+      })
+    ).stdout,
+  ).machineId as string
+  const connected = () =>
+    waitFor(
+      async () =>
+        (await api(base(), token, 'GET', `/machines/${machineId}`)).body.status === 'connected',
+      'the agent',
+    )
+  const agent = spawnDesklink(['agent', 'run'], home.env)
+  await connected()
+  const account = createOsUser('dlq', RUN_ACCOUNT_PASSWORD)
+  const created = await api(base(), token, 'POST', `/environments/${environmentId}/connections`, {
+    name: `runs-${account.name}`,
+    target: { machineId },
+    username: account.name,
+    password: RUN_ACCOUNT_PASSWORD,
+  })
+  if (created.body.status !== 'Connected')
+    throw new Error(`the run connection did not connect: ${created.text}`)
+  const machine: RunMachine = {
+    token,
+    environmentId,
+    machineId,
+    home,
+    agent,
+    account,
+    connectionId: created.body.id,
+    async restartAgent() {
+      await machine.agent.stop()
+      machine.agent = spawnDesklink(['agent', 'run'], home.env)
+      await connected()
+    },
+    async setMachine(settings) {
+      const answer = await api(base(), token, 'PATCH', `/machines/${machineId}`, { settings })
+      if (answer.status !== 200) throw new Error(`machine settings: ${answer.text}`)
+    },
+    async remove() {
+      await machine.agent.stop()
+      account.remove()
+      home.remove()
+    },
+  }
+  return machine
+}
