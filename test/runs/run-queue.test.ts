@@ -35,7 +35,7 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
   beforeAll(async () => {
     assertBuilt()
     t = await startTestServer('sqlite', { DESKLINK_AGENT_HEARTBEAT_MS: '500' })
-    m = await startRunMachine(t)
+    m = await startRunMachine(() => t.url)
     flowId = (
       await pushFlow(t.url, m.token, m.environmentId, {
         name: 'short',

@@ -5,7 +5,7 @@
 import { type AgentHome, createAgentHome } from './agent-home.ts'
 import { desklink, type LongRunning, spawnDesklink, waitFor } from './cli-process.ts'
 import { createOsUser, type OsUser } from './os-users.ts'
-import { ADMIN_PASSWORD, api, signIn, type TestServer } from './test-server.ts'
+import { ADMIN_PASSWORD, api, signIn } from './test-server.ts'
 
 export const RUN_ACCOUNT_PASSWORD = 'Run-account-password-42'
 
@@ -23,7 +23,8 @@ export interface RunMachine {
   remove(): Promise<void>
 }
 
-export async function startRunMachine(t: TestServer, base = () => t.url): Promise<RunMachine> {
+/** `base` answers the server's current URL (it may move when a test restarts the server). */
+export async function startRunMachine(base: () => string): Promise<RunMachine> {
   const token = (await signIn(base(), 'default', 'admin', ADMIN_PASSWORD)).access_token
   const environmentId = (await api(base(), token, 'GET', '/me')).body.roles[0].environmentId
   const home = createAgentHome()

@@ -18,6 +18,7 @@ export interface FlowPackage {
   readonly files: PackageFile[]
 }
 
+const DOWNLOAD_TRIES = 3
 const decode = (base64: string) => Buffer.from(base64, 'base64')
 
 export function digestOf(pkg: FlowPackage): string {
@@ -33,18 +34,30 @@ export function createPackageCache(options: {
   fetchFn?: typeof fetch
 }) {
   const dir = join(options.stateDir, 'packages')
+  /** A few tries a second apart: the server may be restarting. */
+  async function download(contentHash: string): Promise<FlowPackage> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await callServer<FlowPackage>(
+          options.fetchFn ?? fetch,
+          options.server,
+          'GET',
+          `/agent/flow-packages/${contentHash}`,
+          { machineAssertion: await options.assertion() },
+        )
+      } catch (error) {
+        if (attempt >= DOWNLOAD_TRIES || (error as AgentError).code !== 'ServerUnreachable')
+          throw error
+        await new Promise((resolve) => setTimeout(resolve, 1000))
+      }
+    }
+  }
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   return {
     async get(contentHash: string): Promise<FlowPackage> {
       const file = join(dir, `${contentHash}.json`)
       if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as FlowPackage
-      const pkg = await callServer<FlowPackage>(
-        options.fetchFn ?? fetch,
-        options.server,
-        'GET',
-        `/agent/flow-packages/${contentHash}`,
-        { machineAssertion: await options.assertion() },
-      )
+      const pkg = await download(contentHash)
       if (digestOf(pkg) !== contentHash)
         throw new AgentError('TotalChunksMismatch', {
           message: 'The downloaded flow package does not match its hash.',

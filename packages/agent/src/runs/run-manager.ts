@@ -90,6 +90,7 @@ export function createRunManager(deps: RunManagerDeps) {
 
   async function execute(
     offer: ServerRunOffer,
+    pkg: FlowPackage,
     identity: Extract<Identity, { ok: true }>,
     inputs: Record<string, unknown>,
     startedAt: string,
@@ -105,18 +106,6 @@ export function createRunManager(deps: RunManagerDeps) {
         'WindowsIdentityIncorrect',
         `No account '${identity.account}' exists on this machine.`,
       )
-    let pkg: FlowPackage
-    try {
-      pkg = await deps.packages.get(offer.flow.contentHash)
-    } catch (error) {
-      return failNow(
-        offer.runId,
-        startedAt,
-        'TotalChunksMismatch',
-        `The flow package could not be fetched: ${(error as Error).message}`,
-        account.name,
-      )
-    }
     const secrets = offer.sensitive
       .map((name) => inputs[name])
       .filter((v): v is string => typeof v === 'string')
@@ -192,6 +181,16 @@ export function createRunManager(deps: RunManagerDeps) {
           `${identity.account} already has a ${session.state} session on this machine.`,
         )
       }
+      // The package comes first: a machine that cannot get it does not take the run.
+      let pkg: FlowPackage
+      try {
+        pkg = await deps.packages.get(offer.flow.contentHash)
+      } catch (error) {
+        return reject(
+          'PackageUnavailable',
+          `The flow package could not be fetched: ${(error as Error).message}`,
+        )
+      }
       const startedAt = new Date().toISOString()
       journal.accept(offer.runId, startedAt)
       active.set(offer.runId, new AbortController())
@@ -222,7 +221,7 @@ export function createRunManager(deps: RunManagerDeps) {
           'The run inputs could not be opened with the group key.',
         )
       }
-      await execute(offer, identity, inputs, startedAt, session?.display ?? null).catch(
+      await execute(offer, pkg, identity, inputs, startedAt, session?.display ?? null).catch(
         (error: unknown) => failNow(offer.runId, startedAt, 'AgentError', (error as Error).message),
       )
     },

@@ -1,0 +1,128 @@
+/**
+ * Runs survive crashes without starting twice: the server killed with SIGKILL mid-run (the run
+ * completes on the machine, is reported after the restart and recorded once), and the agent
+ * killed mid-run (the run fails with RunLeaseExpired once its lease runs out; a restarted agent
+ * clears its journal without running anything again).
+ */
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { assertBuilt, type LongRunning, spawnDesklink, waitFor } from '../support/cli-process.ts'
+import { skipReason } from '../support/os-users.ts'
+import { type RunMachine, startRunMachine } from '../support/run-machine.ts'
+import { pushFlow, waitForRun } from '../support/runs.ts'
+import { ADMIN_PASSWORD, api } from '../support/test-server.ts'
+
+const reason = skipReason(['useradd', 'chpasswd', 'setpriv'])
+if (reason) process.stderr.write(`run recovery suite skipped: ${reason}\n`)
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer()
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number }
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
+describe.skipIf(reason !== undefined)('runs across crashes (server and agent processes)', () => {
+  let dataDir: string
+  let outDir: string
+  let env: Record<string, string>
+  let base: string
+  let server: LongRunning
+  let m: RunMachine
+
+  const startServer = async () => {
+    server = spawnDesklink(['server'], env)
+    await waitFor(async () => {
+      try {
+        return (await fetch(`${base}/readyz`)).ok
+      } catch {
+        return false
+      }
+    }, 'the server')
+  }
+
+  beforeAll(async () => {
+    assertBuilt()
+    dataDir = mkdtempSync(join(tmpdir(), 'desklink-recovery-'))
+    outDir = mkdtempSync(join(tmpdir(), 'desklink-recovery-out-'))
+    chmodSync(outDir, 0o1777)
+    const port = await freePort()
+    base = `http://127.0.0.1:${port}`
+    env = {
+      DESKLINK_DATA_DIR: dataDir,
+      DESKLINK_HOST: '127.0.0.1',
+      DESKLINK_PORT: String(port),
+      DESKLINK_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      DESKLINK_AGENT_HEARTBEAT_MS: '500',
+    }
+    await startServer()
+    m = await startRunMachine(() => base)
+  })
+  afterAll(async () => {
+    await m?.remove()
+    await server?.stop()
+    rmSync(dataDir, { recursive: true, force: true })
+    rmSync(outDir, { recursive: true, force: true })
+  })
+
+  it('finishes a run whose server was killed with SIGKILL, and records it once', async () => {
+    const marker = join(outDir, 'started-count')
+    const flow = await pushFlow(base, m.token, m.environmentId, {
+      name: 'survives-server',
+      script: `echo started >> "${marker}"\nsleep 3\nprintf '{"done":true}' > "$DESKLINK_OUTPUTS"`,
+      outputs: [{ name: 'done', type: 'boolean' }],
+    })
+    const started = await api(base, m.token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+      connectionId: m.connectionId,
+    })
+    await waitFor(() => existsSync(marker), 'the flow to start')
+    server.child.kill('SIGKILL')
+    await server.exited()
+    await new Promise((r) => setTimeout(r, 500))
+    await startServer()
+    const run = await waitForRun(base, m.token, started.body.id, undefined, 30_000)
+    expect(run.error).toBeNull()
+    expect(run).toMatchObject({ status: 'Succeeded', outputs: { done: true } })
+    expect(readFileSync(marker, 'utf8').trim().split('\n')).toEqual(['started'])
+    const kinds = run.events.map((e: { kind: string }) => e.kind)
+    expect(kinds.filter((k: string) => k === 'started')).toHaveLength(1)
+    expect(kinds.filter((k: string) => k === 'succeeded')).toHaveLength(1)
+    // Acknowledged: the machine's journal holds nothing any more.
+    await waitFor(
+      () => readdirSync(join(m.home.env.DESKLINK_AGENT_STATE_DIR, 'runs')).length === 0,
+      'the journal to clear',
+    )
+  })
+
+  it('fails a run whose agent was killed with RunLeaseExpired, and never runs it again', async () => {
+    const marker = join(outDir, 'agent-killed-count')
+    const flow = await pushFlow(base, m.token, m.environmentId, {
+      name: 'loses-agent',
+      script: `echo started >> "${marker}"\nsleep 30`,
+    })
+    const started = await api(base, m.token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+      connectionId: m.connectionId,
+    })
+    await waitFor(() => existsSync(marker), 'the flow to start')
+    m.agent.child.kill('SIGKILL')
+    await m.agent.exited()
+    const run = await waitForRun(base, m.token, started.body.id, undefined, 30_000)
+    expect(run).toMatchObject({ status: 'Failed', error: { code: 'RunLeaseExpired' } })
+
+    await m.restartAgent()
+    await waitFor(
+      () => readdirSync(join(m.home.env.DESKLINK_AGENT_STATE_DIR, 'runs')).length === 0,
+      'the journal to clear',
+    )
+    expect(readFileSync(marker, 'utf8').trim().split('\n')).toEqual(['started'])
+    expect((await api(base, m.token, 'GET', `/runs/${started.body.id}`)).body.status).toBe('Failed')
+  })
+})
