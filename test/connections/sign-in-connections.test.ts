@@ -18,7 +18,9 @@ import {
   spawnDesklink,
   waitFor,
 } from '../support/cli-process.ts'
-import { createOsUser, type OsUser, skipReason } from '../support/os-users.ts'
+import { asUser, freeDisplay, prepareX11SocketDir, stopProcess } from '../support/displays.ts'
+import { createOsUser, missingTools, type OsUser, skipReason } from '../support/os-users.ts'
+import { pushFlow, waitForRun } from '../support/runs.ts'
 import {
   ADMIN_PASSWORD,
   api,
@@ -284,6 +286,41 @@ describe.skipIf(reason !== undefined)('connect with sign-in (real agent, real si
     })
     expect(withPassword.status).toBe(400)
   })
+
+  it.skipIf(missingTools(['Xvfb']).length > 0)(
+    "runs attended through it inside the person's session, as the person, and never unattended",
+    async () => {
+      prepareX11SocketDir()
+      const display = `:${freeDisplay()}`
+      const xvfb = asUser(person, ['Xvfb', display, '-nolisten', 'tcp'])
+      try {
+        const flow = await pushFlow(t.url, personToken, environmentId, {
+          name: 'as-me',
+          script: 'printf \'{"user":"%s"}\' "$(id -un)" > "$DESKLINK_OUTPUTS"',
+          outputs: [{ name: 'user' }],
+        })
+        const connection = await create('attended-runs')
+        const run = (runMode: string) =>
+          api(t.url, personToken, 'POST', `/desktop-flows/${flow.id}/runs`, {
+            connectionId: connection.body.id,
+            runMode,
+          })
+        const unattended = await run('unattended')
+        expect(unattended.status).toBe(400)
+        expect(unattended.body.error.code).toBe('RunModeNotAllowedForConnection')
+        const attended = await run('attended')
+        expect(attended.status).toBe(202)
+        const done = await waitForRun(t.url, personToken, attended.body.id)
+        expect(done).toMatchObject({
+          status: 'Succeeded',
+          machineCredentialUser: person.name,
+          outputs: { user: person.name },
+        })
+      } finally {
+        await stopProcess(xvfb)
+      }
+    },
+  )
 
   it('lets the CLI sign the person in and create the connection', async () => {
     const cliHome = createAgentHome()
