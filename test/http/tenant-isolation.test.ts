@@ -152,6 +152,7 @@ const ROUTES: Record<string, RouteCase> = {
     }),
   },
   'GET /connections/{connectionId}': {},
+  'GET /connections/{connectionId}/inventory': {},
   'POST /connections/{connectionId}/test': {},
   'DELETE /connections/{connectionId}': {},
   'PATCH /connections/{connectionId}': { body: () => ({ name: 'renamed' }) },

@@ -121,6 +121,20 @@ describe.skipIf(reason !== undefined)('running a desktop flow on a real machine'
       'succeeded',
     ])
     expect(statSync(target).uid).toBe(account.uid)
+    const connection = (await api(t.url, token, 'GET', `/connections/${connectionId}`)).body
+    expect(connection.lastUsedAt).toEqual(expect.any(String))
+    const inventory = (await api(t.url, token, 'GET', `/connections/${connectionId}/inventory`))
+      .body.items
+    expect(inventory).toContainEqual({
+      flowId: flow.id,
+      flowName: 'whoami',
+      machineId,
+      machineName: expect.any(String),
+      runOwnerType: 'user',
+      runOwnerId: run.runOwnerId,
+      runs: 1,
+      lastRunAt: run.requestedAt,
+    })
   })
 
   it('runs a node flow and masks sensitive inputs and outputs', async () => {

@@ -96,6 +96,18 @@ export const Connection = z.object({
 })
 export type Connection = z.infer<typeof Connection>
 
+/** The connection inventory: which flows ran through it, on which machines, as which run owner. */
+export const ConnectionUsage = z.object({
+  flowId: Id,
+  flowName: z.string(),
+  machineId: Id.nullable(),
+  machineName: z.string().nullable(),
+  runOwnerType: PrincipalType,
+  runOwnerId: Id,
+  runs: z.int(),
+  lastRunAt: z.iso.datetime(),
+})
+
 export const SetRunOwnerRequest = z.strictObject({
   servicePrincipalId: Id,
   /**

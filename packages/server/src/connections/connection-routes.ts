@@ -6,6 +6,7 @@
 import {
   Connection,
   ConnectionShare,
+  ConnectionUsage,
   CreateConnectionRequest,
   CreateConnectionShareRequest,
   Id,
@@ -103,6 +104,15 @@ export const connectionRouteDefinitions = {
     request: { params: z.object({ connectionId: Id, shareId: Id }) },
     responses: noContent,
   }),
+  inventory: route({
+    method: 'get',
+    path: '/connections/{connectionId}/inventory',
+    tags,
+    summary:
+      'Which flows ran through the connection, on which machines, as which run owner, when last',
+    request: { params: ConnectionParams },
+    responses: responses(200, ListOf(ConnectionUsage)),
+  }),
   delete: route({
     method: 'delete',
     path: '/connections/{connectionId}',
@@ -186,6 +196,14 @@ export function registerConnectionRoutes(
       throw error
     }
   })
+  app.openapi(r.inventory, async (c) =>
+    c.json(
+      {
+        items: await connections.inventory(c.get('principal'), c.req.valid('param').connectionId),
+      },
+      200,
+    ),
+  )
   app.openapi(r.get, async (c) =>
     c.json(out(await connections.get(c.get('principal'), c.req.valid('param').connectionId)), 200),
   )

@@ -463,6 +463,42 @@ export function createConnectionService(deps: {
     async get(principal: Principal, id: string) {
       return view(principal, id)
     },
+    /** Which flows ran through the connection, on which machines, as which run owner, when last. */
+    async inventory(principal: Principal, id: string) {
+      const { row } = await view(principal, id, 'inventory')
+      const rows = await db
+        .selectFrom('runs')
+        .leftJoin('desktop_flows', 'desktop_flows.id', 'runs.flow_id')
+        .leftJoin('machines', 'machines.id', 'runs.machine_id')
+        .select((eb) => [
+          'runs.flow_id as flowId',
+          'desktop_flows.name as flowName',
+          'runs.machine_id as machineId',
+          'machines.name as machineName',
+          'runs.run_owner_type as runOwnerType',
+          'runs.run_owner_id as runOwnerId',
+          eb.fn.countAll<number>().as('runs'),
+          eb.fn.max('runs.requested_at').as('lastRunAt'),
+        ])
+        .where('runs.tenant_id', '=', principal.tenant.id)
+        .where('runs.connection_id', '=', row.id)
+        .groupBy([
+          'runs.flow_id',
+          'desktop_flows.name',
+          'runs.machine_id',
+          'machines.name',
+          'runs.run_owner_type',
+          'runs.run_owner_id',
+        ])
+        .orderBy('lastRunAt', 'desc')
+        .execute()
+      return rows.map((r) => ({
+        ...r,
+        flowName: r.flowName ?? '(deleted)',
+        runs: Number(r.runs),
+        lastRunAt: String(r.lastRunAt),
+      }))
+    },
     /** The connection, if the caller may run flows through it (owner, admin, edit, use). */
     async forUse(principal: Principal, id: string) {
       return view(principal, id, 'use')
