@@ -313,7 +313,6 @@ export async function startServer(
       },
       principals: stores.principals,
       tenants: stores.tenants,
-      secretBox,
       audit,
       clock,
       newId,

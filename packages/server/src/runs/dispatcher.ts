@@ -16,7 +16,6 @@ import {
   type AgentRunFinished,
   type FlowManifest,
   type MachineSettings,
-  sealToGroup,
   type ServerMessage,
   type SessionInfo,
 } from '@desklink/protocol'
@@ -24,7 +23,6 @@ import type { Kysely } from 'kysely'
 
 import { AppError } from '../errors/index.ts'
 import type { Logger } from '../logging/index.ts'
-import type { SecretBox } from '../secrets/index.ts'
 import type { Database } from '../storage/index.ts'
 import type { Clock } from '../system/index.ts'
 import { shownOutputs } from './flow-inputs.ts'
@@ -70,7 +68,6 @@ export function createDispatcher(deps: {
   db: Kysely<Database>
   store: RunStore
   ports: DispatchPorts
-  secretBox: SecretBox
   clock: Clock
   logger: Logger
   leaseMs: number
@@ -196,11 +193,6 @@ export function createDispatcher(deps: {
       })
       return false
     }
-    const group = await db
-      .selectFrom('machine_groups')
-      .select('public_key')
-      .where('id', '=', run.target_group_id)
-      .executeTakeFirst()
     let credential
     try {
       credential = await ports.credentialFor(run, connection)
@@ -229,7 +221,6 @@ export function createDispatcher(deps: {
       .set({ last_used_at: iso(at) })
       .where('id', '=', connection.id)
       .execute()
-    const inputs = deps.secretBox.open(run.sealed_inputs, `run:${run.id}`)
     ports.send(machine.machineId, {
       type: 'runOffer',
       runId: run.id,
@@ -242,7 +233,7 @@ export function createDispatcher(deps: {
         needsDisplay: manifest.needsDisplay,
       },
       credential,
-      sealedInputs: await sealToGroup(group?.public_key ?? '', inputs, `run:${run.id}`),
+      sealedInputs: run.sealed_inputs,
       sensitive: [...manifest.inputs, ...manifest.outputs]
         .filter((p) => p.sensitive)
         .map((p) => p.name),

@@ -18,7 +18,6 @@ import type { AgentService } from '../machines/agent-service.ts'
 import type { ChannelHub } from '../machines/channel-hub.ts'
 import type { MachineAccess } from '../machines/machine-access.ts'
 import type { MachineService } from '../machines/machine-service.ts'
-import type { SecretBox } from '../secrets/index.ts'
 import type { Database } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import { deliverCallback } from './callbacks.ts'
@@ -46,7 +45,6 @@ export function createRuns(deps: {
   ) => Promise<void>
   principals: PrincipalStore
   tenants: TenantStore
-  secretBox: SecretBox
   audit: AuditLog
   clock: Clock
   newId: IdGenerator
@@ -130,7 +128,6 @@ export function createRuns(deps: {
   const dispatcher = createDispatcher({
     db,
     store,
-    secretBox: deps.secretBox,
     clock: deps.clock,
     logger: deps.logger,
     leaseMs: deps.leaseMs,
@@ -167,7 +164,6 @@ export function createRuns(deps: {
     access: deps.access,
     runOwnerMayRun,
     presetSignInToken: (runId, token) => presetTokens.set(runId, token),
-    secretBox: deps.secretBox,
     audit: deps.audit,
     clock: deps.clock,
     newId: deps.newId,

@@ -12,6 +12,7 @@ import {
   type FlowManifest,
   RUN_SETTINGS_DEFAULTS,
   type RunSettings,
+  sealToGroup,
 } from '@desklink/protocol'
 import type { Kysely } from 'kysely'
 
@@ -21,7 +22,6 @@ import { AppError } from '../errors/index.ts'
 import type { FlowService } from '../flows/index.ts'
 import type { Principal } from '../identity/principal.ts'
 import type { MachineAccess } from '../machines/machine-access.ts'
-import type { SecretBox } from '../secrets/index.ts'
 import type { Database } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import type { Dispatcher } from './dispatcher.ts'
@@ -49,7 +49,6 @@ export function createRunService(deps: {
   ) => Promise<boolean>
   /** Keeps a sign-in token minted at request time for a synchronous run. */
   presetSignInToken: (runId: string, token: { accessToken: string; expiresAt: Date }) => void
-  secretBox: SecretBox
   audit: AuditLog
   clock: Clock
   newId: IdGenerator
@@ -147,7 +146,7 @@ export function createRunService(deps: {
 
       const group = await db
         .selectFrom('machine_groups')
-        .select(['id'])
+        .select(['id', 'public_key'])
         .where('tenant_id', '=', principal.tenant.id)
         .where('id', '=', connection.target_group_id)
         .executeTakeFirst()
@@ -200,7 +199,12 @@ export function createRunService(deps: {
         priority: request.priority,
         priority_rank: PRIORITY_RANK[request.priority],
         status: 'Queued',
-        sealed_inputs: deps.secretBox.seal(JSON.stringify(inputs.values), `run:${id}`),
+        // Sealed to the target group at once: from here on only its machines can read them.
+        sealed_inputs: await sealToGroup(
+          group.public_key ?? '',
+          JSON.stringify(inputs.values),
+          `run:${id}`,
+        ),
         shown_inputs: JSON.stringify(inputs.shown),
         timeout_seconds:
           request.timeoutSeconds ?? manifest.timeoutSeconds ?? DEFAULT_RUN_TIMEOUT_SECONDS,

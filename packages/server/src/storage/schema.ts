@@ -317,7 +317,7 @@ export interface RunTable {
   /** 0 high, 1 normal, 2 low: the queue sorts on it. */
   priority_rank: number
   status: RunStatusValue
-  /** The inputs as JSON, sealed under the master key (SecretBox, record `run:<id>`). */
+  /** The inputs as JSON, sealed to the target group's key (HPKE, context `run:<id>`). */
   sealed_inputs: string
   /** The inputs as shown: sensitive values replaced by "***". */
   shown_inputs: string

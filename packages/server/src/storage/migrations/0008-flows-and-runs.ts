@@ -91,6 +91,17 @@ export const migration0008FlowsAndRuns: Migration = {
       .on('runs')
       .columns(['target_group_id', 'status'])
       .execute()
+    // The dispatcher asks what a machine holds, what is due, and what waits, many times a second.
+    await db.schema
+      .createIndex('runs_machine')
+      .on('runs')
+      .columns(['machine_id', 'status'])
+      .execute()
+    await db.schema
+      .createIndex('runs_status_deadline')
+      .on('runs')
+      .columns(['status', 'queue_deadline'])
+      .execute()
     await db.schema
       .createIndex('runs_environment')
       .on('runs')

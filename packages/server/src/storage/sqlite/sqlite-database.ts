@@ -5,7 +5,7 @@
  * @module
  */
 import BetterSqlite3 from 'better-sqlite3'
-import { Kysely, SqliteDialect } from 'kysely'
+import { Kysely, type SqliteDatabase, SqliteDialect } from 'kysely'
 
 import type { Database } from '../schema.ts'
 
@@ -16,7 +16,31 @@ export function createSqliteKysely(path: string): Kysely<Database> {
   sqlite.pragma('synchronous = NORMAL')
   sqlite.pragma('foreign_keys = ON')
   sqlite.pragma('busy_timeout = 5000')
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
+  return new Kysely<Database>({
+    dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
+  })
+}
+
+const STATEMENT_CACHE_SIZE = 1000
+
+/**
+ * Kysely prepares every query anew; preparing costs about as much as running a small query.
+ * Statements are kept by their SQL text (Kysely's parameters are bound at run time), and a
+ * statement still busy (an open iteration) is never handed out twice.
+ */
+function withStatementCache(sqlite: BetterSqlite3.Database): SqliteDatabase {
+  const statements = new Map<string, BetterSqlite3.Statement>()
+  return {
+    close: () => sqlite.close(),
+    prepare(sql: string) {
+      const cached = statements.get(sql)
+      if (cached && !cached.busy) return cached
+      const statement = sqlite.prepare(sql)
+      if (statements.size >= STATEMENT_CACHE_SIZE) statements.clear()
+      statements.set(sql, statement)
+      return statement
+    },
+  }
 }
 
 /** True for a UNIQUE or PRIMARY KEY violation raised by SQLite. */

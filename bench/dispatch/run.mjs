@@ -1,0 +1,360 @@
+#!/usr/bin/env node
+// Dispatch benchmark: how fast a queued run reaches a machine, and how many no-op runs per
+// second go through end to end. Simulated agents speak the real agent channel (hello, heartbeat,
+// connectionTest, runOffer → runAccepted + runFinished); the server is the built CLI in a child
+// process, on SQLite (and on PostgreSQL when --postgres URL or DESKLINK_TEST_DATABASE_URL is given).
+//
+//   node bench/dispatch/run.mjs [--samples 200] [--idle-agents 999] [--runs 3000]
+//                               [--concurrency 64] [--machines 4] [--postgres URL]
+//
+// Latency: from just before POST /desktop-flows/{id}/runs to the offer arriving at the agent,
+// measured in this process (one clock), one run at a time, with 1 and with 1 + idle agents
+// connected. The floor, measured in the same run: one WebSocket round trip (to a bare ws echo
+// server) plus one SQLite commit (WAL, synchronous=NORMAL, as the server runs it).
+// Throughput: N no-op runs with C requests in flight over M machines, until every run ended.
+import { spawn } from 'node:child_process'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+import Database from 'better-sqlite3'
+import WebSocket, { WebSocketServer } from 'ws'
+
+import { api, assertion, pool, signIn } from '../lib/desklink-client.mjs'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const cli = join(here, '..', '..', 'bin', 'desklink.js')
+const TARGET = { p50Ratio: 3, p99Ratio: 10, sqliteRunsPerSecond: 1000 }
+
+const { values: options } = parseArgs({
+  options: {
+    samples: { type: 'string', default: '200' },
+    'idle-agents': { type: 'string', default: '999' },
+    runs: { type: 'string', default: '3000' },
+    concurrency: { type: 'string', default: '64' },
+    machines: { type: 'string', default: '4' },
+    postgres: { type: 'string', default: process.env.DESKLINK_TEST_DATABASE_URL ?? '' },
+  },
+})
+const number = (name) => Number(options[name])
+const say = (text) => process.stdout.write(`${text}\n`)
+const pct = (values, p) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
+}
+const ms = (v) => `${v.toFixed(2)} ms`
+
+function freePort() {
+  return new Promise((resolve) => {
+    const probe = createServer()
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
+/** The floor: one WebSocket round trip to a bare echo server, plus one SQLite commit. */
+async function measureFloor(samples) {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false })
+  wss.on('connection', (ws) => ws.on('message', (data) => ws.send(data)))
+  await new Promise((resolve) => wss.once('listening', resolve))
+  const ws = new WebSocket(`ws://127.0.0.1:${wss.address().port}`, { perMessageDeflate: false })
+  await new Promise((resolve) => ws.once('open', resolve))
+  const rtts = []
+  for (let i = 0; i < samples; i++) {
+    const started = performance.now()
+    await new Promise((resolve) => {
+      ws.once('message', resolve)
+      ws.send(JSON.stringify({ type: 'ping', i, pad: 'x'.repeat(512) }))
+    })
+    rtts.push(performance.now() - started)
+  }
+  ws.close()
+  wss.close()
+  const dir = mkdtempSync(join(tmpdir(), 'desklink-floor-'))
+  const db = new Database(join(dir, 'floor.db'))
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  db.exec('create table runs (id text primary key, body text)')
+  const insert = db.prepare('insert into runs values (?, ?)')
+  const commits = []
+  for (let i = 0; i < samples; i++) {
+    const started = performance.now()
+    insert.run(randomBytes(16).toString('hex'), 'x'.repeat(512))
+    commits.push(performance.now() - started)
+  }
+  db.close()
+  rmSync(dir, { recursive: true, force: true })
+  return { rtt: pct(rtts, 50), commit: pct(commits, 50), floor: pct(rtts, 50) + pct(commits, 50) }
+}
+
+/** One simulated agent: answers tests, takes every offer and finishes it at once. */
+function connectAgent(base, machine, onOffer) {
+  return new Promise((resolve, reject) => {
+    void assertion(machine, `${base}/api/v1/agent`).then((token) => {
+      const ws = new WebSocket(`${base.replace('http', 'ws')}/api/v1/agent/channel`, {
+        headers: { authorization: `Bearer ${token}` },
+        perMessageDeflate: false,
+      })
+      let seq = 0
+      const heartbeat = () =>
+        ws.readyState === WebSocket.OPEN &&
+        ws.send(JSON.stringify({ type: 'heartbeat', seq: ++seq, sessions: [], runningRuns: [] }))
+      ws.on('open', () =>
+        ws.send(
+          JSON.stringify({
+            type: 'hello',
+            protocolVersions: [1],
+            agentVersion: '0.1.0',
+            hostname: 'bench',
+            os: 'linux',
+          }),
+        ),
+      )
+      ws.on('error', reject)
+      ws.on('message', (data) => {
+        const at = performance.now()
+        const message = JSON.parse(data.toString())
+        if (message.type === 'welcome') {
+          heartbeat()
+          ws.timer = setInterval(heartbeat, 10_000)
+          resolve(ws)
+        } else if (message.type === 'connectionTest') {
+          ws.send(
+            JSON.stringify({
+              type: 'connectionTestResult',
+              requestId: message.requestId,
+              ok: true,
+              osAccount: 'bench',
+            }),
+          )
+        } else if (message.type === 'runOffer') {
+          onOffer(message.runId, at, Date.now())
+          const now = new Date().toISOString()
+          ws.send(JSON.stringify({ type: 'runAccepted', runId: message.runId }))
+          ws.send(
+            JSON.stringify({
+              type: 'runFinished',
+              runId: message.runId,
+              status: 'Succeeded',
+              exitCode: 0,
+              outputs: {},
+              error: null,
+              osAccount: 'bench',
+              startedAt: now,
+              finishedAt: now,
+            }),
+          )
+        }
+      })
+    })
+  })
+}
+
+async function benchServer(label, databaseUrl) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'desklink-bench-'))
+  const port = await freePort()
+  const base = `http://127.0.0.1:${port}`
+  const password = randomBytes(12).toString('base64url')
+  const server = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), cli, 'server'], {
+    env: {
+      ...process.env,
+      DESKLINK_DATA_DIR: dataDir,
+      DESKLINK_PORT: String(port),
+      DESKLINK_HOST: '127.0.0.1',
+      DESKLINK_ADMIN_PASSWORD: password,
+      DESKLINK_LOG_LEVEL: 'warn',
+      ...(databaseUrl && { DESKLINK_DATABASE_URL: databaseUrl }),
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  const stop = () => {
+    server.kill(process.env.BENCH_PROF ? 'SIGINT' : 'SIGKILL')
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`${base}/readyz`)).ok) break
+      } catch {
+        if (i > 100) throw new Error('the server did not start')
+      }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    const token = await signIn(base, 'admin', password)
+    const environmentId = (await api(base, token, 'GET', '/me')).roles[0].environmentId
+    await api(base, token, 'PATCH', `/environments/${environmentId}/run-settings`, {
+      maxQueuedRuns: 100_000,
+      runsPerMinutePerConnection: 100_000,
+    })
+    const register = async (n, first) => {
+      const machines = []
+      await pool('register', n, 16, async (i) => {
+        const { token: registration } = await api(
+          base,
+          token,
+          'POST',
+          `/environments/${environmentId}/registration-tokens`,
+          {},
+        )
+        const identity = generateKeyPairSync('ed25519')
+        const group = generateKeyPairSync('x25519')
+        const registered = await api(base, undefined, 'POST', '/agent/register', {
+          registrationToken: registration,
+          name: `bench-${first + i}`,
+          description: '',
+          hostname: `bench-${first + i}`,
+          os: 'linux',
+          agentVersion: '0.1.0',
+          identityPublicKey: identity.publicKey.export({ format: 'jwk' }).x,
+          standaloneGroupPublicKey: group.publicKey.export({ format: 'jwk' }).x,
+        })
+        machines[i] = { id: registered.machineId, key: identity.privateKey }
+      })
+      return machines
+    }
+    const offers = new Map()
+    const onOffer = (runId, at, wallClock) => {
+      const waiter = offers.get(runId)
+      if (typeof waiter === 'function') waiter({ at, wallClock })
+      else offers.set(runId, { at, wallClock })
+    }
+    const offerOf = (runId) =>
+      new Promise((resolve) => {
+        const early = offers.get(runId)
+        if (early && typeof early === 'object') return resolve(early)
+        offers.set(runId, resolve)
+        return undefined
+      })
+    const workers = await register(number('machines'), 0)
+    const sockets = []
+    for (const machine of workers) sockets.push(await connectAgent(base, machine, onOffer))
+    const flow = await api(base, token, 'POST', `/environments/${environmentId}/desktop-flows`, {
+      manifest: { name: 'noop', runtime: 'shell', entry: 'main.sh' },
+      files: [{ path: 'main.sh', contentBase64: Buffer.from('true').toString('base64') }],
+    })
+    const connections = []
+    for (const machine of workers) {
+      await api(base, token, 'PATCH', `/machines/${machine.id}`, { settings: { slots: 64 } })
+      const c = await api(base, token, 'POST', `/environments/${environmentId}/connections`, {
+        name: `bench-${machine.id}`,
+        target: { machineId: machine.id },
+        username: 'bench',
+        password: 'bench-password',
+      })
+      if (c.status !== 'Connected') throw new Error(`connection not connected: ${JSON.stringify(c)}`)
+      connections.push(c.id)
+    }
+    const startRun = (connectionId) =>
+      api(base, token, 'POST', `/desktop-flows/${flow.id}/runs`, { connectionId })
+
+    const latency = async () => {
+      const times = []
+      const fromQueued = []
+      for (let i = 0; i < number('samples') + 20; i++) {
+        const started = performance.now()
+        const run = await startRun(connections[0])
+        const offer = await offerOf(run.id)
+        if (i < 20) continue
+        times.push(offer.at - started)
+        // From the moment the server queued the run (its clock, in ms) to the offer's arrival.
+        fromQueued.push(offer.wallClock - Date.parse(run.requestedAt))
+      }
+      return {
+        p50: pct(times, 50),
+        p99: pct(times, 99),
+        queuedP50: pct(fromQueued, 50),
+        queuedP99: pct(fromQueued, 99),
+      }
+    }
+    const results = { label }
+    if (label === 'SQLite') {
+      results.one = await latency()
+      const idle = await register(number('idle-agents'), workers.length)
+      for (const machine of idle) sockets.push(await connectAgent(base, machine, onOffer))
+      results.many = await latency()
+      results.agents = sockets.length
+    }
+    const total = number('runs')
+    const started = performance.now()
+    const done = []
+    await pool('runs', total, number('concurrency'), async (i) => {
+      const run = await startRun(connections[i % connections.length])
+      done.push(offerOf(run.id))
+    })
+    await Promise.all(done)
+    // Every run ended once the server has no run left queued or running.
+    for (;;) {
+      const open = await api(base, token, 'GET', `/environments/${environmentId}/runs?status=Running`)
+      const queued = await api(base, token, 'GET', `/environments/${environmentId}/runs?status=Queued`)
+      if (open.items.length === 0 && queued.items.length === 0) break
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    results.throughput = total / ((performance.now() - started) / 1000)
+    for (const ws of sockets) {
+      clearInterval(ws.timer)
+      ws.terminate()
+    }
+    return results
+  } finally {
+    stop()
+  }
+}
+
+async function postgresDatabase(url) {
+  const { default: pg } = await import('pg')
+  const name = `desklink_bench_${randomBytes(4).toString('hex')}`
+  const admin = new pg.Client({ connectionString: url })
+  await admin.connect()
+  await admin.query(`create database ${name}`)
+  await admin.end()
+  const target = new URL(url)
+  target.pathname = `/${name}`
+  return {
+    url: target.toString(),
+    async drop() {
+      const again = new pg.Client({ connectionString: url })
+      await again.connect()
+      await again.query(`drop database if exists ${name} with (force)`)
+      await again.end()
+    },
+  }
+}
+
+say('Desklink dispatch benchmark')
+const floor = await measureFloor(number('samples'))
+say(`floor: ws round trip ${ms(floor.rtt)} + SQLite commit ${ms(floor.commit)} = ${ms(floor.floor)}`)
+const sqlite = await benchServer('SQLite')
+for (const [name, r] of [
+  ['1 agent', sqlite.one],
+  [`${sqlite.agents} agents`, sqlite.many],
+]) {
+  say(
+    `request → offer, ${name}: p50 ${ms(r.p50)} (${(r.p50 / floor.floor).toFixed(1)}× floor, target ≤ ${TARGET.p50Ratio}×), ` +
+      `p99 ${ms(r.p99)} (${(r.p99 / floor.floor).toFixed(1)}× floor, target ≤ ${TARGET.p99Ratio}×)`,
+  )
+  say(
+    `queued → offer, ${name} (server clock, 1 ms resolution): p50 ${r.queuedP50} ms, p99 ${r.queuedP99} ms`,
+  )
+}
+say(
+  `throughput, SQLite: ${sqlite.throughput.toFixed(0)} no-op runs/s (target ≥ ${TARGET.sqliteRunsPerSecond})`,
+)
+if (options.postgres) {
+  const database = await postgresDatabase(options.postgres)
+  try {
+    const pgResult = await benchServer('PostgreSQL', database.url)
+    say(`throughput, PostgreSQL: ${pgResult.throughput.toFixed(0)} no-op runs/s`)
+  } finally {
+    await database.drop()
+  }
+} else {
+  say('throughput, PostgreSQL: skipped (pass --postgres URL or set DESKLINK_TEST_DATABASE_URL)')
+}
+
