@@ -13,6 +13,7 @@ import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { waitFor } from '../support/cli-process.ts'
+import { createOsUser, skipReason } from '../support/os-users.ts'
 
 const BIN = resolve('bin/desklink.js')
 
@@ -175,6 +176,53 @@ describe('the README first command, with real processes', () => {
       0o600,
     )
   })
+
+  it.skipIf(skipReason(['useradd', 'chpasswd', 'setpriv']) !== undefined)(
+    'runs the sample flow through a connection with one command: outputs, run owner, OS account',
+    async () => {
+      expect(up.output()).toContain("sample:   desktop flow 'hello-desklink'")
+      const account = createOsUser('dlfirst', 'First-run-password-8')
+      try {
+        const machine = (
+          JSON.parse(
+            (await desklink(['machines', 'list', '--json'], { cwd, env: adminConfig })).stdout,
+          ) as { id: string }[]
+        )[0].id
+        const environment = (
+          JSON.parse(
+            (await desklink(['env', 'list', '--json'], { cwd, env: adminConfig })).stdout,
+          ) as { id: string }[]
+        )[0].id
+        const connection = await desklink(
+          [
+            'connections',
+            'create',
+            'my-account',
+            '--environment',
+            environment,
+            '--machine',
+            machine,
+            '--username',
+            account.name,
+          ],
+          { cwd, env: adminConfig, stdin: 'First-run-password-8\n' },
+        )
+        expect(connection.stdout).toContain('Connected')
+        const run = await desklink(['run', 'hello-desklink', '--connection', 'my-account'], {
+          cwd,
+          env: adminConfig,
+        })
+        expect(run.code, run.stderr).toBe(0)
+        expect(run.stdout).toMatch(/status:\s+Succeeded/)
+        expect(run.stdout).toContain('"greeting":"Hello, world"')
+        expect(run.stdout).toContain(`"user":"${account.name}"`)
+        expect(run.stdout).toMatch(new RegExp(`machineCredentialUser:\\s+${account.name}`))
+        expect(run.stdout).toMatch(/runOwner:\s+user [0-9a-f-]{36}/)
+      } finally {
+        account.remove()
+      }
+    },
+  )
 
   it('creates a built-in credential from standard input and never prints the secret', async () => {
     const secret = 'canary-cli-secret-5d1e'

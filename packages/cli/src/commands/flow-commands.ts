@@ -11,9 +11,9 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative, resolve, sep } from 'node:path'
 
 import type { Command } from '@commander-js/extra-typings'
-import type { DesktopFlow, Run } from '@desklink/protocol'
+import type { DesktopFlow, Me, Run } from '@desklink/protocol'
 
-import { apiClientFor } from '../client/api-client.ts'
+import { type ApiClient, apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
 
@@ -90,6 +90,43 @@ function runSummary(run: Run): Record<string, unknown> {
     }),
     durationMs: run.totalDurationMs ?? '',
   }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * Flows and connections may be named instead of given by id: the name is looked up in the
+ * environment given, else in the first environment the caller has a role in.
+ */
+async function resolveByName(
+  client: ApiClient,
+  kind: 'desktop-flows' | 'connections',
+  nameOrId: string,
+  environment: string | undefined,
+): Promise<string> {
+  if (UUID.test(nameOrId)) return nameOrId
+  const environmentId =
+    environment ?? (await client.request<Me>('GET', '/me')).roles[0]?.environmentId
+  if (!environmentId)
+    throw new CliError(
+      'NoEnvironment',
+      'Pass --environment: you have no role in any environment.',
+      {
+        exitCode: 2,
+      },
+    )
+  const { items } = await client.request<{ items: { id: string; name: string }[] }>(
+    'GET',
+    `/environments/${id(environmentId)}/${kind}`,
+  )
+  const found = items.filter((item) => item.name === nameOrId)
+  if (found.length !== 1)
+    throw new CliError(
+      'NotFound',
+      `${found.length === 0 ? 'No' : 'More than one'} ${kind === 'connections' ? 'connection' : 'desktop flow'} named '${nameOrId}' in environment ${environmentId}; give its id.`,
+      { exitCode: 2 },
+    )
+  return found[0].id
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -187,12 +224,14 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
     })
 
   program
-    .command('run <flowId>')
+    .command('run <flow>')
     .description(
-      'Run a desktop flow through a connection and wait for the end (--no-wait: print the\n' +
-        'queued run and return). While it waits, it says why a queued run is not running yet.',
+      'Run a desktop flow (id or name) through a connection (id or name) and wait for the end\n' +
+        '(--no-wait: print the queued run and return). While it waits, it says why a queued run\n' +
+        'is not running yet. Prints the outputs, the run owner and the machine credential user.',
     )
-    .requiredOption('--connection <id>', 'the connection to run through')
+    .requiredOption('--connection <id|name>', 'the connection to run through')
+    .option('--environment <id>', 'where to look up names (default: your first environment)')
     .option('--input <name=value>', 'an input (repeat for more)', collect, [] as string[])
     .option('--mode <mode>', 'attended or unattended', 'unattended')
     .option('--priority <priority>', 'high, normal or low', 'normal')
@@ -201,10 +240,12 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
     .option('--parent-run-id <id>', 'an outside workflow run this run belongs to')
     .option('--no-wait', 'return once the run is queued')
     .option('--json', 'print JSON')
-    .action(async (flowId, o) => {
+    .action(async (flow, o) => {
       const client = api()
+      const flowId = await resolveByName(client, 'desktop-flows', flow, o.environment)
+      const connectionId = await resolveByName(client, 'connections', o.connection, o.environment)
       let run = await client.request<Run>('POST', `/desktop-flows/${id(flowId)}/runs`, {
-        connectionId: o.connection,
+        connectionId,
         runMode: o.mode,
         priority: o.priority,
         inputs: parseInputs(o.input),
