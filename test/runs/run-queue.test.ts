@@ -5,12 +5,17 @@
  * queued and by parent, idempotent retries, synchronous mode, and each admission code.
  */
 import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer as createHttpsServer } from 'node:https'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { openStorage } from '../../packages/server/src/storage/index.ts'
-import { assertBuilt } from '../support/cli-process.ts'
+import { assertBuilt, waitFor } from '../support/cli-process.ts'
+import { createTestCa, type TestCa } from '../support/fakes/test-ca.ts'
 import { skipReason } from '../support/os-users.ts'
 import { type RunMachine, startRunMachine } from '../support/run-machine.ts'
 import { pushFlow, waitForRun } from '../support/runs.ts'
@@ -32,9 +37,18 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
   const settings = (changes: Record<string, unknown>) =>
     api(t.url, m.token, 'PATCH', `/environments/${m.environmentId}/run-settings`, changes)
 
+  let ca: TestCa
+  let caDir: string
+
   beforeAll(async () => {
     assertBuilt()
-    t = await startTestServer('sqlite', { DESKLINK_AGENT_HEARTBEAT_MS: '500' })
+    ca = createTestCa()
+    caDir = mkdtempSync(join(tmpdir(), 'desklink-callback-ca-'))
+    writeFileSync(join(caDir, 'ca.pem'), ca.caPem)
+    t = await startTestServer('sqlite', {
+      DESKLINK_AGENT_HEARTBEAT_MS: '500',
+      DESKLINK_CALLBACK_CA_FILE: join(caDir, 'ca.pem'),
+    })
     m = await startRunMachine(() => t.url)
     flowId = (
       await pushFlow(t.url, m.token, m.environmentId, {
@@ -47,6 +61,8 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
   afterAll(async () => {
     await m?.remove()
     await t?.close()
+    ca?.remove()
+    if (caDir) rmSync(caDir, { recursive: true, force: true })
   })
 
   it('orders the queue: moved to top (latest first), then priority, then request time', async () => {
@@ -153,6 +169,45 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     expect(again.status).toBe(200)
     expect(again.body.id).toBe(first.body.id)
     await waitForRun(t.url, m.token, first.body.id)
+  })
+
+  it('calls the callback URL once the run ended, retrying after a 5xx', async () => {
+    const received: { status: string; id: string }[] = []
+    const { certPem, keyPem } = ca.issueServerCertificate()
+    const hook = createHttpsServer({ cert: certPem, key: keyPem }, (req, res) => {
+      let body = ''
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()))
+      req.on('end', () => {
+        received.push(JSON.parse(body) as { status: string; id: string })
+        // The first try fails: the second must come a second later.
+        res.writeHead(received.length === 1 ? 503 : 204).end()
+      })
+    })
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (hook.address() as { port: number }).port
+      const started = await run({ callbackUrl: `https://127.0.0.1:${port}/hooks/run` })
+      await waitFor(() => received.length === 2, 'two callback tries')
+      expect(received.map((r) => [r.id, r.status])).toEqual([
+        [started.body.id, 'Succeeded'],
+        [started.body.id, 'Succeeded'],
+      ])
+      const done = await waitForRun(t.url, m.token, started.body.id, (r) =>
+        (r.events as { kind: string }[]).some((e) => e.kind === 'callback'),
+      )
+      expect(done.events.at(-1)).toMatchObject({
+        kind: 'callback',
+        details: { delivered: true, tries: 2, lastStatus: 204 },
+      })
+    } finally {
+      hook.close()
+    }
+  })
+
+  it('refuses a callback URL that is not HTTPS', async () => {
+    const plain = await run({ callbackUrl: 'http://127.0.0.1:1/hook' })
+    expect(plain.status).toBe(400)
+    expect(plain.body.error.code).toBe('InvalidRequestBody')
   })
 
   it('waits for the end in synchronous mode', async () => {

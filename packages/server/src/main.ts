@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -318,6 +319,7 @@ export async function startServer(
       newId,
       logger,
       leaseMs: config.agentHeartbeatMs * 3,
+      callbackCaPem: config.callbackCaFile && readFileSync(config.callbackCaFile, 'utf8'),
     })
     dispatcherRef.current = runs.dispatcher
     releasers.add('run dispatcher', () => runs.dispatcher.stop())

@@ -53,6 +53,8 @@ export interface ServerConfig {
   readonly agentHeartbeatMs: number
   /** Most machines in one machine group. @defaultValue 50 (env `DESKLINK_MAX_GROUP_MEMBERS`) */
   readonly maxGroupMembers: number
+  /** PEM file of extra CAs trusted for run callback targets. @defaultValue none (env `DESKLINK_CALLBACK_CA_FILE`) */
+  readonly callbackCaFile?: string | undefined
 }
 
 /** Flags as the CLI parsed them; each overrides its environment variable. */
@@ -192,5 +194,6 @@ export function resolveServerConfig(
       SERVER_DEFAULTS.maxGroupMembers,
       1,
     ),
+    ...(env.DESKLINK_CALLBACK_CA_FILE && { callbackCaFile: env.DESKLINK_CALLBACK_CA_FILE }),
   })
 }

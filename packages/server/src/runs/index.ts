@@ -50,6 +50,8 @@ export function createRuns(deps: {
   newId: IdGenerator
   logger: Logger
   leaseMs: number
+  /** Extra CA certificates (PEM) trusted for callback targets. */
+  callbackCaPem?: string | undefined
 }) {
   const { db } = deps
   const store = createRunStore(db, deps.newId)
@@ -144,7 +146,9 @@ export function createRuns(deps: {
         if (run.callback_url && toApi) {
           const url = run.callback_url
           void toApi(run)
-            .then((body) => deliverCallback(url, body, deps.logger))
+            .then((body) =>
+              deliverCallback(url, body, { logger: deps.logger, caPem: deps.callbackCaPem }),
+            )
             .then((outcome) =>
               store.event(run, deps.clock.now().toISOString(), 'callback', outcome),
             )
