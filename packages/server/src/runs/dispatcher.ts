@@ -63,6 +63,8 @@ export interface RunError {
 }
 
 const LEASE_GRACE_MS = 5_000
+/** How long an admission-time run-owner check stands in for the dispatch-time one. */
+const OWNER_CHECK_FRESH_MS = 2_000
 
 export function createDispatcher(deps: {
   db: Kysely<Database>
@@ -83,6 +85,10 @@ export function createDispatcher(deps: {
   /** Machines whose first heartbeat since connecting is awaited (to reconcile offers). */
   const awaitingFirstHeartbeat = new Set<string>()
   const passes = new Map<string, Promise<void>>()
+  /** Effective settings per machine, dropped whenever they may have changed. */
+  const settingsCache = new Map<string, MachineSettings>()
+  /** Runs whose run owner was checked at admission, moments ago: no second check at once. */
+  const admittedAt = new Map<string, number>()
   let deadlineTimer: NodeJS.Timeout | undefined
   let armScheduled = false
   let stopped = false
@@ -97,11 +103,15 @@ export function createDispatcher(deps: {
 
   async function picture(machine: { id: string; name: string }): Promise<MachinePicture> {
     const connected = ports.isConnected(machine.id)
-    const settings = (await ports.settingsOf(machine.id)) ?? {
-      maintenanceMode: false,
-      slots: 1,
-      reuseSessions: false,
-      extendedQueuePrioritization: false,
+    let settings = settingsCache.get(machine.id)
+    if (!settings) {
+      settings = (await ports.settingsOf(machine.id)) ?? {
+        maintenanceMode: false,
+        slots: 1,
+        reuseSessions: false,
+        extendedQueuePrioritization: false,
+      }
+      settingsCache.set(machine.id, settings)
     }
     const held = await store.onMachine(machine.id)
     return {
@@ -155,6 +165,7 @@ export function createDispatcher(deps: {
       changes.error ? JSON.parse(changes.error) : undefined,
     )
     rejectedBy.delete(run.id)
+    admittedAt.delete(run.id)
     const final = await store.byId(run.id)
     if (final) ports.onEnded(final)
     scheduleArm()
@@ -270,7 +281,11 @@ export function createDispatcher(deps: {
       }
       const excluded = rejectedBy.get(run.id) ?? new Map<string, Refusal>()
       let outcome: ReturnType<typeof place>
-      if (!(await ports.runOwnerMayRun(run, connection))) {
+      const admitted = admittedAt.get(run.id)
+      admittedAt.delete(run.id)
+      const freshlyChecked =
+        admitted !== undefined && now().getTime() - admitted < OWNER_CHECK_FRESH_MS
+      if (!freshlyChecked && !(await ports.runOwnerMayRun(run, connection))) {
         outcome = {
           refusals: pictures.map((p) => ({
             machineId: p.machineId,
@@ -401,21 +416,25 @@ export function createDispatcher(deps: {
     },
 
     async enqueued(run: RunRow): Promise<void> {
+      admittedAt.set(run.id, now().getTime())
       await kick(run.target_group_id)
       scheduleArm()
     },
 
     /** Settings of a machine or its group changed: its queue is looked at again. */
     async machineChanged(machineId: string): Promise<void> {
+      settingsCache.delete(machineId)
       const groupId = await groupOf(machineId)
       if (groupId) await kick(groupId)
     },
 
     machineConnected(machineId: string): void {
+      settingsCache.delete(machineId)
       awaitingFirstHeartbeat.add(machineId)
     },
 
     async machineDisconnected(machineId: string): Promise<void> {
+      settingsCache.delete(machineId)
       sessionsOf.delete(machineId)
       awaitingFirstHeartbeat.delete(machineId)
       const groupId = await groupOf(machineId)
