@@ -15,13 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { openStorage } from '../../packages/server/src/storage/index.ts'
 import { type AgentHome, createAgentHome } from '../support/agent-home.ts'
-import {
-  assertBuilt,
-  desklink,
-  type LongRunning,
-  spawnDesklink,
-  waitFor,
-} from '../support/cli-process.ts'
+import { startAgentMachine } from '../support/agent-machine.ts'
+import { assertBuilt, desklink, type LongRunning, waitFor } from '../support/cli-process.ts'
 import { createOsUser, type OsUser, skipReason } from '../support/os-users.ts'
 import {
   ADMIN_PASSWORD,
@@ -63,24 +58,7 @@ describe.skipIf(reason !== undefined)('username and password connections (real a
     t = await startTestServer('sqlite', { DESKLINK_AGENT_HEARTBEAT_MS: '1000' })
     token = (await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)).access_token
     environmentId = (await api(t.url, token, 'GET', '/me')).body.roles[0].environmentId
-    home = createAgentHome()
-    const registrationToken = (
-      await api(t.url, token, 'POST', `/environments/${environmentId}/registration-tokens`, {})
-    ).body.token
-    machineId = JSON.parse(
-      (
-        await desklink(['agent', 'register', '--server', t.url, '--json'], {
-          env: home.env,
-          stdin: registrationToken,
-        })
-      ).stdout,
-    ).machineId
-    agent = spawnDesklink(['agent', 'run'], home.env)
-    await waitFor(
-      async () =>
-        (await api(t.url, token, 'GET', `/machines/${machineId}`)).body.status === 'connected',
-      'the agent',
-    )
+    ;({ machineId, home, agent } = await startAgentMachine(() => t.url, token, environmentId))
   })
   afterAll(async () => {
     await agent?.stop()

@@ -11,13 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { groupAudience } from '../../packages/protocol/src/index.ts'
 import { type AgentHome, createAgentHome } from '../support/agent-home.ts'
-import {
-  assertBuilt,
-  desklink,
-  type LongRunning,
-  spawnDesklink,
-  waitFor,
-} from '../support/cli-process.ts'
+import { startAgentMachine } from '../support/agent-machine.ts'
+import { assertBuilt, desklink, type LongRunning } from '../support/cli-process.ts'
 import { asUser, freeDisplay, prepareX11SocketDir, stopProcess } from '../support/displays.ts'
 import { createOsUser, missingTools, type OsUser, skipReason } from '../support/os-users.ts'
 import { pushFlow, waitForRun } from '../support/runs.ts'
@@ -92,25 +87,12 @@ describe.skipIf(reason !== undefined)('connect with sign-in (real agent, real si
     })
     personToken = (await signIn(t.url, 'default', person.name, PASSWORD)).access_token
 
-    home = createAgentHome()
-    home.writePolicy(joined())
-    const registrationToken = (
-      await api(t.url, admin, 'POST', `/environments/${environmentId}/registration-tokens`, {})
-    ).body.token
-    machineId = JSON.parse(
-      (
-        await desklink(['agent', 'register', '--server', t.url, '--json'], {
-          env: home.env,
-          stdin: registrationToken,
-        })
-      ).stdout,
-    ).machineId
-    agent = spawnDesklink(['agent', 'run'], home.env)
-    await waitFor(
-      async () =>
-        (await api(t.url, admin, 'GET', `/machines/${machineId}`)).body.status === 'connected',
-      'the agent',
-    )
+    ;({ machineId, home, agent } = await startAgentMachine(
+      () => t.url,
+      admin,
+      environmentId,
+      (h) => h.writePolicy(joined()),
+    ))
     groupId = (await api(t.url, admin, 'GET', `/machines/${machineId}`)).body.standaloneGroupId
   })
   afterAll(async () => {

@@ -10,36 +10,21 @@ import { join } from 'node:path'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { type AgentHome, createAgentHome } from '../support/agent-home.ts'
-import {
-  assertBuilt,
-  desklink,
-  type LongRunning,
-  spawnDesklink,
-  waitFor,
-} from '../support/cli-process.ts'
-import { createOsUser, type OsUser, skipReason } from '../support/os-users.ts'
+import { assertBuilt } from '../support/cli-process.ts'
+import { type OsUser, skipReason } from '../support/os-users.ts'
+import { type RunMachine, startRunMachine } from '../support/run-machine.ts'
 import { pushFlow, waitForRun } from '../support/runs.ts'
-import {
-  ADMIN_PASSWORD,
-  api,
-  signIn,
-  startTestServer,
-  type TestServer,
-} from '../support/test-server.ts'
+import { api, startTestServer, type TestServer } from '../support/test-server.ts'
 
 const reason = skipReason(['useradd', 'chpasswd', 'setpriv'])
 if (reason) process.stderr.write(`run suite skipped: ${reason}\n`)
 
-const PASSWORD = 'Run-account-password-42'
-
 describe.skipIf(reason !== undefined)('running a desktop flow on a real machine', () => {
   let t: TestServer
+  let m: RunMachine
   let token: string
   let environmentId: string
   let machineId: string
-  let home: AgentHome
-  let agent: LongRunning
   let account: OsUser
   let connectionId: string
   let outDir: string
@@ -47,42 +32,13 @@ describe.skipIf(reason !== undefined)('running a desktop flow on a real machine'
   beforeAll(async () => {
     assertBuilt()
     t = await startTestServer('sqlite', { DESKLINK_AGENT_HEARTBEAT_MS: '1000' })
-    token = (await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)).access_token
-    environmentId = (await api(t.url, token, 'GET', '/me')).body.roles[0].environmentId
-    home = createAgentHome()
-    const registrationToken = (
-      await api(t.url, token, 'POST', `/environments/${environmentId}/registration-tokens`, {})
-    ).body.token
-    machineId = JSON.parse(
-      (
-        await desklink(['agent', 'register', '--server', t.url, '--json'], {
-          env: home.env,
-          stdin: registrationToken,
-        })
-      ).stdout,
-    ).machineId
-    agent = spawnDesklink(['agent', 'run'], home.env)
-    await waitFor(
-      async () =>
-        (await api(t.url, token, 'GET', `/machines/${machineId}`)).body.status === 'connected',
-      'the agent',
-    )
-    account = createOsUser('dlr', PASSWORD)
-    const created = await api(t.url, token, 'POST', `/environments/${environmentId}/connections`, {
-      name: 'runs',
-      target: { machineId },
-      username: account.name,
-      password: PASSWORD,
-    })
-    expect(created.body.status).toBe('Connected')
-    connectionId = created.body.id
+    m = await startRunMachine(() => t.url)
+    ;({ token, environmentId, machineId, account, connectionId } = m)
     outDir = mkdtempSync(join(tmpdir(), 'desklink-run-out-'))
     chmodSync(outDir, 0o1777)
   })
   afterAll(async () => {
-    await agent?.stop()
-    account?.remove()
-    home?.remove()
+    await m?.remove()
     if (outDir) rmSync(outDir, { recursive: true, force: true })
     await t?.close()
   })

@@ -2,8 +2,9 @@
  * A server with one real agent process (as root) and an OS account behind a username-and-
  * password connection: the fixture run tests share.
  */
-import { type AgentHome, createAgentHome } from './agent-home.ts'
-import { desklink, type LongRunning, spawnDesklink, waitFor } from './cli-process.ts'
+import type { AgentHome } from './agent-home.ts'
+import { startAgentMachine } from './agent-machine.ts'
+import { type LongRunning, spawnDesklink } from './cli-process.ts'
 import { createOsUser, type OsUser } from './os-users.ts'
 import { ADMIN_PASSWORD, api, signIn } from './test-server.ts'
 
@@ -27,26 +28,7 @@ export interface RunMachine {
 export async function startRunMachine(base: () => string): Promise<RunMachine> {
   const token = (await signIn(base(), 'default', 'admin', ADMIN_PASSWORD)).access_token
   const environmentId = (await api(base(), token, 'GET', '/me')).body.roles[0].environmentId
-  const home = createAgentHome()
-  const registrationToken = (
-    await api(base(), token, 'POST', `/environments/${environmentId}/registration-tokens`, {})
-  ).body.token
-  const machineId = JSON.parse(
-    (
-      await desklink(['agent', 'register', '--server', base(), '--json'], {
-        env: home.env,
-        stdin: registrationToken,
-      })
-    ).stdout,
-  ).machineId as string
-  const connected = () =>
-    waitFor(
-      async () =>
-        (await api(base(), token, 'GET', `/machines/${machineId}`)).body.status === 'connected',
-      'the agent',
-    )
-  const agent = spawnDesklink(['agent', 'run'], home.env)
-  await connected()
+  const { machineId, home, agent, connected } = await startAgentMachine(base, token, environmentId)
   const account = createOsUser('dlq', RUN_ACCOUNT_PASSWORD)
   const created = await api(base(), token, 'POST', `/environments/${environmentId}/connections`, {
     name: `runs-${account.name}`,

@@ -18,6 +18,7 @@ import {
   openWithGroupKey,
   type ServerRunOffer,
   type SessionInfo,
+  unattendedSessionRefusal,
 } from '@desklink/protocol'
 
 import type { AgentLogger } from '../agent-logger.ts'
@@ -170,14 +171,8 @@ export function createRunManager(deps: RunManagerDeps) {
           )
       }
       if (identity.ok && offer.runMode === 'unattended' && session && !offer.reuseSessions) {
-        const code =
-          session.state === 'locked'
-            ? 'UnattendedUserSessionLocked'
-            : session.state === 'disconnected'
-              ? 'UnattendedUserSessionDisconnected'
-              : 'SessionExistsForTheUserWhenUnattended'
         return reject(
-          code,
+          unattendedSessionRefusal(session.state),
           `${identity.account} already has a ${session.state} session on this machine.`,
         )
       }

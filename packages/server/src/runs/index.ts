@@ -24,7 +24,7 @@ import { deliverCallback } from './callbacks.ts'
 import { type ConnectionForRun, createDispatcher } from './dispatcher.ts'
 import { createRunMapper } from './run-routes.ts'
 import { createRunService } from './run-service.ts'
-import { createRunStore, type RunRow } from './run-store.ts'
+import { createRunStore, type RunOwnerSubject, type RunRow } from './run-store.ts'
 
 export type { Dispatcher } from './dispatcher.ts'
 export { registerRunRoutes } from './run-routes.ts'
@@ -58,17 +58,7 @@ export function createRuns(deps: {
   /** Sign-in tokens minted at request time for synchronous runs (reference §3.10). */
   const presetTokens = new Map<string, { accessToken: string; expiresAt: Date }>()
 
-  async function runOwnerMayRun(
-    run: Pick<
-      RunRow,
-      | 'tenant_id'
-      | 'run_owner_type'
-      | 'run_owner_id'
-      | 'flow_id'
-      | 'target_group_id'
-      | 'connection_id'
-    >,
-  ): Promise<boolean> {
+  async function runOwnerMayRun(run: RunOwnerSubject): Promise<boolean> {
     const tenant = await deps.tenants.findTenantById(run.tenant_id)
     const loaded =
       tenant && (await loadPrincipal(deps.principals, tenant, run.run_owner_type, run.run_owner_id))

@@ -10,7 +10,11 @@
  *
  * @module
  */
-import type { MachineSettings, SessionInfo } from '@desklink/protocol'
+import {
+  type MachineSettings,
+  type SessionInfo,
+  unattendedSessionRefusal,
+} from '@desklink/protocol'
 
 export interface MachinePicture {
   readonly machineId: string
@@ -77,15 +81,9 @@ export function judge(machine: MachinePicture, run: RunNeeds): Verdict {
       reason: `All ${machine.settings.slots} unattended slot(s) are busy.`,
     }
   if (session && !machine.settings.reuseSessions) {
-    const code =
-      session.state === 'locked'
-        ? 'UnattendedUserSessionLocked'
-        : session.state === 'disconnected'
-          ? 'UnattendedUserSessionDisconnected'
-          : 'SessionExistsForTheUserWhenUnattended'
     return {
       ok: false,
-      code,
+      code: unattendedSessionRefusal(session.state),
       reason: `${session.user} already has a ${session.state} session on the machine.`,
     }
   }

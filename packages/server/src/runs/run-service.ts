@@ -26,7 +26,7 @@ import type { Database } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import type { Dispatcher } from './dispatcher.ts'
 import { checkInputs } from './flow-inputs.ts'
-import { PRIORITY_RANK, type RunRow, type RunStore } from './run-store.ts'
+import { PRIORITY_RANK, type RunOwnerSubject, type RunRow, type RunStore } from './run-store.ts'
 
 export function createRunService(deps: {
   db: Kysely<Database>
@@ -36,17 +36,7 @@ export function createRunService(deps: {
   connections: ConnectionService
   access: MachineAccess
   /** Whether a principal (the run owner) may run through the connection now. */
-  runOwnerMayRun: (
-    run: Pick<
-      RunRow,
-      | 'tenant_id'
-      | 'run_owner_type'
-      | 'run_owner_id'
-      | 'flow_id'
-      | 'target_group_id'
-      | 'connection_id'
-    >,
-  ) => Promise<boolean>
+  runOwnerMayRun: (run: RunOwnerSubject) => Promise<boolean>
   /** Keeps a sign-in token minted at request time for a synchronous run. */
   presetSignInToken: (runId: string, token: { accessToken: string; expiresAt: Date }) => void
   audit: AuditLog
@@ -123,14 +113,12 @@ export function createRunService(deps: {
       flowId: string,
       request: CreateRunRequest,
     ): Promise<{ run: RunRow; created: boolean }> {
-      if (request.idempotencyKey !== undefined) {
-        const earlier = await store.byIdempotencyKey(
-          principal.tenant.id,
-          principal.id,
-          request.idempotencyKey,
-        )
-        if (earlier) return { run: earlier, created: false }
-      }
+      const retried = async () =>
+        request.idempotencyKey === undefined
+          ? undefined
+          : store.byIdempotencyKey(principal.tenant.id, principal.id, request.idempotencyKey)
+      const earlier = await retried()
+      if (earlier) return { run: earlier, created: false }
       const { flow, version } = await deps.flows.view(principal, flowId)
       const { row: connection } = await deps.connections.forUse(principal, request.connectionId)
       if (connection.environment_id !== flow.environment_id) {
@@ -234,14 +222,8 @@ export function createRunService(deps: {
         await store.insert(run)
       } catch (error) {
         // Two retries with one key at once: the second finds the first.
-        if (request.idempotencyKey !== undefined) {
-          const earlier = await store.byIdempotencyKey(
-            principal.tenant.id,
-            principal.id,
-            request.idempotencyKey,
-          )
-          if (earlier) return { run: earlier, created: false }
-        }
+        const first = await retried()
+        if (first) return { run: first, created: false }
         throw error
       }
       await store.event(run, at, 'queued', { priority: run.priority, runMode: run.run_mode })

@@ -14,6 +14,12 @@ export type RunRow = Selectable<RunTable>
 
 export const PRIORITY_RANK = { high: 0, normal: 1, low: 2 } as const
 
+/** What the run-owner check looks at: who, which flow, which target, which connection. */
+export type RunOwnerSubject = Pick<
+  RunRow,
+  'tenant_id' | 'run_owner_type' | 'run_owner_id' | 'flow_id' | 'target_group_id' | 'connection_id'
+>
+
 export function createRunStore(db: Kysely<Database>, newId: IdGenerator) {
   const byId = (id: string) =>
     db.selectFrom('runs').selectAll().where('id', '=', id).executeTakeFirst()
