@@ -4,7 +4,15 @@
  * runs as that account, in its own workspace, with its inputs; outputs, run owner and machine
  * credential user come back; files it writes belong to the account.
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -122,6 +130,19 @@ fs.writeFileSync(process.env.DESKLINK_OUTPUTS, JSON.stringify({ sum: inputs.a + 
       outputs: { sum: 42, echoed: '***' },
     })
     expect(JSON.stringify(run)).not.toContain('canary-run-secret')
+    // Nor on the machine's disk: inputs are never journaled, and the workspace is gone.
+    const onDisk = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+        entry.isDirectory()
+          ? onDisk(join(dir, entry.name))
+          : [readFileSync(join(dir, entry.name)).toString('latin1')],
+      )
+    for (const dir of [m.home.dir, '/var/tmp/desklink-runs'].filter((d) => existsSync(d)))
+      expect(onDisk(dir).join('\n')).not.toContain('canary-run-secret')
+    const database = t.database.files.map((file) =>
+      existsSync(file) ? readFileSync(file).toString('latin1') : '',
+    )
+    expect(database.join('\n')).not.toContain('canary-run-secret')
   })
 
   it('fails a flow that exits non-zero with its exit code', async () => {
