@@ -37,7 +37,8 @@ let closedAfterWelcome = new Map()
 
 const send = (message) => process.send?.(message)
 const progress = (phase, done, total) => send({ type: 'progress', phase, done, total })
-const pool = (phase, n, limit, work, quiet = false) => runPool(phase, n, limit, work, quiet, progress)
+const pool = (phase, n, limit, work, quiet = false) =>
+  runPool(phase, n, limit, work, quiet, progress)
 
 async function register({ base, n, password, concurrency }) {
   const started = performance.now()

@@ -162,18 +162,22 @@ async function benchServer(label, databaseUrl) {
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
   const password = randomBytes(12).toString('base64url')
-  const server = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), cli, 'server'], {
-    env: {
-      ...process.env,
-      DESKLINK_DATA_DIR: dataDir,
-      DESKLINK_PORT: String(port),
-      DESKLINK_HOST: '127.0.0.1',
-      DESKLINK_ADMIN_PASSWORD: password,
-      DESKLINK_LOG_LEVEL: 'warn',
-      ...(databaseUrl && { DESKLINK_DATABASE_URL: databaseUrl }),
+  const server = spawn(
+    process.execPath,
+    [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), cli, 'server'],
+    {
+      env: {
+        ...process.env,
+        DESKLINK_DATA_DIR: dataDir,
+        DESKLINK_PORT: String(port),
+        DESKLINK_HOST: '127.0.0.1',
+        DESKLINK_ADMIN_PASSWORD: password,
+        DESKLINK_LOG_LEVEL: 'warn',
+        ...(databaseUrl && { DESKLINK_DATABASE_URL: databaseUrl }),
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  })
+  )
   const stop = () => {
     server.kill(process.env.BENCH_PROF ? 'SIGINT' : 'SIGKILL')
     rmSync(dataDir, { recursive: true, force: true })
@@ -248,7 +252,8 @@ async function benchServer(label, databaseUrl) {
         username: 'bench',
         password: 'bench-password',
       })
-      if (c.status !== 'Connected') throw new Error(`connection not connected: ${JSON.stringify(c)}`)
+      if (c.status !== 'Connected')
+        throw new Error(`connection not connected: ${JSON.stringify(c)}`)
       connections.push(c.id)
     }
     const startRun = (connectionId) =>
@@ -291,8 +296,18 @@ async function benchServer(label, databaseUrl) {
     await Promise.all(done)
     // Every run ended once the server has no run left queued or running.
     for (;;) {
-      const open = await api(base, token, 'GET', `/environments/${environmentId}/runs?status=Running`)
-      const queued = await api(base, token, 'GET', `/environments/${environmentId}/runs?status=Queued`)
+      const open = await api(
+        base,
+        token,
+        'GET',
+        `/environments/${environmentId}/runs?status=Running`,
+      )
+      const queued = await api(
+        base,
+        token,
+        'GET',
+        `/environments/${environmentId}/runs?status=Queued`,
+      )
       if (open.items.length === 0 && queued.items.length === 0) break
       await new Promise((r) => setTimeout(r, 20))
     }
@@ -329,7 +344,9 @@ async function postgresDatabase(url) {
 
 say('Desklink dispatch benchmark')
 const floor = await measureFloor(number('samples'))
-say(`floor: ws round trip ${ms(floor.rtt)} + SQLite commit ${ms(floor.commit)} = ${ms(floor.floor)}`)
+say(
+  `floor: ws round trip ${ms(floor.rtt)} + SQLite commit ${ms(floor.commit)} = ${ms(floor.floor)}`,
+)
 const sqlite = await benchServer('SQLite')
 for (const [name, r] of [
   ['1 agent', sqlite.one],
@@ -357,4 +374,3 @@ if (options.postgres) {
 } else {
   say('throughput, PostgreSQL: skipped (pass --postgres URL or set DESKLINK_TEST_DATABASE_URL)')
 }
-

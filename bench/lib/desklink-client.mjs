@@ -91,4 +91,3 @@ export function assertion(machine, audience) {
     .setJti(randomUUID())
     .sign(machine.key)
 }
-

@@ -85,6 +85,8 @@ export function createDispatcher(deps: {
   /** Machines whose first heartbeat since connecting is awaited (to reconcile offers). */
   const awaitingFirstHeartbeat = new Set<string>()
   const passes = new Map<string, Promise<void>>()
+  /** The pass of a group that is queued behind the running one and has not started yet. */
+  const pendingPasses = new Map<string, Promise<void>>()
   /** Effective settings per machine, dropped whenever they may have changed. */
   const settingsCache = new Map<string, MachineSettings>()
   /** Runs whose run owner was checked at admission, moments ago: no second check at once. */
@@ -317,13 +319,22 @@ export function createDispatcher(deps: {
     }
   }
 
-  /** Runs one pass per group at a time; a kick during a pass asks for one more pass. */
+  /**
+   * Runs one pass per group at a time. A kick during a pass asks for one more pass after it;
+   * kicks while that one still waits to start join it (it will see everything they announce).
+   */
   function kick(groupId: string): Promise<void> {
     if (stopped) return Promise.resolve()
+    const waiting = pendingPasses.get(groupId)
+    if (waiting) return waiting
     const previous = passes.get(groupId) ?? Promise.resolve()
     const next = previous
-      .then(() => dispatchGroup(groupId))
+      .then(() => {
+        pendingPasses.delete(groupId)
+        return dispatchGroup(groupId)
+      })
       .catch((error: unknown) => logger.error({ err: error, groupId }, 'dispatch pass failed'))
+    pendingPasses.set(groupId, next)
     passes.set(groupId, next)
     void next.then(() => {
       if (passes.get(groupId) === next) passes.delete(groupId)
@@ -415,9 +426,9 @@ export function createDispatcher(deps: {
       scheduleArm()
     },
 
-    async enqueued(run: RunRow): Promise<void> {
+    enqueued(run: RunRow): void {
       admittedAt.set(run.id, now().getTime())
-      await kick(run.target_group_id)
+      void kick(run.target_group_id)
       scheduleArm()
     },
 
@@ -425,7 +436,7 @@ export function createDispatcher(deps: {
     async machineChanged(machineId: string): Promise<void> {
       settingsCache.delete(machineId)
       const groupId = await groupOf(machineId)
-      if (groupId) await kick(groupId)
+      if (groupId) void kick(groupId)
     },
 
     machineConnected(machineId: string): void {
@@ -438,7 +449,7 @@ export function createDispatcher(deps: {
       sessionsOf.delete(machineId)
       awaitingFirstHeartbeat.delete(machineId)
       const groupId = await groupOf(machineId)
-      if (groupId) await kick(groupId)
+      if (groupId) void kick(groupId)
     },
 
     async heartbeat(
@@ -480,7 +491,7 @@ export function createDispatcher(deps: {
         }
       }
       const groupId = await groupOf(machineId)
-      if (groupId) await kick(groupId)
+      if (groupId) void kick(groupId)
     },
 
     async accepted(machineId: string, runId: string): Promise<void> {
@@ -521,7 +532,7 @@ export function createDispatcher(deps: {
       refusals.set(machineId, refusal)
       rejectedBy.set(runId, refusals)
       await store.event(run, iso(), 'rejected', refusal)
-      await kick(run.target_group_id)
+      void kick(run.target_group_id)
     },
 
     /** A machine reports a run's end; true when it is stored (it is acknowledged either way). */
@@ -548,7 +559,7 @@ export function createDispatcher(deps: {
         },
         machineId,
       )
-      if (ended) await kick(run.target_group_id)
+      if (ended) void kick(run.target_group_id)
     },
 
     /** Cancels a queued or running run; false when it had already ended. */
@@ -557,7 +568,7 @@ export function createDispatcher(deps: {
       if (await end(run, 'Queued', 'Cancelled', { error })) return true
       if (await end(run, 'Running', 'Cancelled', { error })) {
         if (run.machine_id) ports.send(run.machine_id, { type: 'runCancel', runId: run.id })
-        await kick(run.target_group_id)
+        void kick(run.target_group_id)
         return true
       }
       return false

@@ -227,7 +227,7 @@ export function createRunService(deps: {
         throw error
       }
       await store.event(run, at, 'queued', { priority: run.priority, runMode: run.run_mode })
-      await dispatcher.enqueued(run)
+      dispatcher.enqueued(run)
       return { run: (await store.byId(id)) ?? run, created: true }
     },
 
