@@ -5,7 +5,15 @@
  * JWKS. Restarting keeps the data and prints no new password.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
@@ -218,6 +226,40 @@ describe('the README first command, with real processes', () => {
         expect(run.stdout).toContain(`"user":"${account.name}"`)
         expect(run.stdout).toMatch(new RegExp(`machineCredentialUser:\\s+${account.name}`))
         expect(run.stdout).toMatch(/runOwner:\s+user [0-9a-f-]{36}/)
+
+        // A flow of one's own: a folder with a manifest, pushed, then run with an input.
+        const flowDir = join(cwd, 'my-flow')
+        mkdirSync(flowDir)
+        writeFileSync(
+          join(flowDir, 'desklink-flow.json'),
+          JSON.stringify({
+            name: 'double',
+            runtime: 'node',
+            entry: 'main.js',
+            inputs: [{ name: 'n', type: 'number', required: true }],
+            outputs: [{ name: 'doubled', type: 'number' }],
+          }),
+        )
+        writeFileSync(
+          join(flowDir, 'main.js'),
+          "const fs = require('fs')\nconst { n } = JSON.parse(fs.readFileSync(process.env.DESKLINK_INPUTS, 'utf8'))\nfs.writeFileSync(process.env.DESKLINK_OUTPUTS, JSON.stringify({ doubled: n * 2 }))\n",
+        )
+        const pushed = await desklink(
+          ['flows', 'push', 'my-flow', '--environment', environment, '--json'],
+          { cwd, env: adminConfig },
+        )
+        expect(pushed.code, pushed.stderr).toBe(0)
+        expect(JSON.parse(pushed.stdout)).toMatchObject({ name: 'double', version: 1 })
+        const doubled = await desklink(
+          ['run', 'double', '--connection', 'my-account', '--input', 'n=21', '--json'],
+          { cwd, env: adminConfig },
+        )
+        expect(doubled.code, doubled.stderr).toBe(0)
+        expect(JSON.parse(doubled.stdout)).toMatchObject({
+          status: 'Succeeded',
+          outputs: { doubled: 42 },
+          machineCredentialUser: account.name,
+        })
       } finally {
         account.remove()
       }
