@@ -48,6 +48,7 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     t = await startTestServer('sqlite', {
       DESKLINK_AGENT_HEARTBEAT_MS: '500',
       DESKLINK_CALLBACK_CA_FILE: join(caDir, 'ca.pem'),
+      DESKLINK_CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
     })
     m = await startRunMachine(() => t.url)
     flowId = (
@@ -202,6 +203,17 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     } finally {
       hook.close()
     }
+  })
+
+  it('does not call internal addresses that are not allowed', async () => {
+    const started = await run({ callbackUrl: 'https://127.0.0.2:9/hooks/run' })
+    const done = await waitForRun(t.url, m.token, started.body.id, (r) =>
+      (r.events as { kind: string }[]).some((e) => e.kind === 'callback'),
+    )
+    expect(done.events.at(-1)).toMatchObject({
+      kind: 'callback',
+      details: { delivered: false, tries: 0, refused: expect.stringContaining('internal') },
+    })
   })
 
   it('refuses a callback URL that is not HTTPS', async () => {

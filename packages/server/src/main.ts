@@ -320,6 +320,7 @@ export async function startServer(
       logger,
       leaseMs: config.agentHeartbeatMs * 3,
       callbackCaPem: config.callbackCaFile && readFileSync(config.callbackCaFile, 'utf8'),
+      callbackAllowedHosts: config.callbackAllowedHosts,
     })
     dispatcherRef.current = runs.dispatcher
     releasers.add('run dispatcher', () => runs.dispatcher.stop())

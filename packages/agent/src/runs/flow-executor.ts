@@ -41,6 +41,8 @@ export interface FlowRunSpec {
   readonly inputs: Record<string, unknown>
   /** Values never to appear in what the run reports (sensitive inputs). */
   readonly secrets: readonly string[]
+  /** Outputs whose values must not appear in what the run reports either. */
+  readonly sensitiveOutputs: readonly string[]
   readonly account: OsAccount
   /** Attended runs: the user's session display. */
   readonly display?: string | null
@@ -62,6 +64,7 @@ export interface FlowExecutor {
 
 const OUTPUT_LIMIT = 1024 * 1024
 const STDERR_TAIL = 2048
+const STDERR_GRACE_MS = 500
 
 export function mask(text: string, secrets: readonly string[]): string {
   return secrets
@@ -72,7 +75,8 @@ export function mask(text: string, secrets: readonly string[]): string {
 /** Reads the outputs file the flow wrote, refusing anything but a regular file of the account. */
 function readOutputs(file: string, uid: number): Record<string, unknown> | null {
   if (!existsSync(file)) return null
-  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW)
+  // Non-blocking: a FIFO planted by the flow must not hang the agent before the isFile check.
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
   try {
     const stat = fstatSync(fd)
     if (!stat.isFile() || stat.uid !== uid || stat.size > OUTPUT_LIMIT)
@@ -231,7 +235,13 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
       spec.signal.addEventListener('abort', onAbort)
       const exit = await new Promise<{ code: number | null; error?: Error }>((resolve) => {
         child.on('error', (error) => resolve({ code: null, error }))
-        child.on('close', (code) => resolve({ code }))
+        // The end is the exit: a process that left the group may hold stderr open for ever,
+        // so its pipe is read a moment longer and then let go.
+        child.on('exit', (code) => {
+          setTimeout(() => child.stderr.destroy(), STDERR_GRACE_MS).unref()
+          if (child.stderr.closed) resolve({ code })
+          else child.stderr.once('close', () => resolve({ code }))
+        })
       })
       clearTimeout(timer)
       spec.signal.removeEventListener('abort', onAbort)
@@ -269,6 +279,12 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
           }
         }
         if (exit.code === 0) return { status: 'Succeeded', exitCode: 0, outputs, error: null }
+        const secrets = [
+          ...spec.secrets,
+          ...spec.sensitiveOutputs
+            .map((name) => outputs?.[name])
+            .filter((v): v is string => typeof v === 'string'),
+        ]
         return {
           status: 'Failed',
           exitCode: exit.code,
@@ -277,7 +293,7 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
             code: 'FlowFailed',
             message: mask(
               `The flow exited with code ${String(exit.code)}.${stderr ? ` Last output: ${stderr.trim()}` : ''}`,
-              spec.secrets,
+              secrets,
             ),
           },
         }

@@ -15,14 +15,24 @@ import type { AgentRunFinished } from '@desklink/protocol'
 export interface JournalEntry {
   readonly runId: string
   readonly state: 'running' | 'finished'
-  /** The flow's process group, once it runs. */
+  /** The flow's process group, once it runs, and the boot it belongs to. */
   readonly pgid?: number
+  readonly bootId?: string
   readonly startedAt: string
   readonly osAccount?: string
   readonly result?: AgentRunFinished
 }
 
 const RUN_FILE = /^[0-9a-f-]{36}\.json$/
+
+/** This boot of the machine (Linux), so a process group id is never trusted across reboots. */
+export function currentBootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+  } catch {
+    return undefined
+  }
+}
 
 export function createRunJournal(stateDir: string) {
   const dir = join(stateDir, 'runs')

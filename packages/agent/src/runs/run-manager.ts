@@ -24,7 +24,7 @@ import {
 import type { AgentLogger } from '../agent-logger.ts'
 import type { FlowExecutor, OsAccount } from './flow-executor.ts'
 import type { FlowPackage } from './flow-packages.ts'
-import type { RunJournal } from './run-journal.ts'
+import { currentBootId, type RunJournal } from './run-journal.ts'
 
 /** Who the run acts as, or why it cannot. */
 export type Identity =
@@ -115,11 +115,13 @@ export function createRunManager(deps: RunManagerDeps) {
       pkg,
       inputs,
       secrets: identity.password ? [...secrets, identity.password] : secrets,
+      sensitiveOutputs: offer.sensitive,
       account,
       display,
       timeoutSeconds: offer.timeoutSeconds,
       signal: controller.signal,
-      onStarted: (pgid) => journal.update(offer.runId, { pgid, osAccount: account.name }),
+      onStarted: (pgid) =>
+        journal.update(offer.runId, { pgid, bootId: currentBootId(), osAccount: account.name }),
     })
     report({
       type: 'runFinished',
@@ -131,11 +133,62 @@ export function createRunManager(deps: RunManagerDeps) {
     })
   }
 
+  async function start(
+    offer: ServerRunOffer,
+    identity: Identity,
+    groupKey: string,
+    pkg: FlowPackage,
+    startedAt: string,
+    display: string | null,
+    controller: AbortController,
+  ): Promise<void> {
+    if (!identity.ok) return failNow(offer.runId, startedAt, identity.code, identity.message)
+    if (controller.signal.aborted)
+      return report({
+        type: 'runFinished',
+        runId: offer.runId,
+        status: 'Cancelled',
+        exitCode: null,
+        outputs: null,
+        error: null,
+        osAccount: identity.account,
+        startedAt,
+        finishedAt: new Date().toISOString(),
+      })
+    if (offer.runMode === 'unattended') {
+      const checked = await deps.checkPassword(identity.account, identity.password ?? '')
+      if (!checked.ok)
+        return failNow(
+          offer.runId,
+          startedAt,
+          'WindowsIdentityIncorrect',
+          `The credentials provided with the request are invalid (${checked.reason ?? 'refused'}).`,
+          identity.account,
+        )
+    }
+    let inputs: Record<string, unknown>
+    try {
+      inputs = JSON.parse(
+        await openWithGroupKey(groupKey, offer.sealedInputs, `run:${offer.runId}`),
+      ) as Record<string, unknown>
+    } catch {
+      return failNow(
+        offer.runId,
+        startedAt,
+        'SecretUnavailable',
+        'The run inputs could not be opened with the group key.',
+      )
+    }
+    await execute(offer, pkg, identity, inputs, startedAt, display)
+  }
+
   return {
-    /** Ids of runs going on here, for heartbeats (they renew the runs' leases). */
+    /** Ids of runs going on here (offered ones too), for heartbeats: they renew the leases. */
     running: (): string[] => [...active.keys()],
 
     async offer(offer: ServerRunOffer): Promise<void> {
+      // An offer being looked at already (a duplicate crossed it): the first one answers.
+      if (active.has(offer.runId)) return
       const known = journal.read(offer.runId)
       if (known) {
         // Offered again (the server restarted, or a message crossed): never start twice.
@@ -143,7 +196,12 @@ export function createRunManager(deps: RunManagerDeps) {
         else deps.send({ type: 'runAccepted', runId: offer.runId })
         return
       }
+      // Tracked from the start: heartbeats list it (its lease holds while the package
+      // downloads) and a cancel that comes meanwhile is not lost.
+      const controller = new AbortController()
+      active.set(offer.runId, controller)
       const reject = (code: string, reason: string) => {
+        active.delete(offer.runId)
         logger.info({ runId: offer.runId, code }, 'run offer rejected')
         deps.send({ type: 'runRejected', runId: offer.runId, code, reason })
       }
@@ -188,37 +246,14 @@ export function createRunManager(deps: RunManagerDeps) {
       }
       const startedAt = new Date().toISOString()
       journal.accept(offer.runId, startedAt)
-      active.set(offer.runId, new AbortController())
       deps.send({ type: 'runAccepted', runId: offer.runId })
       logger.info({ runId: offer.runId, runMode: offer.runMode }, 'run accepted')
-      if (!identity.ok) return failNow(offer.runId, startedAt, identity.code, identity.message)
-      if (offer.runMode === 'unattended') {
-        const checked = await deps.checkPassword(identity.account, identity.password ?? '')
-        if (!checked.ok)
-          return failNow(
-            offer.runId,
-            startedAt,
-            'WindowsIdentityIncorrect',
-            `The credentials provided with the request are invalid (${checked.reason ?? 'refused'}).`,
-            identity.account,
-          )
-      }
-      let inputs: Record<string, unknown>
+      // From here on the run is the machine's: whatever goes wrong ends it with a report.
       try {
-        inputs = JSON.parse(
-          await openWithGroupKey(groupKey, offer.sealedInputs, `run:${offer.runId}`),
-        ) as Record<string, unknown>
-      } catch {
-        return failNow(
-          offer.runId,
-          startedAt,
-          'SecretUnavailable',
-          'The run inputs could not be opened with the group key.',
-        )
+        await start(offer, identity, groupKey, pkg, startedAt, session?.display ?? null, controller)
+      } catch (error) {
+        failNow(offer.runId, startedAt, 'AgentError', (error as Error).message.slice(0, 1024))
       }
-      await execute(offer, pkg, identity, inputs, startedAt, session?.display ?? null).catch(
-        (error: unknown) => failNow(offer.runId, startedAt, 'AgentError', (error as Error).message),
-      )
     },
 
     cancel(runId: string): void {
@@ -238,7 +273,8 @@ export function createRunManager(deps: RunManagerDeps) {
         if (entry.state === 'finished' && entry.result) {
           deps.send(entry.result)
         } else if (!active.has(entry.runId)) {
-          if (entry.pgid) {
+          // Only on the same boot: after a reboot that group id may be anyone's.
+          if (entry.pgid && entry.bootId !== undefined && entry.bootId === currentBootId()) {
             try {
               process.kill(-entry.pgid, 'SIGKILL')
             } catch {

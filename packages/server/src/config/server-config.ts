@@ -55,6 +55,8 @@ export interface ServerConfig {
   readonly maxGroupMembers: number
   /** PEM file of extra CAs trusted for run callback targets. @defaultValue none (env `DESKLINK_CALLBACK_CA_FILE`) */
   readonly callbackCaFile?: string | undefined
+  /** Internal hosts or addresses run callbacks may call. @defaultValue none (env `DESKLINK_CALLBACK_ALLOWED_HOSTS`, comma-separated) */
+  readonly callbackAllowedHosts: readonly string[]
 }
 
 /** Flags as the CLI parsed them; each overrides its environment variable. */
@@ -195,5 +197,9 @@ export function resolveServerConfig(
       1,
     ),
     ...(env.DESKLINK_CALLBACK_CA_FILE && { callbackCaFile: env.DESKLINK_CALLBACK_CA_FILE }),
+    callbackAllowedHosts: (env.DESKLINK_CALLBACK_ALLOWED_HOSTS ?? '')
+      .split(',')
+      .map((h) => h.trim())
+      .filter(Boolean),
   })
 }

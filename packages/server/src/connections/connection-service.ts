@@ -330,17 +330,27 @@ export function createConnectionService(deps: {
   }
 
   /** A fresh sign-in token for the connection; the rotated refresh token is stored at once. */
-  async function mintSignInToken(
-    row: Pick<ConnectionRow, 'id' | 'tenant_id' | 'sealed_refresh_token'>,
-  ) {
+  async function mintSignInToken(row: Pick<ConnectionRow, 'id' | 'tenant_id'>) {
     const tenant = await deps.tenantOf(row.tenant_id)
-    const minted = await deps.signIn.mint(tenant, row.id, row.sealed_refresh_token ?? '')
-    await db
-      .updateTable('connections')
-      .set({ sealed_refresh_token: minted.sealedRefreshToken })
-      .where('id', '=', row.id)
-      .execute()
-    return minted
+    // Read and written inside the mint's serialized step: a parallel mint must see the
+    // rotated token, or it would replay the old one and revoke the whole family.
+    return deps.signIn.mint(tenant, row.id, {
+      load: async () =>
+        (
+          await db
+            .selectFrom('connections')
+            .select('sealed_refresh_token')
+            .where('id', '=', row.id)
+            .executeTakeFirst()
+        )?.sealed_refresh_token ?? '',
+      save: async (sealed) => {
+        await db
+          .updateTable('connections')
+          .set({ sealed_refresh_token: sealed })
+          .where('id', '=', row.id)
+          .execute()
+      },
+    })
   }
 
   /** Redeems a sign-in code of the calling person for the connection's target. */

@@ -377,7 +377,8 @@ export function createChannelHub(deps: {
       return true
     },
     connectedCount: () => byMachine.size,
-    isConnected: (machineId) => byMachine.has(machineId),
+    // Ready only: a connection still waiting for its hello cannot receive anything yet.
+    isConnected: (machineId) => byMachine.get(machineId)?.mode === 'ready',
     async close() {
       closing = true
       const sockets = [...byMachine.values()]

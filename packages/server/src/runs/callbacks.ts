@@ -4,9 +4,16 @@
  * holds up the run; its outcome is a run event. Targets inside an organisation often use a
  * private CA: `DESKLINK_CALLBACK_CA_FILE` adds it to the trusted ones.
  *
+ * A callback URL comes from any caller, so the server does not call into its own network for
+ * it: addresses that are loopback, private, link-local or otherwise internal are refused unless
+ * `DESKLINK_CALLBACK_ALLOWED_HOSTS` names the host or address. The address checked is the one
+ * connected to (no second lookup a DNS answer could change).
+ *
  * @module
  */
+import { lookup } from 'node:dns/promises'
 import { request } from 'node:https'
+import { BlockList, isIP } from 'node:net'
 
 import type { Logger } from '../logging/index.ts'
 
@@ -16,13 +23,59 @@ const TIMEOUT_MS = 10_000
 
 const retryable = (status: number) => status >= 500 || status === 408
 
+const INTERNAL = new BlockList()
+for (const [net, prefix] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.168.0.0', 16],
+] as const)
+  INTERNAL.addSubnet(net, prefix, 'ipv4')
+for (const [net, prefix] of [
+  ['::', 128],
+  ['::1', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+] as const)
+  INTERNAL.addSubnet(net, prefix, 'ipv6')
+
+function internal(address: string): boolean {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1]
+  if (mapped) return INTERNAL.check(mapped, 'ipv4')
+  return INTERNAL.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4')
+}
+
+/** The address to connect to, or why not. */
+async function target(
+  url: string,
+  allowed: readonly string[],
+): Promise<{ address: string; family: number } | { refused: string }> {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '')
+  const { address, family } = isIP(host)
+    ? { address: host, family: isIP(host) }
+    : await lookup(host)
+  if (internal(address) && !allowed.includes(host) && !allowed.includes(address))
+    return { refused: `${host} is an internal address (${address})` }
+  return { address, family }
+}
+
 /** One POST; resolves with the status code. Redirects are not followed. */
-function post(url: string, payload: string, caPem: string | undefined): Promise<number> {
+function post(
+  url: string,
+  payload: string,
+  caPem: string | undefined,
+  to: { address: string; family: number },
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request(
       url,
       {
         method: 'POST',
+        // Connect to the address that was checked.
+        lookup: (_host, _options, done) => done(null, to.address, to.family),
         headers: {
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(payload),
@@ -45,13 +98,21 @@ function post(url: string, payload: string, caPem: string | undefined): Promise<
 export async function deliverCallback(
   url: string,
   body: unknown,
-  options: { logger: Logger; caPem?: string | undefined; delayMs?: number },
-): Promise<{ delivered: boolean; tries: number; lastStatus: number | null }> {
+  options: {
+    logger: Logger
+    caPem?: string | undefined
+    allowedHosts?: readonly string[]
+    delayMs?: number
+  },
+): Promise<{ delivered: boolean; tries: number; lastStatus: number | null; refused?: string }> {
   const payload = JSON.stringify(body)
   let lastStatus: number | null = null
   for (let attempt = 1; attempt <= CALLBACK_TRIES; attempt++) {
     try {
-      lastStatus = await post(url, payload, options.caPem)
+      const to = await target(url, options.allowedHosts ?? [])
+      if ('refused' in to)
+        return { delivered: false, tries: 0, lastStatus: null, refused: to.refused }
+      lastStatus = await post(url, payload, options.caPem, to)
       if (!retryable(lastStatus))
         return { delivered: lastStatus >= 200 && lastStatus < 300, tries: attempt, lastStatus }
     } catch (error) {

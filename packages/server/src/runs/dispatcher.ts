@@ -84,6 +84,8 @@ export function createDispatcher(deps: {
   const rejectedBy = new Map<string, Map<string, Refusal>>()
   /** Machines whose first heartbeat since connecting is awaited (to reconcile offers). */
   const awaitingFirstHeartbeat = new Set<string>()
+  /** When each machine's current connection was made. */
+  const connectedAt = new Map<string, string>()
   const passes = new Map<string, Promise<void>>()
   /** The pass of a group that is queued behind the running one and has not started yet. */
   const pendingPasses = new Map<string, Promise<void>>()
@@ -104,7 +106,8 @@ export function createDispatcher(deps: {
   }
 
   async function picture(machine: { id: string; name: string }): Promise<MachinePicture> {
-    const connected = ports.isConnected(machine.id)
+    // A machine that just (re)connected is placed on once its first heartbeat said what it holds.
+    const connected = ports.isConnected(machine.id) && !awaitingFirstHeartbeat.has(machine.id)
     let settings = settingsCache.get(machine.id)
     if (!settings) {
       settings = (await ports.settingsOf(machine.id)) ?? {
@@ -169,7 +172,12 @@ export function createDispatcher(deps: {
     rejectedBy.delete(run.id)
     admittedAt.delete(run.id)
     const final = await store.byId(run.id)
-    if (final) ports.onEnded(final)
+    if (final) {
+      ports.onEnded(final)
+      // The row as it is now: the run may have been dispatched since the caller read it.
+      if (status === 'Cancelled' && final.machine_id)
+        ports.send(final.machine_id, { type: 'runCancel', runId: run.id })
+    }
     scheduleArm()
     return true
   }
@@ -234,7 +242,7 @@ export function createDispatcher(deps: {
       .set({ last_used_at: iso(at) })
       .where('id', '=', connection.id)
       .execute()
-    ports.send(machine.machineId, {
+    const sent = ports.send(machine.machineId, {
       type: 'runOffer',
       runId: run.id,
       groupId: run.target_group_id,
@@ -253,6 +261,16 @@ export function createDispatcher(deps: {
       timeoutSeconds: run.timeout_seconds,
       reuseSessions: machine.settings.reuseSessions,
     })
+    if (!sent) {
+      // The machine left in the meantime: the offer never went out, so the run goes back.
+      await store.transition(
+        run.id,
+        'Running',
+        { status: 'Queued', machine_id: null, offered_at: null, lease_expires_at: null },
+        { machineId: machine.machineId },
+      )
+      return false
+    }
     scheduleArm()
     return true
   }
@@ -378,6 +396,8 @@ export function createDispatcher(deps: {
         )
           ports.send(run.machine_id ?? '', { type: 'runCancel', runId: run.id })
       } else if (run.lease_expires_at !== null && Date.parse(run.lease_expires_at) <= at) {
+        // Should the machine come back with it, it stops: the run was given up.
+        ports.send(run.machine_id ?? '', { type: 'runCancel', runId: run.id })
         await fail(run, 'Running', {
           code: 'RunLeaseExpired',
           message:
@@ -393,7 +413,10 @@ export function createDispatcher(deps: {
     armScheduled = true
     setImmediate(() => {
       armScheduled = false
-      void arm()
+      arm().catch((error: unknown) => {
+        logger.error({ err: error }, 'arming the deadline timer failed; trying again')
+        setTimeout(scheduleArm, 1000).unref()
+      })
     })
   }
 
@@ -442,6 +465,7 @@ export function createDispatcher(deps: {
     machineConnected(machineId: string): void {
       settingsCache.delete(machineId)
       awaitingFirstHeartbeat.add(machineId)
+      connectedAt.set(machineId, iso())
     },
 
     async machineDisconnected(machineId: string): Promise<void> {
@@ -464,8 +488,10 @@ export function createDispatcher(deps: {
         // The agent sent its journaled results before this heartbeat: a run it was offered
         // but does not hold never reached it (or it turned it down), so it goes back to the
         // queue; a run it started but no longer holds was lost with it.
+        const since = connectedAt.get(machineId) ?? iso()
         for (const run of await store.onMachine(machineId)) {
-          if (runningRuns.includes(run.id)) continue
+          // Offers made on this connection are answered on it; only older ones are in doubt.
+          if (runningRuns.includes(run.id) || (run.offered_at ?? '') >= since) continue
           if (run.started_at === null) {
             if (
               await store.transition(
@@ -567,7 +593,6 @@ export function createDispatcher(deps: {
       const error = JSON.stringify({ code: 'Cancelled', message: reason })
       if (await end(run, 'Queued', 'Cancelled', { error })) return true
       if (await end(run, 'Running', 'Cancelled', { error })) {
-        if (run.machine_id) ports.send(run.machine_id, { type: 'runCancel', runId: run.id })
         void kick(run.target_group_id)
         return true
       }

@@ -52,6 +52,8 @@ export function createRuns(deps: {
   leaseMs: number
   /** Extra CA certificates (PEM) trusted for callback targets. */
   callbackCaPem?: string | undefined
+  /** Internal hosts or addresses callbacks may reach all the same. */
+  callbackAllowedHosts?: readonly string[]
 }) {
   const { db } = deps
   const store = createRunStore(db, deps.newId)
@@ -137,7 +139,11 @@ export function createRuns(deps: {
           const url = run.callback_url
           void toApi(run)
             .then((body) =>
-              deliverCallback(url, body, { logger: deps.logger, caPem: deps.callbackCaPem }),
+              deliverCallback(url, body, {
+                logger: deps.logger,
+                caPem: deps.callbackCaPem,
+                allowedHosts: deps.callbackAllowedHosts,
+              }),
             )
             .then((outcome) =>
               store.event(run, deps.clock.now().toISOString(), 'callback', outcome),

@@ -237,12 +237,15 @@ export function createRunService(deps: {
         const list = waiters.get(runId) ?? []
         list.push(resolve)
         waiters.set(runId, list)
-        void store.byId(runId).then((run) => {
-          if (run && ['Succeeded', 'Failed', 'Cancelled'].includes(run.status)) {
-            waiters.delete(runId)
-            resolve(run)
-          }
-        })
+        store
+          .byId(runId)
+          .then((run) => {
+            if (run && ['Succeeded', 'Failed', 'Cancelled'].includes(run.status)) {
+              waiters.delete(runId)
+              resolve(run)
+            }
+          })
+          .catch(() => undefined) // The dispatcher's end report still resolves it.
       })
     },
 

@@ -115,10 +115,14 @@ export function createSignInGrants(deps: {
     mint(
       tenant: TenantRecord,
       connectionId: string,
-      sealedRefreshToken: string,
+      /** Reads the stored refresh token and stores the rotated one, inside the serialized step. */
+      storage: {
+        load: () => Promise<string>
+        save: (sealedRefreshToken: string) => Promise<void>
+      },
     ): Promise<MintedSignInToken> {
       return serialized(connectionId, async () => {
-        const refreshToken = deps.secretBox.open(sealedRefreshToken, sealContext(connectionId))
+        const refreshToken = deps.secretBox.open(await storage.load(), sealContext(connectionId))
         let body
         try {
           body = await deps.servers.grant(tenant, {
@@ -131,10 +135,15 @@ export function createSignInGrants(deps: {
           throw new AppError('SignInExpired', { details: { oauthError: cause.name }, cause })
         }
         if (body.refresh_token === undefined) throw new AppError('SignInExpired')
+        const sealedRefreshToken = deps.secretBox.seal(
+          body.refresh_token,
+          sealContext(connectionId),
+        )
+        await storage.save(sealedRefreshToken)
         return {
           accessToken: body.access_token,
           expiresAt: new Date((decodeJwt(body.access_token).exp ?? 0) * 1000),
-          sealedRefreshToken: deps.secretBox.seal(body.refresh_token, sealContext(connectionId)),
+          sealedRefreshToken,
         }
       })
     },
