@@ -175,7 +175,19 @@ export function createRunService(deps: {
         connection.type === 'signIn'
           ? settings.signInQueueTimeoutSeconds
           : settings.queueTimeoutSeconds
-      const at = new Date(nowMs).toISOString()
+      // Sealed to the target group at once: from here on only its machines can read them.
+      const sealedInputs = await sealToGroup(
+        group.public_key ?? '',
+        JSON.stringify(inputs.values),
+        `run:${id}`,
+      )
+      if (request.wait && connection.type === 'signIn') {
+        // Synchronous mode: the token is minted now, as the caller waits (reference §3.10).
+        deps.presetSignInToken(id, await deps.connections.mintSignInToken(connection))
+      }
+      // The request time is the moment the run joins the queue.
+      const queuedMs = deps.clock.now().getTime()
+      const at = new Date(queuedMs).toISOString()
       const run: RunRow = {
         id,
         environment_id: flow.environment_id,
@@ -187,12 +199,7 @@ export function createRunService(deps: {
         priority: request.priority,
         priority_rank: PRIORITY_RANK[request.priority],
         status: 'Queued',
-        // Sealed to the target group at once: from here on only its machines can read them.
-        sealed_inputs: await sealToGroup(
-          group.public_key ?? '',
-          JSON.stringify(inputs.values),
-          `run:${id}`,
-        ),
+        sealed_inputs: sealedInputs,
         shown_inputs: JSON.stringify(inputs.shown),
         timeout_seconds:
           request.timeoutSeconds ?? manifest.timeoutSeconds ?? DEFAULT_RUN_TIMEOUT_SECONDS,
@@ -201,7 +208,7 @@ export function createRunService(deps: {
         parent_run_id: request.parentRunId ?? null,
         requested_at: at,
         moved_to_top_at: null,
-        queue_deadline: new Date(nowMs + queueSeconds * 1000).toISOString(),
+        queue_deadline: new Date(queuedMs + queueSeconds * 1000).toISOString(),
         machine_id: null,
         offered_at: null,
         lease_expires_at: null,
@@ -213,10 +220,6 @@ export function createRunService(deps: {
         error: null,
         refusals: null,
         ...draft,
-      }
-      if (request.wait && connection.type === 'signIn') {
-        // Synchronous mode: the token is minted now, as the caller waits (reference §3.10).
-        deps.presetSignInToken(id, await deps.connections.mintSignInToken(connection))
       }
       try {
         await store.insert(run)
