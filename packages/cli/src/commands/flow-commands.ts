@@ -142,7 +142,7 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
   flows
     .command('push <dir>')
     .description(
-      `Push the flow in a folder (${MANIFEST_FILE} plus its files): a new flow, or a new\n` +
+      `Push the flow in a folder (${MANIFEST_FILE} plus its files): a new flow, or a new ` +
         'version of the flow of that name. The same content again changes nothing.',
     )
     .requiredOption('--environment <id>', 'environment id')
@@ -226,8 +226,8 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
   program
     .command('run <flow>')
     .description(
-      'Run a desktop flow (id or name) through a connection (id or name) and wait for the end\n' +
-        '(--no-wait: print the queued run and return). While it waits, it says why a queued run\n' +
+      'Run a desktop flow (id or name) through a connection (id or name) and wait for the end ' +
+        '(--no-wait: print the queued run and return). While it waits, it says why a queued run ' +
         'is not running yet. Prints the outputs, the run owner and the machine credential user.',
     )
     .requiredOption('--connection <id|name>', 'the connection to run through')
