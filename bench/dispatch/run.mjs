@@ -162,24 +162,20 @@ async function benchServer(label, databaseUrl) {
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
   const password = randomBytes(12).toString('base64url')
-  const server = spawn(
-    process.execPath,
-    [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), cli, 'server'],
-    {
-      env: {
-        ...process.env,
-        DESKLINK_DATA_DIR: dataDir,
-        DESKLINK_PORT: String(port),
-        DESKLINK_HOST: '127.0.0.1',
-        DESKLINK_ADMIN_PASSWORD: password,
-        DESKLINK_LOG_LEVEL: 'warn',
-        ...(databaseUrl && { DESKLINK_DATABASE_URL: databaseUrl }),
-      },
-      stdio: ['ignore', 'ignore', 'inherit'],
+  const server = spawn(process.execPath, [cli, 'server'], {
+    env: {
+      ...process.env,
+      DESKLINK_DATA_DIR: dataDir,
+      DESKLINK_PORT: String(port),
+      DESKLINK_HOST: '127.0.0.1',
+      DESKLINK_ADMIN_PASSWORD: password,
+      DESKLINK_LOG_LEVEL: 'warn',
+      ...(databaseUrl && { DESKLINK_DATABASE_URL: databaseUrl }),
     },
-  )
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
   const stop = () => {
-    server.kill(process.env.BENCH_PROF ? 'SIGINT' : 'SIGKILL')
+    server.kill('SIGKILL')
     rmSync(dataDir, { recursive: true, force: true })
   }
   try {

@@ -48,17 +48,9 @@ describe.skipIf(reason !== undefined)('connect with sign-in (real agent, real si
   const joined = () => ({ allowedTenants: [tenantId], join: { type: 'tenant', tenantId } })
 
   /** The person signs in for the target group; returns what the client hands to the server. */
-  async function signInCode(resource = groupAudience(groupId)) {
+  async function signInCode(resource = groupAudience(groupId), username = person.name) {
     const { verifier, challenge } = pkcePair()
-    const code = await authorize(
-      t.url,
-      'default',
-      person.name,
-      PASSWORD,
-      challenge,
-      SCOPE,
-      resource,
-    )
+    const code = await authorize(t.url, 'default', username, PASSWORD, challenge, SCOPE, resource)
     return { code, codeVerifier: verifier, redirectUri: REDIRECT_URI }
   }
   const create = async (name: string, code?: Awaited<ReturnType<typeof signInCode>>) =>
@@ -166,16 +158,6 @@ describe.skipIf(reason !== undefined)('connect with sign-in (real agent, real si
       role: 'EnvironmentAdmin',
     })
     const ghostToken = (await signIn(t.url, 'default', ghost, PASSWORD)).access_token
-    const { verifier, challenge } = pkcePair()
-    const code = await authorize(
-      t.url,
-      'default',
-      ghost,
-      PASSWORD,
-      challenge,
-      SCOPE,
-      groupAudience(groupId),
-    )
     const created = await api(
       t.url,
       ghostToken,
@@ -184,7 +166,7 @@ describe.skipIf(reason !== undefined)('connect with sign-in (real agent, real si
       {
         name: 'ghost',
         target: { machineId },
-        signIn: { code, codeVerifier: verifier, redirectUri: REDIRECT_URI },
+        signIn: await signInCode(groupAudience(groupId), ghost),
       },
     )
     expect(created.body.error).toMatchObject({
@@ -215,17 +197,8 @@ describe.skipIf(reason !== undefined)('connect with sign-in (real agent, real si
   })
 
   it('keeps a sign-in token to its one purpose: no API access, no mixed scopes', async () => {
-    const { verifier, challenge } = pkcePair()
-    const code = await authorize(
-      t.url,
-      'default',
-      person.name,
-      PASSWORD,
-      challenge,
-      SCOPE,
-      groupAudience(groupId),
-    )
-    const tokens = await exchangeCode(t.url, 'default', code, verifier)
+    const { code, codeVerifier } = await signInCode()
+    const tokens = await exchangeCode(t.url, 'default', code, codeVerifier)
     const accessToken = ((await tokens.json()) as { access_token: string }).access_token
     expect((await api(t.url, accessToken, 'GET', '/me')).status).toBe(401)
     await expect(

@@ -52,7 +52,6 @@ export interface ConnectionForRun {
   readonly username: string | null
   readonly credential_id: string | null
   readonly sealed_password: string | null
-  readonly sealed_refresh_token: string | null
   readonly tenant_id: string
 }
 
@@ -140,7 +139,6 @@ export function createDispatcher(deps: {
         'username',
         'credential_id',
         'sealed_password',
-        'sealed_refresh_token',
         'tenant_id',
       ])
       .where('id', '=', id)
