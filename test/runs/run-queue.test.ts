@@ -112,7 +112,10 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     await new Promise((r) => setTimeout(r, 1200))
     const head = await show(attended)
     expect(head.waiting.machines[0]).toMatchObject({ code: 'AttendedUserNotLoggedIn' })
-    expect(await show(unattended)).toMatchObject({ status: 'Queued', waiting: { position: 2 } })
+    expect(await show(unattended)).toMatchObject({
+      status: 'Queued',
+      waiting: { position: 2, machines: [], blockedBy: attended },
+    })
 
     await m.setMachine({ extendedQueuePrioritization: true })
     expect((await waitForRun(t.url, m.token, unattended)).status).toBe('Succeeded')

@@ -86,7 +86,9 @@ function runSummary(run: Run): Record<string, unknown> {
     ...(run.error && { error: `${run.error.code}: ${run.error.message}` }),
     ...(run.waiting && {
       position: run.waiting.position,
-      waitingFor: run.waiting.machines.map((m) => `${m.machineName}: ${m.reason}`).join('; '),
+      waitingFor: run.waiting.blockedBy
+        ? `behind run ${run.waiting.blockedBy} (head of the queue)`
+        : run.waiting.machines.map((m) => `${m.machineName}: ${m.reason}`).join('; '),
     }),
     durationMs: run.totalDurationMs ?? '',
   }

@@ -92,7 +92,14 @@ export const Run = z.object({
   totalDurationMs: z.int().nullable(),
   executionDurationMs: z.int().nullable(),
   /** While queued: 1-based position in the target's queue and why each machine waits. */
-  waiting: z.object({ position: z.int(), machines: z.array(MachineRefusal) }).nullable(),
+  waiting: z
+    .object({
+      position: z.int(),
+      machines: z.array(MachineRefusal),
+      /** The run at the head of the queue this one waits behind, when no machine looked at it yet. */
+      blockedBy: Id.nullable(),
+    })
+    .nullable(),
   events: z.array(RunEvent),
 })
 export type Run = z.infer<typeof Run>

@@ -598,11 +598,16 @@ export function createDispatcher(deps: {
     },
 
     /** The queue position and the current reasons, for a queued run. */
-    async waiting(run: RunRow): Promise<{ position: number; machines: Refusal[] } | null> {
+    async waiting(
+      run: RunRow,
+    ): Promise<{ position: number; machines: Refusal[]; blockedBy: string | null } | null> {
       if (run.status !== 'Queued') return null
       const queue = await store.queued(run.target_group_id)
       const position = queue.findIndex((r) => r.id === run.id) + 1
-      return { position, machines: JSON.parse(run.refusals ?? '[]') as Refusal[] }
+      const machines = JSON.parse(run.refusals ?? '[]') as Refusal[]
+      // Not looked at yet: it waits behind the head of the queue (head-of-line blocking).
+      const blockedBy = machines.length === 0 && position > 1 ? (queue[0]?.id ?? null) : null
+      return { position, machines, blockedBy }
     },
 
     failRun: fail,
