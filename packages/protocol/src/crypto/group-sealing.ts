@@ -4,22 +4,32 @@
  * holding the group private key open. Keys travel as base64url of their raw 32 bytes; a sealed
  * value is `<enc>.<ciphertext>`, both base64url.
  *
+ * The work is synchronous (`node:crypto`, see `hpke.ts`): the server seals on every run
+ * request. The async functions stay for their callers; the `Sync` ones skip the promise.
+ *
  * @module
  */
-import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core'
+import {
+  AES_256_GCM,
+  hpkeBase,
+  openBase,
+  sealBase,
+  x25519KeyPair,
+  x25519PublicKeyOf,
+} from './hpke.ts'
 
-const suite = new CipherSuite({
-  kem: new DhkemX25519HkdfSha256(),
-  kdf: new HkdfSha256(),
-  aead: new Aes256Gcm(),
-})
+const SUITE = hpkeBase(AES_256_GCM, Buffer.from('desklink group seal v1', 'utf8'))
 
-const b64 = (bytes: ArrayBuffer | Uint8Array): string =>
-  Buffer.from(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes)).toString('base64url')
-const bytes = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64url'))
-const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text)
-const toBuffer = (view: Uint8Array): ArrayBuffer =>
-  view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer
+const BASE64URL = /^[A-Za-z0-9_-]*$/
+const b64 = (bytes: Uint8Array): string =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url')
+const utf8 = (text: string): Buffer => Buffer.from(text, 'utf8')
+
+/** Strict base64url: Buffer's decoder skips stray characters, which would hide a mangled value. */
+function bytes(text: string, what: string): Buffer {
+  if (!BASE64URL.test(text)) throw new TypeError(`${what} is not base64url`)
+  return Buffer.from(text, 'base64url')
+}
 
 export interface GroupKeyPair {
   /** base64url raw X25519 public key (32 bytes). */
@@ -30,19 +40,20 @@ export interface GroupKeyPair {
 
 /** Generates a group (or standalone machine) key pair. */
 export async function generateGroupKeyPair(): Promise<GroupKeyPair> {
-  const pair = await suite.kem.generateKeyPair()
-  return {
-    publicKey: b64(await suite.kem.serializePublicKey(pair.publicKey)),
-    privateKey: b64(await suite.kem.serializePrivateKey(pair.privateKey)),
-  }
+  const pair = x25519KeyPair()
+  return Promise.resolve({ publicKey: b64(pair.publicKey), privateKey: b64(pair.privateKey) })
 }
 
 /** The public key that belongs to a private key: lets a machine check a key package. */
 export async function publicKeyOf(privateKey: string): Promise<string> {
-  const key = await suite.kem.deserializePrivateKey(toBuffer(bytes(privateKey)))
-  const jwk = (await crypto.subtle.exportKey('jwk', key)) as { x?: string }
-  if (!jwk.x) throw new TypeError('Not an X25519 private key')
-  return jwk.x
+  return Promise.resolve(b64(x25519PublicKeyOf(bytes(privateKey, 'The private key'))))
+}
+
+/** Seals `plaintext` to the holder of `publicKey`; `context` binds it to its use (AAD). */
+export function sealToGroupSync(publicKey: string, plaintext: string, context: string): string {
+  const recipient = bytes(publicKey, 'The public key')
+  const { enc, ct } = sealBase(SUITE, recipient, utf8(plaintext), utf8(context))
+  return `${b64(enc)}.${b64(ct)}`
 }
 
 /** Seals `plaintext` to the holder of `publicKey`; `context` binds it to its use (AAD). */
@@ -51,13 +62,22 @@ export async function sealToGroup(
   plaintext: string,
   context: string,
 ): Promise<string> {
-  const recipientPublicKey = await suite.kem.deserializePublicKey(toBuffer(bytes(publicKey)))
-  const { ct, enc } = await suite.seal(
-    { recipientPublicKey, info: toBuffer(utf8('desklink group seal v1')) },
-    toBuffer(utf8(plaintext)),
-    toBuffer(utf8(context)),
+  return Promise.resolve(sealToGroupSync(publicKey, plaintext, context))
+}
+
+/** Opens what `sealToGroup` sealed; throws when the key or the context does not match. */
+export function openWithGroupKeySync(privateKey: string, sealed: string, context: string): string {
+  const parts = sealed.split('.')
+  const [enc, ct] = parts
+  if (parts.length !== 2 || !enc || !ct) throw new TypeError('Not a sealed value')
+  const plaintext = openBase(
+    SUITE,
+    bytes(privateKey, 'The private key'),
+    bytes(enc, 'The sealed value'),
+    bytes(ct, 'The sealed value'),
+    utf8(context),
   )
-  return `${b64(enc)}.${b64(ct)}`
+  return plaintext.toString('utf8')
 }
 
 /** Opens what `sealToGroup` sealed; throws when the key or the context does not match. */
@@ -66,13 +86,5 @@ export async function openWithGroupKey(
   sealed: string,
   context: string,
 ): Promise<string> {
-  const [enc, ct] = sealed.split('.')
-  if (!enc || !ct) throw new TypeError('Not a sealed value')
-  const recipientKey = await suite.kem.deserializePrivateKey(toBuffer(bytes(privateKey)))
-  const plaintext = await suite.open(
-    { recipientKey, enc: toBuffer(bytes(enc)), info: toBuffer(utf8('desklink group seal v1')) },
-    toBuffer(bytes(ct)),
-    toBuffer(utf8(context)),
-  )
-  return new TextDecoder().decode(plaintext)
+  return Promise.resolve(openWithGroupKeySync(privateKey, sealed, context))
 }
