@@ -287,3 +287,21 @@ describe.each(BACKENDS)('OAuth2 on %s', (backend) => {
     )
   })
 })
+
+describe('an access token used request after request', () => {
+  let t: TestServer
+
+  beforeAll(async () => {
+    t = await startTestServer('sqlite', { DESKLINK_ACCESS_TOKEN_TTL_SECONDS: '2' })
+  })
+  afterAll(async () => t.close())
+
+  it('is refused once it expires, though its signature was checked before', async () => {
+    const token = (await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)).access_token
+    for (let i = 0; i < 3; i++) expect((await api(t.url, token, 'GET', '/me')).status).toBe(200)
+    await new Promise((resolve) => setTimeout(resolve, 2_500))
+    const expired = await api(t.url, token, 'GET', '/me')
+    expect(expired.status).toBe(401)
+    expect(expired.body.error.code).toBe('InvalidToken')
+  })
+})

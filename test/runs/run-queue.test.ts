@@ -314,7 +314,7 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     }
   })
 
-  it('checks the run owner: a service principal without access to the flow is refused', async () => {
+  it('checks the run owner at admission, and again when a waiting run is about to go', async () => {
     const sp = await api(t.url, m.token, 'POST', '/service-principals', { name: 'run-owner-sp' })
     await api(t.url, m.token, 'POST', `/environments/${m.environmentId}/role-assignments`, {
       principalType: 'servicePrincipal',
@@ -343,11 +343,12 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     expect(refused.status).toBe(403)
     expect(refused.body.error.code).toBe('RunOwnerLacksAccess')
 
-    await api(t.url, m.token, 'POST', `/desktop-flows/${flowId}/shares`, {
+    const flowShare = await api(t.url, m.token, 'POST', `/desktop-flows/${flowId}/shares`, {
       principalType: 'servicePrincipal',
       principalId: sp.body.id,
       access: 'user',
     })
+    expect(flowShare.status, flowShare.text).toBe(201)
     await api(t.url, m.token, 'POST', `/machines/${m.machineId}/shares`, {
       principalType: 'servicePrincipal',
       principalId: sp.body.id,
@@ -362,5 +363,28 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
       runOwnerId: sp.body.id,
       callerId: (await api(t.url, m.token, 'GET', '/me')).body.id,
     })
+
+    // Admitted while the run owner may run it, then its access to the flow is taken away
+    // while the run waits: when a machine is free, the run does not go.
+    await m.setMachine({ maintenanceMode: true, slots: 1 })
+    const waiting = await run()
+    expect(waiting.status, waiting.text).toBe(202)
+    const unshared = await api(
+      t.url,
+      m.token,
+      'DELETE',
+      `/desktop-flows/${flowId}/shares/${flowShare.body.id}`,
+    )
+    expect(unshared.status, unshared.text).toBe(204)
+    // A granted check stands for two seconds (docs/runs.md); after that it is made again.
+    await new Promise((resolve) => setTimeout(resolve, 2_500))
+    await m.setMachine({ maintenanceMode: false, slots: 1 })
+    const blocked = await waitFor(async () => {
+      const current = await show(waiting.body.id)
+      return current.waiting?.machines?.[0]?.code === 'RunOwnerLacksAccess' ? current : undefined
+    }, 'the waiting run refused for its run owner')
+    expect(blocked.status).toBe('Queued')
+    expect(blocked.startedAt).toBeNull()
+    expect((await api(t.url, m.token, 'POST', `/runs/${waiting.body.id}/cancel`)).status).toBe(200)
   })
 })

@@ -56,7 +56,7 @@ import { createRuns, type Dispatcher, registerRunRoutes } from './runs/index.ts'
 import { createSecretStoreService, registerSecretStoreRoutes } from './secret-stores/index.ts'
 import { createMac, createSecretBox, loadMasterKey } from './secrets/index.ts'
 import { createShareStore } from './sharing/share-store.ts'
-import { migrateToLatest, openStorage } from './storage/index.ts'
+import { createWriteBatcher, migrateToLatest, openStorage } from './storage/index.ts'
 import {
   type Clock,
   createReleasers,
@@ -302,6 +302,7 @@ export async function startServer(
     })
     const runs = createRuns({
       db: storage.db,
+      writes: createWriteBatcher(storage.db),
       flows,
       connections,
       machines: machineService,

@@ -16,13 +16,14 @@ const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/
 
 export function requestContext(logger: Logger): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
+    const started = performance.now()
+    c.set('receivedAt', started)
     const offered = c.req.header('x-request-id')
     const requestId = offered && SAFE_REQUEST_ID.test(offered) ? offered : randomUUID()
     const scoped = logger.child({ requestId })
     c.set('requestId', requestId)
     c.set('logger', scoped)
     c.header('X-Request-Id', requestId)
-    const started = performance.now()
     await next()
     scoped.info(
       {

@@ -23,11 +23,13 @@ import type { Kysely } from 'kysely'
 
 import { AppError } from '../errors/index.ts'
 import type { Logger } from '../logging/index.ts'
-import type { Database } from '../storage/index.ts'
+import type { Database, WriteBatcher } from '../storage/index.ts'
 import type { Clock } from '../system/index.ts'
 import { shownOutputs } from './flow-inputs.ts'
 import { type MachinePicture, place, type Refusal } from './placement.ts'
 import type { RunRow, RunStore } from './run-store.ts'
+
+type Offer = Extract<ServerMessage, { type: 'runOffer' }>
 
 /** How the dispatcher reaches machines and what it needs to know about them. */
 export interface DispatchPorts {
@@ -35,10 +37,7 @@ export interface DispatchPorts {
   isConnected(machineId: string): boolean
   settingsOf(machineId: string): Promise<MachineSettings | undefined>
   /** What the machine needs to act as the connection's identity (sealed to the group). */
-  credentialFor(
-    run: RunRow,
-    connection: ConnectionForRun,
-  ): Promise<Extract<ServerMessage, { type: 'runOffer' }>['credential']>
+  credentialFor(run: RunRow, connection: ConnectionForRun): Promise<Offer['credential']>
   /** Whether the run owner may still use the target, read the flow and the credential. */
   runOwnerMayRun(run: RunRow, connection: ConnectionForRun): Promise<boolean>
   /** Called once per run, when it reaches its end. */
@@ -62,18 +61,45 @@ export interface RunError {
 }
 
 const LEASE_GRACE_MS = 5_000
-/** How long an admission-time run-owner check stands in for the dispatch-time one. */
-const OWNER_CHECK_FRESH_MS = 2_000
+/** Flow versions never change once pushed: this many are kept in memory. */
+const VERSION_CACHE_SIZE = 1_000
+
+/** A limit that reads a whole queue (queues are bounded far below it by `maxQueuedRuns`). */
+const WHOLE_QUEUE = 1_000_000
+
+/** How many runs the machines could take now, at most: free slots and open sessions. */
+function capacityOf(pictures: readonly MachinePicture[]): number {
+  let room = 0
+  for (const p of pictures) {
+    if (!p.connected || p.settings.maintenanceMode) continue
+    room += Math.max(0, p.settings.slots - p.unattendedRunning) + p.sessions.length
+  }
+  return room
+}
+
+/** A run placed on a machine in a pass, to be taken and offered with the others of the pass. */
+interface PlannedOffer {
+  readonly run: RunRow
+  readonly machine: MachinePicture
+  readonly connection: ConnectionForRun
+  readonly message: Offer
+}
+
+interface FlowVersionFacts {
+  readonly manifest: FlowManifest
+  readonly contentHash: string
+}
 
 export function createDispatcher(deps: {
   db: Kysely<Database>
   store: RunStore
+  writes: WriteBatcher
   ports: DispatchPorts
   clock: Clock
   logger: Logger
   leaseMs: number
 }) {
-  const { db, store, ports, clock, logger } = deps
+  const { db, store, writes, ports, clock, logger } = deps
   const now = () => clock.now()
   const iso = (ms?: number) => new Date(ms ?? now().getTime()).toISOString()
 
@@ -90,9 +116,12 @@ export function createDispatcher(deps: {
   const pendingPasses = new Map<string, Promise<void>>()
   /** Effective settings per machine, dropped whenever they may have changed. */
   const settingsCache = new Map<string, MachineSettings>()
-  /** Runs whose run owner was checked at admission, moments ago: no second check at once. */
-  const admittedAt = new Map<string, number>()
+  const versions = new Map<string, FlowVersionFacts>()
   let deadlineTimer: NodeJS.Timeout | undefined
+  /** When the deadline timer fires; undefined when it is not set. */
+  let armedFor: number | undefined
+  /** The earliest deadline announced since the last arming read the database. */
+  let announcedSinceArm = Infinity
   let armScheduled = false
   let stopped = false
 
@@ -104,29 +133,58 @@ export function createDispatcher(deps: {
       .execute()
   }
 
-  async function picture(machine: { id: string; name: string }): Promise<MachinePicture> {
-    // A machine that just (re)connected is placed on once its first heartbeat said what it holds.
-    const connected = ports.isConnected(machine.id) && !awaitingFirstHeartbeat.has(machine.id)
-    let settings = settingsCache.get(machine.id)
+  async function settingsOf(machineId: string): Promise<MachineSettings> {
+    let settings = settingsCache.get(machineId)
     if (!settings) {
-      settings = (await ports.settingsOf(machine.id)) ?? {
+      settings = (await ports.settingsOf(machineId)) ?? {
         maintenanceMode: false,
         slots: 1,
         reuseSessions: false,
         extendedQueuePrioritization: false,
       }
-      settingsCache.set(machine.id, settings)
+      settingsCache.set(machineId, settings)
     }
-    const held = await store.onMachine(machine.id)
-    return {
-      machineId: machine.id,
-      machineName: machine.name,
-      connected,
-      settings,
-      sessions: sessionsOf.get(machine.id) ?? [],
-      unattendedRunning: held.filter((r) => r.run_mode === 'unattended').length,
-      attendedUsers: held.filter((r) => r.run_mode === 'attended').map((r) => r.os_account ?? ''),
+    return settings
+  }
+
+  /** What each machine of a target can take now: one read for what they all hold. */
+  async function picturesOf(
+    members: readonly { id: string; name: string }[],
+  ): Promise<MachinePicture[]> {
+    const held = await store.heldBy(members.map((m) => m.id))
+    const pictures: MachinePicture[] = []
+    for (const machine of members) {
+      const mine = held.filter((r) => r.machine_id === machine.id)
+      pictures.push({
+        machineId: machine.id,
+        machineName: machine.name,
+        // A machine that just (re)connected is placed on once its first heartbeat said what it holds.
+        connected: ports.isConnected(machine.id) && !awaitingFirstHeartbeat.has(machine.id),
+        settings: await settingsOf(machine.id),
+        sessions: sessionsOf.get(machine.id) ?? [],
+        unattendedRunning: mine.filter((r) => r.run_mode === 'unattended').length,
+        attendedUsers: mine.filter((r) => r.run_mode === 'attended').map((r) => r.os_account ?? ''),
+      })
     }
+    return pictures
+  }
+
+  async function versionOf(versionId: string): Promise<FlowVersionFacts | undefined> {
+    const known = versions.get(versionId)
+    if (known) return known
+    const row = await db
+      .selectFrom('flow_versions')
+      .select(['manifest', 'content_hash'])
+      .where('id', '=', versionId)
+      .executeTakeFirst()
+    if (!row) return undefined
+    const facts = {
+      manifest: JSON.parse(row.manifest) as FlowManifest,
+      contentHash: row.content_hash,
+    }
+    if (versions.size >= VERSION_CACHE_SIZE) versions.clear()
+    versions.set(versionId, facts)
+    return facts
   }
 
   async function connectionOf(id: string): Promise<ConnectionForRun | undefined> {
@@ -154,29 +212,25 @@ export function createDispatcher(deps: {
     machineId?: string,
   ): Promise<boolean> {
     const at = iso()
-    const ended = await store.transition(
-      run.id,
-      from,
-      { status, finished_at: at, lease_expires_at: null, ...changes },
-      machineId === undefined ? undefined : { machineId },
+    const final = await writes.write((trx) =>
+      store.within(trx).move(
+        run.id,
+        from,
+        { status, finished_at: at, lease_expires_at: null, ...changes },
+        {
+          at,
+          kind: status.toLowerCase(),
+          details: changes.error ? JSON.parse(changes.error) : undefined,
+          ...(machineId !== undefined && { machineId }),
+        },
+      ),
     )
-    if (!ended) return false
-    await store.event(
-      run,
-      at,
-      status.toLowerCase(),
-      changes.error ? JSON.parse(changes.error) : undefined,
-    )
+    if (!final) return false
     rejectedBy.delete(run.id)
-    admittedAt.delete(run.id)
-    const final = await store.byId(run.id)
-    if (final) {
-      ports.onEnded(final)
-      // The row as it is now: the run may have been dispatched since the caller read it.
-      if (status === 'Cancelled' && final.machine_id)
-        ports.send(final.machine_id, { type: 'runCancel', runId: run.id })
-    }
-    scheduleArm()
+    ports.onEnded(final)
+    // The row as it is now: the run may have been dispatched since the caller read it.
+    if (status === 'Cancelled' && final.machine_id)
+      ports.send(final.machine_id, { type: 'runCancel', runId: run.id })
     return true
   }
 
@@ -195,22 +249,19 @@ export function createDispatcher(deps: {
     }
   }
 
-  async function offer(
+  /** What the machine will be sent, or undefined when the run failed on the way. */
+  async function plan(
     run: RunRow,
     machine: MachinePicture,
     connection: ConnectionForRun,
-  ): Promise<boolean> {
-    const version = await db
-      .selectFrom('flow_versions')
-      .select(['manifest', 'content_hash'])
-      .where('id', '=', run.flow_version_id)
-      .executeTakeFirst()
+  ): Promise<PlannedOffer | undefined> {
+    const version = await versionOf(run.flow_version_id)
     if (!version) {
       await fail(run, 'Queued', {
         code: 'FlowNotFound',
         message: 'The desktop flow was deleted before the run started.',
       })
-      return false
+      return undefined
     }
     let credential
     try {
@@ -222,44 +273,73 @@ export function createDispatcher(deps: {
         message: coded ? error.message : 'The identity of the connection could not be obtained.',
       })
       if (!coded) logger.error({ err: error, runId: run.id }, 'credential for run failed')
-      return false
+      return undefined
     }
-    const manifest = JSON.parse(version.manifest) as FlowManifest
-    const at = now().getTime()
-    const taken = await store.transition(run.id, 'Queued', {
-      status: 'Running',
-      machine_id: machine.machineId,
-      offered_at: iso(at),
-      lease_expires_at: iso(at + deps.leaseMs),
-      os_account: run.run_mode === 'attended' ? connection.os_account : run.os_account,
-    })
-    if (!taken) return false
-    await store.event(run, iso(at), 'offered', { machineId: machine.machineId })
-    await db
-      .updateTable('connections')
-      .set({ last_used_at: iso(at) })
-      .where('id', '=', connection.id)
-      .execute()
-    const sent = ports.send(machine.machineId, {
-      type: 'runOffer',
-      runId: run.id,
-      groupId: run.target_group_id,
-      runMode: run.run_mode,
-      flow: {
-        contentHash: version.content_hash,
-        runtime: manifest.runtime,
-        entry: manifest.entry,
-        needsDisplay: manifest.needsDisplay,
+    const { manifest } = version
+    return {
+      run,
+      machine,
+      connection,
+      message: {
+        type: 'runOffer',
+        runId: run.id,
+        groupId: run.target_group_id,
+        runMode: run.run_mode,
+        flow: {
+          contentHash: version.contentHash,
+          runtime: manifest.runtime,
+          entry: manifest.entry,
+          needsDisplay: manifest.needsDisplay,
+        },
+        credential,
+        sealedInputs: run.sealed_inputs,
+        sensitive: [...manifest.inputs, ...manifest.outputs]
+          .filter((p) => p.sensitive)
+          .map((p) => p.name),
+        timeoutSeconds: run.timeout_seconds,
+        reuseSessions: machine.settings.reuseSessions,
       },
-      credential,
-      sealedInputs: run.sealed_inputs,
-      sensitive: [...manifest.inputs, ...manifest.outputs]
-        .filter((p) => p.sensitive)
-        .map((p) => p.name),
-      timeoutSeconds: run.timeout_seconds,
-      reuseSessions: machine.settings.reuseSessions,
+    }
+  }
+
+  /**
+   * Takes the runs of a pass (Queued → Running on their machine, each with its event, in one
+   * transaction), then sends the offers: nothing is offered before it is stored.
+   */
+  async function offerAll(planned: readonly PlannedOffer[]): Promise<void> {
+    if (planned.length === 0) return
+    const at = now().getTime()
+    const taken = await writes.write(async (trx) => {
+      const within = store.within(trx)
+      const rows: (RunRow | undefined)[] = []
+      for (const { run, machine, connection } of planned) {
+        rows.push(
+          await within.move(
+            run.id,
+            'Queued',
+            {
+              status: 'Running',
+              machine_id: machine.machineId,
+              offered_at: iso(at),
+              lease_expires_at: iso(at + deps.leaseMs),
+              os_account: run.run_mode === 'attended' ? connection.os_account : run.os_account,
+            },
+            { at: iso(at), kind: 'offered', details: { machineId: machine.machineId } },
+          ),
+        )
+      }
+      const used = [...new Set(planned.filter((_, i) => rows[i]).map((p) => p.connection.id))]
+      if (used.length > 0)
+        await trx
+          .updateTable('connections')
+          .set({ last_used_at: iso(at) })
+          .where('id', 'in', used)
+          .execute()
+      return rows
     })
-    if (!sent) {
+    for (const [i, { run, machine, message }] of planned.entries()) {
+      if (!taken[i]) continue
+      if (ports.send(machine.machineId, message)) continue
       // The machine left in the meantime: the offer never went out, so the run goes back.
       await store.transition(
         run.id,
@@ -267,43 +347,53 @@ export function createDispatcher(deps: {
         { status: 'Queued', machine_id: null, offered_at: null, lease_expires_at: null },
         { machineId: machine.machineId },
       )
-      return false
     }
-    scheduleArm()
-    return true
+    // The lease, or a timeout shorter than it.
+    const shortest = Math.min(...planned.map((p) => p.run.timeout_seconds))
+    dueAt(at + Math.min(deps.leaseMs, shortest * 1000 + LEASE_GRACE_MS))
   }
 
   /** One placement pass over a target's queue. */
   async function dispatchGroup(groupId: string): Promise<void> {
-    const queue = await store.queued(groupId)
-    if (queue.length === 0) return
     const members = await membersOf(groupId)
     if (members.length === 0) {
-      for (const run of queue)
+      for (const run of await store.queueHead(groupId, WHOLE_QUEUE))
         await fail(run, 'Queued', {
           code: 'GroupIsEmpty',
           message: "The connection's target machine group has no machines.",
         })
       return
     }
-    const pictures = await Promise.all(members.map(picture))
+    const pictures = await picturesOf(members)
     const extended = pictures.some((p) => p.settings.extendedQueuePrioritization)
+    // Without extended prioritization a pass stops at the first run it cannot place, so it
+    // never looks past what the machines can take now (plus that one run).
+    const queue = await store.queueHead(groupId, extended ? WHOLE_QUEUE : capacityOf(pictures) + 1)
+    if (queue.length === 0) return
+    let endedOnTheWay = false
+    const connections = new Map<string, ConnectionForRun | undefined>()
+    const planned: PlannedOffer[] = []
     for (const run of queue) {
-      const connection = await connectionOf(run.connection_id)
+      if (!connections.has(run.connection_id))
+        connections.set(run.connection_id, await connectionOf(run.connection_id))
+      const connection = connections.get(run.connection_id)
       if (!connection) {
         await fail(run, 'Queued', {
           code: 'ConnectionNotFound',
           message: 'The connection was deleted before the run started.',
         })
+        endedOnTheWay = true
         continue
       }
       const excluded = rejectedBy.get(run.id) ?? new Map<string, Refusal>()
-      let outcome: ReturnType<typeof place>
-      const admitted = admittedAt.get(run.id)
-      admittedAt.delete(run.id)
-      const freshlyChecked =
-        admitted !== undefined && now().getTime() - admitted < OWNER_CHECK_FRESH_MS
-      if (!freshlyChecked && !(await ports.runOwnerMayRun(run, connection))) {
+      const placed = place(
+        pictures.filter((p) => !excluded.has(p.machineId)),
+        { runMode: run.run_mode, osUser: connection.os_account },
+      )
+      let outcome: ReturnType<typeof place> =
+        'machine' in placed ? placed : { refusals: [...placed.refusals, ...excluded.values()] }
+      // The run owner's rights are checked when the run is about to go, not while it waits.
+      if ('machine' in outcome && !(await ports.runOwnerMayRun(run, connection))) {
         outcome = {
           refusals: pictures.map((p) => ({
             machineId: p.machineId,
@@ -312,27 +402,24 @@ export function createDispatcher(deps: {
             reason: 'The run owner may not use this target, read the flow or read the credential.',
           })),
         }
-      } else {
-        const candidates = pictures.filter((p) => !excluded.has(p.machineId))
-        const placed = place(candidates, {
-          runMode: run.run_mode,
-          osUser: connection.os_account,
-        })
-        outcome =
-          'machine' in placed ? placed : { refusals: [...placed.refusals, ...excluded.values()] }
       }
       if ('machine' in outcome) {
-        if (await offer(run, outcome.machine, connection)) {
+        const next = await plan(run, outcome.machine, connection)
+        if (next) {
+          planned.push(next)
           const p = outcome.machine as { -readonly [K in keyof MachinePicture]: MachinePicture[K] }
           if (run.run_mode === 'unattended') p.unattendedRunning += 1
           else p.attendedUsers = [...p.attendedUsers, connection.os_account ?? '']
-        }
+        } else endedOnTheWay = true
         continue
       }
       await recordRefusals(run, outcome.refusals)
       // Head-of-line blocking: without extended prioritization nothing passes a waiting run.
       if (!extended) break
     }
+    await offerAll(planned)
+    // Runs that ended on the way did not use the room this pass read the queue for.
+    if (endedOnTheWay) void kick(groupId)
   }
 
   /**
@@ -406,6 +493,15 @@ export function createDispatcher(deps: {
     }
   }
 
+  /**
+   * A deadline was just stored. Only one earlier than the timer needs it re-armed: a timer that
+   * fires early (its run ended or was renewed) finds nothing due and arms for what is next.
+   */
+  function dueAt(ms: number) {
+    announcedSinceArm = Math.min(announcedSinceArm, ms)
+    if (armedFor === undefined || ms < armedFor) scheduleArm()
+  }
+
   function scheduleArm() {
     if (armScheduled || stopped) return
     armScheduled = true
@@ -419,12 +515,18 @@ export function createDispatcher(deps: {
   }
 
   async function arm(): Promise<void> {
-    const next = await store.nextDeadline(LEASE_GRACE_MS)
+    announcedSinceArm = Infinity
+    const stored = await store.nextDeadline(LEASE_GRACE_MS)
+    // A deadline announced while the read ran may have been stored just after it.
+    const next = Math.min(stored ?? Infinity, announcedSinceArm)
     clearTimeout(deadlineTimer)
     deadlineTimer = undefined
-    if (next === undefined || stopped) return
+    armedFor = undefined
+    if (!Number.isFinite(next) || stopped) return
+    armedFor = next
     const delay = Math.min(Math.max(0, next - now().getTime()), 2 ** 31 - 1)
     deadlineTimer = setTimeout(() => {
+      armedFor = undefined
       void expire()
         .catch((error: unknown) => logger.error({ err: error }, 'deadline handling failed'))
         .finally(() => scheduleArm())
@@ -448,9 +550,8 @@ export function createDispatcher(deps: {
     },
 
     enqueued(run: RunRow): void {
-      admittedAt.set(run.id, now().getTime())
       void kick(run.target_group_id)
-      scheduleArm()
+      dueAt(Date.parse(run.queue_deadline))
     },
 
     /** Settings of a machine or its group changed: its queue is looked at again. */
@@ -520,17 +621,18 @@ export function createDispatcher(deps: {
 
     async accepted(machineId: string, runId: string): Promise<void> {
       const at = now().getTime()
-      const run = await store.byId(runId)
-      if (
-        run &&
-        (await store.transition(
-          runId,
-          'Running',
-          { started_at: iso(at), lease_expires_at: iso(at + deps.leaseMs) },
-          { machineId },
-        ))
+      const started = await writes.write((trx) =>
+        store
+          .within(trx)
+          .move(
+            runId,
+            'Running',
+            { started_at: iso(at), lease_expires_at: iso(at + deps.leaseMs) },
+            { at: iso(at), kind: 'started', details: { machineId }, machineId },
+          ),
       )
-        await store.event(run, iso(at), 'started', { machineId })
+      // The run's timeout now counts from its start.
+      if (started) dueAt(at + started.timeout_seconds * 1000 + LEASE_GRACE_MS)
     },
 
     async rejected(machineId: string, runId: string, code: string, reason: string): Promise<void> {
@@ -563,12 +665,7 @@ export function createDispatcher(deps: {
     async finished(machineId: string, result: AgentRunFinished): Promise<void> {
       const run = await store.byId(result.runId)
       if (!run || run.machine_id !== machineId) return
-      const version = await db
-        .selectFrom('flow_versions')
-        .select('manifest')
-        .where('id', '=', run.flow_version_id)
-        .executeTakeFirst()
-      const manifest = version ? (JSON.parse(version.manifest) as FlowManifest) : undefined
+      const manifest = (await versionOf(run.flow_version_id))?.manifest
       const outputs = manifest ? shownOutputs(manifest, result.outputs) : null
       const ended = await end(
         run,
@@ -602,11 +699,13 @@ export function createDispatcher(deps: {
       run: RunRow,
     ): Promise<{ position: number; machines: Refusal[]; blockedBy: string | null } | null> {
       if (run.status !== 'Queued') return null
-      const queue = await store.queued(run.target_group_id)
-      const position = queue.findIndex((r) => r.id === run.id) + 1
+      const position = await store.positionOf(run)
       const machines = JSON.parse(run.refusals ?? '[]') as Refusal[]
       // Not looked at yet: it waits behind the head of the queue (head-of-line blocking).
-      const blockedBy = machines.length === 0 && position > 1 ? (queue[0]?.id ?? null) : null
+      const blockedBy =
+        machines.length === 0 && position > 1
+          ? ((await store.queueHead(run.target_group_id, 1))[0]?.id ?? null)
+          : null
       return { position, machines, blockedBy }
     },
 

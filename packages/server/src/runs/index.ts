@@ -11,6 +11,7 @@ import type { CredentialResolver } from '../credentials/index.ts'
 import { AppError } from '../errors/index.ts'
 import type { FlowService } from '../flows/index.ts'
 import { loadPrincipal } from '../http/authenticate.ts'
+import type { Principal } from '../identity/principal.ts'
 import type { PrincipalStore } from '../identity/principal-store.ts'
 import type { TenantStore } from '../identity/tenant-store.ts'
 import type { Logger } from '../logging/index.ts'
@@ -18,20 +19,26 @@ import type { AgentService } from '../machines/agent-service.ts'
 import type { ChannelHub } from '../machines/channel-hub.ts'
 import type { MachineAccess } from '../machines/machine-access.ts'
 import type { MachineService } from '../machines/machine-service.ts'
-import type { Database } from '../storage/index.ts'
+import type { Database, WriteBatcher } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import { deliverCallback } from './callbacks.ts'
 import { type ConnectionForRun, createDispatcher } from './dispatcher.ts'
 import { createRunMapper } from './run-routes.ts'
-import { createRunService } from './run-service.ts'
+import { createRunService, type KnownAtAdmission } from './run-service.ts'
 import { createRunStore, type RunOwnerSubject, type RunRow } from './run-store.ts'
 
 export type { Dispatcher } from './dispatcher.ts'
 export { registerRunRoutes } from './run-routes.ts'
 export type { RunService } from './run-service.ts'
 
+/** How long a run owner's granted check stands (admission to dispatch, and a burst of runs). */
+const OWNER_GRANT_FRESH_MS = 2_000
+const OWNER_GRANT_CACHE_SIZE = 10_000
+
 export function createRuns(deps: {
   db: Kysely<Database>
+  /** Group commit for the writes of the run lifecycle. */
+  writes: WriteBatcher
   flows: FlowService
   connections: ConnectionService
   machines: MachineService
@@ -60,13 +67,57 @@ export function createRuns(deps: {
   /** Sign-in tokens minted at request time for synchronous runs (reference §3.10). */
   const presetTokens = new Map<string, { accessToken: string; expiresAt: Date }>()
 
-  async function runOwnerMayRun(run: RunOwnerSubject): Promise<boolean> {
-    const tenant = await deps.tenants.findTenantById(run.tenant_id)
-    const loaded =
-      tenant && (await loadPrincipal(deps.principals, tenant, run.run_owner_type, run.run_owner_id))
-    if (!loaded?.active) return false
-    const owner = loaded.principal
-    const flow = await deps.flows.find(run.tenant_id, run.flow_id)
+  /**
+   * A run owner found able to run a flow through a connection stays so for a moment: a burst
+   * of runs (and the dispatch of a run admitted moments ago) is checked once. Refusals are
+   * never kept, and a right taken away stops new runs within that moment.
+   */
+  const ownerGrants = new Map<string, number>()
+
+  /**
+   * `known` saves the reads admission has just made: the caller, when it is the run owner (it
+   * was authenticated moments ago, so it exists and is active), and the flow.
+   */
+  async function runOwnerMayRun(
+    run: RunOwnerSubject,
+    known: KnownAtAdmission = {},
+  ): Promise<boolean> {
+    const key = [
+      run.tenant_id,
+      run.run_owner_type,
+      run.run_owner_id,
+      run.flow_id,
+      run.target_group_id,
+      run.connection_id,
+    ].join(' ')
+    const grantedAt = ownerGrants.get(key)
+    const nowMs = deps.clock.now().getTime()
+    if (grantedAt !== undefined && nowMs - grantedAt < OWNER_GRANT_FRESH_MS) return true
+    const may = await checkRunOwner(run, known)
+    if (may) {
+      if (ownerGrants.size >= OWNER_GRANT_CACHE_SIZE) ownerGrants.clear()
+      ownerGrants.set(key, nowMs)
+    } else ownerGrants.delete(key)
+    return may
+  }
+
+  async function checkRunOwner(run: RunOwnerSubject, known: KnownAtAdmission): Promise<boolean> {
+    const { caller } = known
+    let owner: Principal
+    if (caller && caller.type === run.run_owner_type && caller.id === run.run_owner_id)
+      owner = caller
+    else {
+      const tenant = await deps.tenants.findTenantById(run.tenant_id)
+      const loaded =
+        tenant &&
+        (await loadPrincipal(deps.principals, tenant, run.run_owner_type, run.run_owner_id))
+      if (!loaded?.active) return false
+      owner = loaded.principal
+    }
+    const flow =
+      known.flow?.id === run.flow_id
+        ? known.flow
+        : await deps.flows.find(run.tenant_id, run.flow_id)
     if (!flow || !(await deps.flows.accessOf(owner, flow))) return false
     try {
       const standalone = await db
@@ -122,6 +173,7 @@ export function createRuns(deps: {
   const dispatcher = createDispatcher({
     db,
     store,
+    writes: deps.writes,
     clock: deps.clock,
     logger: deps.logger,
     leaseMs: deps.leaseMs,
@@ -158,6 +210,7 @@ export function createRuns(deps: {
   const service = createRunService({
     db,
     store,
+    writes: deps.writes,
     dispatcher,
     flows: deps.flows,
     connections: deps.connections,

@@ -24,7 +24,7 @@ import type { AppEnv } from '../http/app-env.ts'
 import { bearerAuth, createRoute, jsonBody, responses } from '../http/openapi-app.ts'
 import type { Database } from '../storage/index.ts'
 import type { Dispatcher } from './dispatcher.ts'
-import type { RunService } from './run-service.ts'
+import type { KnownRunFacts, RunService } from './run-service.ts'
 import type { RunRow, RunStore } from './run-store.ts'
 
 const route = <T extends Parameters<typeof createRoute>[0]>(config: T) =>
@@ -116,14 +116,22 @@ export function createRunMapper(deps: {
   store: RunStore
   dispatcher: Dispatcher
 }) {
-  return async (run: RunRow): Promise<Run> => {
-    const version = await deps.db
-      .selectFrom('flow_versions')
-      .innerJoin('desktop_flows', 'desktop_flows.id', 'flow_versions.flow_id')
-      .select(['desktop_flows.name', 'flow_versions.version'])
-      .where('flow_versions.id', '=', run.flow_version_id)
-      .executeTakeFirst()
-    const events = await deps.store.events(run.id)
+  const eventsOf = async (runId: string) =>
+    (await deps.store.events(runId)).map((e) => ({
+      at: e.at,
+      kind: e.kind,
+      ...(e.details !== null && { details: JSON.parse(e.details) as unknown }),
+    }))
+  /** The API view of a run; `known` spares the reads for a run just admitted. */
+  return async (run: RunRow, known?: KnownRunFacts): Promise<Run> => {
+    const version = known
+      ? { name: known.flowName, version: known.flowVersion }
+      : await deps.db
+          .selectFrom('flow_versions')
+          .innerJoin('desktop_flows', 'desktop_flows.id', 'flow_versions.flow_id')
+          .select(['desktop_flows.name', 'flow_versions.version'])
+          .where('flow_versions.id', '=', run.flow_version_id)
+          .executeTakeFirst()
     return {
       id: run.id,
       environmentId: run.environment_id,
@@ -155,11 +163,7 @@ export function createRunMapper(deps: {
       totalDurationMs: ms(run.requested_at, run.finished_at),
       executionDurationMs: ms(run.started_at, run.finished_at),
       waiting: await deps.dispatcher.waiting(run),
-      events: events.map((e) => ({
-        at: e.at,
-        kind: e.kind,
-        ...(e.details !== null && { details: JSON.parse(e.details) as unknown }),
-      })),
+      events: known ? [...known.events] : await eventsOf(run.id),
     }
   }
 }
@@ -172,18 +176,24 @@ export function registerRunRoutes(
   const { runs, toApi } = deps
   app.openapi(r.create, async (c) => {
     const request = c.req.valid('json')
-    const { run, created } = await runs.create(
+    const { run, created, known } = await runs.create(
       c.get('principal'),
       c.req.valid('param').flowId,
       request,
     )
+    // How long admission took, up to the moment the run was queued (RFC Server-Timing).
+    if (created)
+      c.header(
+        'Server-Timing',
+        `admission;dur=${(performance.now() - c.get('receivedAt')).toFixed(3)}`,
+      )
     const statusUrl = new URL(`/api/v1/runs/${run.id}`, c.req.url).toString()
     c.header('Location', statusUrl)
     if (request.wait) {
       const ended = await runs.waitForEnd(run.id)
       return c.json(await toApi(ended), 200)
     }
-    return c.json(await toApi(run), created ? 202 : 200)
+    return c.json(await toApi(run, known), created ? 202 : 200)
   })
   app.openapi(r.get, async (c) =>
     c.json(await toApi(await runs.visible(c.get('principal'), c.req.valid('param').runId)), 200),
@@ -194,7 +204,7 @@ export function registerRunRoutes(
       c.req.valid('param').environmentId,
       c.req.valid('query'),
     )
-    return c.json({ items: await Promise.all(rows.map(toApi)) }, 200)
+    return c.json({ items: await Promise.all(rows.map((row) => toApi(row))) }, 200)
   })
   app.openapi(r.update, async (c) =>
     c.json(

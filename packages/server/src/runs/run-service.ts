@@ -19,24 +19,45 @@ import type { Kysely } from 'kysely'
 import type { AuditLog } from '../audit/audit-log.ts'
 import type { ConnectionService } from '../connections/connection-service.ts'
 import { AppError } from '../errors/index.ts'
+import type { FlowRow } from '../flows/flow-service.ts'
 import type { FlowService } from '../flows/index.ts'
 import type { Principal } from '../identity/principal.ts'
 import type { MachineAccess } from '../machines/machine-access.ts'
-import type { Database } from '../storage/index.ts'
+import type { Database, WriteBatcher } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import type { Dispatcher } from './dispatcher.ts'
 import { checkInputs } from './flow-inputs.ts'
 import { PRIORITY_RANK, type RunOwnerSubject, type RunRow, type RunStore } from './run-store.ts'
 
+/** What the answer to a new run shows, known without reading it back. */
+export interface KnownRunFacts {
+  readonly flowName: string
+  readonly flowVersion: number
+  readonly events: readonly { at: string; kind: string; details?: unknown }[]
+}
+
+/** What admission already read when it checks the run owner. */
+export interface KnownAtAdmission {
+  readonly caller?: Principal
+  readonly flow?: FlowRow
+}
+
+/**
+ * How long an environment's run settings are used as read. A change made through this server
+ * applies at once; one made through another replica, within this time.
+ */
+const SETTINGS_FRESH_MS = 2_000
+
 export function createRunService(deps: {
   db: Kysely<Database>
   store: RunStore
+  writes: WriteBatcher
   dispatcher: Dispatcher
   flows: FlowService
   connections: ConnectionService
   access: MachineAccess
   /** Whether a principal (the run owner) may run through the connection now. */
-  runOwnerMayRun: (run: RunOwnerSubject) => Promise<boolean>
+  runOwnerMayRun: (run: RunOwnerSubject, known: KnownAtAdmission) => Promise<boolean>
   /** Keeps a sign-in token minted at request time for a synchronous run. */
   presetSignInToken: (runId: string, token: { accessToken: string; expiresAt: Date }) => void
   audit: AuditLog
@@ -45,8 +66,13 @@ export function createRunService(deps: {
 }) {
   const { db, store, dispatcher } = deps
   const waiters = new Map<string, ((run: RunRow) => void)[]>()
+  /** Run settings per environment, as read moments ago: every admission needs them. */
+  const settingsCache = new Map<string, { settings: RunSettings; readAt: number }>()
 
   async function settingsOf(environmentId: string): Promise<RunSettings> {
+    const nowMs = deps.clock.now().getTime()
+    const cached = settingsCache.get(environmentId)
+    if (cached && nowMs - cached.readAt < SETTINGS_FRESH_MS) return cached.settings
     const row = await db
       .selectFrom('environments')
       .select('run_settings')
@@ -55,7 +81,9 @@ export function createRunService(deps: {
     const overrides = row?.run_settings
       ? (JSON.parse(row.run_settings) as Partial<RunSettings>)
       : {}
-    return { ...RUN_SETTINGS_DEFAULTS, ...overrides }
+    const settings = { ...RUN_SETTINGS_DEFAULTS, ...overrides }
+    settingsCache.set(environmentId, { settings, readAt: nowMs })
+    return settings
   }
 
   /** The run, if the caller may see it: its caller, the connection's owner, admins. */
@@ -95,6 +123,7 @@ export function createRunService(deps: {
         .set({ run_settings: JSON.stringify(next) })
         .where('id', '=', environmentId)
         .execute()
+      settingsCache.delete(environmentId)
       await deps.audit.record({
         principal,
         environmentId,
@@ -112,7 +141,7 @@ export function createRunService(deps: {
       principal: Principal,
       flowId: string,
       request: CreateRunRequest,
-    ): Promise<{ run: RunRow; created: boolean }> {
+    ): Promise<{ run: RunRow; created: boolean; known?: KnownRunFacts }> {
       const retried = async () =>
         request.idempotencyKey === undefined
           ? undefined
@@ -169,7 +198,8 @@ export function createRunService(deps: {
         target_group_id: group.id,
         connection_id: connection.id,
       }
-      if (!(await deps.runOwnerMayRun(draft))) throw new AppError('RunOwnerLacksAccess')
+      if (!(await deps.runOwnerMayRun(draft, { caller: principal, flow })))
+        throw new AppError('RunOwnerLacksAccess')
 
       const queueSeconds =
         connection.type === 'signIn'
@@ -222,16 +252,29 @@ export function createRunService(deps: {
         ...draft,
       }
       try {
-        await store.insert(run)
+        await deps.writes.write(async (trx) => {
+          const within = store.within(trx)
+          await within.insert(run)
+          await within.event(run, at, 'queued', { priority: run.priority, runMode: run.run_mode })
+        })
       } catch (error) {
         // Two retries with one key at once: the second finds the first.
         const first = await retried()
         if (first) return { run: first, created: false }
         throw error
       }
-      await store.event(run, at, 'queued', { priority: run.priority, runMode: run.run_mode })
       dispatcher.enqueued(run)
-      return { run: (await store.byId(id)) ?? run, created: true }
+      return {
+        run,
+        created: true,
+        known: {
+          flowName: flow.name,
+          flowVersion: version.version,
+          events: [
+            { at, kind: 'queued', details: { priority: run.priority, runMode: run.run_mode } },
+          ],
+        },
+      }
     },
 
     /** Resolves when the run ends (synchronous mode). */

@@ -1,7 +1,9 @@
 /**
  * Runs in the database. Every change of status is one conditional update (`where status = …`),
  * so two actors (a cancel and a finish, two dispatch passes, a restart) can never both win:
- * the one whose update touched the row acts, the other does nothing.
+ * the one whose update touched the row acts, the other does nothing. A change and the event
+ * that records it are written together (`move`), inside the caller's transaction when the store
+ * is bound to one (`within`).
  *
  * @module
  */
@@ -24,8 +26,63 @@ export function createRunStore(db: Kysely<Database>, newId: IdGenerator) {
   const byId = (id: string) =>
     db.selectFrom('runs').selectAll().where('id', '=', id).executeTakeFirst()
 
+  /** Changes a run only if it still has the expected status; the changed row when it did. */
+  async function transition(
+    id: string,
+    from: RunStatusValue | readonly RunStatusValue[],
+    changes: Partial<RunRow>,
+    extra?: { machineId?: string },
+  ): Promise<RunRow | undefined> {
+    let query = db
+      .updateTable('runs')
+      .set(changes)
+      .where('id', '=', id)
+      .where('status', 'in', typeof from === 'string' ? [from] : [...from])
+    if (extra?.machineId !== undefined) query = query.where('machine_id', '=', extra.machineId)
+    return query.returningAll().executeTakeFirst()
+  }
+
+  async function event(
+    run: Pick<RunRow, 'id' | 'tenant_id'>,
+    at: string,
+    kind: string,
+    details?: unknown,
+  ): Promise<void> {
+    await db
+      .insertInto('run_events')
+      .values({
+        id: newId(),
+        tenant_id: run.tenant_id,
+        run_id: run.id,
+        at,
+        kind,
+        details: details === undefined ? null : JSON.stringify(details),
+      })
+      .execute()
+  }
+
   return {
+    /** The same store, bound to a transaction. */
+    within: (trx: Kysely<Database>) => createRunStore(trx, newId),
     byId,
+    transition,
+    event,
+    /** A conditional transition and, when it happened, its event: the changed row, or undefined. */
+    async move(
+      id: string,
+      from: RunStatusValue | readonly RunStatusValue[],
+      changes: Partial<RunRow>,
+      recorded: { at: string; kind: string; details?: unknown; machineId?: string },
+    ): Promise<RunRow | undefined> {
+      const moved = await transition(
+        id,
+        from,
+        changes,
+        recorded.machineId === undefined ? undefined : { machineId: recorded.machineId },
+      )
+      if (moved) await event(moved, recorded.at, recorded.kind, recorded.details)
+      return moved
+    },
     async insert(row: RunRow): Promise<void> {
       await db.insertInto('runs').values(row).execute()
     },
@@ -46,15 +103,81 @@ export function createRunStore(db: Kysely<Database>, newId: IdGenerator) {
         .where('idempotency_key', '=', key)
         .executeTakeFirst()
     },
-    /** The queue of a target: moved-to-top first (latest move first), then priority, then age. */
-    async queued(groupId: string): Promise<RunRow[]> {
-      const rows = await db
+    /**
+     * The first `limit` runs of a target's queue, in queue order (`queueOrder`). Two reads, so
+     * that each walks an index in order and stops at `limit`: the runs moved to the top (few),
+     * then the others by priority and request time.
+     */
+    async queueHead(groupId: string, limit: number): Promise<RunRow[]> {
+      const queued = db
         .selectFrom('runs')
         .selectAll()
         .where('target_group_id', '=', groupId)
         .where('status', '=', 'Queued')
+      const moved = await queued
+        .where('moved_to_top_at', 'is not', null)
+        .orderBy('moved_to_top_at', 'desc')
+        .orderBy('priority_rank')
+        .orderBy('requested_at')
+        .orderBy('id')
+        .limit(limit)
         .execute()
-      return rows.sort(queueOrder)
+      if (moved.length >= limit) return moved
+      const rest = await queued
+        .where('moved_to_top_at', 'is', null)
+        .orderBy('priority_rank')
+        .orderBy('requested_at')
+        .orderBy('id')
+        .limit(limit - moved.length)
+        .execute()
+      return [...moved, ...rest]
+    },
+    /** Where a queued run stands in its target's queue, 1 for the head: counted, not read. */
+    async positionOf(run: QueuePlace & Pick<RunRow, 'target_group_id'>): Promise<number> {
+      const queued = db
+        .selectFrom('runs')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('target_group_id', '=', run.target_group_id)
+        .where('status', '=', 'Queued')
+      const count = async (query: typeof queued) => Number((await query.executeTakeFirst())?.n ?? 0)
+      if (run.moved_to_top_at !== null) {
+        const moved = await db
+          .selectFrom('runs')
+          .select(['id', 'moved_to_top_at', 'priority_rank', 'requested_at'])
+          .where('target_group_id', '=', run.target_group_id)
+          .where('status', '=', 'Queued')
+          .where('moved_to_top_at', 'is not', null)
+          .execute()
+        return moved.filter((other) => queueOrder(other, run) < 0).length + 1
+      }
+      const movedAhead = await count(queued.where('moved_to_top_at', 'is not', null))
+      const ahead = await count(
+        queued
+          .where('moved_to_top_at', 'is', null)
+          .where((eb) =>
+            eb.or([
+              eb('priority_rank', '<', run.priority_rank),
+              eb.and([
+                eb('priority_rank', '=', run.priority_rank),
+                eb.or([
+                  eb('requested_at', '<', run.requested_at),
+                  eb.and([eb('requested_at', '=', run.requested_at), eb('id', '<', run.id)]),
+                ]),
+              ]),
+            ]),
+          ),
+      )
+      return movedAhead + ahead + 1
+    },
+    /** What the given machines hold now (offered or running), one row per run. */
+    async heldBy(machineIds: readonly string[]) {
+      if (machineIds.length === 0) return []
+      return db
+        .selectFrom('runs')
+        .select(['machine_id', 'run_mode', 'os_account'])
+        .where('machine_id', 'in', [...machineIds])
+        .where('status', '=', 'Running')
+        .execute()
     },
     async countQueued(groupId: string): Promise<number> {
       const row = await db
@@ -95,22 +218,6 @@ export function createRunStore(db: Kysely<Database>, newId: IdGenerator) {
         .execute()
       return rows.map((r) => r.target_group_id)
     },
-    /** Changes a run only if it still has the expected status; true when it did. */
-    async transition(
-      id: string,
-      from: RunStatusValue | readonly RunStatusValue[],
-      changes: Partial<RunRow>,
-      extra?: { machineId?: string },
-    ): Promise<boolean> {
-      let query = db
-        .updateTable('runs')
-        .set(changes)
-        .where('id', '=', id)
-        .where('status', 'in', typeof from === 'string' ? [from] : [...from])
-      if (extra?.machineId !== undefined) query = query.where('machine_id', '=', extra.machineId)
-      const result = await query.executeTakeFirst()
-      return Number(result.numUpdatedRows) === 1
-    },
     async renewLeases(machineId: string, runIds: readonly string[], until: string) {
       if (runIds.length === 0) return
       await db
@@ -119,24 +226,6 @@ export function createRunStore(db: Kysely<Database>, newId: IdGenerator) {
         .where('machine_id', '=', machineId)
         .where('status', '=', 'Running')
         .where('id', 'in', [...runIds])
-        .execute()
-    },
-    async event(
-      run: Pick<RunRow, 'id' | 'tenant_id'>,
-      at: string,
-      kind: string,
-      details?: unknown,
-    ) {
-      await db
-        .insertInto('run_events')
-        .values({
-          id: newId(),
-          tenant_id: run.tenant_id,
-          run_id: run.id,
-          at,
-          kind,
-          details: details === undefined ? null : JSON.stringify(details),
-        })
         .execute()
     },
     async events(runId: string) {
@@ -173,8 +262,10 @@ export function createRunStore(db: Kysely<Database>, newId: IdGenerator) {
 
 export type RunStore = ReturnType<typeof createRunStore>
 
+export type QueuePlace = Pick<RunRow, 'id' | 'moved_to_top_at' | 'priority_rank' | 'requested_at'>
+
 /** Moved-to-top first (the latest move first), then priority, then request time. */
-export function queueOrder(a: RunRow, b: RunRow): number {
+export function queueOrder(a: QueuePlace, b: QueuePlace): number {
   if (a.moved_to_top_at !== b.moved_to_top_at) {
     if (a.moved_to_top_at === null) return 1
     if (b.moved_to_top_at === null) return -1

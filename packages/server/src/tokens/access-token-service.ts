@@ -54,6 +54,8 @@ export interface AccessTokenService {
 }
 
 const JWKS_CACHE_MS = 60_000
+/** Tokens whose signature held, kept no longer than the key set they were checked with. */
+const VERIFIED_CACHE_SIZE = 10_000
 
 export function createAccessTokenService(deps: {
   publicUrl: () => string
@@ -64,6 +66,9 @@ export function createAccessTokenService(deps: {
 }): AccessTokenService {
   const { publicUrl, tenants, signingKeys, clock, ttlSeconds } = deps
   const jwksCache = new Map<string, { at: number; set: ReturnType<typeof createLocalJWKSet> }>()
+  // A caller sends the same token with every request: its signature is checked once a minute
+  // (as often as the key set is re-read); expiry and the tenant are checked every time.
+  const verified = new Map<string, { at: number; claims: AccessTokenClaims }>()
 
   async function keySet(tenantId: string) {
     const cached = jwksCache.get(tenantId)
@@ -114,6 +119,21 @@ export function createAccessTokenService(deps: {
       if (!tenant || tenant.status !== 'active') {
         throw new AppError('InvalidToken', { details: { reason: 'unknown issuer' } })
       }
+      const nowMs = clock.now().getTime()
+      const cacheKey = `${audience} ${token}`
+      const known = verified.get(cacheKey)
+      if (
+        known &&
+        nowMs - known.at < JWKS_CACHE_MS &&
+        (known.claims.exp ?? 0) * 1000 > nowMs &&
+        known.claims.tid === tenant.id
+      ) {
+        return {
+          tenant,
+          claims: known.claims,
+          scopes: known.claims.scope.split(' ').filter(Boolean),
+        }
+      }
       try {
         const { payload } = await jwtVerify<AccessTokenClaims>(token, await keySet(tenant.id), {
           issuer: issuerOf(tenant),
@@ -124,6 +144,8 @@ export function createAccessTokenService(deps: {
           requiredClaims: ['sub', 'exp', 'iat', 'tid', 'ptype', 'scope'],
         })
         if (payload.tid !== tenant.id) throw new Error('tenant mismatch')
+        if (verified.size >= VERIFIED_CACHE_SIZE) verified.clear()
+        verified.set(cacheKey, { at: nowMs, claims: payload })
         return { tenant, claims: payload, scopes: payload.scope.split(' ').filter(Boolean) }
       } catch (cause) {
         const reason = (cause as { code?: string }).code ?? 'invalid'

@@ -14,6 +14,7 @@ import { migration0005Audit } from './0005-audit.ts'
 import { migration0006RunOwner } from './0006-run-owner.ts'
 import { migration0007SignIn } from './0007-sign-in.ts'
 import { migration0008FlowsAndRuns } from './0008-flows-and-runs.ts'
+import { migration0009DispatchIndexes } from './0009-dispatch-indexes.ts'
 
 const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-identity': migration0001Identity,
@@ -24,6 +25,7 @@ const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0006-run-owner': migration0006RunOwner,
   '0007-sign-in': migration0007SignIn,
   '0008-flows-and-runs': migration0008FlowsAndRuns,
+  '0009-dispatch-indexes': migration0009DispatchIndexes,
 })
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,87 @@
+/**
+ * Group commit: writes asked for in the same turn of the event loop share one transaction.
+ *
+ * A commit is the dearest part of a small write (SQLite appends every touched page to its WAL;
+ * PostgreSQL waits a round trip and a flush), and a busy server makes many small writes at once:
+ * runs admitted, offered, accepted and finished on several machines. Each caller still gets its
+ * own result, after the commit that made its write durable, so nothing is answered or sent
+ * before it is stored. Should one write of a batch fail, the batch is rolled back and each write
+ * is tried again alone, so one bad write never takes the others down with it: that is why a
+ * write must only touch the database, and act on the outcome after its promise settles.
+ *
+ * @module
+ */
+import type { Kysely, Transaction } from 'kysely'
+
+import type { Database } from './schema.ts'
+
+export type Write<T> = (trx: Transaction<Database>) => Promise<T>
+
+export interface WriteBatcher {
+  /** Runs `write` in a transaction shared with the writes of this turn; settles after commit. */
+  write<T>(write: Write<T>): Promise<T>
+}
+
+interface Pending {
+  readonly write: Write<unknown>
+  resolve(value: unknown): void
+  reject(reason: unknown): void
+}
+
+/** More writes than this wait for the next transaction, so one commit never grows unbounded. */
+const MAX_BATCH = 256
+
+export function createWriteBatcher(db: Kysely<Database>): WriteBatcher {
+  let waiting: Pending[] = []
+  let flushing = false
+
+  async function alone(pending: Pending): Promise<void> {
+    try {
+      pending.resolve(await db.transaction().execute(pending.write))
+    } catch (error) {
+      pending.reject(error)
+    }
+  }
+
+  async function flush(): Promise<void> {
+    const batch = waiting.slice(0, MAX_BATCH)
+    waiting = waiting.slice(batch.length)
+    if (batch.length === 1) {
+      await alone(batch[0])
+      return
+    }
+    let results: unknown[]
+    try {
+      results = await db.transaction().execute(async (trx) => {
+        const done: unknown[] = []
+        for (const pending of batch) done.push(await pending.write(trx))
+        return done
+      })
+    } catch {
+      for (const pending of batch) await alone(pending)
+      return
+    }
+    batch.forEach((pending, i) => pending.resolve(results[i]))
+  }
+
+  function schedule() {
+    if (flushing || waiting.length === 0) return
+    flushing = true
+    // The rest of this turn's writes join before the transaction starts.
+    setImmediate(() => {
+      void flush().finally(() => {
+        flushing = false
+        schedule()
+      })
+    })
+  }
+
+  return {
+    write<T>(write: Write<T>): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        waiting.push({ write, resolve: resolve, reject })
+        schedule()
+      })
+    },
+  }
+}

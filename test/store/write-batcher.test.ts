@@ -1,0 +1,95 @@
+/**
+ * Group commit on real databases (SQLite and PostgreSQL): writes asked for in one turn share a
+ * transaction, each caller gets its own result once it is stored, and a write that fails takes
+ * nothing else down with it.
+ */
+import { sql, type Transaction } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import {
+  createWriteBatcher,
+  type Database,
+  migrateToLatest,
+  openStorage,
+  type StorageHandle,
+  type WriteBatcher,
+} from '../../packages/server/src/storage/index.ts'
+import { uuidv7 } from '../../packages/server/src/system/index.ts'
+import { BACKENDS, createTestDatabase, type TestDatabase } from '../support/backends.ts'
+
+describe.each(BACKENDS)('the write batcher on %s', (backend) => {
+  let database: TestDatabase
+  let storage: StorageHandle
+  let writes: WriteBatcher
+
+  const addTenant = (trx: Transaction<Database>, slug: string) =>
+    trx
+      .insertInto('tenants')
+      .values({
+        id: uuidv7(),
+        slug,
+        display_name: slug,
+        status: 'active',
+        created_at: new Date().toISOString(),
+      })
+      .execute()
+  const tenantExists = async (slug: string) =>
+    (await storage.db
+      .selectFrom('tenants')
+      .select('id')
+      .where('slug', '=', slug)
+      .executeTakeFirst()) !== undefined
+
+  beforeAll(async () => {
+    database = await createTestDatabase(backend)
+    storage = openStorage(database.url)
+    expect((await migrateToLatest(storage)).error).toBeUndefined()
+    writes = createWriteBatcher(storage.db)
+  })
+  afterAll(async () => {
+    await storage.close()
+    await database.drop()
+  })
+
+  it('runs the writes of one turn in one transaction, and later ones in another', async () => {
+    const seen: Transaction<Database>[] = []
+    const note = (trx: Transaction<Database>) => {
+      seen.push(trx)
+      return Promise.resolve(seen.length)
+    }
+    const together = await Promise.all([writes.write(note), writes.write(note), writes.write(note)])
+    expect(together).toEqual([1, 2, 3])
+    expect(new Set(seen).size).toBe(1)
+    await writes.write(note)
+    expect(new Set(seen).size).toBe(2)
+  })
+
+  it('settles each write only once it is committed', async () => {
+    const slug = `batch-${uuidv7()}`
+    await writes.write((trx) => addTenant(trx, slug))
+    // Read outside the batch's transaction: the row is there as soon as the write settled.
+    expect(await tenantExists(slug)).toBe(true)
+  })
+
+  it('keeps the other writes of a batch when one of them fails', async () => {
+    const taken = `taken-${uuidv7()}`
+    await writes.write((trx) => addTenant(trx, taken))
+    const first = `first-${uuidv7()}`
+    const third = `third-${uuidv7()}`
+    const outcomes = await Promise.allSettled([
+      writes.write((trx) => addTenant(trx, first)),
+      writes.write((trx) => addTenant(trx, taken)), // the slug is unique: this one fails
+      writes.write((trx) => addTenant(trx, third)),
+    ])
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    expect(storage.isUniqueViolation((outcomes[1] as PromiseRejectedResult).reason)).toBe(true)
+    expect(await tenantExists(first)).toBe(true)
+    expect(await tenantExists(third)).toBe(true)
+    const count = await storage.db
+      .selectFrom('tenants')
+      .select(sql<number>`count(*)`.as('n'))
+      .where('slug', '=', taken)
+      .executeTakeFirst()
+    expect(Number(count?.n)).toBe(1)
+  })
+})
