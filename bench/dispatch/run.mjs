@@ -6,6 +6,7 @@
 //
 //   node bench/dispatch/run.mjs [--samples 200] [--idle-agents 999] [--runs 3000]
 //                               [--concurrency 64] [--machines 4] [--postgres URL]
+//                               [--profile DIR]
 //
 // Latency: from just before POST /desktop-flows/{id}/runs to the offer arriving at the agent,
 // measured in this process (one clock), one run at a time, with 1 and with 1 + idle agents
@@ -25,7 +26,7 @@ import { parseArgs } from 'node:util'
 import Database from 'better-sqlite3'
 import WebSocket, { WebSocketServer } from 'ws'
 
-import { api, assertion, pool, signIn } from '../lib/desklink-client.mjs'
+import { api, assertion, leanClient, pool, signIn } from '../lib/desklink-client.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const cli = join(here, '..', '..', 'bin', 'desklink.js')
@@ -39,6 +40,8 @@ const { values: options } = parseArgs({
     concurrency: { type: 'string', default: '64' },
     machines: { type: 'string', default: '4' },
     postgres: { type: 'string', default: process.env.DESKLINK_TEST_DATABASE_URL ?? '' },
+    // Writes a CPU profile of each server run into this directory (node --cpu-prof).
+    profile: { type: 'string', default: '' },
   },
 })
 const number = (name) => Number(options[name])
@@ -135,7 +138,7 @@ function connectAgent(base, machine, onOffer) {
             }),
           )
         } else if (message.type === 'runOffer') {
-          onOffer(message.runId, at, Date.now())
+          onOffer(message.runId, at)
           const now = new Date().toISOString()
           ws.send(JSON.stringify({ type: 'runAccepted', runId: message.runId }))
           ws.send(
@@ -162,7 +165,8 @@ async function benchServer(label, databaseUrl) {
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
   const password = randomBytes(12).toString('base64url')
-  const server = spawn(process.execPath, [cli, 'server'], {
+  const profiling = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${options.profile}`] : []
+  const server = spawn(process.execPath, [...profiling, cli, 'server'], {
     env: {
       ...process.env,
       DESKLINK_DATA_DIR: dataDir,
@@ -174,8 +178,11 @@ async function benchServer(label, databaseUrl) {
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   })
-  const stop = () => {
-    server.kill('SIGKILL')
+  const stop = async () => {
+    // A profiled server must exit on its own to write its profile.
+    const exited = new Promise((resolve) => server.once('exit', resolve))
+    server.kill(options.profile ? 'SIGTERM' : 'SIGKILL')
+    await exited
     rmSync(dataDir, { recursive: true, force: true })
   }
   try {
@@ -220,10 +227,10 @@ async function benchServer(label, databaseUrl) {
       return machines
     }
     const offers = new Map()
-    const onOffer = (runId, at, wallClock) => {
+    const onOffer = (runId, at) => {
       const waiter = offers.get(runId)
-      if (typeof waiter === 'function') waiter({ at, wallClock })
-      else offers.set(runId, { at, wallClock })
+      if (typeof waiter === 'function') waiter({ at })
+      else offers.set(runId, { at })
     }
     const offerOf = (runId) =>
       new Promise((resolve) => {
@@ -252,24 +259,40 @@ async function benchServer(label, databaseUrl) {
         throw new Error(`connection not connected: ${JSON.stringify(c)}`)
       connections.push(c.id)
     }
-    const startRun = (connectionId) =>
-      api(base, token, 'POST', `/desktop-flows/${flow.id}/runs`, { connectionId })
+    const lean = leanClient(base, token, number('concurrency'))
+    const startRun = async (connectionId) => {
+      const answer = await lean('POST', `/desktop-flows/${flow.id}/runs`, { connectionId })
+      if (answer.status !== 202) throw new Error(`run refused: ${JSON.stringify(answer.body)}`)
+      return answer.body
+    }
 
+    /** One run started and timed: its id, and how long admission took on the server. */
+    const timedRun = async (connectionId) => {
+      const answer = await lean('POST', `/desktop-flows/${flow.id}/runs`, { connectionId })
+      if (answer.status !== 202) throw new Error(`run refused: ${JSON.stringify(answer.body)}`)
+      const timing = /admission;dur=([\d.]+)/.exec(answer.headers['server-timing'] ?? '')
+      if (!timing) throw new Error('no Server-Timing admission figure in the answer')
+      return { id: answer.body.id, admissionMs: Number(timing[1]) }
+    }
     const latency = async () => {
       const times = []
+      const admissions = []
       const fromQueued = []
       for (let i = 0; i < number('samples') + 20; i++) {
         const started = performance.now()
-        const run = await startRun(connections[0])
+        const run = await timedRun(connections[0])
         const offer = await offerOf(run.id)
         if (i < 20) continue
         times.push(offer.at - started)
-        // From the moment the server queued the run (its clock, in ms) to the offer's arrival.
-        fromQueued.push(offer.wallClock - Date.parse(run.requestedAt))
+        admissions.push(run.admissionMs)
+        // The server queued the run `admissionMs` after the request reached it, so from there
+        // to the offer is at most this (the request's own transit is still counted in it).
+        fromQueued.push(offer.at - started - run.admissionMs)
       }
       return {
         p50: pct(times, 50),
         p99: pct(times, 99),
+        admissionP50: pct(admissions, 50),
         queuedP50: pct(fromQueued, 50),
         queuedP99: pct(fromQueued, 99),
       }
@@ -283,6 +306,14 @@ async function benchServer(label, databaseUrl) {
       results.agents = sockets.length
     }
     const total = number('runs')
+    // The baseline: the same number of the smallest authenticated API call, same client and
+    // concurrency, on the same server. A run cannot go faster than one request.
+    const meStarted = performance.now()
+    await pool('me', total, number('concurrency'), async () => {
+      const answer = await lean('GET', '/me')
+      if (answer.status !== 200) throw new Error(`GET /me answered ${answer.status}`)
+    })
+    results.requestCeiling = total / ((performance.now() - meStarted) / 1000)
     const started = performance.now()
     const done = []
     await pool('runs', total, number('concurrency'), async (i) => {
@@ -314,7 +345,7 @@ async function benchServer(label, databaseUrl) {
     }
     return results
   } finally {
-    stop()
+    await stop()
   }
 }
 
@@ -349,21 +380,21 @@ for (const [name, r] of [
   [`${sqlite.agents} agents`, sqlite.many],
 ]) {
   say(
-    `request → offer, ${name}: p50 ${ms(r.p50)} (${(r.p50 / floor.floor).toFixed(1)}× floor, target ≤ ${TARGET.p50Ratio}×), ` +
-      `p99 ${ms(r.p99)} (${(r.p99 / floor.floor).toFixed(1)}× floor, target ≤ ${TARGET.p99Ratio}×)`,
+    `enqueue → offer, ${name}: p50 ${ms(r.queuedP50)} (${(r.queuedP50 / floor.floor).toFixed(1)}× floor, target ≤ ${TARGET.p50Ratio}×), ` +
+      `p99 ${ms(r.queuedP99)} (${(r.queuedP99 / floor.floor).toFixed(1)}× floor, target ≤ ${TARGET.p99Ratio}×)`,
   )
   say(
-    `queued → offer, ${name} (server clock, 1 ms resolution): p50 ${r.queuedP50} ms, p99 ${r.queuedP99} ms`,
+    `request → offer, ${name} (admission included; admission p50 ${ms(r.admissionP50)}): p50 ${ms(r.p50)} (${(r.p50 / floor.floor).toFixed(1)}× floor), p99 ${ms(r.p99)} (${(r.p99 / floor.floor).toFixed(1)}× floor)`,
   )
 }
-say(
-  `throughput, SQLite: ${sqlite.throughput.toFixed(0)} no-op runs/s (target ≥ ${TARGET.sqliteRunsPerSecond})`,
-)
+const throughputLine = (label, r) =>
+  `throughput, ${label}: ${r.throughput.toFixed(0)} no-op runs/s; baseline GET /me ${r.requestCeiling.toFixed(0)} requests/s (runs at ${((100 * r.throughput) / r.requestCeiling).toFixed(0)}% of it)`
+say(`${throughputLine('SQLite', sqlite)} (target ≥ ${TARGET.sqliteRunsPerSecond} runs/s)`)
 if (options.postgres) {
   const database = await postgresDatabase(options.postgres)
   try {
     const pgResult = await benchServer('PostgreSQL', database.url)
-    say(`throughput, PostgreSQL: ${pgResult.throughput.toFixed(0)} no-op runs/s`)
+    say(throughputLine('PostgreSQL', pgResult))
   } finally {
     await database.drop()
   }
