@@ -549,9 +549,10 @@ export function createDispatcher(deps: {
       scheduleArm()
     },
 
-    enqueued(run: RunRow): void {
-      void kick(run.target_group_id)
+    /** A run joined its queue; settles when the pass that looks at it ended. */
+    enqueued(run: RunRow): Promise<void> {
       dueAt(Date.parse(run.queue_deadline))
+      return kick(run.target_group_id)
     },
 
     /** Settings of a machine or its group changed: its queue is looked at again. */

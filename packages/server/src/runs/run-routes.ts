@@ -107,6 +107,21 @@ export const runRouteDefinitions = {
   }),
 } as const
 
+/** How long the answer to a new run waits for the run's first placement. */
+const FIRST_PLACEMENT_WAIT_MS = 50
+
+/** Waits for `work` to settle, but no longer than `ms`; never throws. */
+async function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    work.catch(() => undefined),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, ms)
+    }),
+  ])
+  clearTimeout(timer)
+}
+
 const parse = <T>(json: string | null): T | null => (json === null ? null : (JSON.parse(json) as T))
 const ms = (from: string | null, to: string | null) =>
   from && to ? Date.parse(to) - Date.parse(from) : null
@@ -163,7 +178,7 @@ export function createRunMapper(deps: {
       totalDurationMs: ms(run.requested_at, run.finished_at),
       executionDurationMs: ms(run.started_at, run.finished_at),
       waiting: await deps.dispatcher.waiting(run),
-      events: known ? [...known.events] : await eventsOf(run.id),
+      events: known?.events ? [...known.events] : await eventsOf(run.id),
     }
   }
 }
@@ -176,16 +191,14 @@ export function registerRunRoutes(
   const { runs, toApi } = deps
   app.openapi(r.create, async (c) => {
     const request = c.req.valid('json')
-    const { run, created, known } = await runs.create(
-      c.get('principal'),
-      c.req.valid('param').flowId,
-      request,
-    )
+    const principal = c.get('principal')
+    const admitted = await runs.create(principal, c.req.valid('param').flowId, request)
+    const { run, created } = admitted
     // How long admission took, up to the moment the run was queued (RFC Server-Timing).
-    if (created)
+    if (admitted.queuedAt !== undefined)
       c.header(
         'Server-Timing',
-        `admission;dur=${(performance.now() - c.get('receivedAt')).toFixed(3)}`,
+        `admission;dur=${(admitted.queuedAt - c.get('receivedAt')).toFixed(3)}`,
       )
     const statusUrl = new URL(`/api/v1/runs/${run.id}`, c.req.url).toString()
     c.header('Location', statusUrl)
@@ -193,7 +206,17 @@ export function registerRunRoutes(
       const ended = await runs.waitForEnd(run.id)
       return c.json(await toApi(ended), 200)
     }
-    return c.json(await toApi(run, known), created ? 202 : 200)
+    if (!admitted.firstPass) return c.json(await toApi(run), created ? 202 : 200)
+    // The answer waits a moment for the run's first placement: it then says whether the run
+    // went to a machine, and building it does not slow the offer down.
+    await settledWithin(admitted.firstPass, FIRST_PLACEMENT_WAIT_MS)
+    const current = await runs.visible(principal, run.id)
+    const { known } = admitted
+    const unchanged = current.status === run.status
+    return c.json(
+      await toApi(current, unchanged ? known : known && { ...known, events: undefined }),
+      202,
+    )
   })
   app.openapi(r.get, async (c) =>
     c.json(await toApi(await runs.visible(c.get('principal'), c.req.valid('param').runId)), 200),

@@ -33,7 +33,20 @@ import { PRIORITY_RANK, type RunOwnerSubject, type RunRow, type RunStore } from 
 export interface KnownRunFacts {
   readonly flowName: string
   readonly flowVersion: number
-  readonly events: readonly { at: string; kind: string; details?: unknown }[]
+  /** The run's events so far, when no read is needed to know them. */
+  readonly events?: readonly { at: string; kind: string; details?: unknown }[] | undefined
+}
+
+/** A run admitted (or found again for a retried idempotency key). */
+export interface AdmittedRun {
+  readonly run: RunRow
+  /** False for an idempotent retry: `run` is the first request's. */
+  readonly created: boolean
+  /** `performance.now()` when the run joined the queue. */
+  readonly queuedAt?: number
+  /** Settles when the dispatcher's first look at the queue with this run in it ended. */
+  readonly firstPass?: Promise<void>
+  readonly known?: KnownRunFacts
 }
 
 /** What admission already read when it checks the run owner. */
@@ -141,7 +154,7 @@ export function createRunService(deps: {
       principal: Principal,
       flowId: string,
       request: CreateRunRequest,
-    ): Promise<{ run: RunRow; created: boolean; known?: KnownRunFacts }> {
+    ): Promise<AdmittedRun> {
       const retried = async () =>
         request.idempotencyKey === undefined
           ? undefined
@@ -263,10 +276,13 @@ export function createRunService(deps: {
         if (first) return { run: first, created: false }
         throw error
       }
-      dispatcher.enqueued(run)
+      const queuedAt = performance.now()
+      const firstPass = dispatcher.enqueued(run)
       return {
         run,
         created: true,
+        queuedAt,
+        firstPass,
         known: {
           flowName: flow.name,
           flowVersion: version.version,
