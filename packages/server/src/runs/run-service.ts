@@ -27,7 +27,13 @@ import type { Database, WriteBatcher } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import type { Dispatcher } from './dispatcher.ts'
 import { checkInputs } from './flow-inputs.ts'
-import { PRIORITY_RANK, type RunOwnerSubject, type RunRow, type RunStore } from './run-store.ts'
+import {
+  PRIORITY_RANK,
+  queueRankOf,
+  type RunOwnerSubject,
+  type RunRow,
+  type RunStore,
+} from './run-store.ts'
 
 /** What the answer to a new run shows, known without reading it back. */
 export interface KnownRunFacts {
@@ -251,6 +257,7 @@ export function createRunService(deps: {
         parent_run_id: request.parentRunId ?? null,
         requested_at: at,
         moved_to_top_at: null,
+        queue_rank: 0,
         queue_deadline: new Date(queuedMs + queueSeconds * 1000).toISOString(),
         machine_id: null,
         offered_at: null,
@@ -374,7 +381,10 @@ export function createRunService(deps: {
         set.priority = changes.priority
         set.priority_rank = PRIORITY_RANK[changes.priority]
       }
-      if (changes.movedToTop !== undefined) set.moved_to_top_at = changes.movedToTop ? at : null
+      if (changes.movedToTop !== undefined) {
+        set.moved_to_top_at = changes.movedToTop ? at : null
+        set.queue_rank = queueRankOf(set.moved_to_top_at)
+      }
       if (!(await store.transition(run.id, 'Queued', set))) throw new AppError('RunNotQueued')
       await store.event(run, at, 'queueChanged', changes)
       await dispatcher.kick(run.target_group_id)

@@ -103,71 +103,36 @@ export function createRunStore(db: Kysely<Database>, newId: IdGenerator) {
         .where('idempotency_key', '=', key)
         .executeTakeFirst()
     },
-    /**
-     * The first `limit` runs of a target's queue, in queue order (`queueOrder`). Two reads, so
-     * that each walks an index in order and stops at `limit`: the runs moved to the top (few),
-     * then the others by priority and request time.
-     */
+    /** The first `limit` runs of a target's queue, in queue order: one walk of an index. */
     async queueHead(groupId: string, limit: number): Promise<RunRow[]> {
-      const queued = db
+      return db
         .selectFrom('runs')
         .selectAll()
         .where('target_group_id', '=', groupId)
         .where('status', '=', 'Queued')
-      const moved = await queued
-        .where('moved_to_top_at', 'is not', null)
-        .orderBy('moved_to_top_at', 'desc')
+        .orderBy('queue_rank')
         .orderBy('priority_rank')
         .orderBy('requested_at')
         .orderBy('id')
         .limit(limit)
         .execute()
-      if (moved.length >= limit) return moved
-      const rest = await queued
-        .where('moved_to_top_at', 'is', null)
-        .orderBy('priority_rank')
-        .orderBy('requested_at')
-        .orderBy('id')
-        .limit(limit - moved.length)
-        .execute()
-      return [...moved, ...rest]
     },
     /** Where a queued run stands in its target's queue, 1 for the head: counted, not read. */
     async positionOf(run: QueuePlace & Pick<RunRow, 'target_group_id'>): Promise<number> {
-      const queued = db
+      const ahead = await db
         .selectFrom('runs')
         .select((eb) => eb.fn.countAll<number>().as('n'))
         .where('target_group_id', '=', run.target_group_id)
         .where('status', '=', 'Queued')
-      const count = async (query: typeof queued) => Number((await query.executeTakeFirst())?.n ?? 0)
-      if (run.moved_to_top_at !== null) {
-        const moved = await db
-          .selectFrom('runs')
-          .select(['id', 'moved_to_top_at', 'priority_rank', 'requested_at'])
-          .where('target_group_id', '=', run.target_group_id)
-          .where('status', '=', 'Queued')
-          .where('moved_to_top_at', 'is not', null)
-          .execute()
-        return moved.filter((other) => queueOrder(other, run) < 0).length + 1
-      }
-      const movedAhead = await count(queued.where('moved_to_top_at', 'is not', null))
-      const ahead = await count(
-        queued
-          .where('moved_to_top_at', 'is', null)
-          .where((eb) =>
-            eb.or([
-              eb('priority_rank', '<', run.priority_rank),
-              eb.and([
-                eb('priority_rank', '=', run.priority_rank),
-                eb.or([
-                  eb('requested_at', '<', run.requested_at),
-                  eb.and([eb('requested_at', '=', run.requested_at), eb('id', '<', run.id)]),
-                ]),
-              ]),
-            ]),
+        .where((eb) =>
+          eb(
+            eb.refTuple('queue_rank', 'priority_rank', 'requested_at', 'id'),
+            '<',
+            eb.tuple(run.queue_rank, run.priority_rank, run.requested_at, run.id),
           ),
-      )
-      return movedAhead + ahead + 1
+        )
+        .executeTakeFirst()
+      return Number(ahead?.n ?? 0) + 1
     },
     /** What the given machines hold now (offered or running), one row per run. */
     async heldBy(machineIds: readonly string[]) {
@@ -262,16 +227,8 @@ export function createRunStore(db: Kysely<Database>, newId: IdGenerator) {
 
 export type RunStore = ReturnType<typeof createRunStore>
 
-export type QueuePlace = Pick<RunRow, 'id' | 'moved_to_top_at' | 'priority_rank' | 'requested_at'>
+export type QueuePlace = Pick<RunRow, 'id' | 'queue_rank' | 'priority_rank' | 'requested_at'>
 
-/** Moved-to-top first (the latest move first), then priority, then request time. */
-export function queueOrder(a: QueuePlace, b: QueuePlace): number {
-  if (a.moved_to_top_at !== b.moved_to_top_at) {
-    if (a.moved_to_top_at === null) return 1
-    if (b.moved_to_top_at === null) return -1
-    return a.moved_to_top_at > b.moved_to_top_at ? -1 : 1
-  }
-  if (a.priority_rank !== b.priority_rank) return a.priority_rank - b.priority_rank
-  if (a.requested_at !== b.requested_at) return a.requested_at < b.requested_at ? -1 : 1
-  return a.id < b.id ? -1 : 1
-}
+/** The rank of a run moved to the top at `at`, or of one that is not (null). */
+export const queueRankOf = (movedToTopAt: string | null): number =>
+  movedToTopAt === null ? 0 : -Date.parse(movedToTopAt)

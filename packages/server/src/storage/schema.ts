@@ -327,6 +327,11 @@ export interface RunTable {
   parent_run_id: string | null
   requested_at: string
   moved_to_top_at: string | null
+  /**
+   * The first key of the queue order: 0, or minus the move's time in epoch ms for a run moved
+   * to the top (the latest move sorts first). One ascending key lets a queue be walked in order.
+   */
+  queue_rank: number
   queue_deadline: string
   /** Set when offered: the machine the run belongs to from then on. */
   machine_id: string | null
