@@ -147,6 +147,21 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
       const alone = (await run()).body.id
       const a = (await run({ parentRunId: 'workflow-7' })).body.id
       const b = (await run({ parentRunId: 'workflow-7' })).body.id
+      // The list shows each run as reading it alone does (flow, events, place in the queue).
+      const listed = await api(
+        t.url,
+        m.token,
+        'GET',
+        `/environments/${m.environmentId}/runs?parentRunId=workflow-7`,
+      )
+      const items = listed.body.items as { id: string }[]
+      expect(items).toHaveLength(2)
+      expect(items).toEqual(expect.arrayContaining([await show(a), await show(b)]))
+      expect(items.find((item) => item.id === a)).toMatchObject({
+        flowName: 'short',
+        waiting: { position: 2 },
+        events: [{ kind: 'queued' }],
+      })
       expect((await api(t.url, m.token, 'POST', `/runs/${alone}/cancel`)).body.status).toBe(
         'Cancelled',
       )

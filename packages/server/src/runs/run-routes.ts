@@ -126,61 +126,97 @@ const parse = <T>(json: string | null): T | null => (json === null ? null : (JSO
 const ms = (from: string | null, to: string | null) =>
   from && to ? Date.parse(to) - Date.parse(from) : null
 
+type RunEvent = Run['events'][number]
+type FlowFacts = { name: string; version: number }
+
+/**
+ * The API view of runs. `one` maps a run (with `known`, sparing the reads for a run just
+ * admitted); `many` maps a page of runs with one read for their flows and one for their events.
+ */
 export function createRunMapper(deps: {
   db: Kysely<Database>
   store: RunStore
   dispatcher: Dispatcher
 }) {
-  const eventsOf = async (runId: string) =>
-    (await deps.store.events(runId)).map((e) => ({
-      at: e.at,
-      kind: e.kind,
-      ...(e.details !== null && { details: JSON.parse(e.details) as unknown }),
-    }))
-  /** The API view of a run; `known` spares the reads for a run just admitted. */
-  return async (run: RunRow, known?: KnownRunFacts): Promise<Run> => {
-    const version = known
-      ? { name: known.flowName, version: known.flowVersion }
-      : await deps.db
-          .selectFrom('flow_versions')
-          .innerJoin('desktop_flows', 'desktop_flows.id', 'flow_versions.flow_id')
-          .select(['desktop_flows.name', 'flow_versions.version'])
-          .where('flow_versions.id', '=', run.flow_version_id)
-          .executeTakeFirst()
-    return {
-      id: run.id,
-      environmentId: run.environment_id,
-      flowId: run.flow_id,
-      flowName: version?.name ?? '(deleted)',
-      flowVersion: version?.version ?? 0,
-      connectionId: run.connection_id,
-      targetGroupId: run.target_group_id,
-      status: run.status,
-      runMode: run.run_mode,
-      priority: run.priority,
-      callerType: run.caller_type,
-      callerId: run.caller_id,
-      connectionOwnerId: run.connection_owner_id,
-      runOwnerType: run.run_owner_type,
-      runOwnerId: run.run_owner_id,
-      machineId: run.machine_id,
-      machineCredentialUser: run.os_account,
-      inputs: parse<Record<string, unknown>>(run.shown_inputs) ?? {},
-      outputs: parse<Record<string, unknown>>(run.outputs),
-      exitCode: run.exit_code,
-      error: parse<Run['error']>(run.error),
-      timeoutSeconds: run.timeout_seconds,
-      parentRunId: run.parent_run_id,
-      requestedAt: run.requested_at,
-      movedToTopAt: run.moved_to_top_at,
-      startedAt: run.started_at,
-      finishedAt: run.finished_at,
-      totalDurationMs: ms(run.requested_at, run.finished_at),
-      executionDurationMs: ms(run.started_at, run.finished_at),
-      waiting: await deps.dispatcher.waiting(run),
-      events: known?.events ? [...known.events] : await eventsOf(run.id),
+  const eventsOf = async (runIds: readonly string[]): Promise<Map<string, RunEvent[]>> => {
+    const byRun = new Map<string, RunEvent[]>()
+    for (const e of await deps.store.eventsOf(runIds)) {
+      const list = byRun.get(e.run_id) ?? []
+      list.push({
+        at: e.at,
+        kind: e.kind,
+        ...(e.details !== null && { details: JSON.parse(e.details) as unknown }),
+      })
+      byRun.set(e.run_id, list)
     }
+    return byRun
   }
+  const flowsOf = async (versionIds: readonly string[]): Promise<Map<string, FlowFacts>> => {
+    if (versionIds.length === 0) return new Map()
+    const rows = await deps.db
+      .selectFrom('flow_versions')
+      .innerJoin('desktop_flows', 'desktop_flows.id', 'flow_versions.flow_id')
+      .select(['flow_versions.id', 'desktop_flows.name', 'flow_versions.version'])
+      .where('flow_versions.id', 'in', [...new Set(versionIds)])
+      .execute()
+    return new Map(rows.map((r) => [r.id, { name: r.name, version: r.version }]))
+  }
+  const shape = async (
+    run: RunRow,
+    flow: FlowFacts | undefined,
+    events: readonly RunEvent[],
+  ): Promise<Run> => ({
+    id: run.id,
+    environmentId: run.environment_id,
+    flowId: run.flow_id,
+    flowName: flow?.name ?? '(deleted)',
+    flowVersion: flow?.version ?? 0,
+    connectionId: run.connection_id,
+    targetGroupId: run.target_group_id,
+    status: run.status,
+    runMode: run.run_mode,
+    priority: run.priority,
+    callerType: run.caller_type,
+    callerId: run.caller_id,
+    connectionOwnerId: run.connection_owner_id,
+    runOwnerType: run.run_owner_type,
+    runOwnerId: run.run_owner_id,
+    machineId: run.machine_id,
+    machineCredentialUser: run.os_account,
+    inputs: parse<Record<string, unknown>>(run.shown_inputs) ?? {},
+    outputs: parse<Record<string, unknown>>(run.outputs),
+    exitCode: run.exit_code,
+    error: parse<Run['error']>(run.error),
+    timeoutSeconds: run.timeout_seconds,
+    parentRunId: run.parent_run_id,
+    requestedAt: run.requested_at,
+    movedToTopAt: run.moved_to_top_at,
+    startedAt: run.started_at,
+    finishedAt: run.finished_at,
+    totalDurationMs: ms(run.requested_at, run.finished_at),
+    executionDurationMs: ms(run.started_at, run.finished_at),
+    waiting: await deps.dispatcher.waiting(run),
+    events: [...events],
+  })
+
+  async function one(run: RunRow, known?: KnownRunFacts): Promise<Run> {
+    const flow = known
+      ? { name: known.flowName, version: known.flowVersion }
+      : (await flowsOf([run.flow_version_id])).get(run.flow_version_id)
+    const events = known?.events ?? (await eventsOf([run.id])).get(run.id) ?? []
+    return shape(run, flow, events)
+  }
+
+  async function many(runs: readonly RunRow[]): Promise<Run[]> {
+    const flows = await flowsOf(runs.map((r) => r.flow_version_id))
+    const events = await eventsOf(runs.map((r) => r.id))
+    const mapped: Run[] = []
+    for (const run of runs)
+      mapped.push(await shape(run, flows.get(run.flow_version_id), events.get(run.id) ?? []))
+    return mapped
+  }
+
+  return Object.assign(one, { many })
 }
 
 export function registerRunRoutes(
@@ -227,7 +263,7 @@ export function registerRunRoutes(
       c.req.valid('param').environmentId,
       c.req.valid('query'),
     )
-    return c.json({ items: await Promise.all(rows.map((row) => toApi(row))) }, 200)
+    return c.json({ items: await toApi.many(rows) }, 200)
   })
   app.openapi(r.update, async (c) =>
     c.json(

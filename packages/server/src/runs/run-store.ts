@@ -193,6 +193,17 @@ export function createRunStore(db: Kysely<Database>, newId: IdGenerator) {
         .where('id', 'in', [...runIds])
         .execute()
     },
+    /** The events of several runs, each run's in order. */
+    async eventsOf(runIds: readonly string[]) {
+      if (runIds.length === 0) return []
+      return db
+        .selectFrom('run_events')
+        .selectAll()
+        .where('run_id', 'in', [...runIds])
+        .orderBy('at')
+        .orderBy('id')
+        .execute()
+    },
     async events(runId: string) {
       return db
         .selectFrom('run_events')
