@@ -6,11 +6,12 @@
  */
 import type { Kysely, Selectable } from 'kysely'
 
-import type {
-  Database,
-  ServicePrincipalTable,
-  SpCredentialTable,
-  UserTable,
+import {
+  type Database,
+  prepareQuery,
+  type ServicePrincipalTable,
+  type SpCredentialTable,
+  type UserTable,
 } from '../storage/index.ts'
 
 export type PrincipalStatus = 'active' | 'deactivated'
@@ -93,6 +94,10 @@ export interface UserChanges {
 }
 
 export function createPrincipalStore(db: Kysely<Database>) {
+  // Every API request of a user loads the user.
+  const userById = prepareQuery(db, (q, a: { tenantId: string; id: string }) =>
+    q.selectFrom('users').selectAll().where('tenant_id', '=', a.tenantId).where('id', '=', a.id),
+  )
   return {
     /** True when a user or service principal with this id exists in the tenant. */
     async principalExists(
@@ -127,12 +132,7 @@ export function createPrincipalStore(db: Kysely<Database>) {
         .execute()
     },
     async findUser(tenantId: string, id: string): Promise<UserRecord | undefined> {
-      const row = await db
-        .selectFrom('users')
-        .selectAll()
-        .where('tenant_id', '=', tenantId)
-        .where('id', '=', id)
-        .executeTakeFirst()
+      const row = await userById.first({ tenantId, id })
       return row && toUser(row)
     },
     async findUserByUsername(tenantId: string, username: string): Promise<UserRecord | undefined> {

@@ -5,7 +5,12 @@
  */
 import type { Kysely, Selectable } from 'kysely'
 
-import type { Database, EnvironmentTable, TenantTable } from '../storage/index.ts'
+import {
+  type Database,
+  type EnvironmentTable,
+  prepareQuery,
+  type TenantTable,
+} from '../storage/index.ts'
 
 export interface TenantRecord {
   readonly id: string
@@ -41,6 +46,10 @@ const toEnvironment = (row: Selectable<EnvironmentTable>): EnvironmentRecord => 
 
 /** Reads and writes tenants and environments; every environment query is scoped by tenant. */
 export function createTenantStore(db: Kysely<Database>) {
+  // Every API request resolves its token's tenant.
+  const tenantBySlug = prepareQuery(db, (q, a: { slug: string }) =>
+    q.selectFrom('tenants').selectAll().where('slug', '=', a.slug),
+  )
   return {
     async insertTenant(tenant: TenantRecord): Promise<void> {
       await db
@@ -59,11 +68,7 @@ export function createTenantStore(db: Kysely<Database>) {
       return row && toTenant(row)
     },
     async findTenantBySlug(slug: string): Promise<TenantRecord | undefined> {
-      const row = await db
-        .selectFrom('tenants')
-        .selectAll()
-        .where('slug', '=', slug)
-        .executeTakeFirst()
+      const row = await tenantBySlug.first({ slug })
       return row && toTenant(row)
     },
     async listTenants(): Promise<TenantRecord[]> {

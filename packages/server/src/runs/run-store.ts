@@ -9,7 +9,12 @@
  */
 import type { Kysely, Selectable } from 'kysely'
 
-import type { Database, RunStatusValue, RunTable } from '../storage/index.ts'
+import {
+  type Database,
+  prepareQuery,
+  type RunStatusValue,
+  type RunTable,
+} from '../storage/index.ts'
 import type { IdGenerator } from '../system/index.ts'
 
 export type RunRow = Selectable<RunTable>
@@ -22,9 +27,83 @@ export type RunOwnerSubject = Pick<
   'tenant_id' | 'run_owner_type' | 'run_owner_id' | 'flow_id' | 'target_group_id' | 'connection_id'
 >
 
-export function createRunStore(db: Kysely<Database>, newId: IdGenerator) {
-  const byId = (id: string) =>
-    db.selectFrom('runs').selectAll().where('id', '=', id).executeTakeFirst()
+/** The store's queries that run for every run, built and compiled once per database. */
+function prepareRunQueries(db: Kysely<Database>) {
+  const queued = (q: Kysely<Database>, groupId: string) =>
+    q.selectFrom('runs').where('target_group_id', '=', groupId).where('status', '=', 'Queued')
+  return {
+    byId: prepareQuery(db, (q, a: { id: string }) =>
+      q.selectFrom('runs').selectAll().where('id', '=', a.id),
+    ),
+    find: prepareQuery(db, (q, a: { tenantId: string; id: string }) =>
+      q.selectFrom('runs').selectAll().where('tenant_id', '=', a.tenantId).where('id', '=', a.id),
+    ),
+    event: prepareQuery(
+      db,
+      (
+        q,
+        a: {
+          id: string
+          tenantId: string
+          runId: string
+          at: string
+          kind: string
+          details: string | null
+        },
+      ) =>
+        q.insertInto('run_events').values({
+          id: a.id,
+          tenant_id: a.tenantId,
+          run_id: a.runId,
+          at: a.at,
+          kind: a.kind,
+          details: a.details,
+        }),
+    ),
+    queueHead: prepareQuery(db, (q, a: { groupId: string; limit: number }) =>
+      queued(q, a.groupId)
+        .selectAll()
+        .orderBy('queue_rank')
+        .orderBy('priority_rank')
+        .orderBy('requested_at')
+        .orderBy('id')
+        .limit(a.limit),
+    ),
+    ahead: prepareQuery(
+      db,
+      (
+        q,
+        a: { groupId: string; rank: number; priority: number; requestedAt: string; id: string },
+      ) =>
+        queued(q, a.groupId)
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where((eb) =>
+            eb(
+              eb.refTuple('queue_rank', 'priority_rank', 'requested_at', 'id'),
+              '<',
+              eb.tuple(a.rank, a.priority, a.requestedAt, a.id),
+            ),
+          ),
+    ),
+    countQueued: prepareQuery(db, (q, a: { groupId: string }) =>
+      queued(q, a.groupId).select((eb) => eb.fn.countAll<number>().as('n')),
+    ),
+    countRecent: prepareQuery(db, (q, a: { connectionId: string; since: string }) =>
+      q
+        .selectFrom('runs')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('connection_id', '=', a.connectionId)
+        .where('requested_at', '>=', a.since),
+    ),
+  }
+}
+
+export function createRunStore(
+  db: Kysely<Database>,
+  newId: IdGenerator,
+  queries = prepareRunQueries(db),
+) {
+  const byId = (id: string) => queries.byId.first({ id }, db)
 
   /** Changes a run only if it still has the expected status; the changed row when it did. */
   async function transition(
@@ -48,22 +127,22 @@ export function createRunStore(db: Kysely<Database>, newId: IdGenerator) {
     kind: string,
     details?: unknown,
   ): Promise<void> {
-    await db
-      .insertInto('run_events')
-      .values({
+    await queries.event.all(
+      {
         id: newId(),
-        tenant_id: run.tenant_id,
-        run_id: run.id,
+        tenantId: run.tenant_id,
+        runId: run.id,
         at,
         kind,
         details: details === undefined ? null : JSON.stringify(details),
-      })
-      .execute()
+      },
+      db,
+    )
   }
 
   return {
     /** The same store, bound to a transaction. */
-    within: (trx: Kysely<Database>) => createRunStore(trx, newId),
+    within: (trx: Kysely<Database>) => createRunStore(trx, newId, queries),
     byId,
     transition,
     event,
@@ -87,12 +166,7 @@ export function createRunStore(db: Kysely<Database>, newId: IdGenerator) {
       await db.insertInto('runs').values(row).execute()
     },
     async find(tenantId: string, id: string): Promise<RunRow | undefined> {
-      return db
-        .selectFrom('runs')
-        .selectAll()
-        .where('tenant_id', '=', tenantId)
-        .where('id', '=', id)
-        .executeTakeFirst()
+      return queries.find.first({ tenantId, id }, db)
     },
     async byIdempotencyKey(tenantId: string, callerId: string, key: string) {
       return db
@@ -105,33 +179,20 @@ export function createRunStore(db: Kysely<Database>, newId: IdGenerator) {
     },
     /** The first `limit` runs of a target's queue, in queue order: one walk of an index. */
     async queueHead(groupId: string, limit: number): Promise<RunRow[]> {
-      return db
-        .selectFrom('runs')
-        .selectAll()
-        .where('target_group_id', '=', groupId)
-        .where('status', '=', 'Queued')
-        .orderBy('queue_rank')
-        .orderBy('priority_rank')
-        .orderBy('requested_at')
-        .orderBy('id')
-        .limit(limit)
-        .execute()
+      return queries.queueHead.all({ groupId, limit }, db)
     },
     /** Where a queued run stands in its target's queue, 1 for the head: counted, not read. */
     async positionOf(run: QueuePlace & Pick<RunRow, 'target_group_id'>): Promise<number> {
-      const ahead = await db
-        .selectFrom('runs')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('target_group_id', '=', run.target_group_id)
-        .where('status', '=', 'Queued')
-        .where((eb) =>
-          eb(
-            eb.refTuple('queue_rank', 'priority_rank', 'requested_at', 'id'),
-            '<',
-            eb.tuple(run.queue_rank, run.priority_rank, run.requested_at, run.id),
-          ),
-        )
-        .executeTakeFirst()
+      const ahead = await queries.ahead.first(
+        {
+          groupId: run.target_group_id,
+          rank: run.queue_rank,
+          priority: run.priority_rank,
+          requestedAt: run.requested_at,
+          id: run.id,
+        },
+        db,
+      )
       return Number(ahead?.n ?? 0) + 1
     },
     /** What the given machines hold now (offered or running), one row per run. */
@@ -145,22 +206,10 @@ export function createRunStore(db: Kysely<Database>, newId: IdGenerator) {
         .execute()
     },
     async countQueued(groupId: string): Promise<number> {
-      const row = await db
-        .selectFrom('runs')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('target_group_id', '=', groupId)
-        .where('status', '=', 'Queued')
-        .executeTakeFirst()
-      return Number(row?.n ?? 0)
+      return Number((await queries.countQueued.first({ groupId }, db))?.n ?? 0)
     },
     async countRecent(connectionId: string, since: string): Promise<number> {
-      const row = await db
-        .selectFrom('runs')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('connection_id', '=', connectionId)
-        .where('requested_at', '>=', since)
-        .executeTakeFirst()
-      return Number(row?.n ?? 0)
+      return Number((await queries.countRecent.first({ connectionId, since }, db))?.n ?? 0)
     },
     /** Runs a machine holds (offered or running). */
     async onMachine(machineId: string): Promise<RunRow[]> {

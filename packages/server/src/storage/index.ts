@@ -1,6 +1,8 @@
 export type { DialectName, MigrationReport, StorageHandle } from './database.ts'
 export { migrateToLatest, openStorage } from './database.ts'
 export { LATEST_MIGRATION } from './migrations/index.ts'
+export type { PreparedQuery } from './prepared-query.ts'
+export { prepareQuery } from './prepared-query.ts'
 export type * from './schema.ts'
 export type { WriteBatcher } from './write-batcher.ts'
 export { createWriteBatcher } from './write-batcher.ts'

@@ -1,0 +1,68 @@
+/**
+ * Queries built and compiled once, then run many times with new values.
+ *
+ * Building a query with Kysely and compiling it to SQL costs several times what running a small
+ * read costs (about 36 µs against 8 µs on a two-core machine), and a handful of queries run on
+ * every request or every run. Those are prepared here: the query is built once with named
+ * placeholders where its values go, compiled once, and each call only binds the values. The
+ * query keeps Kysely's types and both dialects; only its shape is fixed (no `in` lists, no
+ * optional clauses: a query whose SQL changes with its values cannot be prepared).
+ *
+ * @module
+ */
+import type { Compilable, CompiledQuery, Kysely } from 'kysely'
+
+import type { Database } from './schema.ts'
+
+const NAME = Symbol('placeholder')
+
+interface Placeholder {
+  readonly [NAME]: string
+}
+
+const isPlaceholder = (value: unknown): value is Placeholder =>
+  typeof value === 'object' && value !== null && NAME in value
+
+export interface PreparedQuery<Args, Row> {
+  /** Every row; `on` runs it inside a transaction. */
+  all(args: Args, on?: Kysely<Database>): Promise<Row[]>
+  /** The first row, or undefined. */
+  first(args: Args, on?: Kysely<Database>): Promise<Row | undefined>
+}
+
+/**
+ * Prepares `build(db, args)`, where `args` gives a placeholder for each value the query takes.
+ *
+ * @example
+ * ```ts
+ * const tenantBySlug = prepareQuery(db, (q, a: { slug: string }) =>
+ *   q.selectFrom('tenants').selectAll().where('slug', '=', a.slug),
+ * )
+ * const tenant = await tenantBySlug.first({ slug: 'default' })
+ * ```
+ */
+export function prepareQuery<Args extends Record<string, unknown>, Row>(
+  db: Kysely<Database>,
+  build: (db: Kysely<Database>, args: Args) => Compilable<Row>,
+): PreparedQuery<Args, Row> {
+  const placeholders = new Proxy({} as Args, {
+    get: (_target, name) => ({ [NAME]: String(name) }) satisfies Placeholder,
+  })
+  const compiled = build(db, placeholders).compile()
+  const slots = compiled.parameters.map((value) => (isPlaceholder(value) ? value[NAME] : null))
+  const constants = compiled.parameters
+
+  function bind(args: Args): CompiledQuery<Row> {
+    const parameters = slots.map((name, i) => (name === null ? constants[i] : args[name]))
+    return { ...compiled, parameters }
+  }
+
+  return {
+    async all(args, on = db) {
+      return (await on.executeQuery(bind(args))).rows
+    },
+    async first(args, on = db) {
+      return (await on.executeQuery(bind(args))).rows[0]
+    },
+  }
+}
