@@ -30,7 +30,7 @@ import type { ChannelHub } from '../machines/channel-hub.ts'
 import type { MachineAccess } from '../machines/machine-access.ts'
 import type { MachineService } from '../machines/machine-service.ts'
 import type { ShareRecord, ShareStore } from '../sharing/share-store.ts'
-import type { ConnectionTable, Database } from '../storage/index.ts'
+import { type ConnectionTable, type Database, prepareQuery } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import type { OAuthStore } from '../tokens/oauth-store.ts'
 import type { SignInCode, SignInGrants } from '../tokens/sign-in-grants.ts'
@@ -170,18 +170,22 @@ export function createConnectionService(deps: {
     return shared === 'edit' || shared === 'use' ? shared : undefined
   }
 
+  // Every run request reads its connection.
+  const connectionById = prepareQuery(db, (q, a: { tenantId: string; id: string }) =>
+    q
+      .selectFrom('connections')
+      .selectAll()
+      .where('tenant_id', '=', a.tenantId)
+      .where('id', '=', a.id),
+  )
+
   async function view(
     principal: Principal,
     id: string,
     action = 'read',
     needs: readonly ConnectionAccess[] = ['owner', 'admin', 'edit', 'use'],
   ): Promise<{ row: ConnectionRow; access: ConnectionAccess }> {
-    const row = await db
-      .selectFrom('connections')
-      .selectAll()
-      .where('tenant_id', '=', principal.tenant.id)
-      .where('id', '=', id)
-      .executeTakeFirst()
+    const row = await connectionById.first({ tenantId: principal.tenant.id, id })
     if (!row) throw new AppError('ResourceNotFound')
     const access = await accessOf(principal, row)
     if (!access) {

@@ -13,7 +13,12 @@ import { AppError } from '../errors/index.ts'
 import type { Principal } from '../identity/principal.ts'
 import type { Access, MachineAccess } from '../machines/machine-access.ts'
 import type { ShareRecord, ShareStore } from '../sharing/share-store.ts'
-import type { Database, DesktopFlowTable, FlowVersionTable } from '../storage/index.ts'
+import {
+  type Database,
+  type DesktopFlowTable,
+  type FlowVersionTable,
+  prepareQuery,
+} from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import { checkPackage } from './flow-package.ts'
 
@@ -43,6 +48,21 @@ export function createFlowService(deps: {
 }) {
   const { db } = deps
   const now = () => deps.clock.now().toISOString()
+  // Every run request reads its flow and the flow's current version.
+  const flowById = prepareQuery(db, (q, a: { tenantId: string; id: string }) =>
+    q
+      .selectFrom('desktop_flows')
+      .selectAll()
+      .where('tenant_id', '=', a.tenantId)
+      .where('id', '=', a.id),
+  )
+  const versionOf = prepareQuery(db, (q, a: { flowId: string; version: number }) =>
+    q
+      .selectFrom('flow_versions')
+      .selectAll()
+      .where('flow_id', '=', a.flowId)
+      .where('version', '=', a.version),
+  )
 
   const accessOf = async (principal: Principal, flow: FlowRow) =>
     asFlowAccess(
@@ -55,21 +75,13 @@ export function createFlowService(deps: {
     )
 
   async function currentVersion(flow: FlowRow): Promise<FlowVersionRow> {
-    return db
-      .selectFrom('flow_versions')
-      .selectAll()
-      .where('flow_id', '=', flow.id)
-      .where('version', '=', flow.current_version)
-      .executeTakeFirstOrThrow()
+    const version = await versionOf.first({ flowId: flow.id, version: flow.current_version })
+    if (!version) throw new Error(`flow ${flow.id} has no version ${flow.current_version}`)
+    return version
   }
 
   async function find(tenantId: string, id: string): Promise<FlowRow | undefined> {
-    return db
-      .selectFrom('desktop_flows')
-      .selectAll()
-      .where('tenant_id', '=', tenantId)
-      .where('id', '=', id)
-      .executeTakeFirst()
+    return flowById.first({ tenantId, id })
   }
 
   const audit = (principal: Principal, flow: FlowRow, action: string, details?: object) =>

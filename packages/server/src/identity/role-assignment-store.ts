@@ -6,7 +6,7 @@
 import type { EnvironmentRole, PrincipalType } from '@desklink/protocol'
 import type { Kysely, Selectable } from 'kysely'
 
-import type { Database, RoleAssignmentTable } from '../storage/index.ts'
+import { type Database, prepareQuery, type RoleAssignmentTable } from '../storage/index.ts'
 
 export interface RoleAssignmentRecord {
   readonly id: string
@@ -29,6 +29,18 @@ const toAssignment = (row: Selectable<RoleAssignmentTable>): RoleAssignmentRecor
 })
 
 export function createRoleAssignmentStore(db: Kysely<Database>) {
+  // The access rules read a caller's roles on most requests.
+  const forPrincipal = prepareQuery(
+    db,
+    (q, a: { tenantId: string; principalType: PrincipalType; principalId: string }) =>
+      q
+        .selectFrom('role_assignments')
+        .selectAll()
+        .where('tenant_id', '=', a.tenantId)
+        .where('principal_type', '=', a.principalType)
+        .where('principal_id', '=', a.principalId)
+        .orderBy('created_at'),
+  )
   return {
     async insert(assignment: RoleAssignmentRecord): Promise<void> {
       await db
@@ -77,14 +89,7 @@ export function createRoleAssignmentStore(db: Kysely<Database>) {
       principalType: PrincipalType,
       principalId: string,
     ): Promise<RoleAssignmentRecord[]> {
-      const rows = await db
-        .selectFrom('role_assignments')
-        .selectAll()
-        .where('tenant_id', '=', tenantId)
-        .where('principal_type', '=', principalType)
-        .where('principal_id', '=', principalId)
-        .orderBy('created_at')
-        .execute()
+      const rows = await forPrincipal.all({ tenantId, principalType, principalId })
       return rows.map(toAssignment)
     },
     async delete(tenantId: string, environmentId: string, id: string): Promise<boolean> {

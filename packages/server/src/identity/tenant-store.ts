@@ -50,6 +50,15 @@ export function createTenantStore(db: Kysely<Database>) {
   const tenantBySlug = prepareQuery(db, (q, a: { slug: string }) =>
     q.selectFrom('tenants').selectAll().where('slug', '=', a.slug),
   )
+  // ...and the access rules read its environments.
+  const environmentsOf = prepareQuery(db, (q, a: { tenantId: string }) =>
+    q
+      .selectFrom('environments')
+      .selectAll()
+      .where('tenant_id', '=', a.tenantId)
+      .orderBy('created_at')
+      .orderBy('id'),
+  )
   return {
     async insertTenant(tenant: TenantRecord): Promise<void> {
       await db
@@ -124,13 +133,7 @@ export function createTenantStore(db: Kysely<Database>) {
       return row && toEnvironment(row)
     },
     async listEnvironments(tenantId: string): Promise<EnvironmentRecord[]> {
-      const rows = await db
-        .selectFrom('environments')
-        .selectAll()
-        .where('tenant_id', '=', tenantId)
-        .orderBy('created_at')
-        .orderBy('id')
-        .execute()
+      const rows = await environmentsOf.all({ tenantId })
       return rows.map(toEnvironment)
     },
     async updateEnvironment(

@@ -23,7 +23,7 @@ import type { Kysely } from 'kysely'
 
 import { AppError } from '../errors/index.ts'
 import type { Logger } from '../logging/index.ts'
-import type { Database, WriteBatcher } from '../storage/index.ts'
+import { type Database, prepareQuery, type WriteBatcher } from '../storage/index.ts'
 import type { Clock } from '../system/index.ts'
 import { shownOutputs } from './flow-inputs.ts'
 import { type MachinePicture, place, type Refusal } from './placement.ts'
@@ -125,13 +125,27 @@ export function createDispatcher(deps: {
   let armScheduled = false
   let stopped = false
 
-  async function membersOf(groupId: string) {
-    return db
-      .selectFrom('machines')
-      .select(['id', 'name'])
-      .where('group_id', '=', groupId)
-      .execute()
-  }
+  // Every placement pass reads its target's machines and each run's connection.
+  const groupMachines = prepareQuery(db, (q, a: { groupId: string }) =>
+    q.selectFrom('machines').select(['id', 'name']).where('group_id', '=', a.groupId),
+  )
+  const connectionForRun = prepareQuery(db, (q, a: { id: string }) =>
+    q
+      .selectFrom('connections')
+      .select([
+        'id',
+        'type',
+        'os_account',
+        'username',
+        'credential_id',
+        'sealed_password',
+        'tenant_id',
+      ])
+      .where('id', '=', a.id),
+  )
+  const membersOf = (groupId: string) => groupMachines.all({ groupId })
+  const connectionOf = (id: string): Promise<ConnectionForRun | undefined> =>
+    connectionForRun.first({ id })
 
   async function settingsOf(machineId: string): Promise<MachineSettings> {
     let settings = settingsCache.get(machineId)
@@ -185,22 +199,6 @@ export function createDispatcher(deps: {
     if (versions.size >= VERSION_CACHE_SIZE) versions.clear()
     versions.set(versionId, facts)
     return facts
-  }
-
-  async function connectionOf(id: string): Promise<ConnectionForRun | undefined> {
-    return db
-      .selectFrom('connections')
-      .select([
-        'id',
-        'type',
-        'os_account',
-        'username',
-        'credential_id',
-        'sealed_password',
-        'tenant_id',
-      ])
-      .where('id', '=', id)
-      .executeTakeFirst()
   }
 
   /** Ends a run that is still in one of `from`; true when this call ended it. */
