@@ -141,6 +141,32 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     }
   })
 
+  it('fails a waiting run with FlowNotFound when its flow is deleted', async () => {
+    const doomed = await pushFlow(t.url, m.token, m.environmentId, {
+      name: 'doomed',
+      script: 'true',
+    })
+    // It ran once, so nothing about it is news to the server.
+    const before = await waitForRun(t.url, m.token, (await run({}, doomed.id)).body.id)
+    expect(before.status).toBe('Succeeded')
+    await m.setMachine({ maintenanceMode: true })
+    try {
+      const waiting = await run({}, doomed.id)
+      expect(waiting.status, waiting.text).toBe(202)
+      expect((await api(t.url, m.token, 'DELETE', `/desktop-flows/${doomed.id}`)).status).toBe(204)
+    } finally {
+      await m.setMachine({ maintenanceMode: false })
+    }
+    const ended = await waitFor(async () => {
+      const listed = await api(t.url, m.token, 'GET', `/environments/${m.environmentId}/runs`)
+      const mine = (listed.body.items as { flowId: string; status: string }[]).find(
+        (r) => r.flowId === doomed.id,
+      )
+      return mine?.status === 'Failed' ? mine : undefined
+    }, 'the run of the deleted flow failed')
+    expect(ended).toMatchObject({ flowName: '(deleted)', error: { code: 'FlowNotFound' } })
+  })
+
   it('cancels queued runs one by one and by parent', async () => {
     await m.setMachine({ maintenanceMode: true })
     try {

@@ -61,9 +61,6 @@ export interface RunError {
 }
 
 const LEASE_GRACE_MS = 5_000
-/** Flow versions never change once pushed: this many are kept in memory. */
-const VERSION_CACHE_SIZE = 1_000
-
 /** A limit that reads a whole queue (queues are bounded far below it by `maxQueuedRuns`). */
 const WHOLE_QUEUE = 1_000_000
 
@@ -116,7 +113,6 @@ export function createDispatcher(deps: {
   const pendingPasses = new Map<string, Promise<void>>()
   /** Effective settings per machine, dropped whenever they may have changed. */
   const settingsCache = new Map<string, MachineSettings>()
-  const versions = new Map<string, FlowVersionFacts>()
   let deadlineTimer: NodeJS.Timeout | undefined
   /** When the deadline timer fires; undefined when it is not set. */
   let armedFor: number | undefined
@@ -125,7 +121,7 @@ export function createDispatcher(deps: {
   let armScheduled = false
   let stopped = false
 
-  // Every placement pass reads its target's machines and each run's connection.
+  // Every placement pass reads its target's machines, and each run its connection and flow.
   const groupMachines = prepareQuery(db, (q, a: { groupId: string }) =>
     q.selectFrom('machines').select(['id', 'name']).where('group_id', '=', a.groupId),
   )
@@ -142,6 +138,9 @@ export function createDispatcher(deps: {
         'tenant_id',
       ])
       .where('id', '=', a.id),
+  )
+  const flowVersion = prepareQuery(db, (q, a: { id: string }) =>
+    q.selectFrom('flow_versions').select(['manifest', 'content_hash']).where('id', '=', a.id),
   )
   const membersOf = (groupId: string) => groupMachines.all({ groupId })
   const connectionOf = (id: string): Promise<ConnectionForRun | undefined> =>
@@ -183,22 +182,12 @@ export function createDispatcher(deps: {
     return pictures
   }
 
+  /** Read each time (prepared): a flow deleted while its run waits fails the run. */
   async function versionOf(versionId: string): Promise<FlowVersionFacts | undefined> {
-    const known = versions.get(versionId)
-    if (known) return known
-    const row = await db
-      .selectFrom('flow_versions')
-      .select(['manifest', 'content_hash'])
-      .where('id', '=', versionId)
-      .executeTakeFirst()
-    if (!row) return undefined
-    const facts = {
-      manifest: JSON.parse(row.manifest) as FlowManifest,
-      contentHash: row.content_hash,
-    }
-    if (versions.size >= VERSION_CACHE_SIZE) versions.clear()
-    versions.set(versionId, facts)
-    return facts
+    const row = await flowVersion.first({ id: versionId })
+    return (
+      row && { manifest: JSON.parse(row.manifest) as FlowManifest, contentHash: row.content_hash }
+    )
   }
 
   /** Ends a run that is still in one of `from`; true when this call ended it. */
