@@ -14,8 +14,9 @@ import { type AgentHome, createAgentHome } from '../support/agent-home.ts'
 import { startAgentMachine } from '../support/agent-machine.ts'
 import { assertBuilt, desklink, type LongRunning } from '../support/cli-process.ts'
 import { asUser, freeDisplay, prepareX11SocketDir, stopProcess } from '../support/displays.ts'
-import { createOsUser, missingTools, type OsUser, skipReason } from '../support/os-users.ts'
+import { missingTools, type OsUser, skipReason } from '../support/os-users.ts'
 import { pushFlow, waitForRun } from '../support/runs.ts'
+import { createSignInPerson } from '../support/sign-in-person.ts'
 import {
   ADMIN_PASSWORD,
   api,
@@ -67,15 +68,9 @@ describe.skipIf(reason !== undefined)('connect with sign-in (real agent, real si
     const me = (await api(t.url, admin, 'GET', '/me')).body
     environmentId = me.roles[0].environmentId
     tenantId = me.tenant.id
-    person = createOsUser('dls')
-    const user = await api(t.url, admin, 'POST', '/users', {
-      username: person.name,
+    person = await createSignInPerson(t.url, admin, environmentId, {
+      prefix: 'dls',
       password: PASSWORD,
-    })
-    await api(t.url, admin, 'POST', `/environments/${environmentId}/role-assignments`, {
-      principalType: 'user',
-      principalId: user.body.id,
-      role: 'EnvironmentAdmin',
     })
     personToken = (await signIn(t.url, 'default', person.name, PASSWORD)).access_token
 

@@ -11,8 +11,9 @@ import type { AgentHome } from '../support/agent-home.ts'
 import { startAgentMachine } from '../support/agent-machine.ts'
 import { assertBuilt, type LongRunning } from '../support/cli-process.ts'
 import { asUser, freeDisplay, prepareX11SocketDir, stopProcess } from '../support/displays.ts'
-import { createOsUser, missingTools, type OsUser, skipReason } from '../support/os-users.ts'
+import { missingTools, type OsUser, skipReason } from '../support/os-users.ts'
 import { pushFlow } from '../support/runs.ts'
+import { createSignInPerson } from '../support/sign-in-person.ts'
 import {
   ADMIN_PASSWORD,
   api,
@@ -52,15 +53,9 @@ describe.skipIf(reason !== undefined)('a synchronous run whose sign-in token exp
     const me = (await api(t.url, admin, 'GET', '/me')).body
     environmentId = me.roles[0].environmentId
     const tenantId = me.tenant.id
-    person = createOsUser('dlx')
-    const user = await api(t.url, admin, 'POST', '/users', {
-      username: person.name,
+    person = await createSignInPerson(t.url, admin, environmentId, {
+      prefix: 'dlx',
       password: PASSWORD,
-    })
-    await api(t.url, admin, 'POST', `/environments/${environmentId}/role-assignments`, {
-      principalType: 'user',
-      principalId: user.body.id,
-      role: 'EnvironmentAdmin',
     })
     ;({ machineId, home, agent } = await startAgentMachine(
       () => t.url,
