@@ -155,7 +155,7 @@ describe.each(BACKENDS)('the run store on %s', (backend) => {
       { at: at(2), kind: 'succeeded', machineId: 'machine-b' },
     )
     expect(wrongMachine).toBeUndefined()
-    const events = await store.events(run.id)
+    const events = await store.eventsOf([run.id])
     expect(events.map((e) => [e.kind, e.details])).toEqual([
       ['offered', JSON.stringify({ machineId: 'machine-a' })],
     ])

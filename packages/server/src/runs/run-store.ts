@@ -253,15 +253,6 @@ export function createRunStore(
         .orderBy('id')
         .execute()
     },
-    async events(runId: string) {
-      return db
-        .selectFrom('run_events')
-        .selectAll()
-        .where('run_id', '=', runId)
-        .orderBy('at')
-        .orderBy('id')
-        .execute()
-    },
     /** The earliest moment something is due: a queue deadline, a lease, a run's timeout. */
     async nextDeadline(graceMs: number): Promise<number | undefined> {
       const queued = await db
