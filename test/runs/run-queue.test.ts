@@ -231,7 +231,8 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve))
     try {
       const port = (hook.address() as { port: number }).port
-      const started = await run({ callbackUrl: `https://127.0.0.1:${port}/hooks/run` })
+      // By host name: the address it resolves to (127.0.0.1) is the one allowed and connected to.
+      const started = await run({ callbackUrl: `https://localhost:${port}/hooks/run` })
       await waitFor(() => received.length === 2, 'two callback tries')
       expect(received.map((r) => [r.id, r.status])).toEqual([
         [started.body.id, 'Succeeded'],

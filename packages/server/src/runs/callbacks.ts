@@ -14,6 +14,7 @@
 import { lookup } from 'node:dns/promises'
 import { request } from 'node:https'
 import { BlockList, isIP } from 'node:net'
+import { rootCertificates } from 'node:tls'
 
 import type { Logger } from '../logging/index.ts'
 
@@ -74,13 +75,18 @@ function post(
       url,
       {
         method: 'POST',
-        // Connect to the address that was checked.
-        lookup: (_host, _options, done) => done(null, to.address, to.family),
+        // Connect to the address that was checked. Node asks for every address (`all`) when it
+        // tries address families in turn, which it does by default for a host name.
+        lookup: (_host, options, done) => {
+          if (options.all) done(null, [{ address: to.address, family: to.family }])
+          else done(null, to.address, to.family)
+        },
         headers: {
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(payload),
         },
-        ...(caPem && { ca: caPem }),
+        // A private CA is trusted besides the usual ones, not instead of them.
+        ...(caPem && { ca: [...rootCertificates, caPem] }),
         timeout: TIMEOUT_MS,
       },
       (res) => {
