@@ -23,7 +23,8 @@ import type { Clock, IdGenerator } from '../system/index.ts'
 import { checkPackage } from './flow-package.ts'
 
 export type FlowRow = Selectable<DesktopFlowTable>
-export type FlowVersionRow = Selectable<FlowVersionTable>
+/** A version as flows are shown and run: its files (up to 16 MB) are read only for download. */
+export type FlowVersionRow = Omit<Selectable<FlowVersionTable>, 'files'>
 export type FlowAccess = 'owner' | 'coOwner' | 'user' | 'admin'
 
 export interface FlowView {
@@ -59,7 +60,16 @@ export function createFlowService(deps: {
   const versionOf = prepareQuery(db, (q, a: { flowId: string; version: number }) =>
     q
       .selectFrom('flow_versions')
-      .selectAll()
+      .select([
+        'id',
+        'tenant_id',
+        'flow_id',
+        'version',
+        'content_hash',
+        'manifest',
+        'size_bytes',
+        'created_at',
+      ])
       .where('flow_id', '=', a.flowId)
       .where('version', '=', a.version),
   )
