@@ -218,6 +218,8 @@ export function createDispatcher(deps: {
     // The row as it is now: the run may have been dispatched since the caller read it.
     if (status === 'Cancelled' && final.machine_id)
       ports.send(final.machine_id, { type: 'runCancel', runId: run.id })
+    // The run freed its machine's slot, or left its queue: the queue is looked at again.
+    void kick(final.target_group_id)
     return true
   }
 
@@ -357,7 +359,6 @@ export function createDispatcher(deps: {
     // never looks past what the machines can take now (plus that one run).
     const queue = await store.queueHead(groupId, extended ? WHOLE_QUEUE : capacityOf(pictures) + 1)
     if (queue.length === 0) return
-    let endedOnTheWay = false
     const connections = new Map<string, ConnectionForRun | undefined>()
     const planned: PlannedOffer[] = []
     for (const run of queue) {
@@ -369,7 +370,6 @@ export function createDispatcher(deps: {
           code: 'ConnectionNotFound',
           message: 'The connection was deleted before the run started.',
         })
-        endedOnTheWay = true
         continue
       }
       const excluded = rejectedBy.get(run.id) ?? new Map<string, Refusal>()
@@ -397,7 +397,7 @@ export function createDispatcher(deps: {
           const p = outcome.machine as { -readonly [K in keyof MachinePicture]: MachinePicture[K] }
           if (run.run_mode === 'unattended') p.unattendedRunning += 1
           else p.attendedUsers = [...p.attendedUsers, connection.os_account ?? '']
-        } else endedOnTheWay = true
+        }
         continue
       }
       await recordRefusals(run, outcome.refusals)
@@ -405,8 +405,6 @@ export function createDispatcher(deps: {
       if (!extended) break
     }
     await offerAll(planned)
-    // Runs that ended on the way did not use the room this pass read the queue for.
-    if (endedOnTheWay) void kick(groupId)
   }
 
   /**
@@ -655,7 +653,7 @@ export function createDispatcher(deps: {
       if (!run || run.machine_id !== machineId) return
       const manifest = (await versionOf(run.flow_version_id))?.manifest
       const outputs = manifest ? shownOutputs(manifest, result.outputs) : null
-      const ended = await end(
+      await end(
         run,
         'Running',
         result.status,
@@ -668,18 +666,13 @@ export function createDispatcher(deps: {
         },
         machineId,
       )
-      if (ended) void kick(run.target_group_id)
     },
 
     /** Cancels a queued or running run; false when it had already ended. */
     async cancel(run: RunRow, reason: string): Promise<boolean> {
       const error = JSON.stringify({ code: 'Cancelled', message: reason })
       if (await end(run, 'Queued', 'Cancelled', { error })) return true
-      if (await end(run, 'Running', 'Cancelled', { error })) {
-        void kick(run.target_group_id)
-        return true
-      }
-      return false
+      return end(run, 'Running', 'Cancelled', { error })
     },
 
     /** The queue position and the current reasons, for a queued run. */
@@ -696,8 +689,6 @@ export function createDispatcher(deps: {
           : null
       return { position, machines, blockedBy }
     },
-
-    failRun: fail,
 
     stop(): void {
       stopped = true
