@@ -23,7 +23,6 @@ export interface CheckedInputs {
   readonly values: Record<string, unknown>
   /** What people see: sensitive values masked. */
   readonly shown: Record<string, unknown>
-  readonly sensitiveNames: readonly string[]
 }
 
 export function checkInputs(manifest: FlowManifest, given: Record<string, unknown>): CheckedInputs {
@@ -55,13 +54,7 @@ export function checkInputs(manifest: FlowManifest, given: Record<string, unknow
     shown[parameter.name] = parameter.sensitive ? MASK : value
   }
   if (problems.length > 0) throw new AppError('InvalidFlowInputs', { details: { problems } })
-  return {
-    values,
-    shown,
-    sensitiveNames: [...manifest.inputs, ...manifest.outputs]
-      .filter((p) => p.sensitive)
-      .map((p) => p.name),
-  }
+  return { values, shown }
 }
 
 /** Outputs as shown: only declared ones (others are dropped), sensitive ones masked. */

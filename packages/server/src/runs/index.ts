@@ -224,5 +224,5 @@ export function createRuns(deps: {
   const toApi = createRunMapper({ db, store, dispatcher })
   late.service = service
   late.toApi = toApi
-  return { service, dispatcher, toApi, store }
+  return { service, dispatcher, toApi }
 }

@@ -32,8 +32,6 @@ export interface SignInCode {
 export interface MintedSignInToken {
   readonly accessToken: string
   readonly expiresAt: Date
-  /** The rotated refresh token, sealed again: store it in place of the old one. */
-  readonly sealedRefreshToken: string
 }
 
 export function createSignInGrants(deps: {
@@ -143,7 +141,6 @@ export function createSignInGrants(deps: {
         return {
           accessToken: body.access_token,
           expiresAt: new Date((decodeJwt(body.access_token).exp ?? 0) * 1000),
-          sealedRefreshToken,
         }
       })
     },
