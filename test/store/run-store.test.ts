@@ -178,18 +178,28 @@ describe.each(BACKENDS)('the run store on %s', (backend) => {
     ])
     expect(await store.heldBy([])).toEqual([])
 
-    // The earliest of: a queue deadline, a lease, a run's start plus its timeout and grace.
-    const before = await store.nextDeadline(5_000)
-    const soon = queuedRun(uuidv7(), 0, {
-      status: 'Running',
-      machine_id: uuidv7(),
-      started_at: at(-10_000_000),
-      timeout_seconds: 60,
-      lease_expires_at: at(3_600_000),
-    })
-    await store.insert(soon)
-    const next = await store.nextDeadline(5_000)
-    expect(next).toBe(Date.parse(at(-10_000_000)) + 60_000 + 5_000)
-    expect(before === undefined || (next ?? Infinity) <= before).toBe(true)
+    // The earliest of: a run's start plus its timeout and grace, a lease, a queue deadline.
+    const timeoutAt = Date.parse(at(-10_000_000)) + 60_000 + 5_000
+    await store.insert(
+      queuedRun(uuidv7(), 0, {
+        status: 'Running',
+        machine_id: uuidv7(),
+        started_at: at(-10_000_000),
+        timeout_seconds: 60,
+        lease_expires_at: at(3_600_000),
+      }),
+    )
+    expect(await store.nextDeadline(5_000)).toBe(timeoutAt)
+    await store.insert(
+      queuedRun(uuidv7(), 0, {
+        status: 'Running',
+        machine_id: uuidv7(),
+        started_at: at(0),
+        lease_expires_at: at(-20_000_000),
+      }),
+    )
+    expect(await store.nextDeadline(5_000)).toBe(Date.parse(at(-20_000_000)))
+    await store.insert(queuedRun(uuidv7(), 0, { queue_deadline: at(-30_000_000) }))
+    expect(await store.nextDeadline(5_000)).toBe(Date.parse(at(-30_000_000)))
   })
 })
