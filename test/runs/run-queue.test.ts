@@ -279,6 +279,7 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
       const throttled = await run()
       expect(throttled.status).toBe(429)
       expect(throttled.body.error.code).toBe('DesktopFlowsActionThrottled')
+      expect(throttled.headers.get('retry-after')).toBe('60')
     } finally {
       await settings({ runsPerMinutePerConnection: 70 })
     }

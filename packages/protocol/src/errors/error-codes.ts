@@ -236,7 +236,8 @@ export const ERROR_CODES = {
   DesktopFlowsActionThrottled: {
     status: 429,
     message: 'Too many runs were requested through this connection in the last minute.',
-    remediation: 'Retry after the time in the Retry-After header (the limit is 70 per minute).',
+    remediation:
+      'Retry after the time in the Retry-After header (the limit is a setting, 70 a minute by default).',
   },
   RunOwnerLacksAccess: {
     status: 403,

@@ -31,6 +31,12 @@ export function errorResponse(
   return c.json(body, ERROR_CODES[code].status as ContentfulStatusCode)
 }
 
+/** A refusal that says when to try again says it in `Retry-After` too (RFC 9110 §10.2.3). */
+function retryAfterFor(details: unknown): Record<string, string> {
+  const seconds = (details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds
+  return typeof seconds === 'number' ? { 'Retry-After': String(seconds) } : {}
+}
+
 function wwwAuthenticateFor(code: ErrorCode): Record<string, string> {
   if (code === 'AuthenticationRequired') return { 'WWW-Authenticate': 'Bearer realm="desklink"' }
   if (code === 'InvalidToken')
@@ -48,7 +54,7 @@ export const onError: ErrorHandler<AppEnv> = (error, c) => {
     return errorResponse(c, error.code, {
       message: error.message,
       details: error.details,
-      headers: wwwAuthenticateFor(error.code),
+      headers: { ...wwwAuthenticateFor(error.code), ...retryAfterFor(error.details) },
     })
   }
   if (error instanceof HTTPException) {
