@@ -73,6 +73,13 @@ export function parseInputs(pairs: readonly string[]): Record<string, unknown> {
   return inputs
 }
 
+/** Why a queued run waits: the run at the head it waits behind, or each machine's reason. */
+function whyWaiting(waiting: NonNullable<Run['waiting']>): string {
+  return waiting.blockedBy
+    ? `behind run ${waiting.blockedBy} (head of the queue)`
+    : waiting.machines.map((m) => `${m.machineName}: ${m.reason}`).join('; ')
+}
+
 function runSummary(run: Run): Record<string, unknown> {
   return {
     id: run.id,
@@ -86,9 +93,7 @@ function runSummary(run: Run): Record<string, unknown> {
     ...(run.error && { error: `${run.error.code}: ${run.error.message}` }),
     ...(run.waiting && {
       position: run.waiting.position,
-      waitingFor: run.waiting.blockedBy
-        ? `behind run ${run.waiting.blockedBy} (head of the queue)`
-        : run.waiting.machines.map((m) => `${m.machineName}: ${m.reason}`).join('; '),
+      waitingFor: whyWaiting(run.waiting),
     }),
     durationMs: run.totalDurationMs ?? '',
   }
@@ -257,9 +262,10 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
       })
       let said = ''
       while (o.wait && !ENDED.has(run.status)) {
+        const why = run.waiting ? whyWaiting(run.waiting) : ''
         const line =
           run.status === 'Queued'
-            ? `Queued (position ${run.waiting?.position ?? '?'})${run.waiting?.machines.length ? `: ${run.waiting.machines.map((m) => `${m.machineName}: ${m.reason}`).join('; ')}` : ''}`
+            ? `Queued (position ${run.waiting?.position ?? '?'})${why ? `: ${why}` : ''}`
             : `Running on machine ${run.machineId ?? ''} as ${run.machineCredentialUser ?? ''}`
         if (line !== said && !o.json) io.err(`${line}\n`)
         said = line
