@@ -35,6 +35,7 @@ import { createFlowService, registerFlowRoutes } from './flows/index.ts'
 import { authenticate } from './http/authenticate.ts'
 import { createApp } from './http/create-app.ts'
 import { LARGE_BODY_ROUTES } from './http/large-bodies.ts'
+import { noteArrival } from './http/request-context.ts'
 import { registerIdentityRoutes } from './identity/identity-routes.ts'
 import { createIdentityService } from './identity/identity-service.ts'
 import { createIdentityStores, createIdentityTransaction } from './identity/identity-stores.ts'
@@ -201,7 +202,10 @@ export async function startServer(
         // Settings (maintenance, slots, ...) decide placement: look at the queue again.
         await dispatcherRef.current?.machineChanged(machineId)
       },
-      machineDeleted: (machineId) => hub.current?.machineDeleted(machineId),
+      machineDeleted: (machineId) => {
+        hub.current?.machineDeleted(machineId)
+        dispatcherRef.current?.machineDeleted(machineId)
+      },
     }
     const machineAccess = createMachineAccess({
       roles: stores.roles,
@@ -379,6 +383,7 @@ export async function startServer(
     })
 
     const server = createAdaptorServer({ fetch: app.fetch, hostname: config.host })
+    server.prependListener('request', noteArrival)
     server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) =>
       channel.handleUpgrade(request, socket, head),
     )

@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs'
 import {
   type AgentMessage,
   type AgentRunFinished,
+  NO_INPUTS,
   openWithGroupKey,
   type ServerRunOffer,
   type SessionInfo,
@@ -166,11 +167,13 @@ export function createRunManager(deps: RunManagerDeps) {
           identity.account,
         )
     }
-    let inputs: Record<string, unknown>
+    let inputs: Record<string, unknown> = {}
     try {
-      inputs = JSON.parse(
-        await openWithGroupKey(groupKey, offer.sealedInputs, `run:${offer.runId}`),
-      ) as Record<string, unknown>
+      // Nothing is sealed for a run without inputs.
+      if (offer.sealedInputs !== NO_INPUTS)
+        inputs = JSON.parse(
+          await openWithGroupKey(groupKey, offer.sealedInputs, `run:${offer.runId}`),
+        ) as Record<string, unknown>
     } catch {
       return failNow(
         offer.runId,

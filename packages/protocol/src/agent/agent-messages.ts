@@ -200,6 +200,9 @@ export const ServerConnectionTest = z.strictObject({
 })
 
 /** A run for this machine. It answers `runAccepted` (and starts it) or `runRejected`. */
+/** `sealedInputs` of a run without inputs: there is nothing to seal. */
+export const NO_INPUTS = ''
+
 export const ServerRunOffer = z.strictObject({
   type: z.literal('runOffer'),
   runId: z.uuid(),
@@ -212,7 +215,10 @@ export const ServerRunOffer = z.strictObject({
     needsDisplay: z.boolean(),
   }),
   credential: DeliveredCredential,
-  /** The inputs as JSON, sealed to the group key (context `run:<runId>`). */
+  /**
+   * The inputs as JSON, sealed to the group key (context `run:<runId>`); `NO_INPUTS` (empty)
+   * for a run without inputs, which has nothing to seal.
+   */
   sealedInputs: z.string().max(3 * 1024 * 1024),
   /** Names of sensitive inputs and outputs. */
   sensitive: z.array(z.string().max(64)).max(200),

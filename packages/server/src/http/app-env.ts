@@ -12,7 +12,7 @@ export interface AppEnv {
     requestId: string
     /** The request-scoped logger. */
     logger: Logger
-    /** `performance.now()` when the request reached the app, for `Server-Timing`. */
+    /** `performance.now()` when the request reached the server, for `Server-Timing`. */
     receivedAt: number
     /** Set by `authenticate()` on API routes. */
     principal: Principal

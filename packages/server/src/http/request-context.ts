@@ -14,9 +14,18 @@ import type { AppEnv } from './app-env.ts'
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/
 
+/** When each request reached the HTTP server (headers parsed), before any routing. */
+const arrivals = new WeakMap<object, number>()
+
+/** Notes a request's arrival; registered first on the HTTP server's `request` event. */
+export function noteArrival(request: object): void {
+  arrivals.set(request, performance.now())
+}
+
 export function requestContext(logger: Logger): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const started = performance.now()
+    const incoming = (c.env as { incoming?: object } | undefined)?.incoming
+    const started = (incoming && arrivals.get(incoming)) ?? performance.now()
     c.set('receivedAt', started)
     const offered = c.req.header('x-request-id')
     const requestId = offered && SAFE_REQUEST_ID.test(offered) ? offered : randomUUID()

@@ -26,7 +26,9 @@ import type { Logger } from '../logging/index.ts'
 import { type Database, prepareQuery, type WriteBatcher } from '../storage/index.ts'
 import type { Clock } from '../system/index.ts'
 import { shownOutputs } from './flow-inputs.ts'
+import { createMachineHoldings } from './machine-holdings.ts'
 import { type MachinePicture, place, type Refusal } from './placement.ts'
+import { createQueueIndex } from './queue-index.ts'
 import type { RunRow, RunStore } from './run-store.ts'
 
 type Offer = Extract<ServerMessage, { type: 'runOffer' }>
@@ -120,6 +122,9 @@ export function createDispatcher(deps: {
   let announcedSinceArm = Infinity
   let armScheduled = false
   let stopped = false
+  /** The queues and what machines hold, in memory (rebuilt from the database as needed). */
+  const queues = createQueueIndex((groupId) => store.queueHead(groupId, WHOLE_QUEUE))
+  const holdings = createMachineHoldings((machineIds) => store.heldBy(machineIds))
 
   // Every placement pass reads its target's machines, and each run its connection and flow.
   const groupMachines = prepareQuery(db, (q, a: { groupId: string }) =>
@@ -142,7 +147,28 @@ export function createDispatcher(deps: {
   const flowVersion = prepareQuery(db, (q, a: { id: string }) =>
     q.selectFrom('flow_versions').select(['manifest', 'content_hash']).where('id', '=', a.id),
   )
-  const membersOf = (groupId: string) => groupMachines.all({ groupId })
+  const refusalsOf = prepareQuery(db, (q, a: { id: string; refusals: string }) =>
+    q.updateTable('runs').set({ refusals: a.refusals }).where('id', '=', a.id),
+  )
+  const connectionUsed = prepareQuery(db, (q, a: { id: string; at: string }) =>
+    q.updateTable('connections').set({ last_used_at: a.at }).where('id', '=', a.id),
+  )
+  /**
+   * The machines of each target. Kept until a machine joins or leaves a group, changes, comes,
+   * goes or is deleted: all rare next to placement passes, so any of them drops them all.
+   */
+  const members = new Map<string, Promise<{ id: string; name: string }[]>>()
+  function membersOf(groupId: string) {
+    let found = members.get(groupId)
+    if (!found) {
+      found = groupMachines.all({ groupId })
+      members.set(groupId, found)
+      found.catch(() => members.delete(groupId))
+    }
+    return found
+  }
+  /** Runs whose admission awaits their first pass, and the row a pass took for each. */
+  const firstPassOf = new Map<string, RunRow | undefined>()
   const connectionOf = (id: string): Promise<ConnectionForRun | undefined> =>
     connectionForRun.first({ id })
 
@@ -160,14 +186,14 @@ export function createDispatcher(deps: {
     return settings
   }
 
-  /** What each machine of a target can take now: one read for what they all hold. */
+  /** What each machine of a target can take now. */
   async function picturesOf(
     members: readonly { id: string; name: string }[],
   ): Promise<MachinePicture[]> {
-    const held = await store.heldBy(members.map((m) => m.id))
+    const held = await holdings.of(members.map((m) => m.id))
     const pictures: MachinePicture[] = []
     for (const machine of members) {
-      const mine = held.filter((r) => r.machine_id === machine.id)
+      const mine = held.get(machine.id) ?? []
       pictures.push({
         machineId: machine.id,
         machineName: machine.name,
@@ -214,6 +240,8 @@ export function createDispatcher(deps: {
     )
     if (!final) return false
     rejectedBy.delete(run.id)
+    queues.drop(final)
+    if (final.machine_id) holdings.remove(final.machine_id, final.id)
     ports.onEnded(final)
     // The row as it is now: the run may have been dispatched since the caller read it.
     if (status === 'Cancelled' && final.machine_id)
@@ -233,7 +261,7 @@ export function createDispatcher(deps: {
   async function recordRefusals(run: RunRow, refusals: readonly Refusal[]) {
     const json = JSON.stringify(refusals)
     if (json !== run.refusals) {
-      await db.updateTable('runs').set({ refusals: json }).where('id', '=', run.id).execute()
+      await writes.write((trx) => refusalsOf.all({ id: run.id, refusals: json }, trx))
       run.refusals = json
     }
   }
@@ -317,36 +345,46 @@ export function createDispatcher(deps: {
           ),
         )
       }
-      const used = [...new Set(planned.filter((_, i) => rows[i]).map((p) => p.connection.id))]
-      if (used.length > 0)
-        await trx
-          .updateTable('connections')
-          .set({ last_used_at: iso(at) })
-          .where('id', 'in', used)
-          .execute()
+      const used = new Set(planned.filter((_, i) => rows[i]).map((p) => p.connection.id))
+      for (const id of used) await connectionUsed.all({ id, at: iso(at) }, trx)
       return rows
     })
     for (const [i, { run, machine, message }] of planned.entries()) {
-      if (!taken[i]) continue
+      // Taken, or no longer queued: either way it left the queue.
+      queues.drop(run)
+      const row = taken[i]
+      if (!row) continue
+      holdings.add({ ...row, machine_id: machine.machineId })
+      if (firstPassOf.has(row.id)) firstPassOf.set(row.id, row)
       if (ports.send(machine.machineId, message)) continue
       // The machine left in the meantime: the offer never went out, so the run goes back.
-      await store.transition(
-        run.id,
-        'Running',
-        { status: 'Queued', machine_id: null, offered_at: null, lease_expires_at: null },
-        { machineId: machine.machineId },
-      )
+      await requeue(row, machine.machineId)
     }
     // The lease, or a timeout shorter than it.
     const shortest = Math.min(...planned.map((p) => p.run.timeout_seconds))
     dueAt(at + Math.min(deps.leaseMs, shortest * 1000 + LEASE_GRACE_MS))
   }
 
+  /** Gives a run its machine took but never started back to its queue; the row, when it did. */
+  async function requeue(run: RunRow, machineId: string): Promise<RunRow | undefined> {
+    const back = await store.transition(
+      run.id,
+      'Running',
+      { status: 'Queued', machine_id: null, offered_at: null, lease_expires_at: null },
+      { machineId },
+    )
+    if (back) {
+      holdings.remove(machineId, run.id)
+      queues.put(back)
+    }
+    return back
+  }
+
   /** One placement pass over a target's queue. */
   async function dispatchGroup(groupId: string): Promise<void> {
     const members = await membersOf(groupId)
     if (members.length === 0) {
-      for (const run of await store.queueHead(groupId, WHOLE_QUEUE))
+      for (const run of await queues.head(groupId, WHOLE_QUEUE))
         await fail(run, 'Queued', {
           code: 'GroupIsEmpty',
           message: "The connection's target machine group has no machines.",
@@ -357,7 +395,7 @@ export function createDispatcher(deps: {
     const extended = pictures.some((p) => p.settings.extendedQueuePrioritization)
     // Without extended prioritization a pass stops at the first run it cannot place, so it
     // never looks past what the machines can take now (plus that one run).
-    const queue = await store.queueHead(groupId, extended ? WHOLE_QUEUE : capacityOf(pictures) + 1)
+    const queue = await queues.head(groupId, extended ? WHOLE_QUEUE : capacityOf(pictures) + 1)
     if (queue.length === 0) return
     const connections = new Map<string, ConnectionForRun | undefined>()
     const planned: PlannedOffer[] = []
@@ -441,13 +479,7 @@ export function createDispatcher(deps: {
 
   async function expire(): Promise<void> {
     const at = now().getTime()
-    const queued = await db
-      .selectFrom('runs')
-      .selectAll()
-      .where('status', '=', 'Queued')
-      .where('queue_deadline', '<=', iso(at))
-      .execute()
-    for (const run of queued) {
+    for (const run of await store.pastQueueDeadline(iso(at))) {
       const refusals = JSON.parse(run.refusals ?? '[]') as Refusal[]
       await fail(run, 'Queued', {
         code: 'NoCandidateMachine',
@@ -525,36 +557,66 @@ export function createDispatcher(deps: {
     /** At start: runs that were going on get a fresh lease (their machines reconnect), queues a pass. */
     async start(): Promise<void> {
       const until = iso(now().getTime() + deps.leaseMs + LEASE_GRACE_MS)
-      await db
-        .updateTable('runs')
-        .set({ lease_expires_at: until })
-        .where('status', '=', 'Running')
-        .execute()
+      await store.renewAllLeases(until)
       for (const groupId of await store.groupsWithQueuedRuns()) void kick(groupId)
       scheduleArm()
     },
 
-    /** A run joined its queue; settles when the pass that looks at it ended. */
-    enqueued(run: RunRow): Promise<void> {
+    /**
+     * A run joined its queue. Settles when the pass that looks at it ended, with the run as it
+     * then is when that pass gave it to a machine.
+     */
+    async enqueued(run: RunRow): Promise<RunRow | undefined> {
+      queues.put(run)
+      firstPassOf.set(run.id, undefined)
       dueAt(Date.parse(run.queue_deadline))
+      try {
+        await kick(run.target_group_id)
+        return firstPassOf.get(run.id)
+      } finally {
+        firstPassOf.delete(run.id)
+      }
+    },
+
+    /** Whether a target has machines (it may have none, and then nothing can run there). */
+    async hasMachines(groupId: string): Promise<boolean> {
+      return (await membersOf(groupId)).length > 0
+    },
+
+    /** A queued run changed its place (priority, moved to top or back): its queue is looked at again. */
+    reordered(run: RunRow): Promise<void> {
+      queues.put(run)
       return kick(run.target_group_id)
     },
+
+    /** How many runs wait in a target's queue. */
+    queuedCount: (groupId: string): Promise<number> => queues.size(groupId),
 
     /** Settings of a machine or its group changed: its queue is looked at again. */
     async machineChanged(machineId: string): Promise<void> {
       settingsCache.delete(machineId)
+      members.clear()
       const groupId = await groupOf(machineId)
       if (groupId) void kick(groupId)
     },
 
+    /** A machine was deleted (or replaced by a new registration). */
+    machineDeleted(machineId: string): void {
+      settingsCache.delete(machineId)
+      members.clear()
+      holdings.forget(machineId)
+    },
+
     machineConnected(machineId: string): void {
       settingsCache.delete(machineId)
+      members.clear()
       awaitingFirstHeartbeat.add(machineId)
       connectedAt.set(machineId, iso())
     },
 
     async machineDisconnected(machineId: string): Promise<void> {
       settingsCache.delete(machineId)
+      members.clear()
       sessionsOf.delete(machineId)
       awaitingFirstHeartbeat.delete(machineId)
       const groupId = await groupOf(machineId)
@@ -567,6 +629,8 @@ export function createDispatcher(deps: {
       runningRuns: readonly string[],
     ): Promise<void> {
       sessionsOf.set(machineId, sessions)
+      // What the machine holds is read again: any drift lasts one heartbeat at most.
+      holdings.forget(machineId)
       for (const refusals of rejectedBy.values()) refusals.delete(machineId)
       await store.renewLeases(machineId, runningRuns, iso(now().getTime() + deps.leaseMs))
       if (awaitingFirstHeartbeat.delete(machineId)) {
@@ -578,14 +642,7 @@ export function createDispatcher(deps: {
           // Offers made on this connection are answered on it; only older ones are in doubt.
           if (runningRuns.includes(run.id) || (run.offered_at ?? '') >= since) continue
           if (run.started_at === null) {
-            if (
-              await store.transition(
-                run.id,
-                'Running',
-                { status: 'Queued', machine_id: null, offered_at: null, lease_expires_at: null },
-                { machineId },
-              )
-            )
+            if (await requeue(run, machineId))
               await store.event(run, iso(), 'requeued', { machineId, reason: 'offer not received' })
           } else {
             await fail(
@@ -624,12 +681,7 @@ export function createDispatcher(deps: {
     async rejected(machineId: string, runId: string, code: string, reason: string): Promise<void> {
       const run = await store.byId(runId)
       if (!run || run.started_at !== null) return
-      const back = await store.transition(
-        runId,
-        'Running',
-        { status: 'Queued', machine_id: null, offered_at: null, lease_expires_at: null },
-        { machineId },
-      )
+      const back = await requeue(run, machineId)
       if (!back) return
       const name =
         (
@@ -680,12 +732,13 @@ export function createDispatcher(deps: {
       run: RunRow,
     ): Promise<{ position: number; machines: Refusal[]; blockedBy: string | null } | null> {
       if (run.status !== 'Queued') return null
-      const position = await store.positionOf(run)
+      // Not in the index while it is being taken: its place is then counted in the database.
+      const position = (await queues.positionOf(run)) ?? (await store.positionOf(run))
       const machines = JSON.parse(run.refusals ?? '[]') as Refusal[]
       // Not looked at yet: it waits behind the head of the queue (head-of-line blocking).
       const blockedBy =
         machines.length === 0 && position > 1
-          ? ((await store.queueHead(run.target_group_id, 1))[0]?.id ?? null)
+          ? ((await queues.head(run.target_group_id, 1))[0]?.id ?? null)
           : null
       return { position, machines, blockedBy }
     },

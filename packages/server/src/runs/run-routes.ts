@@ -110,16 +110,17 @@ export const runRouteDefinitions = {
 /** How long the answer to a new run waits for the run's first placement. */
 const FIRST_PLACEMENT_WAIT_MS = 50
 
-/** Waits for `work` to settle, but no longer than `ms`; never throws. */
-async function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
+/** Waits for `work` to settle, but no longer than `ms`; its value, or undefined. Never throws. */
+async function settledWithin<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined
-  await Promise.race([
+  const value = await Promise.race([
     work.catch(() => undefined),
-    new Promise((resolve) => {
-      timer = setTimeout(resolve, ms)
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), ms)
     }),
   ])
   clearTimeout(timer)
+  return value
 }
 
 const parse = <T>(json: string | null): T | null => (json === null ? null : (JSON.parse(json) as T))
@@ -245,8 +246,9 @@ export function registerRunRoutes(
     if (!admitted.firstPass) return c.json(await toApi(run), created ? 202 : 200)
     // The answer waits a moment for the run's first placement: it then says whether the run
     // went to a machine, and building it does not slow the offer down.
-    await settledWithin(admitted.firstPass, FIRST_PLACEMENT_WAIT_MS)
-    const current = await runs.visible(principal, run.id)
+    const placed = await settledWithin(admitted.firstPass, FIRST_PLACEMENT_WAIT_MS)
+    // The row the pass took it with, or (still waiting, or ended on the way) as it is now.
+    const current = placed ?? (await runs.visible(principal, run.id))
     const { known } = admitted
     const unchanged = current.status === run.status
     return c.json(

@@ -10,6 +10,7 @@ import {
   type CreateRunRequest,
   DEFAULT_RUN_TIMEOUT_SECONDS,
   type FlowManifest,
+  NO_INPUTS,
   RUN_SETTINGS_DEFAULTS,
   type RunSettings,
   sealToGroup,
@@ -51,7 +52,7 @@ export interface AdmittedRun {
   /** `performance.now()` when the run joined the queue. */
   readonly queuedAt?: number
   /** Settles when the dispatcher's first look at the queue with this run in it ended. */
-  readonly firstPass?: Promise<void>
+  readonly firstPass?: Promise<RunRow | undefined>
   readonly known?: KnownRunFacts
 }
 
@@ -187,17 +188,11 @@ export function createRunService(deps: {
         .where('id', '=', connection.target_group_id)
         .executeTakeFirst()
       if (!group) throw new AppError('XrmMachineGroupNotFound')
-      const members = await db
-        .selectFrom('machines')
-        .select('id')
-        .where('group_id', '=', group.id)
-        .limit(1)
-        .execute()
-      if (members.length === 0) throw new AppError('GroupIsEmpty')
+      if (!(await dispatcher.hasMachines(group.id))) throw new AppError('GroupIsEmpty')
 
       const settings = await settingsOf(flow.environment_id)
       const nowMs = deps.clock.now().getTime()
-      if ((await store.countQueued(group.id)) >= settings.maxQueuedRuns) {
+      if ((await dispatcher.queuedCount(group.id)) >= settings.maxQueuedRuns) {
         throw new AppError('UIFlowRunQueueFull', {
           message: `The desktop flow run queue is full. Run queue max size: '${settings.maxQueuedRuns}'`,
         })
@@ -225,11 +220,11 @@ export function createRunService(deps: {
           ? settings.signInQueueTimeoutSeconds
           : settings.queueTimeoutSeconds
       // Sealed to the target group at once: from here on only its machines can read them.
-      const sealedInputs = await sealToGroup(
-        group.public_key ?? '',
-        JSON.stringify(inputs.values),
-        `run:${id}`,
-      )
+      // A run without inputs has nothing to seal.
+      const sealedInputs =
+        Object.keys(inputs.values).length === 0
+          ? NO_INPUTS
+          : await sealToGroup(group.public_key ?? '', JSON.stringify(inputs.values), `run:${id}`)
       if (request.wait && connection.type === 'signIn') {
         // Synchronous mode: the token is minted now, as the caller waits (reference §3.10).
         deps.presetSignInToken(id, await deps.connections.mintSignInToken(connection))
@@ -385,10 +380,11 @@ export function createRunService(deps: {
         set.moved_to_top_at = changes.movedToTop ? at : null
         set.queue_rank = queueRankOf(set.moved_to_top_at)
       }
-      if (!(await store.transition(run.id, 'Queued', set))) throw new AppError('RunNotQueued')
+      const changed = await store.transition(run.id, 'Queued', set)
+      if (!changed) throw new AppError('RunNotQueued')
       await store.event(run, at, 'queueChanged', changes)
-      await dispatcher.kick(run.target_group_id)
-      return (await store.byId(id)) ?? run
+      await dispatcher.reordered(changed)
+      return (await store.byId(id)) ?? changed
     },
   }
 }

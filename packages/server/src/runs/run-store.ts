@@ -7,10 +7,11 @@
  *
  * @module
  */
-import type { Kysely, Selectable } from 'kysely'
+import { type Kysely, type Selectable, sql } from 'kysely'
 
 import {
   type Database,
+  preparedPerShape,
   prepareQuery,
   type RunStatusValue,
   type RunTable,
@@ -18,6 +19,13 @@ import {
 import type { IdGenerator } from '../system/index.ts'
 
 export type RunRow = Selectable<RunTable>
+
+// Statuses written into the SQL as literals, not bound: the indexes of queued and of running
+// runs are partial (migration 0010), and a database matches a query's condition against the
+// index's when it plans the query. With a bound status SQLite plans again on each new value,
+// and PostgreSQL could not use the index in a generic plan.
+export const QUEUED = sql.lit<RunStatusValue>('Queued')
+export const RUNNING = sql.lit<RunStatusValue>('Running')
 
 export const PRIORITY_RANK = { high: 0, normal: 1, low: 2 } as const
 
@@ -30,7 +38,7 @@ export type RunOwnerSubject = Pick<
 /** The store's queries that run for every run, built and compiled once per database. */
 function prepareRunQueries(db: Kysely<Database>) {
   const queued = (q: Kysely<Database>, groupId: string) =>
-    q.selectFrom('runs').where('target_group_id', '=', groupId).where('status', '=', 'Queued')
+    q.selectFrom('runs').where('target_group_id', '=', groupId).where('status', '=', QUEUED)
   return {
     byId: prepareQuery(db, (q, a: { id: string }) =>
       q.selectFrom('runs').selectAll().where('id', '=', a.id),
@@ -85,8 +93,23 @@ function prepareRunQueries(db: Kysely<Database>) {
             ),
           ),
     ),
-    countQueued: prepareQuery(db, (q, a: { groupId: string }) =>
-      queued(q, a.groupId).select((eb) => eb.fn.countAll<number>().as('n')),
+    transitionOf: preparedPerShape(
+      (
+        columns: readonly (keyof RunRow)[],
+        statuses: readonly RunStatusValue[],
+        byMachine: boolean,
+      ) => `${columns.join(',')} ${statuses.join(',')} ${byMachine}`,
+      (columns, statuses, byMachine) =>
+        prepareQuery(db, (q, a: Partial<RunRow> & { id: string; machineId?: string }) => {
+          const set = Object.fromEntries(columns.map((c) => [c, a[c]])) as Partial<RunRow>
+          let query = q
+            .updateTable('runs')
+            .set(set)
+            .where('id', '=', a.id)
+            .where('status', 'in', statuses)
+          if (byMachine) query = query.where('machine_id', '=', a.machineId ?? '')
+          return query.returningAll()
+        }),
     ),
     countRecent: prepareQuery(db, (q, a: { connectionId: string; since: string }) =>
       q
@@ -112,13 +135,14 @@ export function createRunStore(
     changes: Partial<RunRow>,
     extra?: { machineId?: string },
   ): Promise<RunRow | undefined> {
-    let query = db
-      .updateTable('runs')
-      .set(changes)
-      .where('id', '=', id)
-      .where('status', 'in', typeof from === 'string' ? [from] : [...from])
-    if (extra?.machineId !== undefined) query = query.where('machine_id', '=', extra.machineId)
-    return query.returningAll().executeTakeFirst()
+    const statuses = typeof from === 'string' ? [from] : [...from]
+    // Kysely leaves out a column set to undefined; so does the prepared shape.
+    const columns = (Object.keys(changes) as (keyof RunRow)[]).filter(
+      (c) => changes[c] !== undefined,
+    )
+    const byMachine = extra?.machineId !== undefined
+    const prepared = queries.transitionOf(columns, statuses, byMachine)
+    return prepared.first({ ...changes, id, machineId: extra?.machineId }, db)
   }
 
   async function event(
@@ -200,13 +224,10 @@ export function createRunStore(
       if (machineIds.length === 0) return []
       return db
         .selectFrom('runs')
-        .select(['machine_id', 'run_mode', 'os_account'])
+        .select(['id', 'machine_id', 'run_mode', 'os_account'])
         .where('machine_id', 'in', [...machineIds])
-        .where('status', '=', 'Running')
+        .where('status', '=', RUNNING)
         .execute()
-    },
-    async countQueued(groupId: string): Promise<number> {
-      return Number((await queries.countQueued.first({ groupId }, db))?.n ?? 0)
     },
     async countRecent(connectionId: string, since: string): Promise<number> {
       return Number((await queries.countRecent.first({ connectionId, since }, db))?.n ?? 0)
@@ -217,18 +238,35 @@ export function createRunStore(
         .selectFrom('runs')
         .selectAll()
         .where('machine_id', '=', machineId)
-        .where('status', '=', 'Running')
+        .where('status', '=', RUNNING)
+        .execute()
+    },
+    /** Queued runs whose queue deadline is at or before `at`. */
+    async pastQueueDeadline(at: string): Promise<RunRow[]> {
+      return db
+        .selectFrom('runs')
+        .selectAll()
+        .where('status', '=', QUEUED)
+        .where('queue_deadline', '<=', at)
+        .execute()
+    },
+    /** Every running run gets a lease until `until` (at start: their machines reconnect). */
+    async renewAllLeases(until: string): Promise<void> {
+      await db
+        .updateTable('runs')
+        .set({ lease_expires_at: until })
+        .where('status', '=', RUNNING)
         .execute()
     },
     async running(): Promise<RunRow[]> {
-      return db.selectFrom('runs').selectAll().where('status', '=', 'Running').execute()
+      return db.selectFrom('runs').selectAll().where('status', '=', RUNNING).execute()
     },
     async groupsWithQueuedRuns(): Promise<string[]> {
       const rows = await db
         .selectFrom('runs')
         .select('target_group_id')
         .distinct()
-        .where('status', '=', 'Queued')
+        .where('status', '=', QUEUED)
         .execute()
       return rows.map((r) => r.target_group_id)
     },
@@ -238,7 +276,7 @@ export function createRunStore(
         .updateTable('runs')
         .set({ lease_expires_at: until })
         .where('machine_id', '=', machineId)
-        .where('status', '=', 'Running')
+        .where('status', '=', RUNNING)
         .where('id', 'in', [...runIds])
         .execute()
     },
@@ -258,12 +296,12 @@ export function createRunStore(
       const queued = await db
         .selectFrom('runs')
         .select((eb) => eb.fn.min('queue_deadline').as('at'))
-        .where('status', '=', 'Queued')
+        .where('status', '=', QUEUED)
         .executeTakeFirst()
       const running = await db
         .selectFrom('runs')
         .select(['lease_expires_at', 'started_at', 'offered_at', 'timeout_seconds'])
-        .where('status', '=', 'Running')
+        .where('status', '=', RUNNING)
         .execute()
       const times = running.flatMap((r) => [
         r.lease_expires_at ? Date.parse(r.lease_expires_at) : Infinity,

@@ -8,6 +8,7 @@ import { type Kysely, Migrator } from 'kysely'
 
 import { migrationProvider } from './migrations/index.ts'
 import { createPostgresKysely, isPostgresUniqueViolation } from './postgres/postgres-database.ts'
+import type { StorageOptions } from './query-log.ts'
 import type { Database } from './schema.ts'
 import { createSqliteKysely, isSqliteUniqueViolation } from './sqlite/sqlite-database.ts'
 
@@ -33,9 +34,11 @@ export interface StorageHandle {
  * await migrateToLatest(storage)
  * ```
  */
-export function openStorage(location: string): StorageHandle {
+export function openStorage(location: string, options: StorageOptions = {}): StorageHandle {
   const isPostgres = /^postgres(ql)?:\/\//i.test(location)
-  const db = isPostgres ? createPostgresKysely(location) : createSqliteKysely(location)
+  const db = isPostgres
+    ? createPostgresKysely(location, options)
+    : createSqliteKysely(location, options)
   let closed: Promise<void> | undefined
   return {
     db,

@@ -66,3 +66,27 @@ export function prepareQuery<Args extends Record<string, unknown>, Row>(
     },
   }
 }
+
+const MAX_SHAPES = 256
+
+/**
+ * One prepared query per shape, for a query whose SQL changes with a few fixed choices (which
+ * columns an update sets, which statuses it expects): each shape is prepared on first use.
+ * Shapes come from call sites, so they are few; the cache is bounded all the same.
+ */
+export function preparedPerShape<Shape extends unknown[], Query>(
+  keyOf: (...shape: Shape) => string,
+  make: (...shape: Shape) => Query,
+): (...shape: Shape) => Query {
+  const made = new Map<string, Query>()
+  return (...shape) => {
+    const key = keyOf(...shape)
+    let query = made.get(key)
+    if (!query) {
+      if (made.size >= MAX_SHAPES) made.clear()
+      query = make(...shape)
+      made.set(key, query)
+    }
+    return query
+  }
+}

@@ -15,6 +15,7 @@ import { migration0006RunOwner } from './0006-run-owner.ts'
 import { migration0007SignIn } from './0007-sign-in.ts'
 import { migration0008FlowsAndRuns } from './0008-flows-and-runs.ts'
 import { migration0009DispatchIndexes } from './0009-dispatch-indexes.ts'
+import { migration0010PartialRunIndexes } from './0010-partial-run-indexes.ts'
 
 const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-identity': migration0001Identity,
@@ -26,6 +27,7 @@ const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0007-sign-in': migration0007SignIn,
   '0008-flows-and-runs': migration0008FlowsAndRuns,
   '0009-dispatch-indexes': migration0009DispatchIndexes,
+  '0010-partial-run-indexes': migration0010PartialRunIndexes,
 })
 
 export const migrationProvider: MigrationProvider = {

@@ -6,6 +6,7 @@
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 
+import { queryLog, type StorageOptions } from '../query-log.ts'
 import type { Database } from '../schema.ts'
 
 const INT8_OID = 20
@@ -14,7 +15,7 @@ const INT8_OID = 20
  * Connects a pool to `url`. `bigint` results (such as `count(*)`) are parsed to numbers on this
  * pool only, not globally, so SQLite and PostgreSQL rows look alike (design/stack.md, pitfall 3).
  */
-export function createPostgresKysely(url: string): Kysely<Database> {
+export function createPostgresKysely(url: string, options: StorageOptions = {}): Kysely<Database> {
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
@@ -25,7 +26,7 @@ export function createPostgresKysely(url: string): Kysely<Database> {
           : (pg.types.getTypeParser(oid, format) as unknown)) as typeof pg.types.getTypeParser,
     },
   })
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: queryLog(options) })
 }
 
 /** True for a unique_violation (SQLSTATE 23505). */

@@ -8,10 +8,11 @@
 import BetterSqlite3 from 'better-sqlite3'
 import { Kysely, type SqliteDatabase, SqliteDialect } from 'kysely'
 
+import { queryLog, type StorageOptions } from '../query-log.ts'
 import type { Database } from '../schema.ts'
 
 /** Opens (creating if needed) the SQLite file at `path`; `:memory:` works for tests. */
-export function createSqliteKysely(path: string): Kysely<Database> {
+export function createSqliteKysely(path: string, options: StorageOptions = {}): Kysely<Database> {
   const sqlite = new BetterSqlite3(path)
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('synchronous = NORMAL')
@@ -23,6 +24,7 @@ export function createSqliteKysely(path: string): Kysely<Database> {
   sqlite.pragma('mmap_size = 268435456')
   return new Kysely<Database>({
     dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
+    log: queryLog(options),
   })
 }
 

@@ -1,0 +1,242 @@
+/**
+ * What the dispatcher keeps in memory agrees with the database (SQLite and PostgreSQL): the
+ * queue index gives the same order and places as the run store after any mix of runs queued,
+ * reordered, taken and given back, including changes made while it first reads a queue; the
+ * machine holdings are read again after a change that overlapped their read.
+ */
+import fc from 'fast-check'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { createMachineHoldings } from '../../packages/server/src/runs/machine-holdings.ts'
+import { createQueueIndex } from '../../packages/server/src/runs/queue-index.ts'
+import {
+  createRunStore,
+  queueRankOf,
+  type RunRow,
+  type RunStore,
+} from '../../packages/server/src/runs/run-store.ts'
+import {
+  migrateToLatest,
+  openStorage,
+  type StorageHandle,
+} from '../../packages/server/src/storage/index.ts'
+import { uuidv7 } from '../../packages/server/src/system/index.ts'
+import { BACKENDS, createTestDatabase, type TestDatabase } from '../support/backends.ts'
+
+const WHOLE = 1_000_000
+const at = (offsetMs: number) => new Date(Date.UTC(2026, 10, 1) + offsetMs).toISOString()
+
+describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
+  let database: TestDatabase
+  let storage: StorageHandle
+  let store: RunStore
+  const tenantId = uuidv7()
+
+  const queuedRun = (group: string, offsetMs: number, priority: 0 | 1 | 2): RunRow => ({
+    id: uuidv7(),
+    tenant_id: tenantId,
+    environment_id: uuidv7(),
+    flow_id: uuidv7(),
+    flow_version_id: uuidv7(),
+    connection_id: uuidv7(),
+    target_group_id: group,
+    caller_type: 'user',
+    caller_id: uuidv7(),
+    connection_owner_id: uuidv7(),
+    run_owner_type: 'user',
+    run_owner_id: uuidv7(),
+    run_mode: 'unattended',
+    priority: (['high', 'normal', 'low'] as const)[priority],
+    priority_rank: priority,
+    status: 'Queued',
+    sealed_inputs: '',
+    shown_inputs: '{}',
+    timeout_seconds: 600,
+    callback_url: null,
+    idempotency_key: null,
+    parent_run_id: null,
+    requested_at: at(offsetMs),
+    moved_to_top_at: null,
+    queue_rank: 0,
+    queue_deadline: at(offsetMs + 3_600_000),
+    machine_id: null,
+    offered_at: null,
+    lease_expires_at: null,
+    started_at: null,
+    finished_at: null,
+    os_account: 'runner',
+    exit_code: null,
+    outputs: null,
+    error: null,
+    refusals: null,
+  })
+
+  beforeAll(async () => {
+    database = await createTestDatabase(backend)
+    storage = openStorage(database.url)
+    expect((await migrateToLatest(storage)).error).toBeUndefined()
+    await storage.db
+      .insertInto('tenants')
+      .values({
+        id: tenantId,
+        slug: 'memory',
+        display_name: 'memory',
+        status: 'active',
+        created_at: at(0),
+      })
+      .execute()
+    store = createRunStore(storage.db, uuidv7)
+  })
+  afterAll(async () => {
+    await storage.close()
+    await database.drop()
+  })
+
+  const ids = (runs: readonly RunRow[]) => runs.map((r) => r.id)
+
+  type Step =
+    | { kind: 'queue'; offsetMs: number; priority: 0 | 1 | 2 }
+    | { kind: 'moveToTop' | 'undoMove' | 'take' | 'giveBack'; pick: number }
+    | { kind: 'priority'; pick: number; priority: 0 | 1 | 2 }
+  const priority = fc.constantFrom<0 | 1 | 2>(0, 1, 2)
+  const step: fc.Arbitrary<Step> = fc.oneof(
+    fc.record({
+      kind: fc.constant('queue' as const),
+      // Few distinct times, so ties fall to priority and then to the id.
+      offsetMs: fc.integer({ min: 0, max: 5 }).map((n) => n * 1000),
+      priority,
+    }),
+    fc.record({
+      kind: fc.constantFrom('moveToTop' as const, 'undoMove' as const, 'take' as const),
+      pick: fc.nat(),
+    }),
+    fc.record({ kind: fc.constant('giveBack' as const), pick: fc.nat() }),
+    fc.record({ kind: fc.constant('priority' as const), pick: fc.nat(), priority }),
+  )
+
+  it('keeps the order and places the store gives, whatever happens to the queue', async () => {
+    let clock = 0
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 25 }), async (steps) => {
+        const group = uuidv7()
+        const index = createQueueIndex((g) => store.queueHead(g, WHOLE))
+        const taken: RunRow[] = []
+        // Read once before the steps (empty), so the index then follows every change.
+        expect(await index.head(group, WHOLE)).toEqual([])
+        for (const s of steps) {
+          const queued = await store.queueHead(group, WHOLE)
+          const chosen =
+            queued.length > 0 ? queued[('pick' in s ? s.pick : 0) % queued.length] : undefined
+          if (s.kind === 'queue') {
+            const run = queuedRun(group, s.offsetMs, s.priority)
+            await store.insert(run)
+            index.put(run)
+          } else if (s.kind === 'giveBack') {
+            const run = taken.length > 0 ? taken.splice(s.pick % taken.length, 1)[0] : undefined
+            const back =
+              run &&
+              (await store.transition(run.id, 'Running', { status: 'Queued', machine_id: null }))
+            if (back) index.put(back)
+          } else if (chosen && s.kind === 'take') {
+            const row = await store.transition(chosen.id, 'Queued', {
+              status: 'Running',
+              machine_id: uuidv7(),
+            })
+            if (row) taken.push(row)
+            index.drop(chosen)
+          } else if (chosen) {
+            clock += 1000
+            const changes: Partial<RunRow> =
+              s.kind === 'priority'
+                ? { priority_rank: s.priority }
+                : s.kind === 'moveToTop'
+                  ? {
+                      moved_to_top_at: at(10_000 + clock),
+                      queue_rank: queueRankOf(at(10_000 + clock)),
+                    }
+                  : { moved_to_top_at: null, queue_rank: 0 }
+            const row = await store.transition(chosen.id, 'Queued', changes)
+            if (row) index.put(row)
+          }
+        }
+        const expected = await store.queueHead(group, WHOLE)
+        expect(ids(await index.head(group, WHOLE))).toEqual(ids(expected))
+        expect(await index.size(group)).toBe(expected.length)
+        for (const run of expected)
+          expect(await index.positionOf(run)).toBe(await store.positionOf(run))
+        for (const run of taken) expect(await index.positionOf(run)).toBeUndefined()
+      }),
+      { numRuns: backend === 'sqlite' ? 40 : 15 },
+    )
+  })
+
+  it('replays the changes made while it first reads a queue', async () => {
+    const group = uuidv7()
+    const stays = queuedRun(group, 0, 1)
+    const leaves = queuedRun(group, 1000, 1)
+    for (const run of [stays, leaves]) await store.insert(run)
+    const index = createQueueIndex((g) => store.queueHead(g, WHOLE))
+
+    const reading = index.head(group, WHOLE)
+    // While the read runs: one run is taken, one joins (already stored, so the read may see it
+    // too), and one is moved to the top.
+    const joins = queuedRun(group, 2000, 0)
+    await store.insert(joins)
+    index.put(joins)
+    index.drop(leaves)
+    await store.transition(leaves.id, 'Queued', { status: 'Running' })
+    const moved = await store.transition(stays.id, 'Queued', {
+      moved_to_top_at: at(60_000),
+      queue_rank: queueRankOf(at(60_000)),
+    })
+    if (moved) index.put(moved)
+    await reading
+
+    expect(ids(await index.head(group, WHOLE))).toEqual([stays.id, joins.id])
+    expect(ids(await store.queueHead(group, WHOLE))).toEqual([stays.id, joins.id])
+  })
+
+  it('reads a machine’s holdings again when a change overlapped their read', async () => {
+    const machine = uuidv7()
+    const group = uuidv7()
+    const first = { ...queuedRun(group, 0, 1), status: 'Running' as const, machine_id: machine }
+    const second = { ...queuedRun(group, 1, 1), status: 'Running' as const, machine_id: machine }
+    for (const run of [first, second]) await store.insert(run)
+    let reads = 0
+    const holdings = createMachineHoldings((machineIds) => {
+      reads += 1
+      return store.heldBy(machineIds)
+    })
+
+    // The first run ends while the holdings are read: the read started before its end was
+    // stored, so it still lists it.
+    const reading = holdings.of([machine])
+    holdings.remove(machine, first.id)
+    expect(((await reading).get(machine) ?? []).map((r) => r.id).sort()).toEqual(
+      [first.id, second.id].sort(),
+    )
+    await store.transition(first.id, 'Running', { status: 'Succeeded' })
+    expect(reads).toBe(1)
+
+    // Not kept: read again, and now right.
+    expect(ids([...((await holdings.of([machine])).get(machine) ?? [])] as RunRow[])).toEqual([
+      second.id,
+    ])
+    expect(reads).toBe(2)
+    // Kept from then on, and followed: a run taken is added, one that ends is removed.
+    const third = { ...queuedRun(group, 2, 1), status: 'Running' as const, machine_id: machine }
+    await store.insert(third)
+    holdings.add(third)
+    holdings.remove(machine, second.id)
+    expect(ids([...((await holdings.of([machine])).get(machine) ?? [])] as RunRow[])).toEqual([
+      third.id,
+    ])
+    expect(reads).toBe(2)
+    // A heartbeat forgets them: the next pass reads what the database says.
+    holdings.forget(machine)
+    expect(((await holdings.of([machine])).get(machine) ?? []).map((r) => r.id).sort()).toEqual(
+      [second.id, third.id].sort(),
+    )
+    expect(reads).toBe(3)
+  })
+})
