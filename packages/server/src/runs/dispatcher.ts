@@ -63,6 +63,8 @@ export interface RunError {
 }
 
 const LEASE_GRACE_MS = 5_000
+/** How fresh a connection's stored last use is kept (a connection list shows it). */
+const LAST_USE_PRECISION_MS = 1_000
 /** A limit that reads a whole queue (queues are bounded far below it by `maxQueuedRuns`). */
 const WHOLE_QUEUE = 1_000_000
 
@@ -147,6 +149,26 @@ export function createDispatcher(deps: {
   const flowVersion = prepareQuery(db, (q, a: { id: string }) =>
     q.selectFrom('flow_versions').select(['manifest', 'content_hash']).where('id', '=', a.id),
   )
+  /** Both at once, the usual case; no row when either is gone. */
+  const connectionAndVersion = prepareQuery(
+    db,
+    (q, a: { connectionId: string; versionId: string }) =>
+      q
+        .selectFrom(['connections', 'flow_versions'])
+        .select([
+          'connections.id',
+          'connections.type',
+          'connections.os_account',
+          'connections.username',
+          'connections.credential_id',
+          'connections.sealed_password',
+          'connections.tenant_id',
+          'flow_versions.manifest',
+          'flow_versions.content_hash',
+        ])
+        .where('connections.id', '=', a.connectionId)
+        .where('flow_versions.id', '=', a.versionId),
+  )
   const refusalsOf = prepareQuery(db, (q, a: { id: string; refusals: string }) =>
     q.updateTable('runs').set({ refusals: a.refusals }).where('id', '=', a.id),
   )
@@ -167,6 +189,11 @@ export function createDispatcher(deps: {
     }
     return found
   }
+  /**
+   * When this server last stored each connection's last use. A connection's last use is
+   * stored at most once a second: a burst of runs through it writes it once.
+   */
+  const lastUseStored = new Map<string, number>()
   /** Runs whose admission awaits their first pass, and the row a pass took for each. */
   const firstPassOf = new Map<string, RunRow | undefined>()
   const connectionOf = (id: string): Promise<ConnectionForRun | undefined> =>
@@ -208,12 +235,15 @@ export function createDispatcher(deps: {
     return pictures
   }
 
+  const versionFacts = (row: { manifest: string; content_hash: string }): FlowVersionFacts => ({
+    manifest: JSON.parse(row.manifest) as FlowManifest,
+    contentHash: row.content_hash,
+  })
+
   /** Read each time (prepared): a flow deleted while its run waits fails the run. */
   async function versionOf(versionId: string): Promise<FlowVersionFacts | undefined> {
     const row = await flowVersion.first({ id: versionId })
-    return (
-      row && { manifest: JSON.parse(row.manifest) as FlowManifest, contentHash: row.content_hash }
-    )
+    return row && versionFacts(row)
   }
 
   /** Ends a run that is still in one of `from`; true when this call ended it. */
@@ -271,8 +301,8 @@ export function createDispatcher(deps: {
     run: RunRow,
     machine: MachinePicture,
     connection: ConnectionForRun,
+    version: FlowVersionFacts | undefined,
   ): Promise<PlannedOffer | undefined> {
-    const version = await versionOf(run.flow_version_id)
     if (!version) {
       await fail(run, 'Queued', {
         code: 'FlowNotFound',
@@ -326,6 +356,11 @@ export function createDispatcher(deps: {
   async function offerAll(planned: readonly PlannedOffer[]): Promise<void> {
     if (planned.length === 0) return
     const at = now().getTime()
+    const staleUse = new Set(
+      planned
+        .map((p) => p.connection.id)
+        .filter((id) => at - (lastUseStored.get(id) ?? -Infinity) >= LAST_USE_PRECISION_MS),
+    )
     const taken = await writes.write(async (trx) => {
       const within = store.within(trx)
       const rows: (RunRow | undefined)[] = []
@@ -346,9 +381,13 @@ export function createDispatcher(deps: {
         )
       }
       const used = new Set(planned.filter((_, i) => rows[i]).map((p) => p.connection.id))
-      for (const id of used) await connectionUsed.all({ id, at: iso(at) }, trx)
+      for (const id of used)
+        if (staleUse.has(id)) await connectionUsed.all({ id, at: iso(at) }, trx)
       return rows
     })
+    if (lastUseStored.size >= 10_000) lastUseStored.clear()
+    for (const [i, { connection }] of planned.entries())
+      if (taken[i] && staleUse.has(connection.id)) lastUseStored.set(connection.id, at)
     for (const [i, { run, machine, message }] of planned.entries()) {
       // Taken, or no longer queued: either way it left the queue.
       queues.drop(run)
@@ -397,11 +436,26 @@ export function createDispatcher(deps: {
     // never looks past what the machines can take now (plus that one run).
     const queue = await queues.head(groupId, extended ? WHOLE_QUEUE : capacityOf(pictures) + 1)
     if (queue.length === 0) return
+    // What this pass read: each connection once, each flow version once.
     const connections = new Map<string, ConnectionForRun | undefined>()
+    const versions = new Map<string, FlowVersionFacts | undefined>()
+    const versionFor = async (id: string) => {
+      if (!versions.has(id)) versions.set(id, await versionOf(id))
+      return versions.get(id)
+    }
     const planned: PlannedOffer[] = []
     for (const run of queue) {
-      if (!connections.has(run.connection_id))
-        connections.set(run.connection_id, await connectionOf(run.connection_id))
+      if (!connections.has(run.connection_id)) {
+        const both = await connectionAndVersion.first({
+          connectionId: run.connection_id,
+          versionId: run.flow_version_id,
+        })
+        if (both) {
+          const { manifest, content_hash, ...connection } = both
+          connections.set(run.connection_id, connection)
+          versions.set(run.flow_version_id, versionFacts({ manifest, content_hash }))
+        } else connections.set(run.connection_id, await connectionOf(run.connection_id))
+      }
       const connection = connections.get(run.connection_id)
       if (!connection) {
         await fail(run, 'Queued', {
@@ -429,7 +483,12 @@ export function createDispatcher(deps: {
         }
       }
       if ('machine' in outcome) {
-        const next = await plan(run, outcome.machine, connection)
+        const next = await plan(
+          run,
+          outcome.machine,
+          connection,
+          await versionFor(run.flow_version_id),
+        )
         if (next) {
           planned.push(next)
           const p = outcome.machine as { -readonly [K in keyof MachinePicture]: MachinePicture[K] }
