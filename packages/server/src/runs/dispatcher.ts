@@ -194,7 +194,7 @@ export function createDispatcher(deps: {
    * stored at most once a second: a burst of runs through it writes it once.
    */
   const lastUseStored = new Map<string, number>()
-  /** Runs whose admission awaits their first pass, and the row a pass took for each. */
+  /** Runs whose admission awaits their first pass, and the row that pass took or ended. */
   const firstPassOf = new Map<string, RunRow | undefined>()
   const connectionOf = (id: string): Promise<ConnectionForRun | undefined> =>
     connectionForRun.first({ id })
@@ -272,6 +272,7 @@ export function createDispatcher(deps: {
     rejectedBy.delete(run.id)
     queues.drop(final)
     if (final.machine_id) holdings.remove(final.machine_id, final.id)
+    if (firstPassOf.has(final.id)) firstPassOf.set(final.id, final)
     ports.onEnded(final)
     // The row as it is now: the run may have been dispatched since the caller read it.
     if (status === 'Cancelled' && final.machine_id)
@@ -623,7 +624,8 @@ export function createDispatcher(deps: {
 
     /**
      * A run joined its queue. Settles when the pass that looks at it ended, with the run as it
-     * then is when that pass gave it to a machine.
+     * then is: taken, ended, or still waiting (with that pass's reasons); undefined when that
+     * is not known without a read.
      */
     async enqueued(run: RunRow): Promise<RunRow | undefined> {
       queues.put(run)
@@ -631,7 +633,7 @@ export function createDispatcher(deps: {
       dueAt(Date.parse(run.queue_deadline))
       try {
         await kick(run.target_group_id)
-        return firstPassOf.get(run.id)
+        return firstPassOf.get(run.id) ?? queues.known(run)
       } finally {
         firstPassOf.delete(run.id)
       }
@@ -733,8 +735,10 @@ export function createDispatcher(deps: {
             { at: iso(at), kind: 'started', details: { machineId }, machineId },
           ),
       )
+      if (!started) return
+      holdings.add({ ...started, machine_id: machineId })
       // The run's timeout now counts from its start.
-      if (started) dueAt(at + started.timeout_seconds * 1000 + LEASE_GRACE_MS)
+      dueAt(at + started.timeout_seconds * 1000 + LEASE_GRACE_MS)
     },
 
     async rejected(machineId: string, runId: string, code: string, reason: string): Promise<void> {
@@ -760,7 +764,7 @@ export function createDispatcher(deps: {
 
     /** A machine reports a run's end; true when it is stored (it is acknowledged either way). */
     async finished(machineId: string, result: AgentRunFinished): Promise<void> {
-      const run = await store.byId(result.runId)
+      const run = holdings.rowOf(machineId, result.runId) ?? (await store.byId(result.runId))
       if (!run || run.machine_id !== machineId) return
       const manifest = (await versionOf(run.flow_version_id))?.manifest
       const outputs = manifest ? shownOutputs(manifest, result.outputs) : null

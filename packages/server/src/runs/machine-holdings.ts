@@ -5,13 +5,16 @@
  * A machine's holdings are read the first time a pass needs them, then follow the dispatcher:
  * a run taken for the machine is added, a run that ended or came back to its queue is removed.
  * Each heartbeat forgets them, so whatever drifted is read again within one heartbeat. A read
- * that overlapped a change of that machine is used once and not kept.
+ * that overlapped a change of that machine is used once and not kept. The rows of runs taken
+ * here are kept whole, so a machine's report on a run does not read it again.
  *
  * @module
  */
 import type { RunRow } from './run-store.ts'
 
 export type Held = Pick<RunRow, 'id' | 'machine_id' | 'run_mode' | 'os_account'>
+
+const isWholeRow = (held: Held): held is RunRow => 'flow_version_id' in held
 
 export function createMachineHoldings(readHeld: (machineIds: string[]) => Promise<Held[]>) {
   const known = new Map<string, Map<string, Held>>()
@@ -41,7 +44,16 @@ export function createMachineHoldings(readHeld: (machineIds: string[]) => Promis
       return result
     },
 
-    /** A run was taken for the machine. */
+    /**
+     * The whole row of a run the machine holds, as this server last stored it; undefined when
+     * only its summary was read.
+     */
+    rowOf(machineId: string, runId: string): RunRow | undefined {
+      const held = known.get(machineId)?.get(runId)
+      return held && isWholeRow(held) ? held : undefined
+    },
+
+    /** A run was taken for the machine, or changed while it holds it (the row as stored). */
     add(run: Held & { machine_id: string }): void {
       bump(run.machine_id)
       known.get(run.machine_id)?.set(run.id, run)

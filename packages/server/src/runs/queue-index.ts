@@ -115,6 +115,12 @@ export function createQueueIndex(readQueue: (groupId: string) => Promise<RunRow[
       return present && placeOf(queue, present) + 1
     },
 
+    /** The run as the index holds it, when its queue is read and holds it. */
+    known(run: Pick<RunRow, 'id' | 'target_group_id'>): RunRow | undefined {
+      const queue = groups.get(run.target_group_id)
+      return queue && !queue.replay ? queue.byId.get(run.id) : undefined
+    },
+
     /** A run joined its queue, came back to it, or changed its place in it. */
     put(run: RunRow): void {
       change(run.target_group_id, { kind: 'put', run })

@@ -247,7 +247,8 @@ export function registerRunRoutes(
     // The answer waits a moment for the run's first placement: it then says whether the run
     // went to a machine, and building it does not slow the offer down.
     const placed = await settledWithin(admitted.firstPass, FIRST_PLACEMENT_WAIT_MS)
-    // The row the pass took it with, or (still waiting, or ended on the way) as it is now.
+    // The run as that pass left it (taken, ended, or waiting with its reasons); read when the
+    // pass took longer than the wait, or could not tell.
     const current = placed ?? (await runs.visible(principal, run.id))
     const { known } = admitted
     const unchanged = current.status === run.status
