@@ -22,9 +22,9 @@ import {
 } from '../../packages/server/src/storage/index.ts'
 import { uuidv7 } from '../../packages/server/src/system/index.ts'
 import { BACKENDS, createTestDatabase, type TestDatabase } from '../support/backends.ts'
+import { at, queuedRunRow } from '../support/run-rows.ts'
 
 const WHOLE = 1_000_000
-const at = (offsetMs: number) => new Date(Date.UTC(2026, 10, 1) + offsetMs).toISOString()
 
 describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
   let database: TestDatabase
@@ -32,44 +32,11 @@ describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
   let store: RunStore
   const tenantId = uuidv7()
 
-  const queuedRun = (group: string, offsetMs: number, priority: 0 | 1 | 2): RunRow => ({
-    id: uuidv7(),
-    tenant_id: tenantId,
-    environment_id: uuidv7(),
-    flow_id: uuidv7(),
-    flow_version_id: uuidv7(),
-    connection_id: uuidv7(),
-    target_group_id: group,
-    caller_type: 'user',
-    caller_id: uuidv7(),
-    connection_owner_id: uuidv7(),
-    run_owner_type: 'user',
-    run_owner_id: uuidv7(),
-    run_mode: 'unattended',
-    priority: (['high', 'normal', 'low'] as const)[priority],
-    priority_rank: priority,
-    status: 'Queued',
-    sealed_inputs: '',
-    shown_inputs: '{}',
-    timeout_seconds: 600,
-    callback_url: null,
-    idempotency_key: null,
-    parent_run_id: null,
-    requested_at: at(offsetMs),
-    moved_to_top_at: null,
-    queue_rank: 0,
-    queue_deadline: at(offsetMs + 3_600_000),
-    machine_id: null,
-    offered_at: null,
-    lease_expires_at: null,
-    started_at: null,
-    finished_at: null,
-    os_account: 'runner',
-    exit_code: null,
-    outputs: null,
-    error: null,
-    refusals: null,
-  })
+  const queuedRun = (group: string, offsetMs: number, priority: 0 | 1 | 2): RunRow =>
+    queuedRunRow(tenantId, group, offsetMs, {
+      priority: (['high', 'normal', 'low'] as const)[priority],
+      priority_rank: priority,
+    })
 
   beforeAll(async () => {
     database = await createTestDatabase(backend)

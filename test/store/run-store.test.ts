@@ -18,8 +18,7 @@ import {
 } from '../../packages/server/src/storage/index.ts'
 import { uuidv7 } from '../../packages/server/src/system/index.ts'
 import { BACKENDS, createTestDatabase, type TestDatabase } from '../support/backends.ts'
-
-const at = (offsetMs = 0) => new Date(Date.UTC(2026, 10, 1) + offsetMs).toISOString()
+import { at, queuedRunRow } from '../support/run-rows.ts'
 
 describe.each(BACKENDS)('the run store on %s', (backend) => {
   let database: TestDatabase
@@ -28,45 +27,8 @@ describe.each(BACKENDS)('the run store on %s', (backend) => {
   const tenantId = uuidv7()
 
   /** A queued run of `group`, requested `offsetMs` after the epoch of this suite. */
-  const queuedRun = (group: string, offsetMs: number, changes: Partial<RunRow> = {}): RunRow => ({
-    id: uuidv7(),
-    tenant_id: tenantId,
-    environment_id: uuidv7(),
-    flow_id: uuidv7(),
-    flow_version_id: uuidv7(),
-    connection_id: uuidv7(),
-    target_group_id: group,
-    caller_type: 'user',
-    caller_id: uuidv7(),
-    connection_owner_id: uuidv7(),
-    run_owner_type: 'user',
-    run_owner_id: uuidv7(),
-    run_mode: 'unattended',
-    priority: 'normal',
-    priority_rank: 1,
-    status: 'Queued',
-    sealed_inputs: 'sealed',
-    shown_inputs: '{}',
-    timeout_seconds: 600,
-    callback_url: null,
-    idempotency_key: null,
-    parent_run_id: null,
-    requested_at: at(offsetMs),
-    moved_to_top_at: null,
-    queue_rank: 0,
-    queue_deadline: at(offsetMs + 3_600_000),
-    machine_id: null,
-    offered_at: null,
-    lease_expires_at: null,
-    started_at: null,
-    finished_at: null,
-    os_account: 'runner',
-    exit_code: null,
-    outputs: null,
-    error: null,
-    refusals: null,
-    ...changes,
-  })
+  const queuedRun = (group: string, offsetMs: number, changes: Partial<RunRow> = {}) =>
+    queuedRunRow(tenantId, group, offsetMs, changes)
   const moveToTop = (run: RunRow, movedAt: string) =>
     store.transition(run.id, 'Queued', {
       moved_to_top_at: movedAt,

@@ -56,6 +56,16 @@ export interface ConnectionForRun {
   readonly tenant_id: string
 }
 
+const CONNECTION_FOR_RUN = [
+  'id',
+  'type',
+  'os_account',
+  'username',
+  'credential_id',
+  'sealed_password',
+  'tenant_id',
+] as const satisfies readonly (keyof ConnectionForRun)[]
+
 export interface RunError {
   readonly code: string
   readonly message: string
@@ -133,18 +143,7 @@ export function createDispatcher(deps: {
     q.selectFrom('machines').select(['id', 'name']).where('group_id', '=', a.groupId),
   )
   const connectionForRun = prepareQuery(db, (q, a: { id: string }) =>
-    q
-      .selectFrom('connections')
-      .select([
-        'id',
-        'type',
-        'os_account',
-        'username',
-        'credential_id',
-        'sealed_password',
-        'tenant_id',
-      ])
-      .where('id', '=', a.id),
+    q.selectFrom('connections').select(CONNECTION_FOR_RUN).where('id', '=', a.id),
   )
   const flowVersion = prepareQuery(db, (q, a: { id: string }) =>
     q.selectFrom('flow_versions').select(['manifest', 'content_hash']).where('id', '=', a.id),
@@ -156,13 +155,7 @@ export function createDispatcher(deps: {
       q
         .selectFrom(['connections', 'flow_versions'])
         .select([
-          'connections.id',
-          'connections.type',
-          'connections.os_account',
-          'connections.username',
-          'connections.credential_id',
-          'connections.sealed_password',
-          'connections.tenant_id',
+          ...CONNECTION_FOR_RUN.map((column) => `connections.${column}` as const),
           'flow_versions.manifest',
           'flow_versions.content_hash',
         ])
