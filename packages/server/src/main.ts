@@ -303,6 +303,7 @@ export async function startServer(
       audit,
       clock,
       newId,
+      isUniqueViolation: storage.isUniqueViolation,
     })
     const runs = createRuns({
       db: storage.db,

@@ -35,6 +35,8 @@ export interface FlowView {
 
 /** Makers (and administrators) push flows. */
 const FLOW_CREATOR_ROLES = ['EnvironmentAdmin', 'EnvironmentMaker']
+/** How often a push that lost a race with another push of the same name looks again. */
+const PUSH_ATTEMPTS = 8
 
 const asFlowAccess = (access: Access | undefined): FlowAccess | undefined =>
   access === 'userCanShare' ? 'user' : access
@@ -46,6 +48,7 @@ export function createFlowService(deps: {
   audit: AuditLog
   clock: Clock
   newId: IdGenerator
+  isUniqueViolation: (error: unknown) => boolean
 }) {
   const { db } = deps
   const now = () => deps.clock.now().toISOString()
@@ -120,13 +123,14 @@ export function createFlowService(deps: {
   }
 
   async function addVersion(
+    on: Kysely<Database>,
     flow: FlowRow,
     version: number,
     manifest: FlowManifest,
     checked: ReturnType<typeof checkPackage>,
     at: string,
   ) {
-    await db
+    await on
       .insertInto('flow_versions')
       .values({
         id: deps.newId(),
@@ -142,13 +146,82 @@ export function createFlowService(deps: {
       .execute()
   }
 
+  async function pushOnce(
+    principal: Principal,
+    environmentId: string,
+    manifest: FlowManifest,
+    checked: ReturnType<typeof checkPackage>,
+  ): Promise<FlowView & { created: boolean; changed: boolean }> {
+    const at = now()
+    const existing = await db
+      .selectFrom('desktop_flows')
+      .selectAll()
+      .where('tenant_id', '=', principal.tenant.id)
+      .where('environment_id', '=', environmentId)
+      .where('name', '=', manifest.name)
+      .executeTakeFirst()
+    if (existing) {
+      const access = await accessOf(principal, existing)
+      if (access !== 'owner' && access !== 'coOwner' && access !== 'admin')
+        throw new AppError('FlowNameInUse')
+      const current = await currentVersion(existing)
+      if (current.content_hash === checked.contentHash)
+        return { flow: existing, version: current, access, created: false, changed: false }
+      const next = existing.current_version + 1
+      await db.transaction().execute(async (trx) => {
+        await addVersion(trx, existing, next, manifest, checked, at)
+        await trx
+          .updateTable('desktop_flows')
+          .set({ current_version: next, updated_at: at })
+          .where('id', '=', existing.id)
+          .execute()
+      })
+      const flow = { ...existing, current_version: next, updated_at: at }
+      await audit(principal, flow, 'desktopFlow.push', { version: next })
+      return { flow, version: await currentVersion(flow), access, created: false, changed: true }
+    }
+    if (!principal.isTenantAdmin) {
+      const roles = await deps.access.rolesIn(principal, environmentId)
+      if (!roles.some((r) => FLOW_CREATOR_ROLES.includes(r)))
+        throw new AppError('Forbidden', { details: { requiredRole: FLOW_CREATOR_ROLES } })
+    }
+    const flow: FlowRow = {
+      id: deps.newId(),
+      tenant_id: principal.tenant.id,
+      environment_id: environmentId,
+      name: manifest.name,
+      owner_type: principal.type,
+      owner_id: principal.id,
+      current_version: 1,
+      created_at: at,
+      updated_at: at,
+    }
+    await db.transaction().execute(async (trx) => {
+      await trx.insertInto('desktop_flows').values(flow).execute()
+      await addVersion(trx, flow, 1, manifest, checked, at)
+    })
+    await audit(principal, flow, 'desktopFlow.create', { version: 1 })
+    return {
+      flow,
+      version: await currentVersion(flow),
+      access: 'owner',
+      created: true,
+      changed: true,
+    }
+  }
+
   return {
     view,
     find,
     currentVersion,
     accessOf,
 
-    /** Creates the flow, or adds a version to the flow of that name. */
+    /**
+     * Creates the flow, or adds a version to the flow of that name. A flow and its version, or
+     * a version and the flow's move to it, are stored together. Pushes of one name at once are
+     * told apart by the database (one name per environment, one number per version): the one
+     * that loses looks again and is added after the other.
+     */
     async push(
       principal: Principal,
       environmentId: string,
@@ -156,57 +229,17 @@ export function createFlowService(deps: {
     ): Promise<FlowView & { created: boolean; changed: boolean }> {
       await deps.access.assertEnvironmentVisible(principal, environmentId)
       const checked = checkPackage(input.manifest, input.files)
-      const at = now()
-      const existing = await db
-        .selectFrom('desktop_flows')
-        .selectAll()
-        .where('tenant_id', '=', principal.tenant.id)
-        .where('environment_id', '=', environmentId)
-        .where('name', '=', input.manifest.name)
-        .executeTakeFirst()
-      if (existing) {
-        const access = await accessOf(principal, existing)
-        if (access !== 'owner' && access !== 'coOwner' && access !== 'admin')
-          throw new AppError('FlowNameInUse')
-        const current = await currentVersion(existing)
-        if (current.content_hash === checked.contentHash)
-          return { flow: existing, version: current, access, created: false, changed: false }
-        const next = existing.current_version + 1
-        await addVersion(existing, next, input.manifest, checked, at)
-        await db
-          .updateTable('desktop_flows')
-          .set({ current_version: next, updated_at: at })
-          .where('id', '=', existing.id)
-          .execute()
-        const flow = { ...existing, current_version: next, updated_at: at }
-        await audit(principal, flow, 'desktopFlow.push', { version: next })
-        return { flow, version: await currentVersion(flow), access, created: false, changed: true }
-      }
-      if (!principal.isTenantAdmin) {
-        const roles = await deps.access.rolesIn(principal, environmentId)
-        if (!roles.some((r) => FLOW_CREATOR_ROLES.includes(r)))
-          throw new AppError('Forbidden', { details: { requiredRole: FLOW_CREATOR_ROLES } })
-      }
-      const flow: FlowRow = {
-        id: deps.newId(),
-        tenant_id: principal.tenant.id,
-        environment_id: environmentId,
-        name: input.manifest.name,
-        owner_type: principal.type,
-        owner_id: principal.id,
-        current_version: 1,
-        created_at: at,
-        updated_at: at,
-      }
-      await db.insertInto('desktop_flows').values(flow).execute()
-      await addVersion(flow, 1, input.manifest, checked, at)
-      await audit(principal, flow, 'desktopFlow.create', { version: 1 })
-      return {
-        flow,
-        version: await currentVersion(flow),
-        access: 'owner',
-        created: true,
-        changed: true,
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await pushOnce(principal, environmentId, input.manifest, checked)
+        } catch (error) {
+          if (!deps.isUniqueViolation(error)) throw error
+          if (attempt >= PUSH_ATTEMPTS)
+            throw new AppError('ServiceUnavailable', {
+              message: 'Other pushes of this desktop flow are going on. Push again.',
+              details: { retryAfterSeconds: 1 },
+            })
+        }
       }
     },
 
