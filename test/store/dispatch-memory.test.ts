@@ -123,7 +123,7 @@ describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
                     }
                   : { moved_to_top_at: null, queue_rank: 0 }
             const row = await store.transition(chosen.id, 'Queued', changes)
-            if (row) index.put(row)
+            if (row) index.reorder(row)
           }
         }
         const expected = await store.queueHead(group, WHOLE)
@@ -142,25 +142,45 @@ describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
     const stays = queuedRun(group, 0, 1)
     const leaves = queuedRun(group, 1000, 1)
     for (const run of [stays, leaves]) await store.insert(run)
-    const index = createQueueIndex((g) => store.queueHead(g, WHOLE))
-
+    // The first read answers with the queue as it was before the changes below.
+    let release = () => {}
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const index = createQueueIndex(async (g) => {
+      const rows = await store.queueHead(g, WHOLE)
+      await held
+      return rows
+    })
     const reading = index.head(group, WHOLE)
-    // While the read runs: one run is taken, one joins (already stored, so the read may see it
-    // too), and one is moved to the top.
+    await new Promise((resolve) => setTimeout(resolve, 20))
+
+    // Meanwhile: one run is taken, one joins, one is moved to the top.
     const joins = queuedRun(group, 2000, 0)
     await store.insert(joins)
     index.put(joins)
-    index.drop(leaves)
     await store.transition(leaves.id, 'Queued', { status: 'Running' })
+    index.drop(leaves)
     const moved = await store.transition(stays.id, 'Queued', {
       moved_to_top_at: at(60_000),
       queue_rank: queueRankOf(at(60_000)),
     })
-    if (moved) index.put(moved)
-    await reading
+    if (moved) index.reorder(moved)
+    release()
 
-    expect(ids(await index.head(group, WHOLE))).toEqual([stays.id, joins.id])
+    expect(ids(await reading)).toEqual([stays.id, joins.id])
     expect(ids(await store.queueHead(group, WHOLE))).toEqual([stays.id, joins.id])
+  })
+
+  it('does not bring back a run that left its queue when a late reorder comes', async () => {
+    const group = uuidv7()
+    const run = queuedRun(group, 0, 1)
+    await store.insert(run)
+    const index = createQueueIndex((g) => store.queueHead(g, WHOLE))
+    expect(ids(await index.head(group, WHOLE))).toEqual([run.id])
+    // Cancelled (or taken) while its priority change was being stored.
+    index.drop(run)
+    index.reorder({ ...run, priority: 'high', priority_rank: 0 })
+    expect(await index.head(group, WHOLE)).toEqual([])
+    expect(await index.size(group)).toBe(0)
   })
 
   it('reads a machine’s holdings again when a change overlapped their read', async () => {

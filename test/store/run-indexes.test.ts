@@ -8,13 +8,14 @@
 import { type CompiledQuery, sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { createFlowService } from '../../packages/server/src/flows/index.ts'
 import { createRunStore, type RunStore } from '../../packages/server/src/runs/run-store.ts'
 import {
   migrateToLatest,
   openStorage,
   type StorageHandle,
 } from '../../packages/server/src/storage/index.ts'
-import { uuidv7 } from '../../packages/server/src/system/index.ts'
+import { systemClock, uuidv7 } from '../../packages/server/src/system/index.ts'
 import { BACKENDS, createTestDatabase, type TestDatabase } from '../support/backends.ts'
 
 describe.each(BACKENDS)('run indexes on %s', (backend) => {
@@ -48,7 +49,7 @@ describe.each(BACKENDS)('run indexes on %s', (backend) => {
     } finally {
       watching = false
     }
-    const onRuns = statements.filter((s) => /\b(from|update) "runs"/.test(s.sql))
+    const onRuns = statements.filter((s) => /\b(from|update|join) "runs"/.test(s.sql))
     expect(onRuns.length).toBeGreaterThan(0)
     const plans: string[] = []
     for (const statement of onRuns) plans.push(await explain(statement))
@@ -108,12 +109,30 @@ describe.each(BACKENDS)('run indexes on %s', (backend) => {
   ]
 
   it.each(cases)('answers %s from %s', async (_name, index, call) => {
-    for (const plan of await plansOf(call)) expect(plan).toContain(index)
+    for (const plan of await plansOf(call)) expect(plan).toMatch(new RegExp(`\\b${index}\\b`))
+  })
+
+  it('finds the package of a run a machine holds from the running index', async () => {
+    // Only its database is used to find a package.
+    const flows = createFlowService({
+      db: storage.db,
+      isUniqueViolation: storage.isUniqueViolation,
+      clock: systemClock,
+      newId: uuidv7,
+      access: undefined as never,
+      shares: undefined as never,
+      audit: undefined as never,
+    })
+    const plans = await plansOf(() => flows.packageFor(uuidv7(), machine, 'f'.repeat(64)))
+    for (const plan of plans) {
+      expect(plan).toMatch(/\bruns_running\b/)
+      expect(plan).not.toMatch(/SCAN runs\b|Seq Scan on runs\b/)
+    }
   })
 
   it('finds the next deadline from the queued and the running indexes', async () => {
     const plans = (await plansOf(() => store.nextDeadline(5_000))).join('\n')
-    expect(plans).toContain('runs_queued_deadline')
-    expect(plans).toContain('runs_running')
+    expect(plans).toMatch(/\bruns_queued_deadline\b/)
+    expect(plans).toMatch(/\bruns_running\b/)
   })
 })

@@ -199,10 +199,10 @@ export const ServerConnectionTest = z.strictObject({
   credential: DeliveredCredential,
 })
 
-/** A run for this machine. It answers `runAccepted` (and starts it) or `runRejected`. */
 /** `sealedInputs` of a run without inputs: there is nothing to seal. */
 export const NO_INPUTS = ''
 
+/** A run for this machine. It answers `runAccepted` (and starts it) or `runRejected`. */
 export const ServerRunOffer = z.strictObject({
   type: z.literal('runOffer'),
   runId: z.uuid(),

@@ -6,7 +6,7 @@
  * @module
  */
 import type { FlowManifest, PackageFile } from '@desklink/protocol'
-import type { Kysely, Selectable } from 'kysely'
+import { type Kysely, type Selectable, sql } from 'kysely'
 
 import type { AuditLog } from '../audit/audit-log.ts'
 import { AppError } from '../errors/index.ts'
@@ -326,6 +326,8 @@ export function createFlowService(deps: {
         .where('flow_versions.tenant_id', '=', tenantId)
         .where('flow_versions.content_hash', '=', contentHash)
         .where('runs.machine_id', '=', machineId)
+        // Only for a run it holds now; also what lets the index of running runs answer.
+        .where('runs.status', '=', sql.lit('Running'))
         .executeTakeFirst()
       return (
         row && {

@@ -29,7 +29,7 @@ import { shownOutputs } from './flow-inputs.ts'
 import { createMachineHoldings } from './machine-holdings.ts'
 import { type MachinePicture, place, type Refusal } from './placement.ts'
 import { createQueueIndex } from './queue-index.ts'
-import type { RunRow, RunStore } from './run-store.ts'
+import { QUEUED, type RunRow, type RunStore } from './run-store.ts'
 
 type Offer = Extract<ServerMessage, { type: 'runOffer' }>
 
@@ -163,7 +163,12 @@ export function createDispatcher(deps: {
         .where('flow_versions.id', '=', a.versionId),
   )
   const refusalsOf = prepareQuery(db, (q, a: { id: string; refusals: string }) =>
-    q.updateTable('runs').set({ refusals: a.refusals }).where('id', '=', a.id),
+    q
+      .updateTable('runs')
+      .set({ refusals: a.refusals })
+      .where('id', '=', a.id)
+      .where('status', '=', QUEUED)
+      .returning('id'),
   )
   const connectionUsed = prepareQuery(db, (q, a: { id: string; at: string }) =>
     q.updateTable('connections').set({ last_used_at: a.at }).where('id', '=', a.id),
@@ -261,7 +266,11 @@ export function createDispatcher(deps: {
         },
       ),
     )
-    if (!final) return false
+    if (!final) {
+      // No longer in that state: if it was queued, it left the queue some other way.
+      if ((typeof from === 'string' ? [from] : from).includes('Queued')) queues.drop(run)
+      return false
+    }
     rejectedBy.delete(run.id)
     queues.drop(final)
     if (final.machine_id) holdings.remove(final.machine_id, final.id)
@@ -285,8 +294,12 @@ export function createDispatcher(deps: {
   async function recordRefusals(run: RunRow, refusals: readonly Refusal[]) {
     const json = JSON.stringify(refusals)
     if (json !== run.refusals) {
-      await writes.write((trx) => refusalsOf.all({ id: run.id, refusals: json }, trx))
-      run.refusals = json
+      const stored = await writes.write((trx) =>
+        refusalsOf.all({ id: run.id, refusals: json }, trx),
+      )
+      // No longer queued: it left the queue some other way.
+      if (stored.length === 0) queues.drop(run)
+      else run.refusals = json
     }
   }
 
@@ -409,6 +422,7 @@ export function createDispatcher(deps: {
     if (back) {
       holdings.remove(machineId, run.id)
       queues.put(back)
+      if (firstPassOf.has(back.id)) firstPassOf.set(back.id, back)
     }
     return back
   }
@@ -639,7 +653,7 @@ export function createDispatcher(deps: {
 
     /** A queued run changed its place (priority, moved to top or back): its queue is looked at again. */
     reordered(run: RunRow): Promise<void> {
-      queues.put(run)
+      queues.reorder(run)
       return kick(run.target_group_id)
     },
 

@@ -21,7 +21,8 @@ export function queuedBefore(a: RunRow, b: RunRow): boolean {
   return a.id < b.id
 }
 
-type Change = { kind: 'put'; run: RunRow } | { kind: 'drop'; runId: string }
+type Change =
+  { kind: 'put'; run: RunRow } | { kind: 'reorder'; run: RunRow } | { kind: 'drop'; runId: string }
 
 interface GroupQueue {
   /** In queue order. */
@@ -49,13 +50,16 @@ export function createQueueIndex(readQueue: (groupId: string) => Promise<RunRow[
   }
 
   function apply(queue: GroupQueue, change: Change) {
-    const id = change.kind === 'put' ? change.run.id : change.runId
+    const id = change.kind === 'drop' ? change.runId : change.run.id
     const present = queue.byId.get(id)
     if (present) {
-      queue.runs.splice(placeOf(queue, present), 1)
+      const at = placeOf(queue, present)
+      // Found by its key; should the order ever disagree, by a walk rather than remove another.
+      queue.runs.splice(queue.runs[at] === present ? at : queue.runs.indexOf(present), 1)
       queue.byId.delete(id)
     }
-    if (change.kind === 'drop') return
+    // A reorder only moves a run the queue still holds: one taken or ended meanwhile stays out.
+    if (change.kind === 'drop' || (change.kind === 'reorder' && !present)) return
     const { run } = change
     queue.runs.splice(placeOf(queue, run), 0, run)
     queue.byId.set(id, run)
@@ -124,6 +128,11 @@ export function createQueueIndex(readQueue: (groupId: string) => Promise<RunRow[
     /** A run joined its queue, came back to it, or changed its place in it. */
     put(run: RunRow): void {
       change(run.target_group_id, { kind: 'put', run })
+    },
+
+    /** A queued run changed its place (priority, moved to top or back), unless it left. */
+    reorder(run: RunRow): void {
+      change(run.target_group_id, { kind: 'reorder', run })
     },
 
     /** A run left its queue (taken by a machine, ended, or found gone). */
