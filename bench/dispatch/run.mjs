@@ -4,7 +4,7 @@
 // connectionTest, runOffer → runAccepted + runFinished); the server is the built CLI in a child
 // process, on SQLite (and on PostgreSQL when --postgres URL or DESKLINK_TEST_DATABASE_URL is given).
 //
-//   node bench/dispatch/run.mjs [--samples 200] [--idle-agents 999] [--runs 3000]
+//   node bench/dispatch/run.mjs [--samples 200] [--warmup 200] [--idle-agents 999] [--runs 3000]
 //                               [--concurrency 64] [--machines 4] [--postgres URL]
 //                               [--profile DIR]
 //
@@ -35,6 +35,8 @@ const TARGET = { p50Ratio: 3, p99Ratio: 10, sqliteRunsPerSecond: 1000 }
 const { values: options } = parseArgs({
   options: {
     samples: { type: 'string', default: '200' },
+    // Runs before the samples, not counted: the server's code paths get compiled first.
+    warmup: { type: 'string', default: '200' },
     'idle-agents': { type: 'string', default: '999' },
     runs: { type: 'string', default: '3000' },
     concurrency: { type: 'string', default: '64' },
@@ -278,11 +280,12 @@ async function benchServer(label, databaseUrl) {
       const times = []
       const admissions = []
       const fromQueued = []
-      for (let i = 0; i < number('samples') + 20; i++) {
+      const warmup = number('warmup')
+      for (let i = 0; i < number('samples') + warmup; i++) {
         const started = performance.now()
         const run = await timedRun(connections[0])
         const offer = await offerOf(run.id)
-        if (i < 20) continue
+        if (i < warmup) continue
         times.push(offer.at - started)
         admissions.push(run.admissionMs)
         // The server queued the run `admissionMs` after the request reached it, so from there
