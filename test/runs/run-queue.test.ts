@@ -301,6 +301,22 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     }
   })
 
+  it('never lets a burst of requests overfill the queue', async () => {
+    await m.setMachine({ maintenanceMode: true })
+    await settings({ maxQueuedRuns: 3 })
+    const answers = await Promise.all(Array.from({ length: 8 }, () => run()))
+    try {
+      expect(answers.map((a) => a.status).sort()).toEqual([202, 202, 202, 409, 409, 409, 409, 409])
+      for (const refused of answers.filter((a) => a.status === 409))
+        expect(refused.body.error.code).toBe('UIFlowRunQueueFull')
+    } finally {
+      for (const admitted of answers.filter((a) => a.status === 202))
+        await api(t.url, m.token, 'POST', `/runs/${admitted.body.id}/cancel`)
+      await settings({ maxQueuedRuns: 500 })
+      await m.setMachine({ maintenanceMode: false })
+    }
+  })
+
   it('refuses an empty or missing target and unattended sign-in runs', async () => {
     const group = await api(t.url, m.token, 'POST', '/machine-groups', {
       environmentId: m.environmentId,

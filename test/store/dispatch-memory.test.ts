@@ -183,6 +183,32 @@ describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
     expect(await index.size(group)).toBe(0)
   })
 
+  it('promises no more places in a queue than it has, to admissions at once', async () => {
+    const group = uuidv7()
+    const waiting = queuedRun(group, 0, 1)
+    await store.insert(waiting)
+    const index = createQueueIndex((g) => store.queueHead(g, WHOLE))
+
+    // Eight admissions at once for a queue of three that holds one run: two get a place.
+    const places = await Promise.all(Array.from({ length: 8 }, () => index.promisePlace(group, 3)))
+    const granted = places.filter((p) => p !== undefined)
+    expect(granted).toHaveLength(2)
+
+    // One of them queues its run: the run now counts instead of the promise.
+    const joined = queuedRun(group, 1000, 1)
+    await store.insert(joined)
+    index.put(joined)
+    granted[0]?.release()
+    granted[0]?.release() // Releasing twice frees one place only.
+    expect(await index.promisePlace(group, 3)).toBeUndefined()
+
+    // The other gives up: its place is free again.
+    granted[1]?.release()
+    const again = await index.promisePlace(group, 3)
+    expect(again).toBeDefined()
+    again?.release()
+  })
+
   it('reads a machine’s holdings again when a change overlapped their read', async () => {
     const machine = uuidv7()
     const group = uuidv7()

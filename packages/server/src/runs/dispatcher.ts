@@ -28,7 +28,7 @@ import type { Clock } from '../system/index.ts'
 import { shownOutputs } from './flow-inputs.ts'
 import { createMachineHoldings } from './machine-holdings.ts'
 import { type MachinePicture, place, type Refusal } from './placement.ts'
-import { createQueueIndex } from './queue-index.ts'
+import { createQueueIndex, type PromisedPlace } from './queue-index.ts'
 import { QUEUED, type RunRow, type RunStore } from './run-store.ts'
 
 type Offer = Extract<ServerMessage, { type: 'runOffer' }>
@@ -657,8 +657,12 @@ export function createDispatcher(deps: {
       return kick(run.target_group_id)
     },
 
-    /** How many runs wait in a target's queue. */
-    queuedCount: (groupId: string): Promise<number> => queues.size(groupId),
+    /**
+     * A place in a target's queue for a run being admitted (see the queue index); release it
+     * once `enqueued` queued the run, or when admission gives up.
+     */
+    promisePlace: (groupId: string, max: number): Promise<PromisedPlace | undefined> =>
+      queues.promisePlace(groupId, max),
 
     /** Settings of a machine or its group changed: its queue is looked at again. */
     async machineChanged(machineId: string): Promise<void> {

@@ -34,8 +34,15 @@ interface GroupQueue {
   loaded: Promise<void>
 }
 
+/** A place in a queue held for a run being admitted. */
+export interface PromisedPlace {
+  release(): void
+}
+
 export function createQueueIndex(readQueue: (groupId: string) => Promise<RunRow[]>) {
   const groups = new Map<string, GroupQueue>()
+  /** Places in each target's queue promised to admissions that have not queued their run. */
+  const promised = new Map<string, number>()
 
   /** How many runs of the queue come before `run` (its index, when it is in the queue). */
   function placeOf(queue: GroupQueue, run: RunRow): number {
@@ -110,6 +117,29 @@ export function createQueueIndex(readQueue: (groupId: string) => Promise<RunRow[
 
     async size(groupId: string): Promise<number> {
       return (await queueOf(groupId)).runs.length
+    },
+
+    /**
+     * A place in a target's queue for a run being admitted, or undefined when the queue, with
+     * the places already promised, is full. Counted and promised in one step, so admissions at
+     * once cannot overfill it. Release the place once the run is `put` (it then counts as
+     * queued), or when admission gives up.
+     */
+    async promisePlace(groupId: string, max: number): Promise<PromisedPlace | undefined> {
+      const queue = await queueOf(groupId)
+      const others = promised.get(groupId) ?? 0
+      if (queue.runs.length + others >= max) return undefined
+      promised.set(groupId, others + 1)
+      let held = true
+      return {
+        release() {
+          if (!held) return
+          held = false
+          const left = (promised.get(groupId) ?? 1) - 1
+          if (left > 0) promised.set(groupId, left)
+          else promised.delete(groupId)
+        },
+      }
     },
 
     /** Where a queued run stands (1 for the head), or undefined when it is not queued. */

@@ -192,106 +192,115 @@ export function createRunService(deps: {
 
       const settings = await settingsOf(flow.environment_id)
       const nowMs = deps.clock.now().getTime()
-      if ((await dispatcher.queuedCount(group.id)) >= settings.maxQueuedRuns) {
+      const place = await dispatcher.promisePlace(group.id, settings.maxQueuedRuns)
+      if (!place) {
         throw new AppError('UIFlowRunQueueFull', {
           message: `The desktop flow run queue is full. Run queue max size: '${settings.maxQueuedRuns}'`,
         })
       }
-      const recent = await store.countRecent(connection.id, new Date(nowMs - 60_000).toISOString())
-      if (recent >= settings.runsPerMinutePerConnection) {
-        throw new AppError('DesktopFlowsActionThrottled', {
-          details: { limitPerMinute: settings.runsPerMinutePerConnection, retryAfterSeconds: 60 },
-        })
-      }
-      const id = deps.newId()
-      const draft = {
-        tenant_id: principal.tenant.id,
-        run_owner_type: connection.run_owner_type,
-        run_owner_id: connection.run_owner_id,
-        flow_id: flow.id,
-        target_group_id: group.id,
-        connection_id: connection.id,
-      }
-      if (!(await deps.runOwnerMayRun(draft, { caller: principal, flow })))
-        throw new AppError('RunOwnerLacksAccess')
-
-      const queueSeconds =
-        connection.type === 'signIn'
-          ? settings.signInQueueTimeoutSeconds
-          : settings.queueTimeoutSeconds
-      // Sealed to the target group at once: from here on only its machines can read them.
-      // A run without inputs has nothing to seal.
-      const sealedInputs =
-        Object.keys(inputs.values).length === 0
-          ? NO_INPUTS
-          : await sealToGroup(group.public_key ?? '', JSON.stringify(inputs.values), `run:${id}`)
-      if (request.wait && connection.type === 'signIn') {
-        // Synchronous mode: the token is minted now, as the caller waits (reference §3.10).
-        deps.presetSignInToken(id, await deps.connections.mintSignInToken(connection))
-      }
-      // The request time is the moment the run joins the queue.
-      const queuedMs = deps.clock.now().getTime()
-      const at = new Date(queuedMs).toISOString()
-      const run: RunRow = {
-        id,
-        environment_id: flow.environment_id,
-        flow_version_id: version.id,
-        caller_type: principal.type,
-        caller_id: principal.id,
-        connection_owner_id: connection.owner_id,
-        run_mode: request.runMode,
-        priority: request.priority,
-        priority_rank: PRIORITY_RANK[request.priority],
-        status: 'Queued',
-        sealed_inputs: sealedInputs,
-        shown_inputs: JSON.stringify(inputs.shown),
-        timeout_seconds:
-          request.timeoutSeconds ?? manifest.timeoutSeconds ?? DEFAULT_RUN_TIMEOUT_SECONDS,
-        callback_url: request.callbackUrl ?? null,
-        idempotency_key: request.idempotencyKey ?? null,
-        parent_run_id: request.parentRunId ?? null,
-        requested_at: at,
-        moved_to_top_at: null,
-        queue_rank: 0,
-        queue_deadline: new Date(queuedMs + queueSeconds * 1000).toISOString(),
-        machine_id: null,
-        offered_at: null,
-        lease_expires_at: null,
-        started_at: null,
-        finished_at: null,
-        os_account: connection.os_account,
-        exit_code: null,
-        outputs: null,
-        error: null,
-        refusals: null,
-        ...draft,
-      }
+      // The place is held until the run is in the queue's count, or admission gave up.
       try {
-        await deps.writes.write(async (trx) => {
-          const within = store.within(trx)
-          await within.insert(run)
-          await within.event(run, at, 'queued', { priority: run.priority, runMode: run.run_mode })
-        })
-      } catch (error) {
-        // Two retries with one key at once: the second finds the first.
-        const first = await retried()
-        if (first) return { run: first, created: false }
-        throw error
-      }
-      const queuedAt = performance.now()
-      const firstPass = dispatcher.enqueued(run)
-      return {
-        run,
-        created: true,
-        queuedAt,
-        firstPass,
-        known: {
-          flowName: flow.name,
-          flowVersion: version.version,
-          events: [
-            { at, kind: 'queued', details: { priority: run.priority, runMode: run.run_mode } },
-          ],
-        },
+        const recent = await store.countRecent(
+          connection.id,
+          new Date(nowMs - 60_000).toISOString(),
+        )
+        if (recent >= settings.runsPerMinutePerConnection) {
+          throw new AppError('DesktopFlowsActionThrottled', {
+            details: { limitPerMinute: settings.runsPerMinutePerConnection, retryAfterSeconds: 60 },
+          })
+        }
+        const id = deps.newId()
+        const draft = {
+          tenant_id: principal.tenant.id,
+          run_owner_type: connection.run_owner_type,
+          run_owner_id: connection.run_owner_id,
+          flow_id: flow.id,
+          target_group_id: group.id,
+          connection_id: connection.id,
+        }
+        if (!(await deps.runOwnerMayRun(draft, { caller: principal, flow })))
+          throw new AppError('RunOwnerLacksAccess')
+
+        const queueSeconds =
+          connection.type === 'signIn'
+            ? settings.signInQueueTimeoutSeconds
+            : settings.queueTimeoutSeconds
+        // Sealed to the target group at once: from here on only its machines can read them.
+        // A run without inputs has nothing to seal.
+        const sealedInputs =
+          Object.keys(inputs.values).length === 0
+            ? NO_INPUTS
+            : await sealToGroup(group.public_key ?? '', JSON.stringify(inputs.values), `run:${id}`)
+        if (request.wait && connection.type === 'signIn') {
+          // Synchronous mode: the token is minted now, as the caller waits (reference §3.10).
+          deps.presetSignInToken(id, await deps.connections.mintSignInToken(connection))
+        }
+        // The request time is the moment the run joins the queue.
+        const queuedMs = deps.clock.now().getTime()
+        const at = new Date(queuedMs).toISOString()
+        const run: RunRow = {
+          id,
+          environment_id: flow.environment_id,
+          flow_version_id: version.id,
+          caller_type: principal.type,
+          caller_id: principal.id,
+          connection_owner_id: connection.owner_id,
+          run_mode: request.runMode,
+          priority: request.priority,
+          priority_rank: PRIORITY_RANK[request.priority],
+          status: 'Queued',
+          sealed_inputs: sealedInputs,
+          shown_inputs: JSON.stringify(inputs.shown),
+          timeout_seconds:
+            request.timeoutSeconds ?? manifest.timeoutSeconds ?? DEFAULT_RUN_TIMEOUT_SECONDS,
+          callback_url: request.callbackUrl ?? null,
+          idempotency_key: request.idempotencyKey ?? null,
+          parent_run_id: request.parentRunId ?? null,
+          requested_at: at,
+          moved_to_top_at: null,
+          queue_rank: 0,
+          queue_deadline: new Date(queuedMs + queueSeconds * 1000).toISOString(),
+          machine_id: null,
+          offered_at: null,
+          lease_expires_at: null,
+          started_at: null,
+          finished_at: null,
+          os_account: connection.os_account,
+          exit_code: null,
+          outputs: null,
+          error: null,
+          refusals: null,
+          ...draft,
+        }
+        try {
+          await deps.writes.write(async (trx) => {
+            const within = store.within(trx)
+            await within.insert(run)
+            await within.event(run, at, 'queued', { priority: run.priority, runMode: run.run_mode })
+          })
+        } catch (error) {
+          // Two retries with one key at once: the second finds the first.
+          const first = await retried()
+          if (first) return { run: first, created: false }
+          throw error
+        }
+        const queuedAt = performance.now()
+        const firstPass = dispatcher.enqueued(run)
+        return {
+          run,
+          created: true,
+          queuedAt,
+          firstPass,
+          known: {
+            flowName: flow.name,
+            flowVersion: version.version,
+            events: [
+              { at, kind: 'queued', details: { priority: run.priority, runMode: run.run_mode } },
+            ],
+          },
+        }
+      } finally {
+        place.release()
       }
     },
 
