@@ -307,6 +307,15 @@ describe('the README first command, with real processes', () => {
       expect(output).not.toContain(secret)
   })
 
+  it('exits 2 for a usage error, naming what is wrong, and 0 for help', async () => {
+    const missing = await desklink(['run', 'some-flow'], { cwd, env: adminConfig })
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toContain("required option '--connection <id|name>' not specified")
+    const help = await desklink(['run', '--help'], { cwd, env: adminConfig })
+    expect(help.code).toBe(0)
+    expect(help.stdout).toContain('Exit status: 0 when the run succeeded')
+  })
+
   it('refuses a wrong password with a clear error and exit code', async () => {
     const login = await desklink(
       ['login', '--server', up.url, '--username', 'admin', '--password-stdin'],

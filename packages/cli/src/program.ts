@@ -57,7 +57,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     await program.parseAsync([...argv], { from: 'user' })
     return 0
   } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode
+    // Help and version end with 0; anything else commander refuses is a usage error.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2
     if (error instanceof CliError) {
       if (json)
         io.err(

@@ -247,6 +247,12 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
     .option('--parent-run-id <id>', 'an outside workflow run this run belongs to')
     .option('--no-wait', 'return once the run is queued')
     .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 when the run succeeded (with --no-wait: when it was queued); 1 when it ' +
+        'failed or was cancelled (its error code is printed), or the request was refused; 2 for ' +
+        'a usage or configuration error.',
+    )
     .action(async (flow, o) => {
       const client = api()
       const flowId = await resolveByName(client, 'desktop-flows', flow, o.environment)
