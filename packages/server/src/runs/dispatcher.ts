@@ -404,20 +404,35 @@ export function createDispatcher(deps: {
       if (firstPassOf.has(row.id)) firstPassOf.set(row.id, row)
       if (ports.send(machine.machineId, message)) continue
       // The machine left in the meantime: the offer never went out, so the run goes back.
-      await requeue(row, machine.machineId)
+      await requeue(row, machine.machineId, 'requeued', {
+        machineId: machine.machineId,
+        reason: 'offer not sent',
+      })
     }
     // The lease, or a timeout shorter than it.
     const shortest = Math.min(...planned.map((p) => p.run.timeout_seconds))
     dueAt(at + Math.min(deps.leaseMs, shortest * 1000 + LEASE_GRACE_MS))
   }
 
-  /** Gives a run its machine took but never started back to its queue; the row, when it did. */
-  async function requeue(run: RunRow, machineId: string): Promise<RunRow | undefined> {
-    const back = await store.transition(
-      run.id,
-      'Running',
-      { status: 'Queued', machine_id: null, offered_at: null, lease_expires_at: null },
-      { machineId },
+  /**
+   * Gives a run its machine took but never started back to its queue, with the event that says
+   * why (in one transaction); the row, when it did.
+   */
+  async function requeue(
+    run: RunRow,
+    machineId: string,
+    kind: 'requeued' | 'rejected',
+    details: Record<string, unknown>,
+  ): Promise<RunRow | undefined> {
+    const back = await writes.write((trx) =>
+      store
+        .within(trx)
+        .move(
+          run.id,
+          'Running',
+          { status: 'Queued', machine_id: null, offered_at: null, lease_expires_at: null },
+          { at: iso(), kind, details, machineId },
+        ),
     )
     if (back) {
       holdings.remove(machineId, run.id)
@@ -714,8 +729,7 @@ export function createDispatcher(deps: {
           // Offers made on this connection are answered on it; only older ones are in doubt.
           if (runningRuns.includes(run.id) || (run.offered_at ?? '') >= since) continue
           if (run.started_at === null) {
-            if (await requeue(run, machineId))
-              await store.event(run, iso(), 'requeued', { machineId, reason: 'offer not received' })
+            await requeue(run, machineId, 'requeued', { machineId, reason: 'offer not received' })
           } else {
             await fail(
               run,
@@ -755,8 +769,6 @@ export function createDispatcher(deps: {
     async rejected(machineId: string, runId: string, code: string, reason: string): Promise<void> {
       const run = await store.byId(runId)
       if (!run || run.started_at !== null) return
-      const back = await requeue(run, machineId)
-      if (!back) return
       const name =
         (
           await db
@@ -766,11 +778,11 @@ export function createDispatcher(deps: {
             .executeTakeFirst()
         )?.name ?? machineId
       const refusal = { machineId, machineName: name, code, reason }
+      // Noted before the run is back in its queue, so no pass offers it to this machine again.
       const refusals = rejectedBy.get(runId) ?? new Map<string, Refusal>()
       refusals.set(machineId, refusal)
       rejectedBy.set(runId, refusals)
-      await store.event(run, iso(), 'rejected', refusal)
-      void kick(run.target_group_id)
+      if (await requeue(run, machineId, 'rejected', refusal)) void kick(run.target_group_id)
     },
 
     /** A machine reports a run's end; true when it is stored (it is acknowledged either way). */
