@@ -216,7 +216,10 @@ export function createRuns(deps: {
     connections: deps.connections,
     access: deps.access,
     runOwnerMayRun,
-    presetSignInToken: (runId, token) => presetTokens.set(runId, token),
+    presetSignInToken: (runId, token) => {
+      if (token) presetTokens.set(runId, token)
+      else presetTokens.delete(runId)
+    },
     audit: deps.audit,
     clock: deps.clock,
     newId: deps.newId,

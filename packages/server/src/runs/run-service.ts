@@ -79,7 +79,11 @@ export function createRunService(deps: {
   /** Whether a principal (the run owner) may run through the connection now. */
   runOwnerMayRun: (run: RunOwnerSubject, known: KnownAtAdmission) => Promise<boolean>
   /** Keeps a sign-in token minted at request time for a synchronous run. */
-  presetSignInToken: (runId: string, token: { accessToken: string; expiresAt: Date }) => void
+  /** Keeps a sign-in token minted at request time for the run; undefined forgets it. */
+  presetSignInToken: (
+    runId: string,
+    token: { accessToken: string; expiresAt: Date } | undefined,
+  ) => void
   audit: AuditLog
   clock: Clock
   newId: IdGenerator
@@ -279,6 +283,8 @@ export function createRunService(deps: {
             await within.event(run, at, 'queued', { priority: run.priority, runMode: run.run_mode })
           })
         } catch (error) {
+          // Not stored: a token minted for it is never handed out.
+          deps.presetSignInToken(id, undefined)
           // Two retries with one key at once: the second finds the first.
           const first = await retried()
           if (first) return { run: first, created: false }
