@@ -10,6 +10,11 @@
  * when their lease (three heartbeat intervals, renewed by each heartbeat that lists them) runs
  * out: they fail with `RunLeaseExpired`, and are never started twice.
  *
+ * A pass works from memory: each target's queue (`queue-index.ts`), what each machine holds
+ * (`machine-holdings.ts`) and each target's machines (`target-members.ts`), read from the
+ * database on first use and then kept up to date by the dispatcher's own changes. The database
+ * stays the truth: taking a run is a conditional update whatever memory says.
+ *
  * @module
  */
 import {
@@ -25,11 +30,13 @@ import { AppError } from '../errors/index.ts'
 import type { Logger } from '../logging/index.ts'
 import { type Database, prepareQuery, type WriteBatcher } from '../storage/index.ts'
 import type { Clock } from '../system/index.ts'
+import { createDeadlineTimer } from './deadline-timer.ts'
 import { shownOutputs } from './flow-inputs.ts'
 import { createMachineHoldings } from './machine-holdings.ts'
 import { type MachinePicture, place, type Refusal } from './placement.ts'
 import { createQueueIndex, type PromisedPlace } from './queue-index.ts'
 import { QUEUED, type RunRow, type RunStore } from './run-store.ts'
+import { createTargetMembers, type Member } from './target-members.ts'
 
 type Offer = Extract<ServerMessage, { type: 'runOffer' }>
 
@@ -127,12 +134,6 @@ export function createDispatcher(deps: {
   const pendingPasses = new Map<string, Promise<void>>()
   /** Effective settings per machine, dropped whenever they may have changed. */
   const settingsCache = new Map<string, MachineSettings>()
-  let deadlineTimer: NodeJS.Timeout | undefined
-  /** When the deadline timer fires; undefined when it is not set. */
-  let armedFor: number | undefined
-  /** The earliest deadline announced since the last arming read the database. */
-  let announcedSinceArm = Infinity
-  let armScheduled = false
   let stopped = false
   /** The queues and what machines hold, in memory (rebuilt from the database as needed). */
   const queues = createQueueIndex((groupId) => store.queueHead(groupId, WHOLE_QUEUE))
@@ -173,20 +174,8 @@ export function createDispatcher(deps: {
   const connectionUsed = prepareQuery(db, (q, a: { id: string; at: string }) =>
     q.updateTable('connections').set({ last_used_at: a.at }).where('id', '=', a.id),
   )
-  /**
-   * The machines of each target. Kept until a machine joins or leaves a group, changes, comes,
-   * goes or is deleted: all rare next to placement passes, so any of them drops them all.
-   */
-  const members = new Map<string, Promise<{ id: string; name: string }[]>>()
-  function membersOf(groupId: string) {
-    let found = members.get(groupId)
-    if (!found) {
-      found = groupMachines.all({ groupId })
-      members.set(groupId, found)
-      found.catch(() => members.delete(groupId))
-    }
-    return found
-  }
+  const members = createTargetMembers((groupId) => groupMachines.all({ groupId }))
+  const membersOf = (groupId: string) => members.of(groupId)
   /**
    * When this server last stored each connection's last use. A connection's last use is
    * stored at most once a second: a burst of runs through it writes it once.
@@ -212,9 +201,7 @@ export function createDispatcher(deps: {
   }
 
   /** What each machine of a target can take now. */
-  async function picturesOf(
-    members: readonly { id: string; name: string }[],
-  ): Promise<MachinePicture[]> {
+  async function picturesOf(members: readonly Member[]): Promise<MachinePicture[]> {
     const held = await holdings.of(members.map((m) => m.id))
     const pictures: MachinePicture[] = []
     for (const machine of members) {
@@ -592,46 +579,13 @@ export function createDispatcher(deps: {
     }
   }
 
-  /**
-   * A deadline was just stored. Only one earlier than the timer needs it re-armed: a timer that
-   * fires early (its run ended or was renewed) finds nothing due and arms for what is next.
-   */
-  function dueAt(ms: number) {
-    announcedSinceArm = Math.min(announcedSinceArm, ms)
-    if (armedFor === undefined || ms < armedFor) scheduleArm()
-  }
-
-  function scheduleArm() {
-    if (armScheduled || stopped) return
-    armScheduled = true
-    setImmediate(() => {
-      armScheduled = false
-      arm().catch((error: unknown) => {
-        logger.error({ err: error }, 'arming the deadline timer failed; trying again')
-        setTimeout(scheduleArm, 1000).unref()
-      })
-    })
-  }
-
-  async function arm(): Promise<void> {
-    announcedSinceArm = Infinity
-    const stored = await store.nextDeadline(LEASE_GRACE_MS)
-    // A deadline announced while the read ran may have been stored just after it.
-    const next = Math.min(stored ?? Infinity, announcedSinceArm)
-    clearTimeout(deadlineTimer)
-    deadlineTimer = undefined
-    armedFor = undefined
-    if (!Number.isFinite(next) || stopped) return
-    armedFor = next
-    const delay = Math.min(Math.max(0, next - now().getTime()), 2 ** 31 - 1)
-    deadlineTimer = setTimeout(() => {
-      armedFor = undefined
-      void expire()
-        .catch((error: unknown) => logger.error({ err: error }, 'deadline handling failed'))
-        .finally(() => scheduleArm())
-    }, delay + 10)
-    deadlineTimer.unref()
-  }
+  const deadlines = createDeadlineTimer({
+    nextDeadline: () => store.nextDeadline(LEASE_GRACE_MS),
+    onDue: expire,
+    now: () => now().getTime(),
+    logger,
+  })
+  const dueAt = (ms: number) => deadlines.dueAt(ms)
 
   return {
     kick,
@@ -641,7 +595,7 @@ export function createDispatcher(deps: {
       const until = iso(now().getTime() + deps.leaseMs + LEASE_GRACE_MS)
       await store.renewAllLeases(until)
       for (const groupId of await store.groupsWithQueuedRuns()) void kick(groupId)
-      scheduleArm()
+      deadlines.start()
     },
 
     /**
@@ -682,7 +636,7 @@ export function createDispatcher(deps: {
     /** Settings of a machine or its group changed: its queue is looked at again. */
     async machineChanged(machineId: string): Promise<void> {
       settingsCache.delete(machineId)
-      members.clear()
+      members.dropAll()
       const groupId = await groupOf(machineId)
       if (groupId) void kick(groupId)
     },
@@ -690,20 +644,20 @@ export function createDispatcher(deps: {
     /** A machine was deleted (or replaced by a new registration). */
     machineDeleted(machineId: string): void {
       settingsCache.delete(machineId)
-      members.clear()
+      members.dropAll()
       holdings.forget(machineId)
     },
 
     machineConnected(machineId: string): void {
       settingsCache.delete(machineId)
-      members.clear()
+      members.dropAll()
       awaitingFirstHeartbeat.add(machineId)
       connectedAt.set(machineId, iso())
     },
 
     async machineDisconnected(machineId: string): Promise<void> {
       settingsCache.delete(machineId)
-      members.clear()
+      members.dropAll()
       sessionsOf.delete(machineId)
       awaitingFirstHeartbeat.delete(machineId)
       const groupId = await groupOf(machineId)
@@ -831,7 +785,7 @@ export function createDispatcher(deps: {
 
     stop(): void {
       stopped = true
-      clearTimeout(deadlineTimer)
+      deadlines.stop()
     },
   }
 }
