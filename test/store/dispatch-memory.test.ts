@@ -142,16 +142,20 @@ describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
     const stays = queuedRun(group, 0, 1)
     const leaves = queuedRun(group, 1000, 1)
     for (const run of [stays, leaves]) await store.insert(run)
-    // The first read answers with the queue as it was before the changes below.
+    // The first read answers with the queue as it was before the changes below: the changes
+    // start once it has read, and it answers once they are made.
     let release = () => {}
     const held = new Promise<void>((resolve) => (release = resolve))
+    let haveRead = () => {}
+    const read = new Promise<void>((resolve) => (haveRead = resolve))
     const index = createQueueIndex(async (g) => {
       const rows = await store.queueHead(g, WHOLE)
+      haveRead()
       await held
       return rows
     })
     const reading = index.head(group, WHOLE)
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    await read
 
     // Meanwhile: one run is taken, one joins, one is moved to the top.
     const joins = queuedRun(group, 2000, 0)

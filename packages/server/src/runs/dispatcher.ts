@@ -255,7 +255,9 @@ export function createDispatcher(deps: {
     )
     if (!final) {
       // No longer in that state: if it was queued, it left the queue some other way.
-      if ((typeof from === 'string' ? [from] : from).includes('Queued')) queues.drop(run)
+      // (A move bound to a machine can fail while the run is still queued: not that one.)
+      if (machineId === undefined && (typeof from === 'string' ? [from] : from).includes('Queued'))
+        queues.drop(run)
       return false
     }
     rejectedBy.delete(run.id)
@@ -672,7 +674,10 @@ export function createDispatcher(deps: {
       sessionsOf.set(machineId, sessions)
       // What the machine holds is read again: any drift lasts one heartbeat at most.
       holdings.forget(machineId)
-      for (const refusals of rejectedBy.values()) refusals.delete(machineId)
+      for (const [runId, refusals] of rejectedBy) {
+        refusals.delete(machineId)
+        if (refusals.size === 0) rejectedBy.delete(runId)
+      }
       await store.renewLeases(machineId, runningRuns, iso(now().getTime() + deps.leaseMs))
       if (awaitingFirstHeartbeat.delete(machineId)) {
         // The agent sent its journaled results before this heartbeat: a run it was offered
@@ -736,7 +741,13 @@ export function createDispatcher(deps: {
       const refusals = rejectedBy.get(runId) ?? new Map<string, Refusal>()
       refusals.set(machineId, refusal)
       rejectedBy.set(runId, refusals)
-      if (await requeue(run, machineId, 'rejected', refusal)) void kick(run.target_group_id)
+      if (await requeue(run, machineId, 'rejected', refusal)) {
+        void kick(run.target_group_id)
+        return
+      }
+      // Not given back (it ended, or is not this machine's): the note goes.
+      refusals.delete(machineId)
+      if (refusals.size === 0) rejectedBy.delete(runId)
     },
 
     /** A machine reports a run's end; true when it is stored (it is acknowledged either way). */
