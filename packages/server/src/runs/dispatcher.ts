@@ -82,6 +82,8 @@ export interface RunError {
 const LEASE_GRACE_MS = 5_000
 /** How fresh a connection's stored last use is kept (a connection list shows it). */
 const LAST_USE_PRECISION_MS = 1_000
+/** How often a run that keeps waiting for the same reasons is looked up in the database. */
+const CONFIRM_WAITING_MS = 1_000
 /** A limit that reads a whole queue (queues are bounded far below it by `maxQueuedRuns`). */
 const WHOLE_QUEUE = 1_000_000
 
@@ -171,6 +173,11 @@ export function createDispatcher(deps: {
       .where('status', '=', QUEUED)
       .returning('id'),
   )
+  const queuedStatus = prepareQuery(db, (q, a: { id: string }) =>
+    q.selectFrom('runs').select('status').where('id', '=', a.id),
+  )
+  /** When each waiting run was last found still queued in the database. */
+  const confirmedAt = new Map<string, number>()
   const connectionUsed = prepareQuery(db, (q, a: { id: string; at: string }) =>
     q.updateTable('connections').set({ last_used_at: a.at }).where('id', '=', a.id),
   )
@@ -253,6 +260,7 @@ export function createDispatcher(deps: {
         },
       ),
     )
+    confirmedAt.delete(run.id)
     if (!final) {
       // No longer in that state: if it was queued, it left the queue some other way.
       // (A move bound to a machine can fail while the run is still queued: not that one.)
@@ -280,16 +288,33 @@ export function createDispatcher(deps: {
     machineId?: string,
   ) => end(run, from, 'Failed', { error: JSON.stringify(error) }, machineId)
 
-  async function recordRefusals(run: RunRow, refusals: readonly Refusal[]) {
+  /**
+   * Stores why a run waits; false when the run turned out to be no longer queued (it left the
+   * queue some other way, or was removed behind this server's back) and left the index.
+   */
+  async function recordRefusals(run: RunRow, refusals: readonly Refusal[]): Promise<boolean> {
     const json = JSON.stringify(refusals)
+    const at = now().getTime()
+    let queued: boolean
     if (json !== run.refusals) {
       const stored = await writes.write((trx) =>
         refusalsOf.all({ id: run.id, refusals: json }, trx),
       )
-      // No longer queued: it left the queue some other way.
-      if (stored.length === 0) queues.drop(run)
-      else run.refusals = json
+      queued = stored.length > 0
+      if (queued) run.refusals = json
+    } else if (at - (confirmedAt.get(run.id) ?? 0) >= CONFIRM_WAITING_MS) {
+      // A run that keeps waiting for the same reasons writes nothing; now and then it is
+      // looked up, so one that vanished cannot block its queue for long.
+      queued = (await queuedStatus.first({ id: run.id }))?.status === 'Queued'
+    } else return true
+    if (!queued) {
+      confirmedAt.delete(run.id)
+      queues.drop(run)
+      return false
     }
+    if (confirmedAt.size >= 100_000) confirmedAt.clear()
+    confirmedAt.set(run.id, at)
+    return true
   }
 
   /** What the machine will be sent, or undefined when the run failed on the way. */
@@ -387,6 +412,7 @@ export function createDispatcher(deps: {
     for (const [i, { run, machine, message }] of planned.entries()) {
       // Taken, or no longer queued: either way it left the queue.
       queues.drop(run)
+      confirmedAt.delete(run.id)
       const row = taken[i]
       if (!row) continue
       holdings.add({ ...row, machine_id: machine.machineId })
@@ -509,8 +535,9 @@ export function createDispatcher(deps: {
         }
         continue
       }
-      await recordRefusals(run, outcome.refusals)
-      // Head-of-line blocking: without extended prioritization nothing passes a waiting run.
+      // Head-of-line blocking: without extended prioritization nothing passes a waiting run
+      // (unless it turned out to be gone).
+      if (!(await recordRefusals(run, outcome.refusals))) continue
       if (!extended) break
     }
     await offerAll(planned)

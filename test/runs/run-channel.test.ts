@@ -1,11 +1,17 @@
 /**
- * A machine that turns an offer down, over the real channel protocol: the run goes back to its
- * queue with the reason (an event and the machine's refusal), is not offered to that machine
- * again before the machine's next heartbeat, and then runs there once.
+ * The dispatcher with a test agent speaking the real channel protocol, for what a real agent
+ * does not do on demand:
+ * - a machine that turns an offer down: the run goes back to its queue with the reason (an
+ *   event and the machine's refusal), is not offered to that machine again before the
+ *   machine's next heartbeat, and then runs there once;
+ * - a waiting run that disappears from the database behind the dispatcher's back does not
+ *   block its queue.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type WebSocket from 'ws'
 
+import { openStorage } from '../../packages/server/src/storage/index.ts'
+import { type ChannelMessage as Message, listenToChannel } from '../support/channel-listener.ts'
 import { pushFlow, waitForRun } from '../support/runs.ts'
 import { HELLO, registerTestMachine, type TestMachine } from '../support/test-machine.ts'
 import {
@@ -16,57 +22,13 @@ import {
   type TestServer,
 } from '../support/test-server.ts'
 
-type Message = Record<string, unknown> & { type: string }
-
-/** The channel as an agent sees it: every message kept, and a wait for the next of a type. */
-function listen(ws: WebSocket) {
-  const seen: Message[] = []
-  const waiters: { type: string; resolve: (m: Message) => void }[] = []
-  ws.on('message', (data) => {
-    const message = JSON.parse((data as Buffer).toString('utf8')) as Message
-    const waiter = waiters.findIndex((w) => w.type === message.type)
-    if (waiter >= 0) waiters.splice(waiter, 1)[0]?.resolve(message)
-    else seen.push(message)
-  })
-  return {
-    next(type: string, ms = 5000): Promise<Message> {
-      const early = seen.findIndex((m) => m.type === type)
-      if (early >= 0) return Promise.resolve(seen.splice(early, 1)[0])
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no ${type} within ${ms} ms`)), ms)
-        waiters.push({
-          type,
-          resolve: (m) => {
-            clearTimeout(timer)
-            resolve(m)
-          },
-        })
-      })
-    },
-    /** Whether a message of `type` comes within `ms`. */
-    async comes(type: string, ms: number): Promise<boolean> {
-      return this.next(type, ms).then(
-        (m) => {
-          seen.unshift(m)
-          return true
-        },
-        () => {
-          const left = waiters.findIndex((w) => w.type === type)
-          if (left >= 0) waiters.splice(left, 1)
-          return false
-        },
-      )
-    },
-  }
-}
-
-describe('a machine that turns an offer down', () => {
+describe('runs with a test agent on the channel', () => {
   let t: TestServer
   let token: string
   let environmentId: string
   let machine: TestMachine
   let ws: WebSocket
-  let channel: ReturnType<typeof listen>
+  let channel: ReturnType<typeof listenToChannel>
   let seq = 0
   const heartbeat = () =>
     ws.send(JSON.stringify({ type: 'heartbeat', seq: ++seq, sessions: [], runningRuns: [] }))
@@ -77,7 +39,7 @@ describe('a machine that turns an offer down', () => {
     environmentId = (await api(t.url, token, 'GET', '/me')).body.roles[0].environmentId
     machine = await registerTestMachine(t.url, token, environmentId, 'picky')
     ws = await machine.connect()
-    channel = listen(ws)
+    channel = listenToChannel(ws)
     ws.send(JSON.stringify(HELLO))
     await channel.next('welcome')
     heartbeat()
@@ -99,6 +61,29 @@ describe('a machine that turns an offer down', () => {
     ws?.terminate()
     await t?.close()
   })
+
+  let prepared: Promise<{ flow: { id: string }; connection: { body: { id: string } } }> | undefined
+  /** The flow and connection both tests use, made once. */
+  function flowAndConnection() {
+    prepared ??= (async () => {
+      const flow = await pushFlow(t.url, token, environmentId, { name: 'picky', script: 'true' })
+      const connection = await api(
+        t.url,
+        token,
+        'POST',
+        `/environments/${environmentId}/connections`,
+        {
+          name: 'picky',
+          target: { machineId: machine.machineId },
+          username: 'runner',
+          password: 'runner-password',
+        },
+      )
+      expect(connection.body.status, connection.text).toBe('Connected')
+      return { flow, connection }
+    })()
+    return prepared
+  }
 
   it('gets the run back in its queue with the reason, and runs it after its next heartbeat', async () => {
     const flow = await pushFlow(t.url, token, environmentId, { name: 'picky', script: 'true' })
@@ -184,5 +169,47 @@ describe('a machine that turns an offer down', () => {
       'started',
       'succeeded',
     ])
+  })
+
+  it('does not let a waiting run that vanished from the database block its queue', async () => {
+    const { flow, connection } = await flowAndConnection()
+    // An attended run waits for a session this machine never has: the head of the queue.
+    const stuck = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+      connectionId: connection.body.id,
+      runMode: 'attended',
+    })
+    expect(stuck.status, stuck.text).toBe(202)
+    await waitForRun(
+      t.url,
+      token,
+      stuck.body.id,
+      (r) => ((r.waiting as { machines: unknown[] } | null)?.machines ?? []).length > 0,
+    )
+    // Removed behind the dispatcher's back (as a tenant's removal cascades to its runs).
+    const storage = openStorage(t.database.url)
+    try {
+      await storage.db.deleteFrom('runs').where('id', '=', stuck.body.id).execute()
+    } finally {
+      await storage.close()
+    }
+
+    // The next run waits behind it at first. The vanished head is looked up again within a
+    // second of waiting, on a later pass (each heartbeat starts one), and leaves the queue.
+    const next = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+      connectionId: connection.body.id,
+    })
+    expect(next.status, next.text).toBe(202)
+    for (let i = 0; i < 20 && !(await channel.comes('runOffer', 300)); i++) heartbeat()
+    const offer = await channel.next('runOffer', 100)
+    expect(offer.runId).toBe(next.body.id)
+    ws.send(
+      JSON.stringify({
+        type: 'runRejected',
+        runId: offer.runId,
+        code: 'Cleanup',
+        reason: 'the test ends here',
+      }),
+    )
+    await api(t.url, token, 'POST', `/runs/${next.body.id}/cancel`)
   })
 })
