@@ -249,11 +249,17 @@ describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
       third.id,
     ])
     expect(reads).toBe(2)
-    // A heartbeat forgets them: the next pass reads what the database says.
+    // A heartbeat listing other runs than those kept makes the dispatcher forget them: the next
+    // pass reads what the database says. One listing the same runs changes nothing.
+    expect(holdings.agrees(machine, [third.id])).toBe(true)
+    expect(holdings.agrees(machine, [])).toBe(false)
+    expect(holdings.agrees(machine, [second.id, third.id])).toBe(false)
     holdings.forget(machine)
+    expect(holdings.agrees(machine, [second.id, third.id])).toBe(false)
     expect(((await holdings.of([machine])).get(machine) ?? []).map((r) => r.id).sort()).toEqual(
       [second.id, third.id].sort(),
     )
     expect(reads).toBe(3)
+    expect(holdings.agrees(machine, [third.id, second.id])).toBe(true)
   })
 })

@@ -699,8 +699,9 @@ export function createDispatcher(deps: {
       runningRuns: readonly string[],
     ): Promise<void> {
       sessionsOf.set(machineId, sessions)
-      // What the machine holds is read again: any drift lasts one heartbeat at most.
-      holdings.forget(machineId)
+      // What the machine holds is read again unless it says the same: drift lasts one
+      // heartbeat at most, and an idle machine's heartbeat reads nothing.
+      if (!holdings.agrees(machineId, runningRuns)) holdings.forget(machineId)
       for (const [runId, refusals] of rejectedBy) {
         refusals.delete(machineId)
         if (refusals.size === 0) rejectedBy.delete(runId)
@@ -730,7 +731,7 @@ export function createDispatcher(deps: {
           }
         }
       }
-      const groupId = await groupOf(machineId)
+      const groupId = members.groupOf(machineId) ?? (await groupOf(machineId))
       if (groupId) void kick(groupId)
     },
 

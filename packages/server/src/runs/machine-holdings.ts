@@ -4,7 +4,8 @@
  *
  * A machine's holdings are read the first time a pass needs them, then follow the dispatcher:
  * a run taken for the machine is added, a run that ended or came back to its queue is removed.
- * Each heartbeat forgets them, so whatever drifted is read again within one heartbeat. A read
+ * A heartbeat that lists other runs than those kept forgets them, so whatever drifted is read
+ * again within one heartbeat. A read
  * that overlapped a change of that machine is used once and not kept. The rows of runs taken
  * here are kept whole, so a machine's report on a run does not read it again.
  *
@@ -51,6 +52,12 @@ export function createMachineHoldings(readHeld: (machineIds: string[]) => Promis
     rowOf(machineId: string, runId: string): RunRow | undefined {
       const held = known.get(machineId)?.get(runId)
       return held && isWholeRow(held) ? held : undefined
+    },
+
+    /** Whether what is kept for the machine is exactly the runs it says it holds. */
+    agrees(machineId: string, runIds: readonly string[]): boolean {
+      const held = known.get(machineId)
+      return held !== undefined && held.size === runIds.length && runIds.every((id) => held.has(id))
     },
 
     /** A run was taken for the machine, or changed while it holds it (the row as stored). */

@@ -12,12 +12,23 @@ export interface Member {
 
 export function createTargetMembers(read: (groupId: string) => Promise<Member[]>) {
   const known = new Map<string, Promise<Member[]>>()
+  /** The target of each machine seen in a read, since the last drop. */
+  const groupOfMachine = new Map<string, string>()
+  /** Bumped by each drop: a read that overlapped one says nothing about machines' targets. */
+  let epoch = 0
   return {
     of(groupId: string): Promise<Member[]> {
       let found = known.get(groupId)
       if (!found) {
+        const readAt = epoch
         const reading = read(groupId)
         known.set(groupId, reading)
+        void reading.then(
+          (rows) => {
+            if (readAt === epoch) for (const m of rows) groupOfMachine.set(m.id, groupId)
+          },
+          () => undefined,
+        )
         // A failed read is tried again next time (unless a newer one replaced it).
         reading.catch(() => {
           if (known.get(groupId) === reading) known.delete(groupId)
@@ -26,8 +37,14 @@ export function createTargetMembers(read: (groupId: string) => Promise<Member[]>
       }
       return found
     },
+    /** The target a machine belongs to, when a read since the last drop saw it. */
+    groupOf(machineId: string): string | undefined {
+      return groupOfMachine.get(machineId)
+    },
     dropAll(): void {
       known.clear()
+      groupOfMachine.clear()
+      epoch += 1
     },
   }
 }
