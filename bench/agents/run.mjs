@@ -12,12 +12,13 @@
 import { fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+
+import { freePort } from '../lib/free-port.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..', '..')
@@ -176,17 +177,6 @@ function request(child, message, type = 'result') {
 }
 const memoryOf = (child) => request(child, { type: 'memory' }, 'memory')
 const fleetDo = async (fleet, cmd, args = {}) => (await request(fleet, { cmd, ...args })).result
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address()
-      probe.close(() => resolve(port))
-    })
-  })
-}
 
 async function waitHealthy(base, child) {
   for (const until = Date.now() + 30_000; Date.now() < until; await sleep(100)) {

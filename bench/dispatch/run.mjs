@@ -16,7 +16,6 @@
 import { spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -27,6 +26,7 @@ import Database from 'better-sqlite3'
 import WebSocket, { WebSocketServer } from 'ws'
 
 import { api, assertion, leanClient, pool, signIn } from '../lib/desklink-client.mjs'
+import { freePort } from '../lib/free-port.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const cli = join(here, '..', '..', 'bin', 'desklink.js')
@@ -53,16 +53,6 @@ const pct = (values, p) => {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
 }
 const ms = (v) => `${v.toFixed(2)} ms`
-
-function freePort() {
-  return new Promise((resolve) => {
-    const probe = createServer()
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address()
-      probe.close(() => resolve(port))
-    })
-  })
-}
 
 /** The floor: one WebSocket round trip to a bare echo server, plus one SQLite commit. */
 async function measureFloor(samples) {
