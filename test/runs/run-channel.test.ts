@@ -29,6 +29,8 @@ describe('runs with a test agent on the channel', () => {
   let machine: TestMachine
   let ws: WebSocket
   let channel: ReturnType<typeof listenToChannel>
+  let flow: { id: string }
+  let connectionId: string
   let seq = 0
   const heartbeat = () =>
     ws.send(JSON.stringify({ type: 'heartbeat', seq: ++seq, sessions: [], runningRuns: [] }))
@@ -56,37 +58,7 @@ describe('runs with a test agent on the channel', () => {
           }),
         )
     })
-  })
-  afterAll(async () => {
-    ws?.terminate()
-    await t?.close()
-  })
-
-  let prepared: Promise<{ flow: { id: string }; connection: { body: { id: string } } }> | undefined
-  /** The flow and connection both tests use, made once. */
-  function flowAndConnection() {
-    prepared ??= (async () => {
-      const flow = await pushFlow(t.url, token, environmentId, { name: 'picky', script: 'true' })
-      const connection = await api(
-        t.url,
-        token,
-        'POST',
-        `/environments/${environmentId}/connections`,
-        {
-          name: 'picky',
-          target: { machineId: machine.machineId },
-          username: 'runner',
-          password: 'runner-password',
-        },
-      )
-      expect(connection.body.status, connection.text).toBe('Connected')
-      return { flow, connection }
-    })()
-    return prepared
-  }
-
-  it('gets the run back in its queue with the reason, and runs it after its next heartbeat', async () => {
-    const flow = await pushFlow(t.url, token, environmentId, { name: 'picky', script: 'true' })
+    flow = await pushFlow(t.url, token, environmentId, { name: 'picky', script: 'true' })
     const connection = await api(
       t.url,
       token,
@@ -100,9 +72,16 @@ describe('runs with a test agent on the channel', () => {
       },
     )
     expect(connection.body.status, connection.text).toBe('Connected')
+    connectionId = connection.body.id as string
+  })
+  afterAll(async () => {
+    ws?.terminate()
+    await t?.close()
+  })
 
+  it('gets the run back in its queue with the reason, and runs it after its next heartbeat', async () => {
     const run = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
-      connectionId: connection.body.id,
+      connectionId,
     })
     expect(run.status, run.text).toBe(202)
     const offer = await channel.next('runOffer')
@@ -172,10 +151,9 @@ describe('runs with a test agent on the channel', () => {
   })
 
   it('does not let a waiting run that vanished from the database block its queue', async () => {
-    const { flow, connection } = await flowAndConnection()
     // An attended run waits for a session this machine never has: the head of the queue.
     const stuck = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
-      connectionId: connection.body.id,
+      connectionId,
       runMode: 'attended',
     })
     expect(stuck.status, stuck.text).toBe(202)
@@ -196,7 +174,7 @@ describe('runs with a test agent on the channel', () => {
     // The next run waits behind it at first. The vanished head is looked up again within a
     // second of waiting, on a later pass (each heartbeat starts one), and leaves the queue.
     const next = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
-      connectionId: connection.body.id,
+      connectionId,
     })
     expect(next.status, next.text).toBe(202)
     for (let i = 0; i < 20 && !(await channel.comes('runOffer', 300)); i++) heartbeat()

@@ -176,18 +176,17 @@ export function createDispatcher(deps: {
   const queuedStatus = prepareQuery(db, (q, a: { id: string }) =>
     q.selectFrom('runs').select('status').where('id', '=', a.id),
   )
-  /** When each waiting run was last found still queued in the database. */
-  const confirmedAt = new Map<string, number>()
   const connectionUsed = prepareQuery(db, (q, a: { id: string; at: string }) =>
     q.updateTable('connections').set({ last_used_at: a.at }).where('id', '=', a.id),
   )
-  const members = createTargetMembers((groupId) => groupMachines.all({ groupId }))
-  const membersOf = (groupId: string) => members.of(groupId)
+  const targetMembers = createTargetMembers((groupId) => groupMachines.all({ groupId }))
   /**
    * When this server last stored each connection's last use. A connection's last use is
    * stored at most once a second: a burst of runs through it writes it once.
    */
   const lastUseStored = new Map<string, number>()
+  /** When each run blocking its queue was last found still queued in the database. */
+  const confirmedAt = new Map<string, number>()
   /** Runs whose admission awaits their first pass, and the row that pass took or ended. */
   const firstPassOf = new Map<string, RunRow | undefined>()
   const connectionOf = (id: string): Promise<ConnectionForRun | undefined> =>
@@ -291,8 +290,13 @@ export function createDispatcher(deps: {
   /**
    * Stores why a run waits; false when the run turned out to be no longer queued (it left the
    * queue some other way, or was removed behind this server's back) and left the index.
+   * `blocking`: the run holds up the runs behind it (no extended prioritization).
    */
-  async function recordRefusals(run: RunRow, refusals: readonly Refusal[]): Promise<boolean> {
+  async function recordRefusals(
+    run: RunRow,
+    refusals: readonly Refusal[],
+    blocking: boolean,
+  ): Promise<boolean> {
     const json = JSON.stringify(refusals)
     const at = now().getTime()
     let queued: boolean
@@ -302,9 +306,9 @@ export function createDispatcher(deps: {
       )
       queued = stored.length > 0
       if (queued) run.refusals = json
-    } else if (at - (confirmedAt.get(run.id) ?? 0) >= CONFIRM_WAITING_MS) {
-      // A run that keeps waiting for the same reasons writes nothing; now and then it is
-      // looked up, so one that vanished cannot block its queue for long.
+    } else if (blocking && at - (confirmedAt.get(run.id) ?? 0) >= CONFIRM_WAITING_MS) {
+      // A run that keeps waiting for the same reasons writes nothing; when it blocks its queue
+      // it is looked up now and then, so one that vanished cannot block it for long.
       queued = (await queuedStatus.first({ id: run.id }))?.status === 'Queued'
     } else return true
     if (!queued) {
@@ -402,18 +406,17 @@ export function createDispatcher(deps: {
         )
       }
       const used = new Set(planned.filter((_, i) => rows[i]).map((p) => p.connection.id))
-      for (const id of used)
-        if (staleUse.has(id)) await connectionUsed.all({ id, at: iso(at) }, trx)
-      return rows
+      const stored = [...used].filter((id) => staleUse.has(id))
+      for (const id of stored) await connectionUsed.all({ id, at: iso(at) }, trx)
+      return { rows, stored }
     })
     if (lastUseStored.size >= 10_000) lastUseStored.clear()
-    for (const [i, { connection }] of planned.entries())
-      if (taken[i] && staleUse.has(connection.id)) lastUseStored.set(connection.id, at)
+    for (const id of taken.stored) lastUseStored.set(id, at)
     for (const [i, { run, machine, message }] of planned.entries()) {
       // Taken, or no longer queued: either way it left the queue.
       queues.drop(run)
       confirmedAt.delete(run.id)
-      const row = taken[i]
+      const row = taken.rows[i]
       if (!row) continue
       holdings.add({ ...row, machine_id: machine.machineId })
       if (firstPassOf.has(row.id)) firstPassOf.set(row.id, row)
@@ -459,7 +462,7 @@ export function createDispatcher(deps: {
 
   /** One placement pass over a target's queue. */
   async function dispatchGroup(groupId: string): Promise<void> {
-    const members = await membersOf(groupId)
+    const members = await targetMembers.of(groupId)
     if (members.length === 0) {
       for (const run of await queues.head(groupId, WHOLE_QUEUE))
         await fail(run, 'Queued', {
@@ -537,7 +540,7 @@ export function createDispatcher(deps: {
       }
       // Head-of-line blocking: without extended prioritization nothing passes a waiting run
       // (unless it turned out to be gone).
-      if (!(await recordRefusals(run, outcome.refusals))) continue
+      if (!(await recordRefusals(run, outcome.refusals, !extended))) continue
       if (!extended) break
     }
     await offerAll(planned)
@@ -646,7 +649,7 @@ export function createDispatcher(deps: {
 
     /** Whether a target has machines (it may have none, and then nothing can run there). */
     async hasMachines(groupId: string): Promise<boolean> {
-      return (await membersOf(groupId)).length > 0
+      return (await targetMembers.of(groupId)).length > 0
     },
 
     /** A queued run changed its place (priority, moved to top or back): its queue is looked at again. */
@@ -665,7 +668,7 @@ export function createDispatcher(deps: {
     /** Settings of a machine or its group changed: its queue is looked at again. */
     async machineChanged(machineId: string): Promise<void> {
       settingsCache.delete(machineId)
-      members.dropAll()
+      targetMembers.dropAll()
       const groupId = await groupOf(machineId)
       if (groupId) void kick(groupId)
     },
@@ -673,20 +676,20 @@ export function createDispatcher(deps: {
     /** A machine was deleted (or replaced by a new registration). */
     machineDeleted(machineId: string): void {
       settingsCache.delete(machineId)
-      members.dropAll()
+      targetMembers.dropAll()
       holdings.forget(machineId)
     },
 
     machineConnected(machineId: string): void {
       settingsCache.delete(machineId)
-      members.dropAll()
+      targetMembers.dropAll()
       awaitingFirstHeartbeat.add(machineId)
       connectedAt.set(machineId, iso())
     },
 
     async machineDisconnected(machineId: string): Promise<void> {
       settingsCache.delete(machineId)
-      members.dropAll()
+      targetMembers.dropAll()
       sessionsOf.delete(machineId)
       awaitingFirstHeartbeat.delete(machineId)
       const groupId = await groupOf(machineId)
@@ -731,7 +734,7 @@ export function createDispatcher(deps: {
           }
         }
       }
-      const groupId = members.groupOf(machineId) ?? (await groupOf(machineId))
+      const groupId = targetMembers.groupOf(machineId) ?? (await groupOf(machineId))
       if (groupId) void kick(groupId)
     },
 
