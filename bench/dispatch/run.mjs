@@ -8,10 +8,11 @@
 //                               [--concurrency 64] [--machines 4] [--postgres URL]
 //                               [--profile DIR]
 //
-// Latency: from just before POST /desktop-flows/{id}/runs to the offer arriving at the agent,
-// measured in this process (one clock), one run at a time, with 1 and with 1 + idle agents
-// connected. The floor, measured in the same run: one WebSocket round trip (to a bare ws echo
-// server) plus one SQLite commit (WAL, synchronous=NORMAL, as the server runs it).
+// Latency: from the moment the server queued the run (its Server-Timing `queued` figure, on the
+// machine's monotonic clock, which this process shares) to the offer arriving at the agent, one
+// run at a time, with 1 and with 1 + idle agents connected; and from just before the request.
+// The floor, measured in the same run: one WebSocket round trip (to a bare ws echo server) plus
+// one SQLite commit (WAL, synchronous=NORMAL, as the server runs it).
 // Throughput: N no-op runs with C requests in flight over M machines, until every run ended.
 import { spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
@@ -53,6 +54,8 @@ const pct = (values, p) => {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
 }
 const ms = (v) => `${v.toFixed(2)} ms`
+/** The machine's monotonic clock in ms: the clock of the server's `queued` figure. */
+const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
 
 /** The floor: one WebSocket round trip to a bare echo server, plus one SQLite commit. */
 async function measureFloor(samples) {
@@ -115,6 +118,7 @@ function connectAgent(base, machine, onOffer) {
       ws.on('error', reject)
       ws.on('message', (data) => {
         const at = performance.now()
+        const mono = monotonicMs()
         const message = JSON.parse(data.toString())
         if (message.type === 'welcome') {
           heartbeat()
@@ -130,7 +134,7 @@ function connectAgent(base, machine, onOffer) {
             }),
           )
         } else if (message.type === 'runOffer') {
-          onOffer(message.runId, at)
+          onOffer(message.runId, at, mono)
           const now = new Date().toISOString()
           ws.send(JSON.stringify({ type: 'runAccepted', runId: message.runId }))
           ws.send(
@@ -219,10 +223,10 @@ async function benchServer(label, databaseUrl) {
       return machines
     }
     const offers = new Map()
-    const onOffer = (runId, at) => {
+    const onOffer = (runId, at, mono) => {
       const waiter = offers.get(runId)
-      if (typeof waiter === 'function') waiter({ at })
-      else offers.set(runId, { at })
+      if (typeof waiter === 'function') waiter({ at, mono })
+      else offers.set(runId, { at, mono })
     }
     const offerOf = (runId) =>
       new Promise((resolve) => {
@@ -258,13 +262,18 @@ async function benchServer(label, databaseUrl) {
       return answer.body
     }
 
-    /** One run started and timed: its id, and how long admission took on the server. */
+    /**
+     * One run started and timed: its id, how long admission took on the server, and when the
+     * run was queued, on the machine's monotonic clock.
+     */
     const timedRun = async (connectionId) => {
       const answer = await lean('POST', `/desktop-flows/${flow.id}/runs`, { connectionId })
       if (answer.status !== 202) throw new Error(`run refused: ${JSON.stringify(answer.body)}`)
-      const timing = /admission;dur=([\d.]+)/.exec(answer.headers['server-timing'] ?? '')
-      if (!timing) throw new Error('no Server-Timing admission figure in the answer')
-      return { id: answer.body.id, admissionMs: Number(timing[1]) }
+      const timing = /admission;dur=([\d.]+), queued;desc="([\d.]+)"/.exec(
+        answer.headers['server-timing'] ?? '',
+      )
+      if (!timing) throw new Error('no Server-Timing admission and queued figures in the answer')
+      return { id: answer.body.id, admissionMs: Number(timing[1]), queuedMono: Number(timing[2]) }
     }
     const latency = async () => {
       const times = []
@@ -279,8 +288,13 @@ async function benchServer(label, databaseUrl) {
         times.push(offer.at - started)
         admissions.push(run.admissionMs)
         // The server queued the run `admissionMs` after the request reached it, so from there
-        // to the offer is at most this (the request's own transit is still counted in it).
-        fromQueued.push(offer.at - started - run.admissionMs)
+        // to the offer is at most this (the request's transit to the server counted in it)...
+        const upperBound = offer.at - started - run.admissionMs
+        // ...and exactly this: both readings are of the machine's monotonic clock.
+        const queuedToOffer = offer.mono - run.queuedMono
+        if (queuedToOffer < 0 || queuedToOffer > upperBound + 0.01)
+          throw new Error(`clocks disagree: ${queuedToOffer} ms, at most ${upperBound} ms`)
+        fromQueued.push(queuedToOffer)
       }
       return {
         p50: pct(times, 50),

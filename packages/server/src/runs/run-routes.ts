@@ -23,6 +23,7 @@ import { z } from 'zod'
 import type { AppEnv } from '../http/app-env.ts'
 import { bearerAuth, createRoute, jsonBody, responses } from '../http/openapi-app.ts'
 import type { Database } from '../storage/index.ts'
+import { monotonicMs } from '../system/index.ts'
 import type { Dispatcher } from './dispatcher.ts'
 import type { KnownRunFacts, RunService } from './run-service.ts'
 import type { RunRow, RunStore } from './run-store.ts'
@@ -231,11 +232,14 @@ export function registerRunRoutes(
     const principal = c.get('principal')
     const admitted = await runs.create(principal, c.req.valid('param').flowId, request)
     const { run, created } = admitted
-    // How long admission took, up to the moment the run was queued (RFC Server-Timing).
+    // How long admission took, up to the moment the run was queued, and that moment on the
+    // machine's monotonic clock (RFC Server-Timing), which any process on the same machine
+    // shares: a client there can time the run's way to its agent from the queue on.
     if (admitted.queuedAt !== undefined)
       c.header(
         'Server-Timing',
-        `admission;dur=${(admitted.queuedAt - c.get('receivedAt')).toFixed(3)}`,
+        `admission;dur=${(admitted.queuedAt - c.get('receivedAt')).toFixed(3)}, ` +
+          `queued;desc="${monotonicMs(admitted.queuedAt).toFixed(3)}"`,
       )
     const statusUrl = new URL(`/api/v1/runs/${run.id}`, c.req.url).toString()
     c.header('Location', statusUrl)

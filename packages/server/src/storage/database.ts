@@ -10,7 +10,7 @@ import { migrationProvider } from './migrations/index.ts'
 import { createPostgresKysely, isPostgresUniqueViolation } from './postgres/postgres-database.ts'
 import type { StorageOptions } from './query-log.ts'
 import type { Database } from './schema.ts'
-import { createSqliteKysely, isSqliteUniqueViolation } from './sqlite/sqlite-database.ts'
+import { isSqliteUniqueViolation, openSqlite } from './sqlite/sqlite-database.ts'
 
 export type DialectName = 'sqlite' | 'postgres'
 
@@ -36,15 +36,16 @@ export interface StorageHandle {
  */
 export function openStorage(location: string, options: StorageOptions = {}): StorageHandle {
   const isPostgres = /^postgres(ql)?:\/\//i.test(location)
-  const db = isPostgres
-    ? createPostgresKysely(location, options)
-    : createSqliteKysely(location, options)
+  const opened = isPostgres
+    ? { db: createPostgresKysely(location, options), close: undefined }
+    : openSqlite(location, options)
+  const { db } = opened
   let closed: Promise<void> | undefined
   return {
     db,
     dialect: isPostgres ? 'postgres' : 'sqlite',
     isUniqueViolation: isPostgres ? isPostgresUniqueViolation : isSqliteUniqueViolation,
-    close: () => (closed ??= db.destroy()),
+    close: () => (closed ??= opened.close ? opened.close() : db.destroy()),
   }
 }
 

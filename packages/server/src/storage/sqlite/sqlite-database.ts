@@ -1,7 +1,7 @@
 /**
  * The embedded default: one SQLite file under the data directory, in WAL mode with
- * `synchronous=NORMAL` (durable across process crashes, fast commits), foreign keys on, and
- * reads from a large page cache over a memory-mapped file.
+ * `synchronous=NORMAL` (durable across process crashes, fast commits), foreign keys on, reads
+ * from a large page cache over a memory-mapped file, and checkpoints taken by a worker thread.
  *
  * @module
  */
@@ -10,9 +10,16 @@ import { Kysely, type SqliteDatabase, SqliteDialect } from 'kysely'
 
 import { queryLog, type StorageOptions } from '../query-log.ts'
 import type { Database } from '../schema.ts'
+import { startWalCheckpointer } from './wal-checkpointer.ts'
+
+/** An open SQLite database: the query builder, and how to close it (checkpoints first). */
+export interface SqliteStorage {
+  readonly db: Kysely<Database>
+  close(): Promise<void>
+}
 
 /** Opens (creating if needed) the SQLite file at `path`; `:memory:` works for tests. */
-export function createSqliteKysely(path: string, options: StorageOptions = {}): Kysely<Database> {
+export function openSqlite(path: string, options: StorageOptions = {}): SqliteStorage {
   const sqlite = new BetterSqlite3(path)
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('synchronous = NORMAL')
@@ -22,10 +29,22 @@ export function createSqliteKysely(path: string, options: StorageOptions = {}): 
   // page by page through read calls (halves a primary-key read of a run on a small machine).
   sqlite.pragma('cache_size = -65536')
   sqlite.pragma('mmap_size = 268435456')
-  return new Kysely<Database>({
+  // An in-memory database has no log to checkpoint (and no file a second connection could open).
+  const checkpointer =
+    path === ':memory:' || path === '' ? undefined : startWalCheckpointer(sqlite, path)
+  const db = new Kysely<Database>({
     dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
     log: queryLog(options),
   })
+  return {
+    db,
+    async close() {
+      // The worker's connection closes first, so the server's, the last one, checkpoints
+      // everything and removes the log (two connections closing at once may both leave it).
+      await checkpointer?.stop()
+      await db.destroy()
+    },
+  }
 }
 
 const STATEMENT_CACHE_SIZE = 1000

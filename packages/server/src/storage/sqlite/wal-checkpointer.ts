@@ -1,0 +1,93 @@
+/**
+ * WAL checkpoints off the event loop.
+ *
+ * In WAL mode SQLite appends each commit to its log and now and then copies the log back into
+ * the database file (a checkpoint). By default the commit that fills the log past 1,000 pages
+ * does that copy itself, with two `fsync`s, on the thread that committed: on the server's event
+ * loop that one commit takes several milliseconds, and every request and agent message behind
+ * it waits (most of the slowest 1% of run dispatches on a small machine). Here the server's
+ * connection never checkpoints; a worker thread with a connection of its own runs a passive
+ * checkpoint (it never blocks a writer or a reader) every moment. Should the worker fail, the
+ * server's connection goes back to checkpointing itself, so the log never grows unbounded.
+ *
+ * @module
+ */
+import { createRequire } from 'node:module'
+import type * as WorkerThreads from 'node:worker_threads'
+import { Worker } from 'node:worker_threads'
+
+import type BetterSqlite3 from 'better-sqlite3'
+
+/** How often the worker checkpoints; a checkpoint with nothing new to copy costs microseconds. */
+const CHECKPOINT_EVERY_MS = 200
+/** SQLite's own default, restored on the server's connection if the worker fails. */
+const AUTOCHECKPOINT_PAGES = 1000
+
+interface CheckpointerData {
+  readonly driver: string
+  readonly path: string
+  readonly everyMs: number
+}
+
+/**
+ * The worker's whole program. It is run from its source text (so the server's bundle and the
+ * tests' TypeScript both work without a separate file), so it uses nothing but its argument.
+ */
+function checkpointLoop(load: NodeRequire): void {
+  const threads = load('node:worker_threads') as typeof WorkerThreads
+  const data = threads.workerData as CheckpointerData
+  const Sqlite = load(data.driver) as typeof BetterSqlite3
+  const db = new Sqlite(data.path)
+  db.pragma('busy_timeout = 5000')
+  const timer = setInterval(() => db.pragma('wal_checkpoint(PASSIVE)'), data.everyMs)
+  threads.parentPort?.on('message', () => {
+    clearInterval(timer)
+    db.close()
+    threads.parentPort?.close()
+  })
+}
+
+export interface WalCheckpointer {
+  /** Stops the worker; settles once it closed its connection. The database stays usable. */
+  stop(): Promise<void>
+}
+
+/**
+ * Takes checkpoints of the database at `path` over from `sqlite`, the connection the server
+ * writes with.
+ */
+export function startWalCheckpointer(
+  sqlite: BetterSqlite3.Database,
+  path: string,
+): WalCheckpointer {
+  sqlite.pragma('wal_autocheckpoint = 0')
+  const data: CheckpointerData = {
+    driver: createRequire(import.meta.url).resolve('better-sqlite3'),
+    path,
+    everyMs: CHECKPOINT_EVERY_MS,
+  }
+  const worker = new Worker(`(${checkpointLoop.toString()})(require)`, {
+    eval: true,
+    workerData: data,
+  })
+  // A process may exit while the worker lives: the next start recovers the log as usual.
+  worker.unref()
+  let stopped: Promise<void> | undefined
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+  const fallBack = () => {
+    if (!stopped && sqlite.open) sqlite.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`)
+  }
+  worker.on('error', fallBack)
+  worker.on('exit', fallBack)
+  return {
+    stop() {
+      if (!stopped) {
+        // Referenced again while it stops, so a process that awaits this does not exit first.
+        worker.ref()
+        worker.postMessage('stop')
+        stopped = exited
+      }
+      return stopped
+    },
+  }
+}

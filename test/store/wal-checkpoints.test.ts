@@ -1,0 +1,78 @@
+/**
+ * SQLite's log is checkpointed by a worker thread, never by the server's own commits (which
+ * would then stall the event loop for the copy and its fsyncs), and the server's connection
+ * checkpoints for itself again should that worker fail.
+ */
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import BetterSqlite3 from 'better-sqlite3'
+import { sql } from 'kysely'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+
+import { openStorage } from '../../packages/server/src/storage/index.ts'
+import { startWalCheckpointer } from '../../packages/server/src/storage/sqlite/wal-checkpointer.ts'
+
+const PAGE = 4096
+
+async function eventually(check: () => boolean, what: string, withinMs = 5000): Promise<void> {
+  const until = Date.now() + withinMs
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`not within ${withinMs} ms: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+describe('WAL checkpoints of the SQLite database', () => {
+  let dir: string
+  let file: string
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'desklink-wal-'))
+    file = join(dir, 'test.db')
+  })
+  afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+  it('are taken by the worker, not by the commits of the server connection', async () => {
+    const storage = openStorage(file)
+    try {
+      const { rows } = await sql<{
+        wal_autocheckpoint: number
+      }>`pragma wal_autocheckpoint`.execute(storage.db)
+      expect(rows[0]?.wal_autocheckpoint).toBe(0)
+
+      await sql`create table pad (body blob)`.execute(storage.db)
+      const pages = 1500
+      await storage.db.transaction().execute(async (trx) => {
+        for (let i = 0; i < pages; i++)
+          await sql`insert into pad values (randomblob(${PAGE}))`.execute(trx)
+      })
+      // Only a checkpoint moves the pages from the log into the database file.
+      await eventually(
+        () => statSync(file).size >= pages * PAGE,
+        'the database file holds the rows written to the log',
+      )
+    } finally {
+      await storage.close()
+    }
+    // The last connection to close (the worker's, or the server's) removes the log.
+    await eventually(() => !existsSync(`${file}-wal`), 'the log is removed after close')
+  })
+
+  it("are taken by the server's connection again when the worker fails", async () => {
+    const sqlite = new BetterSqlite3(file)
+    sqlite.pragma('journal_mode = WAL')
+    try {
+      // The worker cannot open a database in a directory that does not exist.
+      const checkpointer = startWalCheckpointer(sqlite, join(dir, 'missing', 'test.db'))
+      expect(sqlite.pragma('wal_autocheckpoint', { simple: true })).toBe(0)
+      await eventually(
+        () => sqlite.pragma('wal_autocheckpoint', { simple: true }) === 1000,
+        'autocheckpoint restored',
+      )
+      await checkpointer.stop()
+    } finally {
+      sqlite.close()
+    }
+  })
+})
