@@ -231,7 +231,14 @@ export function registerRunRoutes(
     const request = c.req.valid('json')
     const principal = c.get('principal')
     const admitted = await runs.create(principal, c.req.valid('param').flowId, request)
-    const { run, created } = admitted
+    const { run, created, firstPass } = admitted
+    // The answer waits a moment for the run's first placement: it then says whether the run
+    // went to a machine. Nothing is done for the answer before that pass ended, so building
+    // it never delays the offer.
+    const placed =
+      firstPass && !request.wait
+        ? await settledWithin(firstPass, FIRST_PLACEMENT_WAIT_MS)
+        : undefined
     // How long admission took, up to the moment the run was queued, and that moment on the
     // machine's monotonic clock (RFC Server-Timing), which any process on the same machine
     // shares: a client there can time the run's way to its agent from the queue on.
@@ -247,10 +254,7 @@ export function registerRunRoutes(
       const ended = await runs.waitForEnd(run.id)
       return c.json(await toApi(ended), 200)
     }
-    if (!admitted.firstPass) return c.json(await toApi(run), created ? 202 : 200)
-    // The answer waits a moment for the run's first placement: it then says whether the run
-    // went to a machine, and building it does not slow the offer down.
-    const placed = await settledWithin(admitted.firstPass, FIRST_PLACEMENT_WAIT_MS)
+    if (!firstPass) return c.json(await toApi(run), created ? 202 : 200)
     // The run as that pass left it (taken, ended, or waiting with its reasons); read when the
     // pass took longer than the wait, or could not tell.
     const current = placed ?? (await runs.visible(principal, run.id))
