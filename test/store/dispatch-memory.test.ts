@@ -2,11 +2,13 @@
  * What the dispatcher keeps in memory agrees with the database (SQLite and PostgreSQL): the
  * queue index gives the same order and places as the run store after any mix of runs queued,
  * reordered, taken and given back, including changes made while it first reads a queue; the
- * machine holdings are read again after a change that overlapped their read.
+ * machine holdings are read again after a change that overlapped their read; the connection
+ * throttle counts what the database holds, then each admission, and no more than its limit.
  */
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { createConnectionThrottle } from '../../packages/server/src/runs/connection-throttle.ts'
 import { createMachineHoldings } from '../../packages/server/src/runs/machine-holdings.ts'
 import { createQueueIndex } from '../../packages/server/src/runs/queue-index.ts'
 import {
@@ -261,5 +263,60 @@ describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
     )
     expect(reads).toBe(3)
     expect(holdings.agrees(machine, [third.id, second.id])).toBe(true)
+  })
+  describe('the connection throttle', () => {
+    const MINUTE = 60_000
+    const throttleOver = () => {
+      let reads = 0
+      const throttle = createConnectionThrottle(async (connectionId, sinceMs) => {
+        reads += 1
+        const times = await store.requestTimes(connectionId, new Date(sinceMs).toISOString())
+        return times.map(Date.parse)
+      })
+      return { throttle, reads: () => reads }
+    }
+    const storedRun = async (connectionId: string, offsetMs: number) =>
+      store.insert(queuedRunRow(tenantId, uuidv7(), offsetMs, { connection_id: connectionId }))
+
+    it('counts the runs stored in the last minute before it first looked, then reads no more', async () => {
+      const connection = uuidv7()
+      const now = Date.parse(at(10 * MINUTE))
+      await storedRun(connection, 10 * MINUTE - 2 * MINUTE) // too old to count
+      await storedRun(connection, 10 * MINUTE - 30_000)
+      await storedRun(connection, 10 * MINUTE - 1_000)
+      const { throttle, reads } = throttleOver()
+      expect(await throttle.take(connection, 3, now)).toBeDefined()
+      expect(await throttle.take(connection, 3, now + 10)).toBeUndefined()
+      expect(reads()).toBe(1)
+      // The older of the two stored runs leaves the window 30 s later.
+      expect(await throttle.take(connection, 3, now + 30_001)).toBeDefined()
+      expect(await throttle.take(connection, 3, now + 30_002)).toBeUndefined()
+      expect(reads()).toBe(1)
+    })
+
+    it('gives no more slots than the limit to admissions at once', async () => {
+      const connection = uuidv7()
+      const now = Date.parse(at(20 * MINUTE))
+      const { throttle } = throttleOver()
+      const slots = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => throttle.take(connection, 3, now + i)),
+      )
+      expect(slots.filter((s) => s !== undefined)).toHaveLength(3)
+    })
+
+    it('takes a slot back when the run was not stored after all', async () => {
+      const connection = uuidv7()
+      const now = Date.parse(at(30 * MINUTE))
+      const { throttle } = throttleOver()
+      const first = await throttle.take(connection, 2, now)
+      const second = await throttle.take(connection, 2, now + 1)
+      expect(second).toBeDefined()
+      expect(await throttle.take(connection, 2, now + 2)).toBeUndefined()
+      second?.release()
+      second?.release() // twice gives back one slot, not two
+      expect(await throttle.take(connection, 2, now + 3)).toBeDefined()
+      expect(await throttle.take(connection, 2, now + 4)).toBeUndefined()
+      expect(first).toBeDefined()
+    })
   })
 })

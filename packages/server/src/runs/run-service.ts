@@ -26,6 +26,7 @@ import type { Principal } from '../identity/principal.ts'
 import type { MachineAccess } from '../machines/machine-access.ts'
 import type { Database, WriteBatcher } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
+import { createConnectionThrottle, type ThrottleSlot } from './connection-throttle.ts'
 import type { Dispatcher } from './dispatcher.ts'
 import { checkInputs } from './flow-inputs.ts'
 import {
@@ -78,7 +79,6 @@ export function createRunService(deps: {
   access: MachineAccess
   /** Whether a principal (the run owner) may run through the connection now. */
   runOwnerMayRun: (run: RunOwnerSubject, known: KnownAtAdmission) => Promise<boolean>
-  /** Keeps a sign-in token minted at request time for a synchronous run. */
   /** Keeps a sign-in token minted at request time for the run; undefined forgets it. */
   presetSignInToken: (
     runId: string,
@@ -92,6 +92,9 @@ export function createRunService(deps: {
   const waiters = new Map<string, ((run: RunRow) => void)[]>()
   /** Run settings per environment, as read moments ago: every admission needs them. */
   const settingsCache = new Map<string, { settings: RunSettings; readAt: number }>()
+  const throttle = createConnectionThrottle(async (connectionId, sinceMs) =>
+    (await store.requestTimes(connectionId, new Date(sinceMs).toISOString())).map(Date.parse),
+  )
 
   async function settingsOf(environmentId: string): Promise<RunSettings> {
     const nowMs = deps.clock.now().getTime()
@@ -202,13 +205,13 @@ export function createRunService(deps: {
           message: `The desktop flow run queue is full. Run queue max size: '${settings.maxQueuedRuns}'`,
         })
       }
-      // The place is held until the run is in the queue's count, or admission gave up.
+      // The place is held until the run is in the queue's count, or admission gave up; the
+      // throttle's slot is kept once the run is stored.
+      let slot: ThrottleSlot | undefined
+      let stored = false
       try {
-        const recent = await store.countRecent(
-          connection.id,
-          new Date(nowMs - 60_000).toISOString(),
-        )
-        if (recent >= settings.runsPerMinutePerConnection) {
+        slot = await throttle.take(connection.id, settings.runsPerMinutePerConnection, nowMs)
+        if (!slot) {
           throw new AppError('DesktopFlowsActionThrottled', {
             details: { limitPerMinute: settings.runsPerMinutePerConnection, retryAfterSeconds: 60 },
           })
@@ -282,6 +285,7 @@ export function createRunService(deps: {
             await within.insert(run)
             await within.event(run, at, 'queued', { priority: run.priority, runMode: run.run_mode })
           })
+          stored = true
         } catch (error) {
           // Not stored: a token minted for it is never handed out.
           deps.presetSignInToken(id, undefined)
@@ -307,6 +311,7 @@ export function createRunService(deps: {
         }
       } finally {
         place.release()
+        if (!stored) slot?.release()
       }
     },
 

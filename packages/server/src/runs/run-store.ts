@@ -111,10 +111,10 @@ function prepareRunQueries(db: Kysely<Database>) {
           return query.returningAll()
         }),
     ),
-    countRecent: prepareQuery(db, (q, a: { connectionId: string; since: string }) =>
+    requestTimes: prepareQuery(db, (q, a: { connectionId: string; since: string }) =>
       q
         .selectFrom('runs')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .select('requested_at')
         .where('connection_id', '=', a.connectionId)
         .where('requested_at', '>=', a.since),
     ),
@@ -229,8 +229,10 @@ export function createRunStore(
         .where('status', '=', RUNNING)
         .execute()
     },
-    async countRecent(connectionId: string, since: string): Promise<number> {
-      return Number((await queries.countRecent.first({ connectionId, since }, db))?.n ?? 0)
+    /** When the runs of a connection requested at `since` or later were requested. */
+    async requestTimes(connectionId: string, since: string): Promise<string[]> {
+      const rows = await queries.requestTimes.all({ connectionId, since }, db)
+      return rows.map((r) => r.requested_at)
     },
     /** Runs a machine holds (offered or running). */
     async onMachine(machineId: string): Promise<RunRow[]> {
