@@ -6,7 +6,7 @@
  */
 import { type Kysely, Migrator } from 'kysely'
 
-import { migrationProvider } from './migrations/index.ts'
+import { migrationsFor } from './migrations/index.ts'
 import { createPostgresKysely, isPostgresUniqueViolation } from './postgres/postgres-database.ts'
 import type { StorageOptions } from './query-log.ts'
 import type { Database } from './schema.ts'
@@ -57,7 +57,7 @@ export interface MigrationReport {
 
 /** Brings the schema to the newest migration; safe when several replicas start at once. */
 export async function migrateToLatest(storage: StorageHandle): Promise<MigrationReport> {
-  const migrator = new Migrator({ db: storage.db, provider: migrationProvider })
+  const migrator = new Migrator({ db: storage.db, provider: migrationsFor(storage.dialect) })
   const { error, results } = await migrator.migrateToLatest()
   const applied = (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
   if (error === undefined) return { applied }

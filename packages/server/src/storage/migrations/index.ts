@@ -6,6 +6,7 @@
  */
 import type { Migration, MigrationProvider } from 'kysely'
 
+import type { DialectName } from '../database.ts'
 import { migration0001Identity } from './0001-identity.ts'
 import { migration0002Machines } from './0002-machines.ts'
 import { migration0003Credentials } from './0003-credentials.ts'
@@ -16,8 +17,10 @@ import { migration0007SignIn } from './0007-sign-in.ts'
 import { migration0008FlowsAndRuns } from './0008-flows-and-runs.ts'
 import { migration0009DispatchIndexes } from './0009-dispatch-indexes.ts'
 import { migration0010PartialRunIndexes } from './0010-partial-run-indexes.ts'
+import { migration0011RunEventsByRun } from './0011-run-events-by-run.ts'
 
-const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
+/** The migrations for a database; the few that differ between databases are told which. */
+const migrations = (dialect: DialectName): Readonly<Record<string, Migration>> => ({
   '0001-identity': migration0001Identity,
   '0002-machines': migration0002Machines,
   '0003-credentials': migration0003Credentials,
@@ -28,11 +31,12 @@ const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0008-flows-and-runs': migration0008FlowsAndRuns,
   '0009-dispatch-indexes': migration0009DispatchIndexes,
   '0010-partial-run-indexes': migration0010PartialRunIndexes,
+  '0011-run-events-by-run': migration0011RunEventsByRun(dialect),
 })
 
-export const migrationProvider: MigrationProvider = {
-  getMigrations: () => Promise.resolve({ ...MIGRATIONS }),
-}
+export const migrationsFor = (dialect: DialectName): MigrationProvider => ({
+  getMigrations: () => Promise.resolve(migrations(dialect)),
+})
 
 /** The name of the newest migration: the schema version a current server expects. */
-export const LATEST_MIGRATION = Object.keys(MIGRATIONS).at(-1) ?? ''
+export const LATEST_MIGRATION = Object.keys(migrations('sqlite')).at(-1) ?? ''
