@@ -150,6 +150,30 @@ describe('runs with a test agent on the channel', () => {
     ])
   })
 
+  it('says how long admission took and, to a client on its machine, when the run was queued', async () => {
+    const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
+    const before = monotonicMs()
+    const run = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, { connectionId })
+    const after = monotonicMs()
+    expect(run.status, run.text).toBe(202)
+    const timing = /^admission;dur=([\d.]+), queued;desc="([\d.]+)"$/.exec(
+      run.headers.get('server-timing') ?? '',
+    )
+    expect(timing, run.headers.get('server-timing') ?? 'no Server-Timing').not.toBeNull()
+    const [, admissionMs, queuedAt] = (timing ?? []).map(Number)
+    // On the machine's monotonic clock: the server's reading falls between this process's two.
+    expect(queuedAt).toBeGreaterThan(before)
+    expect(queuedAt).toBeLessThan(after)
+    expect(admissionMs).toBeLessThan(after - before)
+    const offer = await channel.next('runOffer', 5000)
+    expect(offer.runId).toBe(run.body.id)
+    ws.send(
+      JSON.stringify({ type: 'runRejected', runId: offer.runId, code: 'Cleanup', reason: 'done' }),
+    )
+    await api(t.url, token, 'POST', `/runs/${run.body.id}/cancel`)
+    heartbeat()
+  })
+
   it('does not let a waiting run that vanished from the database block its queue', async () => {
     // An attended run waits for a session this machine never has: the head of the queue.
     const stuck = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {

@@ -318,5 +318,15 @@ describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
       expect(await throttle.take(connection, 2, now + 4)).toBeUndefined()
       expect(first).toBeDefined()
     })
+
+    it('counts a run from the request time it was stored with', async () => {
+      const connection = uuidv7()
+      const now = Date.parse(at(40 * MINUTE))
+      const { throttle } = throttleOver()
+      // Admission took 30 s (a slow sign-in token, say): the run was stored requested then.
+      ;(await throttle.take(connection, 1, now))?.keep(now + 30_000)
+      expect(await throttle.take(connection, 1, now + MINUTE + 1)).toBeUndefined()
+      expect(await throttle.take(connection, 1, now + 30_000 + MINUTE + 1)).toBeDefined()
+    })
   })
 })

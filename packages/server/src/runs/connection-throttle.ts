@@ -15,8 +15,11 @@ const WINDOW_MS = 60_000
 /** Connections idle for this long are forgotten (their window is empty anyway). */
 const FORGET_IDLE_AFTER_MS = 2 * WINDOW_MS
 
-/** A slot taken for one admission; given back when the run is not stored after all. */
+/** A slot taken for one admission. */
 export interface ThrottleSlot {
+  /** The run was stored, requested at `atMs` (as stored, so a read of it later agrees). */
+  keep(atMs: number): void
+  /** The run was not stored after all: the slot is given back. */
   release(): void
 }
 
@@ -24,6 +27,8 @@ interface Window {
   /** Request times (epoch ms) of the connection's runs, oldest first. */
   readonly times: number[]
   lastUse: number
+  /** Slots taken for admissions not over yet: their runs are in no read of the database. */
+  pending: number
 }
 
 interface Entry {
@@ -45,7 +50,7 @@ export function createConnectionThrottle(
     // Every admission through the connection waits for this read before it counts, so no run
     // of it is stored by this server while the read is under way.
     const ready = readRecent(connectionId, nowMs - WINDOW_MS).then((times) => {
-      const window = { times: times.sort((a, b) => a - b), lastUse: nowMs }
+      const window = { times: times.sort((a, b) => a - b), lastUse: nowMs, pending: 0 }
       entry.window = window
       return window
     })
@@ -62,7 +67,8 @@ export function createConnectionThrottle(
     if (nowMs < nextSweep) return
     nextSweep = nowMs + FORGET_IDLE_AFTER_MS
     for (const [id, { window }] of entries)
-      if (window && nowMs - window.lastUse >= FORGET_IDLE_AFTER_MS) entries.delete(id)
+      if (window && window.pending === 0 && nowMs - window.lastUse >= FORGET_IDLE_AFTER_MS)
+        entries.delete(id)
   }
 
   return {
@@ -83,21 +89,34 @@ export function createConnectionThrottle(
       times.splice(0, expired)
       window.lastUse = Math.max(window.lastUse, nowMs)
       if (times.length >= limit) return undefined
-      // In order, though admissions that read the clock before waiting may come out of order.
-      let at = times.length
-      while (at > 0 && times[at - 1] > nowMs) at -= 1
-      times.splice(at, 0, nowMs)
-      let held = true
+      insert(times, nowMs)
+      window.pending += 1
+      let open = true
+      const close = () => {
+        if (!open) return false
+        open = false
+        window.pending -= 1
+        const index = times.lastIndexOf(nowMs)
+        if (index >= 0) times.splice(index, 1)
+        return true
+      }
       return {
+        keep(atMs) {
+          if (close()) insert(times, atMs)
+        },
         release() {
-          if (!held) return
-          held = false
-          const index = times.lastIndexOf(nowMs)
-          if (index >= 0) times.splice(index, 1)
+          close()
         },
       }
     },
   }
+}
+
+/** Puts `at` into `times` in order (admissions that read the clock before waiting may come late). */
+function insert(times: number[], at: number): void {
+  let index = times.length
+  while (index > 0 && times[index - 1] > at) index -= 1
+  times.splice(index, 0, at)
 }
 
 export type ConnectionThrottle = ReturnType<typeof createConnectionThrottle>

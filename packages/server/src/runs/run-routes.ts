@@ -17,6 +17,7 @@ import {
   UpdateRunSettingsRequest,
 } from '@desklink/protocol'
 import type { OpenAPIHono } from '@hono/zod-openapi'
+import type { Context } from 'hono'
 import type { Kysely } from 'kysely'
 import { z } from 'zod'
 
@@ -122,6 +123,13 @@ async function settledWithin<T>(work: Promise<T>, ms: number): Promise<T | undef
   ])
   clearTimeout(timer)
   return value
+}
+
+/** Whether the request came from the server's own machine (a loopback address). */
+function isLoopback(c: Context<AppEnv>): boolean {
+  const address = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)
+    ?.incoming?.socket?.remoteAddress
+  return address === '::1' || /^(::ffff:)?127\./.test(address ?? '')
 }
 
 const parse = <T>(json: string | null): T | null => (json === null ? null : (JSON.parse(json) as T))
@@ -239,15 +247,19 @@ export function registerRunRoutes(
       firstPass && !request.wait
         ? await settledWithin(firstPass, FIRST_PLACEMENT_WAIT_MS)
         : undefined
-    // How long admission took, up to the moment the run was queued, and that moment on the
-    // machine's monotonic clock (RFC Server-Timing), which any process on the same machine
-    // shares: a client there can time the run's way to its agent from the queue on.
-    if (admitted.queuedAt !== undefined)
+    // How long admission took, up to the moment the run was queued (RFC Server-Timing); and,
+    // to a client on the server's own machine, that moment on the machine's monotonic clock,
+    // which every process there shares: it can time the run's way to its agent from the queue
+    // on. Others are not told (the clock tells how long the machine has been up).
+    if (admitted.queuedAt !== undefined) {
+      const admission = `admission;dur=${(admitted.queuedAt - c.get('receivedAt')).toFixed(3)}`
       c.header(
         'Server-Timing',
-        `admission;dur=${(admitted.queuedAt - c.get('receivedAt')).toFixed(3)}, ` +
-          `queued;desc="${monotonicMs(admitted.queuedAt).toFixed(3)}"`,
+        isLoopback(c)
+          ? `${admission}, queued;desc="${monotonicMs(admitted.queuedAt).toFixed(3)}"`
+          : admission,
       )
+    }
     const statusUrl = new URL(`/api/v1/runs/${run.id}`, c.req.url).toString()
     c.header('Location', statusUrl)
     if (request.wait) {

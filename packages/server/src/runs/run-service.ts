@@ -286,6 +286,7 @@ export function createRunService(deps: {
             await within.event(run, at, 'queued', { priority: run.priority, runMode: run.run_mode })
           })
           stored = true
+          slot.keep(queuedMs)
         } catch (error) {
           // Not stored: a token minted for it is never handed out.
           deps.presetSignInToken(id, undefined)

@@ -27,21 +27,25 @@ export function migration0011RunEventsByRun(dialect: DialectName): Migration {
         await db.schema.dropIndex('run_events_run').execute()
         return
       }
-      await db.schema
-        .createTable('run_events_by_run')
-        .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
-        .addColumn('id', 'text', (c) => c.notNull())
-        .addColumn('tenant_id', 'text', (c) => c.notNull())
-        .addColumn('at', 'text', (c) => c.notNull())
-        .addColumn('kind', 'text', (c) => c.notNull())
-        .addColumn('details', 'text')
-        .addPrimaryKeyConstraint('run_events_by_run_pkey', ['run_id', 'id'])
-        .modifyEnd(sql`without rowid`)
-        .execute()
-      await sql`insert into run_events_by_run (run_id, id, tenant_id, at, kind, details)
-        select run_id, id, tenant_id, at, kind, details from run_events`.execute(db)
-      await db.schema.dropTable('run_events').execute()
-      await db.schema.alterTable('run_events_by_run').renameTo('run_events').execute()
+      // SQLite migrations run outside a transaction (Kysely's choice for SQLite); this one is
+      // all or nothing, so a crash half way leaves the events where they were.
+      await db.transaction().execute(async (trx) => {
+        await trx.schema
+          .createTable('run_events_by_run')
+          .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('details', 'text')
+          .addPrimaryKeyConstraint('run_events_by_run_pkey', ['run_id', 'id'])
+          .modifyEnd(sql`without rowid`)
+          .execute()
+        await sql`insert into run_events_by_run (run_id, id, tenant_id, at, kind, details)
+          select run_id, id, tenant_id, at, kind, details from run_events`.execute(trx)
+        await trx.schema.dropTable('run_events').execute()
+        await trx.schema.alterTable('run_events_by_run').renameTo('run_events').execute()
+      })
     },
   }
 }

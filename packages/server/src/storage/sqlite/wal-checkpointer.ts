@@ -5,10 +5,14 @@
  * the database file (a checkpoint). By default the commit that fills the log past 1,000 pages
  * does that copy itself, with two `fsync`s, on the thread that committed: on the server's event
  * loop that one commit takes several milliseconds, and every request and agent message behind
- * it waits (most of the slowest 1% of run dispatches on a small machine). Here the server's
- * connection never checkpoints; a worker thread with a connection of its own runs a passive
- * checkpoint (it never blocks a writer or a reader) every moment. Should the worker fail, the
- * server's connection goes back to checkpointing itself, so the log never grows unbounded.
+ * it waits (most of the slowest 1% of run dispatches on a small machine). Here a worker thread
+ * with a connection of its own runs a passive checkpoint (it never blocks a writer or a reader)
+ * every moment, again at once while commits keep it from copying the whole log: the log starts
+ * over from its beginning only after a checkpoint that copied all of it.
+ *
+ * The server's connection keeps a far larger threshold of its own, a backstop should the worker
+ * fall behind, and goes back to SQLite's default should the worker fail; the log file is cut
+ * back to a bounded size when it starts over.
  *
  * @module
  */
@@ -20,13 +24,20 @@ import type BetterSqlite3 from 'better-sqlite3'
 
 /** How often the worker checkpoints; a checkpoint with nothing new to copy costs microseconds. */
 const CHECKPOINT_EVERY_MS = 200
+/** Checkpoints in a row while commits keep coming between them, before waiting again. */
+const CATCH_UP_ATTEMPTS = 20
 /** SQLite's own default, restored on the server's connection if the worker fails. */
 const AUTOCHECKPOINT_PAGES = 1000
+/** The server connection's own threshold while the worker runs (about 40 MiB of log). */
+const BACKSTOP_PAGES = 10_000
+/** The size the log file is cut back to when it starts over. */
+const LOG_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 interface CheckpointerData {
   readonly driver: string
   readonly path: string
   readonly everyMs: number
+  readonly attempts: number
 }
 
 /**
@@ -39,7 +50,20 @@ function checkpointLoop(load: NodeRequire): void {
   const Sqlite = load(data.driver) as typeof BetterSqlite3
   const db = new Sqlite(data.path)
   db.pragma('busy_timeout = 5000')
-  const timer = setInterval(() => db.pragma('wal_checkpoint(PASSIVE)'), data.everyMs)
+  // A checkpoint reports the log as it was when it began: commits made while it copied are
+  // left for the next one. It is over when a checkpoint found the log as the last one left it.
+  const checkpoint = () => {
+    let before = -1
+    for (let i = 0; i < data.attempts; i++) {
+      const [result] = db.pragma('wal_checkpoint(PASSIVE)') as {
+        log: number
+        checkpointed: number
+      }[]
+      if (!result || (result.log === before && result.checkpointed >= result.log)) return
+      before = result.log
+    }
+  }
+  const timer = setInterval(checkpoint, data.everyMs)
   threads.parentPort?.on('message', () => {
     clearInterval(timer)
     db.close()
@@ -60,16 +84,21 @@ export function startWalCheckpointer(
   sqlite: BetterSqlite3.Database,
   path: string,
 ): WalCheckpointer {
-  sqlite.pragma('wal_autocheckpoint = 0')
+  sqlite.pragma(`journal_size_limit = ${LOG_SIZE_LIMIT_BYTES}`)
   const data: CheckpointerData = {
     driver: createRequire(import.meta.url).resolve('better-sqlite3'),
     path,
     everyMs: CHECKPOINT_EVERY_MS,
+    attempts: CATCH_UP_ATTEMPTS,
   }
-  const worker = new Worker(`(${checkpointLoop.toString()})(require)`, {
-    eval: true,
-    workerData: data,
-  })
+  let worker: Worker
+  try {
+    worker = new Worker(`(${checkpointLoop.toString()})(require)`, { eval: true, workerData: data })
+  } catch {
+    // No worker: the connection checkpoints for itself, as SQLite does by default.
+    return { stop: () => Promise.resolve() }
+  }
+  sqlite.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`)
   // A process may exit while the worker lives: the next start recovers the log as usual.
   worker.unref()
   let stopped: Promise<void> | undefined
