@@ -174,6 +174,47 @@ describe('runs with a test agent on the channel', () => {
     heartbeat()
   })
 
+  it('says at once why a new run waits, and stores why once it waited a moment', async () => {
+    // An attended run waits for a session this machine never has.
+    const run = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+      connectionId,
+      runMode: 'attended',
+    })
+    expect(run.status, run.text).toBe(202)
+    const codes = (r: { waiting?: { machines: { code: string }[] } | null }) =>
+      (r.waiting?.machines ?? []).map((m) => m.code)
+    expect(codes(run.body)).toEqual(['AttendedUserNotLoggedIn'])
+    expect(codes((await api(t.url, token, 'GET', `/runs/${run.body.id}`)).body)).toEqual([
+      'AttendedUserNotLoggedIn',
+    ])
+    const storage = openStorage(t.database.url)
+    const stored = async () =>
+      (
+        await storage.db
+          .selectFrom('runs')
+          .select(['refusals', 'requested_at'])
+          .where('id', '=', run.body.id)
+          .executeTakeFirstOrThrow()
+      ).refusals
+    try {
+      // Within its first second only the server's memory has the reasons (a busy server would
+      // otherwise write them for every run that waits an instant); then they are stored.
+      const readAt = Date.now()
+      const early = await stored()
+      if (readAt - Date.parse(run.body.requestedAt as string) < 900) expect(early).toBeNull()
+      for (let i = 0; i < 20 && (await stored()) === null; i++) {
+        heartbeat()
+        await new Promise((resolve) => setTimeout(resolve, 200))
+      }
+      expect(JSON.parse((await stored()) ?? '[]')).toEqual([
+        expect.objectContaining({ code: 'AttendedUserNotLoggedIn' }),
+      ])
+    } finally {
+      await storage.close()
+      await api(t.url, token, 'POST', `/runs/${run.body.id}/cancel`)
+    }
+  })
+
   it('does not let a waiting run that vanished from the database block its queue', async () => {
     // An attended run waits for a session this machine never has: the head of the queue.
     const stuck = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {

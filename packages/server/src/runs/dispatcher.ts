@@ -84,6 +84,12 @@ const LEASE_GRACE_MS = 5_000
 const LAST_USE_PRECISION_MS = 1_000
 /** How often a run that keeps waiting for the same reasons is looked up in the database. */
 const CONFIRM_WAITING_MS = 1_000
+/**
+ * How long a run waits before why it waits is stored. Until then the reasons are kept in the
+ * queue index only: most waits on a busy server are this short (every slot taken for a moment),
+ * and writing each would cost a busy server a write per run. Answers read the index first.
+ */
+const STORE_REFUSALS_AFTER_MS = 1_000
 /** A limit that reads a whole queue (queues are bounded far below it by `maxQueuedRuns`). */
 const WHOLE_QUEUE = 1_000_000
 
@@ -187,6 +193,10 @@ export function createDispatcher(deps: {
   const lastUseStored = new Map<string, number>()
   /** When each run blocking its queue was last found still queued in the database. */
   const confirmedAt = new Map<string, number>()
+  /** Runs whose reasons for waiting are on their index row only (STORE_REFUSALS_AFTER_MS). */
+  const unstoredRefusals = new Set<string>()
+  /** Why a queued run waits, as last noted: its row in the queue index may know more. */
+  const whyWaiting = (run: RunRow) => queues.known(run)?.refusals ?? run.refusals
   /** Runs whose admission awaits their first pass, and the row that pass took or ended. */
   const firstPassOf = new Map<string, RunRow | undefined>()
   const connectionOf = (id: string): Promise<ConnectionForRun | undefined> =>
@@ -288,9 +298,10 @@ export function createDispatcher(deps: {
   ) => end(run, from, 'Failed', { error: JSON.stringify(error) }, machineId)
 
   /**
-   * Stores why a run waits; false when the run turned out to be no longer queued (it left the
-   * queue some other way, or was removed behind this server's back) and left the index.
-   * `blocking`: the run holds up the runs behind it (no extended prioritization).
+   * Notes why a run waits (stored once it waited a moment); false when the run turned out to
+   * be no longer queued (it left the queue some other way, or was removed behind this server's
+   * back) and left the index. `blocking`: the run holds up the runs behind it (no extended
+   * prioritization).
    */
   async function recordRefusals(
     run: RunRow,
@@ -300,12 +311,21 @@ export function createDispatcher(deps: {
     const json = JSON.stringify(refusals)
     const at = now().getTime()
     let queued: boolean
-    if (json !== run.refusals) {
+    const toStore = json !== run.refusals || unstoredRefusals.has(run.id)
+    if (toStore && at - Date.parse(run.requested_at) < STORE_REFUSALS_AFTER_MS) {
+      // Kept on the queue index's row, where passes, answers and the queue timeout read it.
+      run.refusals = json
+      if (unstoredRefusals.size >= 100_000) unstoredRefusals.clear()
+      unstoredRefusals.add(run.id)
+      return true
+    }
+    if (toStore) {
       const stored = await writes.write((trx) =>
         refusalsOf.all({ id: run.id, refusals: json }, trx),
       )
       queued = stored.length > 0
       if (queued) run.refusals = json
+      unstoredRefusals.delete(run.id)
     } else if (blocking && at - (confirmedAt.get(run.id) ?? 0) >= CONFIRM_WAITING_MS) {
       // A run that keeps waiting for the same reasons writes nothing; when it blocks its queue
       // it is looked up now and then, so one that vanished cannot block it for long.
@@ -313,6 +333,7 @@ export function createDispatcher(deps: {
     } else return true
     if (!queued) {
       confirmedAt.delete(run.id)
+      unstoredRefusals.delete(run.id)
       queues.drop(run)
       return false
     }
@@ -416,6 +437,7 @@ export function createDispatcher(deps: {
       // Taken, or no longer queued: either way it left the queue.
       queues.drop(run)
       confirmedAt.delete(run.id)
+      unstoredRefusals.delete(run.id)
       const row = taken.rows[i]
       if (!row) continue
       holdings.add({ ...row, machine_id: machine.machineId })
@@ -581,7 +603,7 @@ export function createDispatcher(deps: {
   async function expire(): Promise<void> {
     const at = now().getTime()
     for (const run of await store.pastQueueDeadline(iso(at))) {
-      const refusals = JSON.parse(run.refusals ?? '[]') as Refusal[]
+      const refusals = JSON.parse(whyWaiting(run) ?? '[]') as Refusal[]
       await fail(run, 'Queued', {
         code: 'NoCandidateMachine',
         message: 'No machine able to run the desktop flow has been found.',
@@ -816,7 +838,7 @@ export function createDispatcher(deps: {
       if (run.status !== 'Queued') return null
       // Not in the index while it is being taken: its place is then counted in the database.
       const position = (await queues.positionOf(run)) ?? (await store.positionOf(run))
-      const machines = JSON.parse(run.refusals ?? '[]') as Refusal[]
+      const machines = JSON.parse(whyWaiting(run) ?? '[]') as Refusal[]
       // Not looked at yet: it waits behind the head of the queue (head-of-line blocking).
       const blockedBy =
         machines.length === 0 && position > 1
