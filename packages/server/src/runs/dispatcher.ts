@@ -193,8 +193,12 @@ export function createDispatcher(deps: {
   const lastUseStored = new Map<string, number>()
   /** When each run blocking its queue was last found still queued in the database. */
   const confirmedAt = new Map<string, number>()
-  /** Runs whose reasons for waiting are on their index row only (STORE_REFUSALS_AFTER_MS). */
-  const unstoredRefusals = new Set<string>()
+  /**
+   * Runs whose reasons for waiting are on their index row only (STORE_REFUSALS_AFTER_MS), with
+   * that row; a timer stores them once their first second is over, should no pass do it first.
+   */
+  const unstoredRefusals = new Map<string, RunRow>()
+  let storeTimer: NodeJS.Timeout | undefined
   /** Why a queued run waits, as last noted: its row in the queue index may know more. */
   const whyWaiting = (run: RunRow) => queues.known(run)?.refusals ?? run.refusals
   /** Runs whose admission awaits their first pass, and the row that pass took or ended. */
@@ -270,6 +274,7 @@ export function createDispatcher(deps: {
       ),
     )
     confirmedAt.delete(run.id)
+    unstoredRefusals.delete(run.id)
     if (!final) {
       // No longer in that state: if it was queued, it left the queue some other way.
       // (A move bound to a machine can fail while the run is still queued: not that one.)
@@ -297,6 +302,29 @@ export function createDispatcher(deps: {
     machineId?: string,
   ) => end(run, from, 'Failed', { error: JSON.stringify(error) }, machineId)
 
+  /** Stores the reasons of runs kept in memory whose first second is over; waits for the rest. */
+  function storeRefusalsLater(): void {
+    if (storeTimer || stopped) return
+    storeTimer = setTimeout(() => {
+      storeTimer = undefined
+      const at = now().getTime()
+      const due = [...unstoredRefusals.values()].filter(
+        (run) => at - Date.parse(run.requested_at) >= STORE_REFUSALS_AFTER_MS,
+      )
+      for (const run of due) unstoredRefusals.delete(run.id)
+      if (unstoredRefusals.size > 0) storeRefusalsLater()
+      if (due.length === 0) return
+      // Only runs still queued are written (the update names the status).
+      writes
+        .write(async (trx) => {
+          for (const run of due)
+            await refusalsOf.all({ id: run.id, refusals: run.refusals ?? '[]' }, trx)
+        })
+        .catch((error: unknown) => logger.error({ err: error }, 'storing why runs wait failed'))
+    }, STORE_REFUSALS_AFTER_MS / 4)
+    storeTimer.unref()
+  }
+
   /**
    * Notes why a run waits (stored once it waited a moment); false when the run turned out to
    * be no longer queued (it left the queue some other way, or was removed behind this server's
@@ -315,8 +343,8 @@ export function createDispatcher(deps: {
     if (toStore && at - Date.parse(run.requested_at) < STORE_REFUSALS_AFTER_MS) {
       // Kept on the queue index's row, where passes, answers and the queue timeout read it.
       run.refusals = json
-      if (unstoredRefusals.size >= 100_000) unstoredRefusals.clear()
-      unstoredRefusals.add(run.id)
+      unstoredRefusals.set(run.id, run)
+      storeRefusalsLater()
       return true
     }
     if (toStore) {
@@ -676,7 +704,8 @@ export function createDispatcher(deps: {
 
     /** A queued run changed its place (priority, moved to top or back): its queue is looked at again. */
     reordered(run: RunRow): Promise<void> {
-      queues.reorder(run)
+      // The stored row may not have the reasons yet (a run's first second): they carry over.
+      queues.reorder({ ...run, refusals: whyWaiting(run) })
       return kick(run.target_group_id)
     },
 
@@ -850,6 +879,7 @@ export function createDispatcher(deps: {
     stop(): void {
       stopped = true
       deadlines.stop()
+      clearTimeout(storeTimer)
     },
   }
 }
