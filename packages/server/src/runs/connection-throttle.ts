@@ -19,7 +19,7 @@ const FORGET_IDLE_AFTER_MS = 2 * WINDOW_MS
 export interface ThrottleSlot {
   /** The run was stored, requested at `atMs` (as stored, so a read of it later agrees). */
   keep(atMs: number): void
-  /** The run was not stored after all: the slot is given back. */
+  /** The run was not stored after all: the slot is given back (nothing, once kept). */
   release(): void
 }
 

@@ -5,8 +5,8 @@
  * A machine's holdings are read the first time a pass needs them, then follow the dispatcher:
  * a run taken for the machine is added, a run that ended or came back to its queue is removed.
  * A heartbeat that lists other runs than those kept forgets them, so whatever drifted is read
- * again within one heartbeat. A read
- * that overlapped a change of that machine is used once and not kept. The rows of runs taken
+ * again within one heartbeat. A read that overlapped a change of that machine is used once and
+ * not kept. The rows of runs taken
  * here are kept whole, so a machine's report on a run does not read it again.
  *
  * @module

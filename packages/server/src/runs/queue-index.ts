@@ -115,10 +115,6 @@ export function createQueueIndex(readQueue: (groupId: string) => Promise<RunRow[
       return (await queueOf(groupId)).runs.slice(0, limit)
     },
 
-    async size(groupId: string): Promise<number> {
-      return (await queueOf(groupId)).runs.length
-    },
-
     /**
      * A place in a target's queue for a run being admitted, or undefined when the queue, with
      * the places already promised, is full. Counted and promised in one step, so admissions at

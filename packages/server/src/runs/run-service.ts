@@ -206,9 +206,8 @@ export function createRunService(deps: {
         })
       }
       // The place is held until the run is in the queue's count, or admission gave up; the
-      // throttle's slot is kept once the run is stored.
+      // throttle's slot is kept once the run is stored, and given back otherwise.
       let slot: ThrottleSlot | undefined
-      let stored = false
       try {
         slot = await throttle.take(connection.id, settings.runsPerMinutePerConnection, nowMs)
         if (!slot) {
@@ -285,7 +284,6 @@ export function createRunService(deps: {
             await within.insert(run)
             await within.event(run, at, 'queued', { priority: run.priority, runMode: run.run_mode })
           })
-          stored = true
           slot.keep(queuedMs)
         } catch (error) {
           // Not stored: a token minted for it is never handed out.
@@ -312,7 +310,7 @@ export function createRunService(deps: {
         }
       } finally {
         place.release()
-        if (!stored) slot?.release()
+        slot?.release()
       }
     },
 
