@@ -171,12 +171,15 @@ export function createConnectionService(deps: {
   }
 
   // Every run request reads its connection.
-  const connectionById = prepareQuery(db, (q, a: { tenantId: string; id: string }) =>
-    q
-      .selectFrom('connections')
-      .selectAll()
-      .where('tenant_id', '=', a.tenantId)
-      .where('id', '=', a.id),
+  const connectionById = prepareQuery(
+    db,
+    (q, a: { tenantId: string; id: string }) =>
+      q
+        .selectFrom('connections')
+        .selectAll()
+        .where('tenant_id', '=', a.tenantId)
+        .where('id', '=', a.id),
+    { cached: true },
   )
 
   async function view(

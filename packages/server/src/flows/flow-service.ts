@@ -53,28 +53,34 @@ export function createFlowService(deps: {
   const { db } = deps
   const now = () => deps.clock.now().toISOString()
   // Every run request reads its flow and the flow's current version.
-  const flowById = prepareQuery(db, (q, a: { tenantId: string; id: string }) =>
-    q
-      .selectFrom('desktop_flows')
-      .selectAll()
-      .where('tenant_id', '=', a.tenantId)
-      .where('id', '=', a.id),
+  const flowById = prepareQuery(
+    db,
+    (q, a: { tenantId: string; id: string }) =>
+      q
+        .selectFrom('desktop_flows')
+        .selectAll()
+        .where('tenant_id', '=', a.tenantId)
+        .where('id', '=', a.id),
+    { cached: true },
   )
-  const versionOf = prepareQuery(db, (q, a: { flowId: string; version: number }) =>
-    q
-      .selectFrom('flow_versions')
-      .select([
-        'id',
-        'tenant_id',
-        'flow_id',
-        'version',
-        'content_hash',
-        'manifest',
-        'size_bytes',
-        'created_at',
-      ])
-      .where('flow_id', '=', a.flowId)
-      .where('version', '=', a.version),
+  const versionOf = prepareQuery(
+    db,
+    (q, a: { flowId: string; version: number }) =>
+      q
+        .selectFrom('flow_versions')
+        .select([
+          'id',
+          'tenant_id',
+          'flow_id',
+          'version',
+          'content_hash',
+          'manifest',
+          'size_bytes',
+          'created_at',
+        ])
+        .where('flow_id', '=', a.flowId)
+        .where('version', '=', a.version),
+    { cached: true },
   )
 
   const accessOf = async (principal: Principal, flow: FlowRow) =>

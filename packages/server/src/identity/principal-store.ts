@@ -95,8 +95,11 @@ export interface UserChanges {
 
 export function createPrincipalStore(db: Kysely<Database>) {
   // Every API request of a user loads the user.
-  const userById = prepareQuery(db, (q, a: { tenantId: string; id: string }) =>
-    q.selectFrom('users').selectAll().where('tenant_id', '=', a.tenantId).where('id', '=', a.id),
+  const userById = prepareQuery(
+    db,
+    (q, a: { tenantId: string; id: string }) =>
+      q.selectFrom('users').selectAll().where('tenant_id', '=', a.tenantId).where('id', '=', a.id),
+    { cached: true },
   )
   return {
     /** True when a user or service principal with this id exists in the tenant. */

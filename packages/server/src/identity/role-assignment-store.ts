@@ -40,6 +40,7 @@ export function createRoleAssignmentStore(db: Kysely<Database>) {
         .where('principal_type', '=', a.principalType)
         .where('principal_id', '=', a.principalId)
         .orderBy('created_at'),
+    { cached: true },
   )
   return {
     async insert(assignment: RoleAssignmentRecord): Promise<void> {

@@ -47,17 +47,22 @@ const toEnvironment = (row: Selectable<EnvironmentTable>): EnvironmentRecord => 
 /** Reads and writes tenants and environments; every environment query is scoped by tenant. */
 export function createTenantStore(db: Kysely<Database>) {
   // Every API request resolves its token's tenant.
-  const tenantBySlug = prepareQuery(db, (q, a: { slug: string }) =>
-    q.selectFrom('tenants').selectAll().where('slug', '=', a.slug),
+  const tenantBySlug = prepareQuery(
+    db,
+    (q, a: { slug: string }) => q.selectFrom('tenants').selectAll().where('slug', '=', a.slug),
+    { cached: true },
   )
   // ...and the access rules read its environments.
-  const environmentsOf = prepareQuery(db, (q, a: { tenantId: string }) =>
-    q
-      .selectFrom('environments')
-      .selectAll()
-      .where('tenant_id', '=', a.tenantId)
-      .orderBy('created_at')
-      .orderBy('id'),
+  const environmentsOf = prepareQuery(
+    db,
+    (q, a: { tenantId: string }) =>
+      q
+        .selectFrom('environments')
+        .selectAll()
+        .where('tenant_id', '=', a.tenantId)
+        .orderBy('created_at')
+        .orderBy('id'),
+    { cached: true },
   )
   return {
     async insertTenant(tenant: TenantRecord): Promise<void> {

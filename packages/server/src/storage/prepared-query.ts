@@ -13,6 +13,7 @@
 import type { Compilable, CompiledQuery, Kysely } from 'kysely'
 
 import type { Database } from './schema.ts'
+import { tableChangesOf, tablesOf } from './table-changes.ts'
 
 const NAME = Symbol('placeholder')
 
@@ -30,6 +31,24 @@ export interface PreparedQuery<Args, Row> {
   first(args: Args, on?: Kysely<Database>): Promise<Row | undefined>
 }
 
+export interface PrepareOptions {
+  /**
+   * Keep what the query read, and answer the same values from memory while none of the tables
+   * it reads changed (`table-changes.ts`): for the reads every request or run makes of rows
+   * that seldom change. Only on a database this process alone writes (else it always reads),
+   * and never inside a transaction. Rows kept are frozen: callers must not change them.
+   */
+  readonly cached?: boolean
+}
+
+/**
+ * How long a kept read is trusted at most, should its database be written by something else
+ * after all (a tool opening the file while the server runs).
+ */
+const CACHED_FOR_MS = 2_000
+/** Kept reads per query, at most; the oldest go first. */
+const MAX_CACHED = 10_000
+
 /**
  * Prepares `build(db, args)`, where `args` gives a placeholder for each value the query takes.
  *
@@ -44,6 +63,7 @@ export interface PreparedQuery<Args, Row> {
 export function prepareQuery<Args extends Record<string, unknown>, Row>(
   db: Kysely<Database>,
   build: (db: Kysely<Database>, args: Args) => Compilable<Row>,
+  options: PrepareOptions = {},
 ): PreparedQuery<Args, Row> {
   const placeholders = new Proxy({} as Args, {
     get: (_target, name) => ({ [NAME]: String(name) }) satisfies Placeholder,
@@ -57,12 +77,34 @@ export function prepareQuery<Args extends Record<string, unknown>, Row>(
     return { ...compiled, parameters }
   }
 
+  const changes = options.cached ? tableChangesOf(db) : undefined
+  const tables = changes && [...tablesOf(compiled.query)]
+  const kept = new Map<string, { rows: readonly Row[]; generation: number; at: number }>()
+
+  async function rowsOf(args: Args, on: Kysely<Database>): Promise<readonly Row[]> {
+    if (!changes || !tables || on !== db) return (await on.executeQuery(bind(args))).rows
+    const key = JSON.stringify(slots.map((name) => (name === null ? null : args[name])))
+    const generation = changes.generation(tables)
+    const now = performance.now()
+    const hit = kept.get(key)
+    if (hit && hit.generation === generation && now - hit.at < CACHED_FOR_MS) return hit.rows
+    const rows = (await on.executeQuery(bind(args))).rows
+    // Kept only when nothing it read changed while it ran.
+    if (changes.generation(tables) === generation) {
+      for (const row of rows) Object.freeze(row)
+      kept.delete(key)
+      if (kept.size >= MAX_CACHED) kept.delete(kept.keys().next().value as string)
+      kept.set(key, { rows: Object.freeze(rows), generation, at: now })
+    }
+    return rows
+  }
+
   return {
     async all(args, on = db) {
-      return (await on.executeQuery(bind(args))).rows
+      return [...(await rowsOf(args, on))]
     },
     async first(args, on = db) {
-      return (await on.executeQuery(bind(args))).rows[0]
+      return (await rowsOf(args, on))[0]
     },
   }
 }

@@ -10,6 +10,7 @@ import { Kysely, type SqliteDatabase, SqliteDialect } from 'kysely'
 
 import { queryLog, type StorageOptions } from '../query-log.ts'
 import type { Database } from '../schema.ts'
+import { registerTableChanges, trackTableChanges } from '../table-changes.ts'
 import { startWalCheckpointer } from './wal-checkpointer.ts'
 
 /** An open SQLite database: the query builder, and how to close it (checkpoints first). */
@@ -32,10 +33,11 @@ export function openSqlite(path: string, options: StorageOptions = {}): SqliteSt
   // An in-memory database has no log to checkpoint (and no file a second connection could open).
   const checkpointer =
     path === ':memory:' || path === '' ? undefined : startWalCheckpointer(sqlite, path)
-  const db = new Kysely<Database>({
-    dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
-    log: queryLog(options),
-  })
+  // The server is the file's only writer, so reads of rows that seldom change can be kept
+  // in memory while their tables do not change (prepared queries marked `cached`).
+  const tracked = trackTableChanges(new SqliteDialect({ database: withStatementCache(sqlite) }))
+  const db = new Kysely<Database>({ dialect: tracked.dialect, log: queryLog(options) })
+  registerTableChanges(db, tracked.changes)
   return {
     db,
     async close() {
