@@ -161,20 +161,23 @@ export function createChannelHub(deps: {
     close(connection, CHANNEL_CLOSE.PROTOCOL_ERROR, reason)
   }
 
-  async function onMessage(connection: Connection, raw: string) {
+  /** The message, or why it is refused. */
+  function parse(raw: string): AgentMessage | { refused: string; issues?: string[] } {
     let json: unknown
     try {
       json = JSON.parse(raw)
     } catch {
-      return protocolError(connection, 'malformed JSON')
+      return { refused: 'malformed JSON' }
     }
     const parsed = AgentMessage.safeParse(json)
-    if (!parsed.success) {
-      return protocolError(connection, 'invalid message', {
-        issues: parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`),
-      })
+    if (parsed.success) return parsed.data
+    return {
+      refused: 'invalid message',
+      issues: parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`),
     }
-    const message = parsed.data
+  }
+
+  async function onMessage(connection: Connection, message: AgentMessage) {
     armTimeout(connection)
     if (message.type === 'hello') {
       if (connection.mode !== 'awaiting-hello') return protocolError(connection, 'hello repeated')
@@ -267,25 +270,46 @@ export function createChannelHub(deps: {
     if (previous) close(previous, CHANNEL_CLOSE.SUPERSEDED, 'superseded by a newer connection')
     byMachine.set(machineId, connection)
     armTimeout(connection)
-    // Messages of one connection are handled one after another, in order.
-    let queue = Promise.resolve()
+    // Messages of one connection are handled in order: each starts once the ones before it
+    // are done. A run's acceptance and result only wait for the messages before them to have
+    // started: they touch that run alone, and the write batcher stores writes in the order they
+    // were asked for. So the results a machine sends together are stored together, and an
+    // acceptance and the result that follows it at once become one update (the dispatcher's
+    // `accepted`). Every other message waits for all of them.
+    let ordered: Promise<unknown> = Promise.resolve()
+    const pipelined = new Set<Promise<unknown>>()
+    const handle = (work: () => unknown) => async () => {
+      try {
+        await work()
+      } catch (error) {
+        logger.error({ err: error, machineId }, 'agent message handling failed')
+        close(connection, CHANNEL_CLOSE.PROTOCOL_ERROR, 'internal error')
+      }
+    }
     socket.on('message', (data, isBinary) => {
-      queue = queue
-        .then(() =>
-          isBinary
-            ? protocolError(connection, 'binary frame')
-            : onMessage(
-                connection,
-                (Array.isArray(data)
-                  ? Buffer.concat(data)
-                  : Buffer.from(data as ArrayBuffer)
-                ).toString('utf8'),
-              ),
-        )
-        .catch((error: unknown) => {
-          logger.error({ err: error, machineId }, 'agent message handling failed')
-          close(connection, CHANNEL_CLOSE.PROTOCOL_ERROR, 'internal error')
-        })
+      const message = isBinary
+        ? { refused: 'binary frame' }
+        : parse(
+            (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)).toString(
+              'utf8',
+            ),
+          )
+      if ('refused' in message) {
+        const { refused, issues } = message
+        const work = handle(() => protocolError(connection, refused, issues && { issues }))
+        ordered = Promise.all([ordered, ...pipelined]).then(work)
+        pipelined.clear()
+        return
+      }
+      const work = handle(() => onMessage(connection, message))
+      if (message.type === 'runAccepted' || message.type === 'runFinished') {
+        const started = ordered.then(work)
+        pipelined.add(started)
+        void started.then(() => pipelined.delete(started))
+      } else {
+        ordered = Promise.all([ordered, ...pipelined]).then(work)
+        pipelined.clear()
+      }
     })
     socket.on('error', (error) =>
       logger.warn({ machineId, err: error.message }, 'agent socket error'),

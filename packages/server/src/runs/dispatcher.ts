@@ -35,7 +35,7 @@ import { shownOutputs } from './flow-inputs.ts'
 import { createMachineHoldings } from './machine-holdings.ts'
 import { type MachinePicture, place, type Refusal } from './placement.ts'
 import { createQueueIndex, type PromisedPlace } from './queue-index.ts'
-import { QUEUED, type RunRow, type RunStore } from './run-store.ts'
+import { QUEUED, type RecordedEvent, type RunRow, type RunStore } from './run-store.ts'
 import { createTargetMembers, type Member } from './target-members.ts'
 
 type Offer = Extract<ServerMessage, { type: 'runOffer' }>
@@ -72,6 +72,13 @@ const CONNECTION_FOR_RUN = [
   'sealed_password',
   'tenant_id',
 ] as const satisfies readonly (keyof ConnectionForRun)[]
+
+/** How a run's first pass left it: the row, and the events the pass recorded, when known. */
+export interface FirstPass {
+  readonly run: RunRow
+  /** Undefined when the pass did more than this server can tell without a read. */
+  readonly recorded?: readonly RecordedEvent[]
+}
 
 export interface RunError {
   readonly code: string
@@ -151,11 +158,17 @@ export function createDispatcher(deps: {
   const groupMachines = prepareQuery(db, (q, a: { groupId: string }) =>
     q.selectFrom('machines').select(['id', 'name']).where('group_id', '=', a.groupId),
   )
-  const connectionForRun = prepareQuery(db, (q, a: { id: string }) =>
-    q.selectFrom('connections').select(CONNECTION_FOR_RUN).where('id', '=', a.id),
+  const connectionForRun = prepareQuery(
+    db,
+    (q, a: { id: string }) =>
+      q.selectFrom('connections').select(CONNECTION_FOR_RUN).where('id', '=', a.id),
+    { cached: true },
   )
-  const flowVersion = prepareQuery(db, (q, a: { id: string }) =>
-    q.selectFrom('flow_versions').select(['manifest', 'content_hash']).where('id', '=', a.id),
+  const flowVersion = prepareQuery(
+    db,
+    (q, a: { id: string }) =>
+      q.selectFrom('flow_versions').select(['manifest', 'content_hash']).where('id', '=', a.id),
+    { cached: true },
   )
   /** Both at once, the usual case; no row when either is gone. */
   const connectionAndVersion = prepareQuery(
@@ -170,6 +183,7 @@ export function createDispatcher(deps: {
         ])
         .where('connections.id', '=', a.connectionId)
         .where('flow_versions.id', '=', a.versionId),
+    { cached: true },
   )
   const refusalsOf = prepareQuery(db, (q, a: { id: string; refusals: string }) =>
     q
@@ -201,8 +215,13 @@ export function createDispatcher(deps: {
   let storeTimer: NodeJS.Timeout | undefined
   /** Why a queued run waits, as last noted: its row in the queue index may know more. */
   const whyWaiting = (run: RunRow) => queues.known(run)?.refusals ?? run.refusals
-  /** Runs whose admission awaits their first pass, and the row that pass took or ended. */
-  const firstPassOf = new Map<string, RunRow | undefined>()
+  /**
+   * Acceptances not stored yet: each waits for the rest of its turn, so that a result the
+   * machine sent with it (a flow that ended at once) is stored with it, in one update.
+   */
+  const unstoredStarts = new Map<string, { machineId: string; at: number }>()
+  /** Runs whose admission awaits their first pass, and how that pass left them. */
+  const firstPassOf = new Map<string, FirstPass | undefined>()
   const connectionOf = (id: string): Promise<ConnectionForRun | undefined> =>
     connectionForRun.first({ id })
 
@@ -258,6 +277,8 @@ export function createDispatcher(deps: {
     status: 'Succeeded' | 'Failed' | 'Cancelled',
     changes: Partial<RunRow> & { error?: string | null },
     machineId?: string,
+    /** An event of the run not stored yet (its start), recorded before the end's. */
+    earlier?: RecordedEvent,
   ): Promise<boolean> {
     const at = iso()
     const final = await writes.write((trx) =>
@@ -271,6 +292,7 @@ export function createDispatcher(deps: {
           details: changes.error ? JSON.parse(changes.error) : undefined,
           ...(machineId !== undefined && { machineId }),
         },
+        earlier,
       ),
     )
     confirmedAt.delete(run.id)
@@ -285,7 +307,7 @@ export function createDispatcher(deps: {
     rejectedBy.delete(run.id)
     queues.drop(final)
     if (final.machine_id) holdings.remove(final.machine_id, final.id)
-    if (firstPassOf.has(final.id)) firstPassOf.set(final.id, final)
+    if (firstPassOf.has(final.id)) firstPassOf.set(final.id, { run: final })
     ports.onEnded(final)
     // The row as it is now: the run may have been dispatched since the caller read it.
     if (status === 'Cancelled' && final.machine_id)
@@ -435,6 +457,11 @@ export function createDispatcher(deps: {
         .map((p) => p.connection.id)
         .filter((id) => at - (lastUseStored.get(id) ?? -Infinity) >= LAST_USE_PRECISION_MS),
     )
+    const offered = (machineId: string): RecordedEvent => ({
+      at: iso(at),
+      kind: 'offered',
+      details: { machineId },
+    })
     const taken = await writes.write(async (trx) => {
       const within = store.within(trx)
       const rows: (RunRow | undefined)[] = []
@@ -450,7 +477,7 @@ export function createDispatcher(deps: {
               lease_expires_at: iso(at + deps.leaseMs),
               os_account: run.run_mode === 'attended' ? connection.os_account : run.os_account,
             },
-            { at: iso(at), kind: 'offered', details: { machineId: machine.machineId } },
+            offered(machine.machineId),
           ),
         )
       }
@@ -469,7 +496,8 @@ export function createDispatcher(deps: {
       const row = taken.rows[i]
       if (!row) continue
       holdings.add({ ...row, machine_id: machine.machineId })
-      if (firstPassOf.has(row.id)) firstPassOf.set(row.id, row)
+      if (firstPassOf.has(row.id))
+        firstPassOf.set(row.id, { run: row, recorded: [offered(machine.machineId)] })
       if (ports.send(machine.machineId, message)) continue
       // The machine left in the meantime: the offer never went out, so the run goes back.
       await requeue(row, machine.machineId, 'requeued', {
@@ -505,7 +533,7 @@ export function createDispatcher(deps: {
     if (back) {
       holdings.remove(machineId, run.id)
       queues.put(back)
-      if (firstPassOf.has(back.id)) firstPassOf.set(back.id, back)
+      if (firstPassOf.has(back.id)) firstPassOf.set(back.id, { run: back })
     }
     return back
   }
@@ -685,13 +713,14 @@ export function createDispatcher(deps: {
      * then is: taken, ended, or still waiting (with that pass's reasons); undefined when that
      * is not known without a read.
      */
-    async enqueued(run: RunRow): Promise<RunRow | undefined> {
+    async enqueued(run: RunRow): Promise<FirstPass | undefined> {
       queues.put(run)
       firstPassOf.set(run.id, undefined)
       dueAt(Date.parse(run.queue_deadline))
       try {
         await kick(run.target_group_id)
-        return firstPassOf.get(run.id) ?? queues.known(run)
+        const waiting = queues.known(run)
+        return firstPassOf.get(run.id) ?? (waiting && { run: waiting, recorded: [] })
       } finally {
         firstPassOf.delete(run.id)
       }
@@ -791,6 +820,12 @@ export function createDispatcher(deps: {
 
     async accepted(machineId: string, runId: string): Promise<void> {
       const at = now().getTime()
+      const start = { machineId, at }
+      unstoredStarts.set(runId, start)
+      // The rest of the turn: a result that came with the acceptance takes it along.
+      await new Promise((resolve) => setImmediate(resolve))
+      if (unstoredStarts.get(runId) !== start) return
+      unstoredStarts.delete(runId)
       const started = await writes.write((trx) =>
         store
           .within(trx)
@@ -838,18 +873,23 @@ export function createDispatcher(deps: {
       if (!run || run.machine_id !== machineId) return
       const manifest = (await versionOf(run.flow_version_id))?.manifest
       const outputs = manifest ? shownOutputs(manifest, result.outputs) : null
+      // Accepted in this same turn and not stored yet: started and finished in one update.
+      const start = unstoredStarts.get(run.id)
+      const startedNow = start?.machineId === machineId ? start : undefined
+      if (startedNow) unstoredStarts.delete(run.id)
       await end(
         run,
         'Running',
         result.status,
         {
-          started_at: run.started_at ?? result.startedAt,
+          started_at: run.started_at ?? (startedNow ? iso(startedNow.at) : result.startedAt),
           exit_code: result.exitCode,
           os_account: result.osAccount ?? run.os_account,
           outputs: outputs && JSON.stringify(outputs),
           error: result.error && JSON.stringify(result.error),
         },
         machineId,
+        startedNow && { at: iso(startedNow.at), kind: 'started', details: { machineId } },
       )
     },
 

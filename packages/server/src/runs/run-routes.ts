@@ -267,15 +267,12 @@ export function registerRunRoutes(
       return c.json(await toApi(ended), 200)
     }
     if (!firstPass) return c.json(await toApi(run), created ? 202 : 200)
-    // The run as that pass left it (taken, ended, or waiting with its reasons); read when the
-    // pass took longer than the wait, or could not tell.
-    const current = placed ?? (await runs.visible(principal, run.id))
+    // The run as that pass left it (taken, ended, or waiting with its reasons), with the
+    // events it recorded; read when the pass took longer than the wait, or could not tell.
+    const current = placed?.run ?? (await runs.visible(principal, run.id))
     const { known } = admitted
-    const unchanged = current.status === run.status
-    return c.json(
-      await toApi(current, unchanged ? known : known && { ...known, events: undefined }),
-      202,
-    )
+    const events = known?.events && placed?.recorded && [...known.events, ...placed.recorded]
+    return c.json(await toApi(current, known && { ...known, events }), 202)
   })
   app.openapi(r.get, async (c) =>
     c.json(await toApi(await runs.visible(c.get('principal'), c.req.valid('param').runId)), 200),

@@ -24,10 +24,10 @@ import type { FlowRow } from '../flows/flow-service.ts'
 import type { FlowService } from '../flows/index.ts'
 import type { Principal } from '../identity/principal.ts'
 import type { MachineAccess } from '../machines/machine-access.ts'
-import type { Database, WriteBatcher } from '../storage/index.ts'
+import { type Database, prepareQuery, type WriteBatcher } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import { createConnectionThrottle, type ThrottleSlot } from './connection-throttle.ts'
-import type { Dispatcher } from './dispatcher.ts'
+import type { Dispatcher, FirstPass } from './dispatcher.ts'
 import { checkInputs } from './flow-inputs.ts'
 import {
   PRIORITY_RANK,
@@ -53,7 +53,7 @@ export interface AdmittedRun {
   /** `performance.now()` when the run joined the queue. */
   readonly queuedAt?: number
   /** Settles when the dispatcher's first look at the queue with this run in it ended. */
-  readonly firstPass?: Promise<RunRow | undefined>
+  readonly firstPass?: Promise<FirstPass | undefined>
   readonly known?: KnownRunFacts
 }
 
@@ -92,6 +92,17 @@ export function createRunService(deps: {
   const waiters = new Map<string, ((run: RunRow) => void)[]>()
   /** Run settings per environment, as read moments ago: every admission needs them. */
   const settingsCache = new Map<string, { settings: RunSettings; readAt: number }>()
+  // Every run request reads its target group (and the key its inputs are sealed to).
+  const groupOf = prepareQuery(
+    db,
+    (q, a: { tenantId: string; id: string }) =>
+      q
+        .selectFrom('machine_groups')
+        .select(['id', 'public_key'])
+        .where('tenant_id', '=', a.tenantId)
+        .where('id', '=', a.id),
+    { cached: true },
+  )
   const throttle = createConnectionThrottle(async (connectionId, sinceMs) =>
     (await store.requestTimes(connectionId, new Date(sinceMs).toISOString())).map(Date.parse),
   )
@@ -188,12 +199,10 @@ export function createRunService(deps: {
       const manifest = JSON.parse(version.manifest) as FlowManifest
       const inputs = checkInputs(manifest, request.inputs)
 
-      const group = await db
-        .selectFrom('machine_groups')
-        .select(['id', 'public_key'])
-        .where('tenant_id', '=', principal.tenant.id)
-        .where('id', '=', connection.target_group_id)
-        .executeTakeFirst()
+      const group = await groupOf.first({
+        tenantId: principal.tenant.id,
+        id: connection.target_group_id,
+      })
       if (!group) throw new AppError('XrmMachineGroupNotFound')
       if (!(await dispatcher.hasMachines(group.id))) throw new AppError('GroupIsEmpty')
 
