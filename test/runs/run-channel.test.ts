@@ -150,6 +150,34 @@ describe('runs with a test agent on the channel', () => {
     ])
   })
 
+  it('answers a run its first pass took with the events a read of it shows', async () => {
+    const run = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, { connectionId })
+    expect(run.status, run.text).toBe(202)
+    const offer = await channel.next('runOffer', 5000)
+    expect(offer.runId).toBe(run.body.id)
+    expect(run.body).toMatchObject({ status: 'Running', machineId: machine.machineId })
+    const read = await api(t.url, token, 'GET', `/runs/${run.body.id}`)
+    expect(run.body.events).toEqual(read.body.events)
+    expect(run.body.events.map((e: { kind: string }) => e.kind)).toEqual(['queued', 'offered'])
+
+    const now = new Date().toISOString()
+    ws.send(JSON.stringify({ type: 'runAccepted', runId: offer.runId }))
+    ws.send(
+      JSON.stringify({
+        type: 'runFinished',
+        runId: offer.runId,
+        status: 'Succeeded',
+        exitCode: 0,
+        outputs: {},
+        error: null,
+        osAccount: 'runner',
+        startedAt: now,
+        finishedAt: now,
+      }),
+    )
+    expect((await channel.next('runFinishedAck')).runId).toBe(run.body.id)
+  })
+
   it('says how long admission took and, to a client on its machine, when the run was queued', async () => {
     const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
     const before = monotonicMs()
