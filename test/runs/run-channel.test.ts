@@ -11,72 +11,32 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type WebSocket from 'ws'
 
 import { openStorage } from '../../packages/server/src/storage/index.ts'
-import { type ChannelMessage as Message, listenToChannel } from '../support/channel-listener.ts'
-import { pushFlow, waitForRun } from '../support/runs.ts'
-import { HELLO, registerTestMachine, type TestMachine } from '../support/test-machine.ts'
 import {
-  ADMIN_PASSWORD,
-  api,
-  signIn,
-  startTestServer,
-  type TestServer,
-} from '../support/test-server.ts'
+  type ChannelTestbed,
+  startChannelTestbed,
+  succeededMessage,
+} from '../support/channel-testbed.ts'
+import { waitForRun } from '../support/runs.ts'
+import type { TestMachine } from '../support/test-machine.ts'
+import { api, type TestServer } from '../support/test-server.ts'
 
 describe('runs with a test agent on the channel', () => {
+  let bed: ChannelTestbed
   let t: TestServer
   let token: string
-  let environmentId: string
   let machine: TestMachine
   let ws: WebSocket
-  let channel: ReturnType<typeof listenToChannel>
+  let channel: ChannelTestbed['channel']
   let flow: { id: string }
   let connectionId: string
-  let seq = 0
-  const heartbeat = () =>
-    ws.send(JSON.stringify({ type: 'heartbeat', seq: ++seq, sessions: [], runningRuns: [] }))
+  let heartbeat: () => void
 
   beforeAll(async () => {
-    t = await startTestServer('sqlite')
-    token = (await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)).access_token
-    environmentId = (await api(t.url, token, 'GET', '/me')).body.roles[0].environmentId
-    machine = await registerTestMachine(t.url, token, environmentId, 'picky')
-    ws = await machine.connect()
-    channel = listenToChannel(ws)
-    ws.send(JSON.stringify(HELLO))
-    await channel.next('welcome')
-    heartbeat()
-    // Whoever tests the connection gets a yes: this machine knows the account.
-    ws.on('message', (data) => {
-      const message = JSON.parse((data as Buffer).toString('utf8')) as Message
-      if (message.type === 'connectionTest')
-        ws.send(
-          JSON.stringify({
-            type: 'connectionTestResult',
-            requestId: message.requestId,
-            ok: true,
-            osAccount: 'runner',
-          }),
-        )
-    })
-    flow = await pushFlow(t.url, token, environmentId, { name: 'picky', script: 'true' })
-    const connection = await api(
-      t.url,
-      token,
-      'POST',
-      `/environments/${environmentId}/connections`,
-      {
-        name: 'picky',
-        target: { machineId: machine.machineId },
-        username: 'runner',
-        password: 'runner-password',
-      },
-    )
-    expect(connection.body.status, connection.text).toBe('Connected')
-    connectionId = connection.body.id as string
+    bed = await startChannelTestbed('sqlite')
+    ;({ t, token, machine, ws, channel, flow, connectionId, heartbeat } = bed)
   })
   afterAll(async () => {
-    ws?.terminate()
-    await t?.close()
+    await bed?.close()
   })
 
   it('gets the run back in its queue with the reason, and runs it after its next heartbeat', async () => {
@@ -122,21 +82,8 @@ describe('runs with a test agent on the channel', () => {
     heartbeat()
     const again = await channel.next('runOffer')
     expect(again.runId).toBe(run.body.id)
-    const now = new Date().toISOString()
     ws.send(JSON.stringify({ type: 'runAccepted', runId: again.runId }))
-    ws.send(
-      JSON.stringify({
-        type: 'runFinished',
-        runId: again.runId,
-        status: 'Succeeded',
-        exitCode: 0,
-        outputs: {},
-        error: null,
-        osAccount: 'runner',
-        startedAt: now,
-        finishedAt: now,
-      }),
-    )
+    ws.send(succeededMessage(again.runId))
     expect((await channel.next('runFinishedAck')).runId).toBe(run.body.id)
     const done = await waitForRun(t.url, token, run.body.id)
     expect(done).toMatchObject({ status: 'Succeeded', machineId: machine.machineId })
@@ -160,21 +107,8 @@ describe('runs with a test agent on the channel', () => {
     expect(run.body.events).toEqual(read.body.events)
     expect(run.body.events.map((e: { kind: string }) => e.kind)).toEqual(['queued', 'offered'])
 
-    const now = new Date().toISOString()
     ws.send(JSON.stringify({ type: 'runAccepted', runId: offer.runId }))
-    ws.send(
-      JSON.stringify({
-        type: 'runFinished',
-        runId: offer.runId,
-        status: 'Succeeded',
-        exitCode: 0,
-        outputs: {},
-        error: null,
-        osAccount: 'runner',
-        startedAt: now,
-        finishedAt: now,
-      }),
-    )
+    ws.send(succeededMessage(offer.runId))
     expect((await channel.next('runFinishedAck')).runId).toBe(run.body.id)
   })
 

@@ -158,6 +158,21 @@ describe.each(BACKENDS)('reads kept in memory on %s', (backend) => {
       await sql`update environments set name = name where id = 'none'`.execute(storage.db)
       expect(await fresh('after raw SQL')).toBe('after raw SQL')
 
+      // A kept "no such row" goes when the row is inserted.
+      const missing = uuidv7()
+      expect(await nameOf(query, missing)).toBeUndefined()
+      await storage.db
+        .insertInto('tenants')
+        .values({
+          id: missing,
+          slug: `t-${missing}`,
+          display_name: 'inserted',
+          status: 'active',
+          created_at: new Date().toISOString(),
+        })
+        .execute()
+      expect(await nameOf(query, missing)).toBe('inserted')
+
       // Prepared writes are seen too.
       const rename = prepareQuery(storage.db, (q, a: { id: string; name: string }) =>
         q.updateTable('tenants').set({ display_name: a.name }).where('id', '=', a.id),
@@ -166,6 +181,20 @@ describe.each(BACKENDS)('reads kept in memory on %s', (backend) => {
       expect(await fresh('after a prepared write')).toBe('after a prepared write')
     },
   )
+
+  it('refuses to keep a read whose tables it cannot see', () => {
+    expect(() =>
+      prepareQuery(
+        storage.db,
+        (q, a: { id: string }) =>
+          q
+            .selectFrom('tenants')
+            .select(sql<string>`(select count(*) from users)`.as('users'))
+            .where('id', '=', a.id),
+        { cached: true },
+      ),
+    ).toThrow(/must name its tables/)
+  })
 
   it.runIf(backend === 'sqlite')('trusts what it kept for two seconds at most', async () => {
     const query = tenantName()

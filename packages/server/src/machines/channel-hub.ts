@@ -78,6 +78,12 @@ export interface ChannelHub extends AgentNotifier {
   close(): Promise<void>
 }
 
+/**
+ * Run messages of one machine handled at once, at most; more wait for them (an agent sending
+ * its whole journal again after a reconnect).
+ */
+const MAX_PIPELINED = 64
+
 const REASON = { 401: 'Unauthorized', 404: 'Not Found', 503: 'Service Unavailable' } as const
 const MESSAGE: Record<string, string> = {
   RouteNotFound: 'Not found.',
@@ -302,7 +308,8 @@ export function createChannelHub(deps: {
         return
       }
       const work = handle(() => onMessage(connection, message))
-      if (message.type === 'runAccepted' || message.type === 'runFinished') {
+      const runMessage = message.type === 'runAccepted' || message.type === 'runFinished'
+      if (runMessage && pipelined.size < MAX_PIPELINED) {
         const started = ordered.then(work)
         pipelined.add(started)
         void started.then(() => pipelined.delete(started))

@@ -215,11 +215,15 @@ export function createDispatcher(deps: {
   let storeTimer: NodeJS.Timeout | undefined
   /** Why a queued run waits, as last noted: its row in the queue index may know more. */
   const whyWaiting = (run: RunRow) => queues.known(run)?.refusals ?? run.refusals
+  /** A machine's start of a run, as `unstoredStarts` and `storingStarts` know it. */
+  const startKey = (machineId: string, runId: string) => `${machineId} ${runId}`
   /**
-   * Acceptances not stored yet: each waits for the rest of its turn, so that a result the
-   * machine sent with it (a flow that ended at once) is stored with it, in one update.
+   * Starts not stored yet, with their time: each waits for the rest of its turn, so that a
+   * result the machine sent with it (a flow that ended at once) is stored with it, in one update.
    */
-  const unstoredStarts = new Map<string, { machineId: string; at: number }>()
+  const unstoredStarts = new Map<string, { at: number }>()
+  /** Starts on their way to the database: a result of the run waits for its start to land. */
+  const storingStarts = new Map<string, Promise<void>>()
   /** Runs whose admission awaits their first pass, and how that pass left them. */
   const firstPassOf = new Map<string, FirstPass | undefined>()
   const connectionOf = (id: string): Promise<ConnectionForRun | undefined> =>
@@ -264,7 +268,11 @@ export function createDispatcher(deps: {
     contentHash: row.content_hash,
   })
 
-  /** Read each time (prepared): a flow deleted while its run waits fails the run. */
+  /**
+   * Kept in memory while no write touches flow versions: a flow deleted while its run waits
+   * (its versions go with it, and a delete makes every kept read go to the database again)
+   * fails the run.
+   */
   async function versionOf(versionId: string): Promise<FlowVersionFacts | undefined> {
     const row = await flowVersion.first({ id: versionId })
     return row && versionFacts(row)
@@ -315,6 +323,24 @@ export function createDispatcher(deps: {
     // The run freed its machine's slot, or left its queue: the queue is looked at again.
     void kick(final.target_group_id)
     return true
+  }
+
+  /** Stores a machine's start of a run (once: a start said again changes nothing). */
+  async function storeStart(machineId: string, runId: string, at: number): Promise<void> {
+    const started = await writes.write((trx) =>
+      store
+        .within(trx)
+        .move(
+          runId,
+          'Running',
+          { started_at: iso(at), lease_expires_at: iso(at + deps.leaseMs) },
+          { at: iso(at), kind: 'started', details: { machineId }, machineId, unstarted: true },
+        ),
+    )
+    if (!started) return
+    holdings.add({ ...started, machine_id: machineId })
+    // The run's timeout now counts from its start.
+    dueAt(at + started.timeout_seconds * 1000 + LEASE_GRACE_MS)
   }
 
   const fail = (
@@ -819,27 +845,22 @@ export function createDispatcher(deps: {
     },
 
     async accepted(machineId: string, runId: string): Promise<void> {
-      const at = now().getTime()
-      const start = { machineId, at }
-      unstoredStarts.set(runId, start)
+      const key = startKey(machineId, runId)
+      // Said again while the first is being stored: the first counts.
+      if (unstoredStarts.has(key) || storingStarts.has(key)) return
+      const start = { at: now().getTime() }
+      unstoredStarts.set(key, start)
       // The rest of the turn: a result that came with the acceptance takes it along.
       await new Promise((resolve) => setImmediate(resolve))
-      if (unstoredStarts.get(runId) !== start) return
-      unstoredStarts.delete(runId)
-      const started = await writes.write((trx) =>
-        store
-          .within(trx)
-          .move(
-            runId,
-            'Running',
-            { started_at: iso(at), lease_expires_at: iso(at + deps.leaseMs) },
-            { at: iso(at), kind: 'started', details: { machineId }, machineId },
-          ),
+      if (unstoredStarts.get(key) !== start) return
+      unstoredStarts.delete(key)
+      // Stopping: not stored; the machine's result, when it comes, says when the run started.
+      if (stopped) return
+      const storing = storeStart(machineId, runId, start.at).finally(() =>
+        storingStarts.delete(key),
       )
-      if (!started) return
-      holdings.add({ ...started, machine_id: machineId })
-      // The run's timeout now counts from its start.
-      dueAt(at + started.timeout_seconds * 1000 + LEASE_GRACE_MS)
+      storingStarts.set(key, storing)
+      await storing
     },
 
     async rejected(machineId: string, runId: string, code: string, reason: string): Promise<void> {
@@ -869,28 +890,45 @@ export function createDispatcher(deps: {
 
     /** A machine reports a run's end; true when it is stored (it is acknowledged either way). */
     async finished(machineId: string, result: AgentRunFinished): Promise<void> {
+      const key = startKey(machineId, result.runId)
+      // Taken before anything else: accepted in this same turn and not stored yet, the start
+      // is stored with the end, in one update.
+      const unstored = unstoredStarts.get(key)
+      unstoredStarts.delete(key)
+      // A start on its way to the database lands first, so the row read next has it.
+      await storingStarts.get(key)?.catch(() => undefined)
       const run = holdings.rowOf(machineId, result.runId) ?? (await store.byId(result.runId))
       if (!run || run.machine_id !== machineId) return
       const manifest = (await versionOf(run.flow_version_id))?.manifest
       const outputs = manifest ? shownOutputs(manifest, result.outputs) : null
-      // Accepted in this same turn and not stored yet: started and finished in one update.
-      const start = unstoredStarts.get(run.id)
-      const startedNow = start?.machineId === machineId ? start : undefined
-      if (startedNow) unstoredStarts.delete(run.id)
-      await end(
-        run,
-        'Running',
-        result.status,
-        {
-          started_at: run.started_at ?? (startedNow ? iso(startedNow.at) : result.startedAt),
-          exit_code: result.exitCode,
-          os_account: result.osAccount ?? run.os_account,
-          outputs: outputs && JSON.stringify(outputs),
-          error: result.error && JSON.stringify(result.error),
-        },
-        machineId,
-        startedNow && { at: iso(startedNow.at), kind: 'started', details: { machineId } },
-      )
+      const startedAt = run.started_at === null ? unstored?.at : undefined
+      try {
+        await end(
+          run,
+          'Running',
+          result.status,
+          {
+            started_at:
+              run.started_at ?? (startedAt === undefined ? result.startedAt : iso(startedAt)),
+            exit_code: result.exitCode,
+            os_account: result.osAccount ?? run.os_account,
+            outputs: outputs && JSON.stringify(outputs),
+            error: result.error && JSON.stringify(result.error),
+          },
+          machineId,
+          startedAt === undefined
+            ? undefined
+            : { at: iso(startedAt), kind: 'started', details: { machineId } },
+        )
+      } catch (error) {
+        // The end was not stored (the machine sends it again, unacknowledged): the start it
+        // took is stored on its own.
+        if (startedAt !== undefined)
+          storeStart(machineId, run.id, startedAt).catch((failed: unknown) =>
+            logger.error({ err: failed, runId: run.id }, 'storing a run start failed'),
+          )
+        throw error
+      }
     },
 
     /** Cancels a queued or running run; false when it had already ended. */

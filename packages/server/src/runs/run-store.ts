@@ -144,8 +144,9 @@ function prepareRunQueries(db: Kysely<Database>) {
         columns: readonly (keyof RunRow)[],
         statuses: readonly RunStatusValue[],
         byMachine: boolean,
-      ) => `${columns.join(',')} ${statuses.join(',')} ${byMachine}`,
-      (columns, statuses, byMachine) =>
+        unstarted: boolean,
+      ) => `${columns.join(',')} ${statuses.join(',')} ${byMachine} ${unstarted}`,
+      (columns, statuses, byMachine, unstarted) =>
         prepareQuery(db, (q, a: Partial<RunRow> & { id: string; machineId?: string }) => {
           const set = Object.fromEntries(columns.map((c) => [c, a[c]])) as Partial<RunRow>
           let query = q
@@ -154,6 +155,7 @@ function prepareRunQueries(db: Kysely<Database>) {
             .where('id', '=', a.id)
             .where('status', 'in', statuses)
           if (byMachine) query = query.where('machine_id', '=', a.machineId ?? '')
+          if (unstarted) query = query.where('started_at', 'is', null)
           return query.returningAll()
         }),
     ),
@@ -179,7 +181,8 @@ export function createRunStore(
     id: string,
     from: RunStatusValue | readonly RunStatusValue[],
     changes: Partial<RunRow>,
-    extra?: { machineId?: string },
+    /** Only if the run is on this machine; only if it has not started. */
+    extra?: { machineId?: string; unstarted?: boolean },
   ): Promise<RunRow | undefined> {
     const statuses = typeof from === 'string' ? [from] : [...from]
     // Kysely leaves out a column set to undefined; so does the prepared shape.
@@ -187,7 +190,7 @@ export function createRunStore(
       (c) => changes[c] !== undefined,
     )
     const byMachine = extra?.machineId !== undefined
-    const prepared = queries.transitionOf(columns, statuses, byMachine)
+    const prepared = queries.transitionOf(columns, statuses, byMachine, extra?.unstarted === true)
     return prepared.first({ ...changes, id, machineId: extra?.machineId }, db)
   }
 
@@ -224,15 +227,11 @@ export function createRunStore(
       id: string,
       from: RunStatusValue | readonly RunStatusValue[],
       changes: Partial<RunRow>,
-      recorded: RecordedEvent & { machineId?: string },
+      recorded: RecordedEvent & { machineId?: string; unstarted?: boolean },
       earlier?: RecordedEvent,
     ): Promise<RunRow | undefined> {
-      const moved = await transition(
-        id,
-        from,
-        changes,
-        recorded.machineId === undefined ? undefined : { machineId: recorded.machineId },
-      )
+      const { machineId, unstarted } = recorded
+      const moved = await transition(id, from, changes, { machineId, unstarted })
       if (!moved) return undefined
       if (earlier) await event(moved, earlier.at, earlier.kind, earlier.details)
       await event(moved, recorded.at, recorded.kind, recorded.details)

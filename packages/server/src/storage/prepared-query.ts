@@ -77,6 +77,9 @@ export function prepareQuery<Args extends Record<string, unknown>, Row>(
     return { ...compiled, parameters }
   }
 
+  // Kept reads are invalidated by table: raw SQL could read tables no node names.
+  if (options.cached && JSON.stringify(compiled.query).includes('"RawNode"'))
+    throw new TypeError(`a cached query must name its tables (no raw SQL): ${compiled.sql}`)
   const changes = options.cached ? tableChangesOf(db) : undefined
   const tables = changes && [...tablesOf(compiled.query)]
   const kept = new Map<string, { rows: readonly Row[]; generation: number; at: number }>()
