@@ -325,6 +325,12 @@ export function createDispatcher(deps: {
     return true
   }
 
+  const startedEvent = (machineId: string, at: number): RecordedEvent => ({
+    at: iso(at),
+    kind: 'started',
+    details: { machineId },
+  })
+
   /** Stores a machine's start of a run (once: a start said again changes nothing). */
   async function storeStart(machineId: string, runId: string, at: number): Promise<void> {
     const started = await writes.write((trx) =>
@@ -334,7 +340,7 @@ export function createDispatcher(deps: {
           runId,
           'Running',
           { started_at: iso(at), lease_expires_at: iso(at + deps.leaseMs) },
-          { at: iso(at), kind: 'started', details: { machineId }, machineId, unstarted: true },
+          { ...startedEvent(machineId, at), machineId, unstarted: true },
         ),
     )
     if (!started) return
@@ -916,9 +922,7 @@ export function createDispatcher(deps: {
             error: result.error && JSON.stringify(result.error),
           },
           machineId,
-          startedAt === undefined
-            ? undefined
-            : { at: iso(startedAt), kind: 'started', details: { machineId } },
+          startedAt === undefined ? undefined : startedEvent(machineId, startedAt),
         )
       } catch (error) {
         // The end was not stored (the machine sends it again, unacknowledged): the start it
