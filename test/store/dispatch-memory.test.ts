@@ -17,19 +17,15 @@ import {
   type RunRow,
   type RunStore,
 } from '../../packages/server/src/runs/run-store.ts'
-import {
-  migrateToLatest,
-  openStorage,
-  type StorageHandle,
-} from '../../packages/server/src/storage/index.ts'
+import type { StorageHandle } from '../../packages/server/src/storage/index.ts'
 import { uuidv7 } from '../../packages/server/src/system/index.ts'
-import { BACKENDS, createTestDatabase, type TestDatabase } from '../support/backends.ts'
-import { at, queuedRunRow } from '../support/run-rows.ts'
+import { BACKENDS } from '../support/backends.ts'
+import { at, openRunDatabase, queuedRunRow } from '../support/run-rows.ts'
 
 const WHOLE = 1_000_000
 
 describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
-  let database: TestDatabase
+  let opened: Awaited<ReturnType<typeof openRunDatabase>>
   let storage: StorageHandle
   let store: RunStore
   const tenantId = uuidv7()
@@ -41,24 +37,12 @@ describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
     })
 
   beforeAll(async () => {
-    database = await createTestDatabase(backend)
-    storage = openStorage(database.url)
-    expect((await migrateToLatest(storage)).error).toBeUndefined()
-    await storage.db
-      .insertInto('tenants')
-      .values({
-        id: tenantId,
-        slug: 'memory',
-        display_name: 'memory',
-        status: 'active',
-        created_at: at(0),
-      })
-      .execute()
+    opened = await openRunDatabase(backend, tenantId)
+    storage = opened.storage
     store = createRunStore(storage.db, uuidv7)
   })
   afterAll(async () => {
-    await storage.close()
-    await database.drop()
+    await opened?.close()
   })
 
   const ids = (runs: readonly RunRow[]) => runs.map((r) => r.id)

@@ -13,20 +13,18 @@ import { createDispatcher } from '../../packages/server/src/runs/dispatcher.ts'
 import { createRunStore, type RunStore } from '../../packages/server/src/runs/run-store.ts'
 import {
   createWriteBatcher,
-  migrateToLatest,
-  openStorage,
   type StorageHandle,
   type WriteBatcher,
 } from '../../packages/server/src/storage/index.ts'
 import { systemClock, uuidv7 } from '../../packages/server/src/system/index.ts'
-import { BACKENDS, createTestDatabase, type TestDatabase } from '../support/backends.ts'
-import { at, queuedRunRow } from '../support/run-rows.ts'
+import { BACKENDS } from '../support/backends.ts'
+import { openRunDatabase, queuedRunRow } from '../support/run-rows.ts'
 
 /** The machine's own clock, far from the server's: a start taken from it would show. */
 const MACHINE_STARTED_AT = '2000-01-01T00:00:00.000Z'
 
 describe.each(BACKENDS)('run starts and results on %s', (backend) => {
-  let database: TestDatabase
+  let opened: Awaited<ReturnType<typeof openRunDatabase>>
   let storage: StorageHandle
   let store: RunStore
   let dispatcher: ReturnType<typeof createDispatcher>
@@ -37,19 +35,8 @@ describe.each(BACKENDS)('run starts and results on %s', (backend) => {
   const machineId = uuidv7()
 
   beforeAll(async () => {
-    database = await createTestDatabase(backend)
-    storage = openStorage(database.url)
-    expect((await migrateToLatest(storage)).error).toBeUndefined()
-    await storage.db
-      .insertInto('tenants')
-      .values({
-        id: tenantId,
-        slug: 'starts',
-        display_name: 'starts',
-        status: 'active',
-        created_at: at(0),
-      })
-      .execute()
+    opened = await openRunDatabase(backend, tenantId)
+    storage = opened.storage
     const real = createRunStore(storage.db, uuidv7)
     // The real store, with its conditional updates counted.
     const counted = (inner: RunStore): RunStore => ({
@@ -84,8 +71,7 @@ describe.each(BACKENDS)('run starts and results on %s', (backend) => {
   })
   afterAll(async () => {
     dispatcher?.stop()
-    await storage?.close()
-    await database?.drop()
+    await opened?.close()
   })
 
   /** A run offered to the machine, as a pass leaves it. */

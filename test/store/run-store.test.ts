@@ -11,17 +11,13 @@ import {
   type RunRow,
   type RunStore,
 } from '../../packages/server/src/runs/run-store.ts'
-import {
-  migrateToLatest,
-  openStorage,
-  type StorageHandle,
-} from '../../packages/server/src/storage/index.ts'
+import type { StorageHandle } from '../../packages/server/src/storage/index.ts'
 import { uuidv7 } from '../../packages/server/src/system/index.ts'
-import { BACKENDS, createTestDatabase, type TestDatabase } from '../support/backends.ts'
-import { at, queuedRunRow } from '../support/run-rows.ts'
+import { BACKENDS } from '../support/backends.ts'
+import { at, openRunDatabase, queuedRunRow } from '../support/run-rows.ts'
 
 describe.each(BACKENDS)('the run store on %s', (backend) => {
-  let database: TestDatabase
+  let opened: Awaited<ReturnType<typeof openRunDatabase>>
   let storage: StorageHandle
   let store: RunStore
   const tenantId = uuidv7()
@@ -36,24 +32,12 @@ describe.each(BACKENDS)('the run store on %s', (backend) => {
     })
 
   beforeAll(async () => {
-    database = await createTestDatabase(backend)
-    storage = openStorage(database.url)
-    expect((await migrateToLatest(storage)).error).toBeUndefined()
-    await storage.db
-      .insertInto('tenants')
-      .values({
-        id: tenantId,
-        slug: 'runs',
-        display_name: 'runs',
-        status: 'active',
-        created_at: at(),
-      })
-      .execute()
+    opened = await openRunDatabase(backend, tenantId)
+    storage = opened.storage
     store = createRunStore(storage.db, uuidv7)
   })
   afterAll(async () => {
-    await storage.close()
-    await database.drop()
+    await opened?.close()
   })
 
   it('walks a queue in order: moved to top (latest first), then priority, then request time', async () => {

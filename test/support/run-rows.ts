@@ -1,9 +1,11 @@
 /**
  * Run rows for store tests: a queued run as admission stores it, with fresh ids for everything
- * the test does not care about.
+ * the test does not care about; and a database to store them in.
  */
 import type { RunRow } from '../../packages/server/src/runs/run-store.ts'
+import { migrateToLatest, openStorage } from '../../packages/server/src/storage/index.ts'
 import { uuidv7 } from '../../packages/server/src/system/index.ts'
+import { type Backend, createTestDatabase } from './backends.ts'
 
 /** A moment `offsetMs` after a fixed epoch, as stored. */
 export const at = (offsetMs = 0): string => new Date(Date.UTC(2026, 10, 1) + offsetMs).toISOString()
@@ -53,3 +55,28 @@ export const queuedRunRow = (
   refusals: null,
   ...changes,
 })
+
+/** A migrated database of `backend` with one tenant in it, for store tests of runs. */
+export async function openRunDatabase(backend: Backend, tenantId: string) {
+  const database = await createTestDatabase(backend)
+  const storage = openStorage(database.url)
+  const migrated = await migrateToLatest(storage)
+  if (migrated.error) throw migrated.error
+  await storage.db
+    .insertInto('tenants')
+    .values({
+      id: tenantId,
+      slug: `t-${tenantId}`,
+      display_name: 'runs',
+      status: 'active',
+      created_at: at(),
+    })
+    .execute()
+  return {
+    storage,
+    async close() {
+      await storage.close()
+      await database.drop()
+    },
+  }
+}
