@@ -84,12 +84,12 @@ describe('WAL checkpoints of the SQLite database', () => {
         return header.subarray(16, 24).toString('hex')
       }
       await sql`insert into pad values (randomblob(${PAGE}))`.execute(storage.db)
-      // Three seconds of commits: the worker checkpoints every 200 ms, and each time it catches
+      // Five seconds of commits: the worker checkpoints every second, and each time it catches
       // up the log starts over. Without catching up it starts over once in a long while, if at
       // all, and the log keeps every page written.
       let last = salts()
       let startsOver = 0
-      const until = Date.now() + 3000
+      const until = Date.now() + 5000
       while (Date.now() < until) {
         await sql`insert into pad values (randomblob(${PAGE}))`.execute(storage.db)
         const now = salts()
