@@ -11,10 +11,11 @@
 // Latency: from the moment the server queued the run (its Server-Timing `queued` figure, on the
 // machine's monotonic clock, which this process shares) to the offer arriving at the agent, one
 // run at a time, with 1 and with 1 + idle agents connected; and from just before the request.
-// The floor, measured in the same run: one WebSocket round trip (to a bare ws echo server) plus
+// The floor, measured in the same run: one WebSocket round trip (to a bare ws echo server in a
+// process of its own, after as many warm-up round trips as the server gets warm-up runs) plus
 // one SQLite commit (WAL, synchronous=NORMAL, as the server runs it).
 // Throughput: N no-op runs with C requests in flight over M machines, until every run ended.
-import { spawn } from 'node:child_process'
+import { fork, spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -24,7 +25,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
 import Database from 'better-sqlite3'
-import WebSocket, { WebSocketServer } from 'ws'
+import WebSocket from 'ws'
 
 import { api, assertion, leanClient, pool, signIn } from '../lib/desklink-client.mjs'
 import { freePort } from '../lib/free-port.mjs'
@@ -74,38 +75,35 @@ const monotonicMs = (() => {
   return (performanceNow) => best.origin + performanceNow
 })()
 
-/** The floor: one WebSocket round trip to a bare echo server, plus one SQLite commit. */
-async function measureFloor(samples) {
-  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false })
-  wss.on('connection', (ws) => ws.on('message', (data) => ws.send(data)))
-  await new Promise((resolve) => wss.once('listening', resolve))
-  const ws = new WebSocket(`ws://127.0.0.1:${wss.address().port}`, { perMessageDeflate: false })
-  await new Promise((resolve) => ws.once('open', resolve))
+/**
+ * The floor: one WebSocket round trip to a bare echo server, plus one SQLite commit. The echo
+ * server runs in a process of its own, as the server does: a message between two processes
+ * waits for the receiving one to be woken, one within a process does not. Both steps are
+ * warmed up first, as the server is.
+ */
+async function measureFloor(samples, warmup) {
+  const echo = fork(join(here, '..', 'lib', 'ws-echo.mjs'), { stdio: 'ignore' })
   const rtts = []
-  for (let i = 0; i < samples; i++) {
-    const started = performance.now()
-    await new Promise((resolve) => {
-      ws.once('message', resolve)
-      ws.send(JSON.stringify({ type: 'ping', i, pad: 'x'.repeat(512) }))
+  try {
+    const port = await new Promise((resolve, reject) => {
+      echo.once('message', resolve)
+      echo.once('error', reject)
     })
-    rtts.push(performance.now() - started)
+    const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
+    await new Promise((resolve) => ws.once('open', resolve))
+    for (let i = 0; i < warmup + samples; i++) {
+      const started = performance.now()
+      await new Promise((resolve) => {
+        ws.once('message', resolve)
+        ws.send(JSON.stringify({ type: 'ping', i, pad: 'x'.repeat(512) }))
+      })
+      if (i >= warmup) rtts.push(performance.now() - started)
+    }
+    ws.close()
+  } finally {
+    echo.kill('SIGKILL')
   }
-  ws.close()
-  wss.close()
-  const dir = mkdtempSync(join(tmpdir(), 'desklink-floor-'))
-  const db = new Database(join(dir, 'floor.db'))
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = NORMAL')
-  db.exec('create table runs (id text primary key, body text)')
-  const insert = db.prepare('insert into runs values (?, ?)')
-  const commits = []
-  for (let i = 0; i < samples; i++) {
-    const started = performance.now()
-    insert.run(randomBytes(16).toString('hex'), 'x'.repeat(512))
-    commits.push(performance.now() - started)
-  }
-  db.close()
-  rmSync(dir, { recursive: true, force: true })
+  const commits = commitTimes(samples, warmup)
   return {
     rtt: pct(rtts, 50),
     commit: pct(commits, 50),
@@ -113,6 +111,25 @@ async function measureFloor(samples) {
     // How much the machine itself varies: the same two steps at their 99th percentile.
     floorP99: pct(rtts, 99) + pct(commits, 99),
   }
+}
+
+/** How long a small insert takes to commit, as the server's SQLite is set up. */
+function commitTimes(samples, warmup) {
+  const dir = mkdtempSync(join(tmpdir(), 'desklink-floor-'))
+  const db = new Database(join(dir, 'floor.db'))
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  db.exec('create table runs (id text primary key, body text)')
+  const insert = db.prepare('insert into runs values (?, ?)')
+  const commits = []
+  for (let i = 0; i < warmup + samples; i++) {
+    const started = performance.now()
+    insert.run(randomBytes(16).toString('hex'), 'x'.repeat(512))
+    if (i >= warmup) commits.push(performance.now() - started)
+  }
+  db.close()
+  rmSync(dir, { recursive: true, force: true })
+  return commits
 }
 
 /** One simulated agent: answers tests, takes every offer and finishes it at once. */
@@ -400,9 +417,9 @@ async function postgresDatabase(url) {
 }
 
 say('Desklink dispatch benchmark')
-const floor = await measureFloor(number('samples'))
+const floor = await measureFloor(number('samples'), number('warmup'))
 say(
-  `floor: ws round trip ${ms(floor.rtt)} + SQLite commit ${ms(floor.commit)} = ${ms(floor.floor)}` +
+  `floor: ws round trip between two processes ${ms(floor.rtt)} + SQLite commit ${ms(floor.commit)} = ${ms(floor.floor)}` +
     ` (the same at their p99: ${ms(floor.floorP99)}, ${(floor.floorP99 / floor.floor).toFixed(1)}× floor)`,
 )
 const sqlite = await benchServer('SQLite')
