@@ -1,7 +1,8 @@
 /**
  * SQLite's log is checkpointed by a worker thread, not by the server's own commits (which would
  * then stall the event loop for the copy and its fsyncs); the log starts over while commits
- * keep coming; and the server's connection checkpoints for itself again should the worker fail.
+ * keep coming; and the server's connection checkpoints for itself again should the worker fail
+ * (and the server hears why, to log it).
  */
 import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -66,9 +67,15 @@ describe('WAL checkpoints of the SQLite database', () => {
   })
 
   it('let the log start over while commits keep coming', async () => {
-    const storage = openStorage(file)
+    // The server's connection, and its worker checkpointing every 200 ms rather than every
+    // second, so that a few seconds show several rounds even on a busy machine.
+    const sqlite = new BetterSqlite3(file)
+    sqlite.pragma('journal_mode = WAL')
+    sqlite.pragma('synchronous = NORMAL')
+    const checkpointer = startWalCheckpointer(sqlite, file, { everyMs: 200 })
     try {
-      await sql`create table pad (body blob)`.execute(storage.db)
+      sqlite.exec('create table pad (body blob)')
+      const insert = sqlite.prepare('insert into pad values (randomblob(?))')
       // Each start over writes new salts into the log's header (bytes 16 to 24): SQLite then
       // writes from the log's beginning again, so the log stays as small as a checkpoint's
       // worth of commits. Commits come every millisecond or so, so a checkpoint always finds
@@ -83,15 +90,15 @@ describe('WAL checkpoints of the SQLite database', () => {
         }
         return header.subarray(16, 24).toString('hex')
       }
-      await sql`insert into pad values (randomblob(${PAGE}))`.execute(storage.db)
-      // Five seconds of commits: the worker checkpoints every second, and each time it catches
-      // up the log starts over. Without catching up it starts over once in a long while, if at
-      // all, and the log keeps every page written.
+      insert.run(PAGE)
+      // Three seconds of commits: each time the worker catches up, the log starts over.
+      // Without catching up it starts over once in a long while, if at all, and the log keeps
+      // every page written.
       let last = salts()
       let startsOver = 0
-      const until = Date.now() + 5000
+      const until = Date.now() + 3000
       while (Date.now() < until) {
-        await sql`insert into pad values (randomblob(${PAGE}))`.execute(storage.db)
+        insert.run(PAGE)
         const now = salts()
         if (now !== last) startsOver += 1
         last = now
@@ -99,7 +106,8 @@ describe('WAL checkpoints of the SQLite database', () => {
       }
       expect(startsOver).toBeGreaterThanOrEqual(3)
     } finally {
-      await storage.close()
+      await checkpointer.stop()
+      sqlite.close()
     }
   })
 
@@ -108,12 +116,18 @@ describe('WAL checkpoints of the SQLite database', () => {
     sqlite.pragma('journal_mode = WAL')
     try {
       // The worker cannot open a database in a directory that does not exist.
-      const checkpointer = startWalCheckpointer(sqlite, join(dir, 'missing', 'test.db'))
+      const failures: unknown[] = []
+      const checkpointer = startWalCheckpointer(sqlite, join(dir, 'missing', 'test.db'), {
+        onFailure: (error) => failures.push(error),
+      })
       expect(sqlite.pragma('wal_autocheckpoint', { simple: true })).toBe(10_000)
       await eventually(
         () => sqlite.pragma('wal_autocheckpoint', { simple: true }) === 1000,
         'autocheckpoint restored',
       )
+      // ...and the server hears why, to log it.
+      expect(failures).toHaveLength(1)
+      expect(String(failures[0])).toMatch(/unable to open database file|directory does not exist/i)
       await checkpointer.stop()
     } finally {
       sqlite.close()

@@ -143,7 +143,13 @@ export async function startServer(
     const challengeMac = createMac(masterKey, 'group-join-challenge')
     masterKey.fill(0)
 
-    const storage = openStorage(config.databaseUrl)
+    const storage = openStorage(config.databaseUrl, {
+      onCheckpointerFailure: (error) =>
+        logger.warn(
+          { err: error },
+          'the SQLite checkpoint worker failed: the server checkpoints the log itself from now on',
+        ),
+    })
     releasers.add('database', () => storage.close())
     const migration = await migrateToLatest(storage)
     if (migration.error) throw migration.error

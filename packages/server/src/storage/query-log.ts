@@ -9,6 +9,11 @@ import type { CompiledQuery, LogConfig } from 'kysely'
 export interface StorageOptions {
   /** Sees every statement as it was run. */
   readonly onQuery?: (query: CompiledQuery) => void
+  /**
+   * The worker thread that checkpoints a SQLite file failed with this error: the server's
+   * connection checkpoints for itself from then on, on the event loop.
+   */
+  readonly onCheckpointerFailure?: (error: unknown) => void
 }
 
 export function queryLog(options: StorageOptions): LogConfig | undefined {

@@ -32,7 +32,9 @@ export function openSqlite(path: string, options: StorageOptions = {}): SqliteSt
   sqlite.pragma('mmap_size = 268435456')
   // An in-memory database has no log to checkpoint (and no file a second connection could open).
   const checkpointer =
-    path === ':memory:' || path === '' ? undefined : startWalCheckpointer(sqlite, path)
+    path === ':memory:' || path === ''
+      ? undefined
+      : startWalCheckpointer(sqlite, path, { onFailure: options.onCheckpointerFailure })
   // The server is the file's only writer, so reads of rows that seldom change can be kept
   // in memory while their tables do not change (prepared queries marked `cached`).
   const tracked = trackTableChanges(new SqliteDialect({ database: withStatementCache(sqlite) }))

@@ -91,12 +91,18 @@ export interface WalCheckpointer {
 export function startWalCheckpointer(
   sqlite: BetterSqlite3.Database,
   path: string,
+  options: {
+    /** How often the worker checkpoints (a test may ask for more often). */
+    readonly everyMs?: number
+    /** Hears why, should the worker fail. */
+    readonly onFailure?: (error: unknown) => void
+  } = {},
 ): WalCheckpointer {
   sqlite.pragma(`journal_size_limit = ${LOG_SIZE_LIMIT_BYTES}`)
   const data: CheckpointerData = {
     driver: createRequire(import.meta.url).resolve('better-sqlite3'),
     path,
-    everyMs: CHECKPOINT_EVERY_MS,
+    everyMs: options.everyMs ?? CHECKPOINT_EVERY_MS,
     attempts: CATCH_UP_ATTEMPTS,
   }
   let worker: Worker
@@ -114,7 +120,10 @@ export function startWalCheckpointer(
   const fallBack = () => {
     if (!stopped && sqlite.open) sqlite.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`)
   }
-  worker.on('error', fallBack)
+  worker.on('error', (error) => {
+    fallBack()
+    options.onFailure?.(error)
+  })
   worker.on('exit', fallBack)
   return {
     stop() {
