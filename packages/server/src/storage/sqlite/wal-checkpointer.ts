@@ -27,8 +27,8 @@ import type BetterSqlite3 from 'better-sqlite3'
  * Once a second, not more often: a busy server rewrites the same few pages (the newest rows of
  * runs and their events, their indexes) in every commit, and a checkpoint copies each page once
  * however many commits changed it, then syncs the file. Checkpointing every 200 ms, the worker
- * was copying and syncing 7–16% of the time under steady load, and a fifth of the slowest 2%
- * of dispatches fell in those moments; once a second, it is 2–4% of the time and a few of
+ * was copying and syncing about 7% of the time under steady load, and a fifth of the slowest
+ * 2% of dispatches fell in those moments; once a second, it is 2–5% of the time and a few of
  * them. A second of log at 1,000 runs/s is about 5,000 pages, half the backstop below.
  */
 const CHECKPOINT_EVERY_MS = 1000
