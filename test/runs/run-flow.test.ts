@@ -19,6 +19,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { assertBuilt } from '../support/cli-process.ts'
+import { eventually } from '../support/eventually.ts'
 import { type OsUser, skipReason } from '../support/os-users.ts'
 import { type RunMachine, startRunMachine } from '../support/run-machine.ts'
 import { pushFlow, waitForRun } from '../support/runs.ts'
@@ -190,26 +191,40 @@ fs.writeFileSync(process.env.DESKLINK_OUTPUTS, JSON.stringify({ sum: inputs.a + 
     const run = await waitForRun(t.url, token, started.body.id)
     expect(run).toMatchObject({ status: 'Failed', error: { code: 'DesktopFlowsActionTimeout' } })
     const childPid = Number(readFileSync(join(outDir, 'child.pid'), 'utf8'))
-    // Gone, or a zombie waiting for init to reap it: either way no longer running.
-    const state = (() => {
-      try {
-        return readFileSync(`/proc/${childPid}/stat`, 'utf8').split(') ')[1]?.[0]
-      } catch {
-        return 'gone'
-      }
-    })()
-    expect(['gone', 'Z', 'X']).toContain(state)
+    expect(isRunning(childPid)).toBe(false)
   })
 
-  it('cancels a running run', async () => {
-    const flow = await pushFlow(t.url, token, environmentId, { name: 'long', script: 'sleep 30' })
+  it('cancels a running run and kills its process group', async () => {
+    const pidFile = join(outDir, 'cancelled-child.pid')
+    const flow = await pushFlow(t.url, token, environmentId, {
+      name: 'long',
+      script: `sleep 30 & echo $! > "${pidFile}"; wait`,
+    })
     const started = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
       connectionId,
     })
     await waitForRun(t.url, token, started.body.id, (r) => r.startedAt !== null)
+    await eventually(() => existsSync(pidFile), 'the flow started its child')
+    const childPid = Number(readFileSync(pidFile, 'utf8'))
+    expect(isRunning(childPid)).toBe(true)
     const cancelled = await api(t.url, token, 'POST', `/runs/${started.body.id}/cancel`)
     expect(cancelled.body.status).toBe('Cancelled')
     const again = await api(t.url, token, 'POST', `/runs/${started.body.id}/cancel`)
     expect(again.status).toBe(409)
+    // The agent hears of the cancel over its channel and kills the flow's whole group.
+    await eventually(() => !isRunning(childPid), 'the flow process group was killed', 10_000)
+    // What the agent reports after the kill does not change the outcome.
+    const final = await api(t.url, token, 'GET', `/runs/${started.body.id}`)
+    expect(final.body.status).toBe('Cancelled')
   })
 })
+
+/** Whether `pid` is a live process: gone, or a zombie waiting to be reaped, is not. */
+function isRunning(pid: number): boolean {
+  try {
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0]
+    return state !== 'Z' && state !== 'X'
+  } catch {
+    return false
+  }
+}

@@ -14,16 +14,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { openStorage } from '../../packages/server/src/storage/index.ts'
 import { startWalCheckpointer } from '../../packages/server/src/storage/sqlite/wal-checkpointer.ts'
+import { eventually } from '../support/eventually.ts'
 
 const PAGE = 4096
-
-async function eventually(check: () => boolean, what: string, withinMs = 5000): Promise<void> {
-  const until = Date.now() + withinMs
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`not within ${withinMs} ms: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
 
 describe('WAL checkpoints of the SQLite database', () => {
   let dir: string
