@@ -16,7 +16,7 @@
 // right before each phase's samples) plus one SQLite commit (WAL, synchronous=NORMAL, as the
 // server runs it, after as many warm-up commits as the server gets warm-up runs).
 // Throughput: N no-op runs with C requests in flight over M machines, until every run ended.
-import { spawn } from 'node:child_process'
+import { fork, spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -37,7 +37,7 @@ const TARGET = { p50Ratio: 3, p99Ratio: 10, sqliteRunsPerSecond: 1000 }
 
 const { values: options } = parseArgs({
   options: {
-    // A thousand samples: the p99 is then the tenth slowest, not the second.
+    // A thousand samples: the p99 is then the 990th of them (ten are slower), not the 199th of 200.
     samples: { type: 'string', default: '1000' },
     // Runs before the samples, not counted: the server's code paths get compiled first (it
     // takes a few thousand runs before the figures stop falling).
@@ -98,8 +98,39 @@ async function roundTrips(ws, samples) {
 }
 
 /**
- * The floor's second step: how long a small insert takes to commit, with SQLite set up as the
- * server sets it up, after as many warm-up commits as the server gets warm-up runs.
+ * For reference only: round trips to a bare echo server in a process of its own, after as many
+ * warm-up round trips. None of the server's work can slow these down, but they depend on where
+ * the scheduler puts the two processes (0.08 ms in some runs here, 0.21 ms in others).
+ */
+async function echoRoundTrips(samples, warmup) {
+  const echo = fork(join(here, '..', 'lib', 'ws-echo.mjs'), { stdio: 'ignore' })
+  try {
+    const port = await new Promise((resolve, reject) => {
+      echo.once('message', resolve)
+      echo.once('error', reject)
+    })
+    const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
+    await new Promise((resolve) => ws.once('open', resolve))
+    const times = []
+    for (let i = 0; i < warmup + samples; i++) {
+      const started = performance.now()
+      await new Promise((resolve) => {
+        ws.once('pong', resolve)
+        ws.ping()
+      })
+      if (i >= warmup) times.push(performance.now() - started)
+    }
+    ws.close()
+    return { p50: pct(times, 50), p99: pct(times, 99) }
+  } finally {
+    echo.kill('SIGKILL')
+  }
+}
+
+/**
+ * The floor's second step: how long a small insert takes to commit to a SQLite file in WAL mode
+ * with synchronous=NORMAL, as the server commits, after as many warm-up commits as the server
+ * gets warm-up runs; measured once, before the server starts.
  */
 function commitTimes(samples, warmup) {
   const dir = mkdtempSync(join(tmpdir(), 'desklink-floor-'))
@@ -309,7 +340,11 @@ async function benchServer(label, databaseUrl) {
       const warmup = number('warmup')
       let rtts = []
       for (let i = 0; i < number('samples') + warmup; i++) {
-        if (i === warmup) rtts = await roundTrips(sockets[0], number('samples'))
+        if (i === warmup) {
+          // The last warm-up run's result is handled first, so the pings find the server idle.
+          await new Promise((resolve) => setTimeout(resolve, 100))
+          rtts = await roundTrips(sockets[0], number('samples'))
+        }
         const started = performance.now()
         const run = await timedRun(connections[0])
         const offer = await offerOf(run.id)
@@ -409,6 +444,10 @@ async function postgresDatabase(url) {
 
 say('Desklink dispatch benchmark')
 const commit = commitTimes(number('samples'), number('warmup'))
+const echo = await echoRoundTrips(number('samples'), number('warmup'))
+say(
+  `for reference, not the floor: ws round trip to a bare echo server in a process of its own p50 ${ms(echo.p50)}, p99 ${ms(echo.p99)}`,
+)
 const sqlite = await benchServer('SQLite')
 for (const [name, r] of [
   ['1 agent', sqlite.one],

@@ -34,7 +34,7 @@ describe('WAL checkpoints of the SQLite database', () => {
         wal_autocheckpoint: number
       }>`pragma wal_autocheckpoint`.execute(storage.db)
       // The server's own threshold is only a backstop, far above what this test writes.
-      expect(rows[0]?.wal_autocheckpoint).toBe(10_000)
+      expect(rows[0]?.wal_autocheckpoint).toBe(40_000)
 
       await sql`create table pad (body blob)`.execute(storage.db)
       const pages = 1500
@@ -51,7 +51,7 @@ describe('WAL checkpoints of the SQLite database', () => {
       const after = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(
         storage.db,
       )
-      expect(after.rows[0]?.wal_autocheckpoint).toBe(10_000)
+      expect(after.rows[0]?.wal_autocheckpoint).toBe(40_000)
     } finally {
       await storage.close()
     }
@@ -113,7 +113,7 @@ describe('WAL checkpoints of the SQLite database', () => {
       const checkpointer = startWalCheckpointer(sqlite, join(dir, 'missing', 'test.db'), {
         onFailure: (error) => failures.push(error),
       })
-      expect(sqlite.pragma('wal_autocheckpoint', { simple: true })).toBe(10_000)
+      expect(sqlite.pragma('wal_autocheckpoint', { simple: true })).toBe(40_000)
       await eventually(
         () => sqlite.pragma('wal_autocheckpoint', { simple: true }) === 1000,
         'autocheckpoint restored',

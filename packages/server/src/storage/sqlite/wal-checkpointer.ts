@@ -29,15 +29,19 @@ import type BetterSqlite3 from 'better-sqlite3'
  * however many commits changed it, then syncs the file. Checkpointing every 200 ms, the worker
  * was copying and syncing about 7% of the time under steady load, and a fifth of the slowest
  * 2% of dispatches fell in those moments; once a second, it is 2–5% of the time and a few of
- * them. A second of log at 1,000 runs/s is about 5,000 pages, half the backstop below.
+ * them. A second of log is about 4,000 pages per 1,000 runs/s: 7,500 at the 1,850 runs/s a
+ * two-core machine reached, well within the backstop below.
  */
 const CHECKPOINT_EVERY_MS = 1000
 /** Checkpoints in a row while commits keep coming between them, before waiting again. */
 const CATCH_UP_ATTEMPTS = 20
 /** SQLite's own default, restored on the server's connection if the worker fails. */
 const AUTOCHECKPOINT_PAGES = 1000
-/** The server connection's own threshold while the worker runs (about 40 MiB of log). */
-const BACKSTOP_PAGES = 10_000
+/**
+ * The server connection's own threshold while the worker runs (about 160 MiB of log): several
+ * seconds of commits at full load, so only a worker that stopped keeping up reaches it.
+ */
+const BACKSTOP_PAGES = 40_000
 /** The size the log file is cut back to when it starts over. */
 const LOG_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
@@ -117,14 +121,17 @@ export function startWalCheckpointer(
   worker.unref()
   let stopped: Promise<void> | undefined
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
-  const fallBack = () => {
-    if (!stopped && sqlite.open) sqlite.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`)
+  // The worker fails with an error (and then exits), or exits when it should not: either way
+  // the connection checkpoints for itself from then on, and the caller hears of it once.
+  let failed = false
+  const fallBack = (why: unknown) => {
+    if (stopped || failed) return
+    failed = true
+    if (sqlite.open) sqlite.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`)
+    options.onFailure?.(why)
   }
-  worker.on('error', (error) => {
-    fallBack()
-    options.onFailure?.(error)
-  })
-  worker.on('exit', fallBack)
+  worker.on('error', fallBack)
+  worker.on('exit', (code) => fallBack(new Error(`the checkpoint worker exited (code ${code})`)))
   return {
     stop() {
       if (!stopped) {
