@@ -79,10 +79,10 @@ const monotonicMs = (() => {
 /**
  * The floor's first step: WebSocket round trips between this process and the server, over the
  * agent's own connection, right before the samples: a ping frame, answered with a pong by the
- * server's WebSocket layer without any of Desklink's code. It is the transport an offer takes,
- * between the same two processes: a round trip to a separate echo process was 0.08 ms in some
- * runs and 0.21 ms in others, as the scheduler happened to place the two processes, while
- * the same runs' round trips to the server stayed at 0.17–0.24 ms.
+ * server's WebSocket layer on its event loop, with no Desklink handler. It is the transport an
+ * offer takes, between the same two processes, so it shares their placement on the machine's
+ * cores: a round trip between two processes here is about 0.1 ms when the scheduler puts both
+ * on one core and about 0.2 ms when it does not.
  */
 async function roundTrips(ws, samples) {
   const times = []
