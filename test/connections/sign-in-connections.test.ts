@@ -246,8 +246,9 @@ describe.skipIf(reason !== undefined)('connect with sign-in (real agent, real si
       try {
         const flow = await pushFlow(t.url, personToken, environmentId, {
           name: 'as-me',
-          script: 'printf \'{"user":"%s"}\' "$(id -un)" > "$DESKLINK_OUTPUTS"',
-          outputs: [{ name: 'user' }],
+          script:
+            'printf \'{"user":"%s","display":"%s"}\' "$(id -un)" "${DISPLAY:-none}" > "$DESKLINK_OUTPUTS"',
+          outputs: [{ name: 'user' }, { name: 'display' }],
         })
         const connection = await create('attended-runs')
         const run = (runMode: string) =>
@@ -264,7 +265,8 @@ describe.skipIf(reason !== undefined)('connect with sign-in (real agent, real si
         expect(done).toMatchObject({
           status: 'Succeeded',
           machineCredentialUser: person.name,
-          outputs: { user: person.name },
+          // Inside the person's session: its display.
+          outputs: { user: person.name, display },
         })
       } finally {
         await stopProcess(xvfb)
