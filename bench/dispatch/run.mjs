@@ -111,15 +111,7 @@ async function echoRoundTrips(samples, warmup) {
     })
     const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
     await new Promise((resolve) => ws.once('open', resolve))
-    const times = []
-    for (let i = 0; i < warmup + samples; i++) {
-      const started = performance.now()
-      await new Promise((resolve) => {
-        ws.once('pong', resolve)
-        ws.ping()
-      })
-      if (i >= warmup) times.push(performance.now() - started)
-    }
+    const times = (await roundTrips(ws, warmup + samples)).slice(warmup)
     ws.close()
     return { p50: pct(times, 50), p99: pct(times, 99) }
   } finally {

@@ -10,8 +10,8 @@ export interface StorageOptions {
   /** Sees every statement as it was run. */
   readonly onQuery?: (query: CompiledQuery) => void
   /**
-   * The worker thread that checkpoints a SQLite file failed with this error: the server's
-   * connection checkpoints for itself from then on, on the event loop.
+   * The worker thread that checkpoints a SQLite file failed (with this error) or exited: the
+   * server's connection checkpoints for itself from then on, on the event loop.
    */
   readonly onCheckpointerFailure?: (error: unknown) => void
 }
