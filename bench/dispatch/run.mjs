@@ -4,21 +4,22 @@
 // connectionTest, runOffer → runAccepted + runFinished); the server is the built CLI in a child
 // process, on SQLite (and on PostgreSQL when --postgres URL or DESKLINK_TEST_DATABASE_URL is given).
 //
-//   node bench/dispatch/run.mjs [--samples 1000] [--warmup 2000] [--idle-agents 999] [--runs 3000]
-//                               [--concurrency 64] [--machines 4] [--postgres URL]
-//                               [--profile DIR]
+//   node bench/dispatch/run.mjs [--samples 1000] [--warmup 2000] [--pause-ms 2]
+//                               [--idle-agents 999] [--runs 3000] [--concurrency 64]
+//                               [--machines 4] [--postgres URL] [--profile DIR]
 //
 // Latency: from the moment the server queued the run (its Server-Timing `queued` figure, on the
 // machine's monotonic clock, which this process shares) to the offer arriving at the agent, one
-// run at a time, with 1 and with 1 + idle agents connected; and from just before the request.
-// The floor, measured in the same run: one WebSocket round trip between this process and the
-// server (a ping frame over the agent's connection, answered by the server's WebSocket layer,
-// right before each phase's samples) plus one SQLite commit (WAL, synchronous=NORMAL, as the
-// server runs it, after as many warm-up commits as the server gets warm-up runs).
+// run at a time after an idle pause, with 1 and with 1 + idle agents connected; and from just
+// before the request. The floor, measured in the same run: one WebSocket round trip between
+// this process and the server (a ping frame over the agent's connection, answered by the
+// server's WebSocket layer, one after the same pause before each sample) plus one SQLite commit
+// (WAL, synchronous=NORMAL, as the server runs it, after as many warm-up commits as the server
+// gets warm-up runs). For reference, the same latency with runs back to back.
 // Throughput: N no-op runs with C requests in flight over M machines, until every run ended.
 import { fork, spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -42,6 +43,9 @@ const { values: options } = parseArgs({
     // Runs before the samples, not counted: the server's code paths get compiled first (it
     // takes a few thousand runs before the figures stop falling).
     warmup: { type: 'string', default: '2000' },
+    // Idle time before each timed run and before each of the floor's pings: long enough for the
+    // server to have handled the previous run's results, so a sample times dispatch alone.
+    'pause-ms': { type: 'string', default: '2' },
     'idle-agents': { type: 'string', default: '999' },
     runs: { type: 'string', default: '3000' },
     concurrency: { type: 'string', default: '64' },
@@ -78,11 +82,11 @@ const monotonicMs = (() => {
 
 /**
  * The floor's first step: WebSocket round trips between this process and the server, over the
- * agent's own connection, right before the samples: a ping frame, answered with a pong by the
+ * agent's own connection, one before each sample: a ping frame, answered with a pong by the
  * server's WebSocket layer on its event loop, with no Desklink handler. It is the transport an
- * offer takes, between the same two processes, so it shares their placement on the machine's
- * cores: a round trip between two processes here is about 0.1 ms when the scheduler puts both
- * on one core and about 0.2 ms when it does not.
+ * offer takes, between the same two processes. Pings sent back to back made no steady floor:
+ * their round trip took about 0.1 ms in some runs and 0.2 ms in others (0.1 ms in all, when
+ * idle cores were made to spin a while before halting), so the ratios moved with it.
  */
 async function roundTrips(ws, samples) {
   const times = []
@@ -140,6 +144,29 @@ function commitTimes(samples, warmup) {
   db.close()
   rmSync(dir, { recursive: true, force: true })
   return { p50: pct(commits, 50), p99: pct(commits, 99) }
+}
+
+/**
+ * The share of CPU time the host took from this virtual machine, between the call and the call
+ * of the function it returns: steal time, from /proc/stat's `cpu` line (in ticks of 10 ms, over
+ * all cores). Undefined where there is no /proc/stat.
+ */
+function stealMeter() {
+  const read = () => {
+    try {
+      const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/)
+      const ticks = fields.slice(1, 9).map(Number)
+      return { total: ticks.reduce((a, b) => a + b, 0), steal: ticks[7] }
+    } catch {
+      return undefined
+    }
+  }
+  const before = read()
+  return () => {
+    const after = read()
+    if (!before || !after || after.total === before.total) return undefined
+    return (after.steal - before.steal) / (after.total - before.total)
+  }
 }
 
 /** One simulated agent: answers tests, takes every offer and finishes it at once. */
@@ -325,22 +352,28 @@ async function benchServer(label, databaseUrl) {
       if (!timing) throw new Error('no Server-Timing admission and queued figures in the answer')
       return { id: answer.body.id, admissionMs: Number(timing[1]), queuedMono: Number(timing[2]) }
     }
+    /** One run started, timed to its offer: `{ run, started, offer }`. */
+    const runToOffer = async () => {
+      const started = performance.now()
+      const run = await timedRun(connections[0])
+      return { run, started, offer: await offerOf(run.id) }
+    }
+    const pause = () => new Promise((resolve) => setTimeout(resolve, number('pause-ms')))
     const latency = async () => {
+      for (let i = 0; i < number('warmup'); i++) await runToOffer()
+      // Paced: each sample, and each of the floor's pings, after the same idle pause, so both
+      // start from the same state of the machine; the pings interleaved with the samples, so
+      // both see the same moments of the run.
       const times = []
       const admissions = []
       const fromQueued = []
-      const warmup = number('warmup')
-      let rtts = []
-      for (let i = 0; i < number('samples') + warmup; i++) {
-        if (i === warmup) {
-          // The last warm-up run's result is handled first, so the pings find the server idle.
-          await new Promise((resolve) => setTimeout(resolve, 100))
-          rtts = await roundTrips(sockets[0], number('samples'))
-        }
-        const started = performance.now()
-        const run = await timedRun(connections[0])
-        const offer = await offerOf(run.id)
-        if (i < warmup) continue
+      const rtts = []
+      const stolen = stealMeter()
+      for (let i = 0; i < number('samples'); i++) {
+        await pause()
+        rtts.push(...(await roundTrips(sockets[0], 1)))
+        await pause()
+        const { run, started, offer } = await runToOffer()
         times.push(offer.at - started)
         admissions.push(run.admissionMs)
         // The server queued the run `admissionMs` after the request reached it, so from there
@@ -352,6 +385,14 @@ async function benchServer(label, databaseUrl) {
           throw new Error(`clocks disagree: ${queuedToOffer} ms, at most ${upperBound} ms`)
         fromQueued.push(queuedToOffer)
       }
+      const steal = stolen()
+      // For reference: back to back, each run started as soon as the last one's offer arrived,
+      // so the server is still handling that run's acceptance and result when the next comes.
+      const backToBack = []
+      for (let i = 0; i < number('samples'); i++) {
+        const { run, offer } = await runToOffer()
+        backToBack.push(offer.mono - run.queuedMono)
+      }
       return {
         p50: pct(times, 50),
         p99: pct(times, 99),
@@ -360,6 +401,9 @@ async function benchServer(label, databaseUrl) {
         queuedP99: pct(fromQueued, 99),
         rttP50: pct(rtts, 50),
         rttP99: pct(rtts, 99),
+        steal,
+        backToBackP50: pct(backToBack, 50),
+        backToBackP99: pct(backToBack, 99),
       }
     }
     const results = { label }
@@ -455,10 +499,16 @@ for (const [name, r] of [
   )
   say(
     `enqueue → offer, ${name}: p50 ${ms(r.queuedP50)} (${times(r.queuedP50)}, target ≤ ${TARGET.p50Ratio}×), ` +
-      `p99 ${ms(r.queuedP99)} (${times(r.queuedP99)}, target ≤ ${TARGET.p99Ratio}×)`,
+      `p99 ${ms(r.queuedP99)} (${times(r.queuedP99)}, target ≤ ${TARGET.p99Ratio}×)` +
+      (r.steal === undefined
+        ? ''
+        : `; the host took ${(100 * r.steal).toFixed(1)}% of CPU time meanwhile`),
   )
   say(
     `request → offer, ${name} (admission included; admission p50 ${ms(r.admissionP50)}): p50 ${ms(r.p50)} (${times(r.p50)}), p99 ${ms(r.p99)} (${times(r.p99)})`,
+  )
+  say(
+    `back to back, for reference: enqueue → offer, ${name}: p50 ${ms(r.backToBackP50)} (${times(r.backToBackP50)}), p99 ${ms(r.backToBackP99)} (${times(r.backToBackP99)})`,
   )
 }
 const throughputLine = (label, r) =>
