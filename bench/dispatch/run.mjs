@@ -4,7 +4,7 @@
 // connectionTest, runOffer → runAccepted + runFinished); the server is the built CLI in a child
 // process, on SQLite (and on PostgreSQL when --postgres URL or DESKLINK_TEST_DATABASE_URL is given).
 //
-//   node bench/dispatch/run.mjs [--samples 1000] [--warmup 2000] [--pause-ms 2]
+//   node bench/dispatch/run.mjs [--samples 1000] [--warmup 5000] [--pause-ms 2]
 //                               [--idle-agents 999] [--runs 3000] [--concurrency 64]
 //                               [--machines 4] [--postgres URL] [--profile DIR]
 //
@@ -12,10 +12,12 @@
 // machine's monotonic clock, which this process shares) to the offer arriving at the agent, one
 // run at a time after an idle pause, with 1 and with 1 + idle agents connected; and from just
 // before the request. The floor, measured in the same run: one WebSocket round trip between
-// this process and the server (a ping frame over the agent's connection, answered by the
-// server's WebSocket layer, one after the same pause before each sample) plus one SQLite commit
-// (WAL, synchronous=NORMAL, as the server runs it, after as many warm-up commits as the server
-// gets warm-up runs). For reference, the same latency with runs back to back.
+// this process and the server plus one SQLite commit (WAL, synchronous=NORMAL, as the server
+// runs it, after as many warm-up commits as the server gets warm-up runs). The round trip is a
+// ping frame over the agent's connection, answered by the server's WebSocket layer: before
+// each sample, after the same pause, two of them, the first to wake the server (a run's request
+// wakes it before the run is queued) and the second timed. For reference, the same latency with
+// runs back to back.
 // Throughput: N no-op runs with C requests in flight over M machines, until every run ended.
 import { fork, spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
@@ -40,11 +42,12 @@ const { values: options } = parseArgs({
   options: {
     // A thousand samples: the p99 is then the 990th of them (ten are slower), not the 199th of 200.
     samples: { type: 'string', default: '1000' },
-    // Runs before the samples, not counted: the server's code paths get compiled first (it
-    // takes a few thousand runs before the figures stop falling).
-    warmup: { type: 'string', default: '2000' },
-    // Idle time before each timed run and before each of the floor's pings: long enough for the
-    // server to have handled the previous run's results, so a sample times dispatch alone.
+    // Runs before the samples, not counted: the server's code paths get compiled first. After
+    // 2,000 runs the engine was still compiling (about 40 compilations during the samples, each
+    // running on a core the server needed); after 5,000, about 8.
+    warmup: { type: 'string', default: '5000' },
+    // Idle time before each timed run and before each pair of the floor's pings, so that the
+    // server is done with the previous run's acceptance and result when a sample starts.
     'pause-ms': { type: 'string', default: '2' },
     'idle-agents': { type: 'string', default: '999' },
     runs: { type: 'string', default: '3000' },
@@ -56,6 +59,21 @@ const { values: options } = parseArgs({
   },
 })
 const number = (name) => Number(options[name])
+for (const name of [
+  'samples',
+  'warmup',
+  'pause-ms',
+  'idle-agents',
+  'runs',
+  'concurrency',
+  'machines',
+]) {
+  const least = ['samples', 'runs', 'concurrency', 'machines'].includes(name) ? 1 : 0
+  if (!Number.isInteger(number(name)) || number(name) < least) {
+    process.stderr.write(`--${name} must be a whole number of at least ${least}\n`)
+    process.exit(2)
+  }
+}
 const say = (text) => process.stdout.write(`${text}\n`)
 const pct = (values, p) => {
   const sorted = [...values].sort((a, b) => a - b)
@@ -81,12 +99,10 @@ const monotonicMs = (() => {
 })()
 
 /**
- * The floor's first step: WebSocket round trips between this process and the server, over the
- * agent's own connection, one before each sample: a ping frame, answered with a pong by the
- * server's WebSocket layer on its event loop, with no Desklink handler. It is the transport an
- * offer takes, between the same two processes. Pings sent back to back made no steady floor:
- * their round trip took about 0.1 ms in some runs and 0.2 ms in others (0.1 ms in all, when
- * idle cores were made to spin a while before halting), so the ratios moved with it.
+ * WebSocket round trips between this process and the server over `ws`, one after the other: a
+ * ping frame, answered with a pong by the server's WebSocket layer on its event loop, with no
+ * Desklink handler. Over the agent's own connection, it is the transport an offer takes,
+ * between the same two processes: the floor's first step.
  */
 async function roundTrips(ws, samples) {
   const times = []
@@ -358,41 +374,47 @@ async function benchServer(label, databaseUrl) {
       const run = await timedRun(connections[0])
       return { run, started, offer: await offerOf(run.id) }
     }
+    /** From the server's queued moment to the offer's arrival, checked against the bench's clock. */
+    const queuedToOfferOf = ({ run, started, offer }) => {
+      // The server queued the run `admissionMs` after the request reached it, so from there to
+      // the offer is at most this (the request's transit to the server counted in it)...
+      const upperBound = offer.at - started - run.admissionMs
+      // ...and exactly this: both readings are of the machine's monotonic clock.
+      const queuedToOffer = offer.mono - run.queuedMono
+      if (queuedToOffer < 0 || queuedToOffer > upperBound + 0.01)
+        throw new Error(`clocks disagree: ${queuedToOffer} ms, at most ${upperBound} ms`)
+      return queuedToOffer
+    }
     const pause = () => new Promise((resolve) => setTimeout(resolve, number('pause-ms')))
     const latency = async () => {
       for (let i = 0; i < number('warmup'); i++) await runToOffer()
-      // Paced: each sample, and each of the floor's pings, after the same idle pause, so both
-      // start from the same state of the machine; the pings interleaved with the samples, so
-      // both see the same moments of the run.
+      // Paced: each sample, and each pair of the floor's pings, after the same idle pause; the
+      // pings interleaved with the samples, so that both see the same moments of the run.
       const times = []
       const admissions = []
       const fromQueued = []
       const rtts = []
+      const wakingRtts = []
       const stolen = stealMeter()
       for (let i = 0; i < number('samples'); i++) {
         await pause()
-        rtts.push(...(await roundTrips(sockets[0], 1)))
+        // The first ping wakes the server, as a run's request does before the run is queued
+        // (outside the timed window); the second is the floor's round trip.
+        const [waking, awake] = await roundTrips(sockets[0], 2)
+        wakingRtts.push(waking)
+        rtts.push(awake)
         await pause()
-        const { run, started, offer } = await runToOffer()
-        times.push(offer.at - started)
-        admissions.push(run.admissionMs)
-        // The server queued the run `admissionMs` after the request reached it, so from there
-        // to the offer is at most this (the request's transit to the server counted in it)...
-        const upperBound = offer.at - started - run.admissionMs
-        // ...and exactly this: both readings are of the machine's monotonic clock.
-        const queuedToOffer = offer.mono - run.queuedMono
-        if (queuedToOffer < 0 || queuedToOffer > upperBound + 0.01)
-          throw new Error(`clocks disagree: ${queuedToOffer} ms, at most ${upperBound} ms`)
-        fromQueued.push(queuedToOffer)
+        const sample = await runToOffer()
+        times.push(sample.offer.at - sample.started)
+        admissions.push(sample.run.admissionMs)
+        fromQueued.push(queuedToOfferOf(sample))
       }
       const steal = stolen()
       // For reference: back to back, each run started as soon as the last one's offer arrived,
       // so the server is still handling that run's acceptance and result when the next comes.
       const backToBack = []
-      for (let i = 0; i < number('samples'); i++) {
-        const { run, offer } = await runToOffer()
-        backToBack.push(offer.mono - run.queuedMono)
-      }
+      for (let i = 0; i < number('samples'); i++)
+        backToBack.push(queuedToOfferOf(await runToOffer()))
       return {
         p50: pct(times, 50),
         p99: pct(times, 99),
@@ -401,6 +423,7 @@ async function benchServer(label, databaseUrl) {
         queuedP99: pct(fromQueued, 99),
         rttP50: pct(rtts, 50),
         rttP99: pct(rtts, 99),
+        wakingRttP50: pct(wakingRtts, 50),
         steal,
         backToBackP50: pct(backToBack, 50),
         backToBackP99: pct(backToBack, 99),
@@ -495,7 +518,8 @@ for (const [name, r] of [
   const times = (v) => `${(v / floor).toFixed(1)}× floor`
   say(
     `floor, ${name}: ws round trip to the server ${ms(r.rttP50)} + SQLite commit ${ms(commit.p50)} = ${ms(floor)}` +
-      ` (the same at their p99: ${ms(floorP99)}, ${times(floorP99)})`,
+      ` (the same at their p99: ${ms(floorP99)}, ${times(floorP99)};` +
+      ` the round trip that woke the server: ${ms(r.wakingRttP50)})`,
   )
   say(
     `enqueue → offer, ${name}: p50 ${ms(r.queuedP50)} (${times(r.queuedP50)}, target ≤ ${TARGET.p50Ratio}×), ` +
@@ -508,7 +532,7 @@ for (const [name, r] of [
     `request → offer, ${name} (admission included; admission p50 ${ms(r.admissionP50)}): p50 ${ms(r.p50)} (${times(r.p50)}), p99 ${ms(r.p99)} (${times(r.p99)})`,
   )
   say(
-    `back to back, for reference: enqueue → offer, ${name}: p50 ${ms(r.backToBackP50)} (${times(r.backToBackP50)}), p99 ${ms(r.backToBackP99)} (${times(r.backToBackP99)})`,
+    `back to back, for reference (against the same floor): enqueue → offer, ${name}: p50 ${ms(r.backToBackP50)} (${times(r.backToBackP50)}), p99 ${ms(r.backToBackP99)} (${times(r.backToBackP99)})`,
   )
 }
 const throughputLine = (label, r) =>
