@@ -10,10 +10,10 @@
 //
 // Latency: from the moment the server queued the run (its Server-Timing `queued` figure, on the
 // machine's monotonic clock, which this process shares) to the offer arriving at the agent, one
-// run at a time after an idle pause, with 1 and with 1 + idle agents connected; and from just
-// before the request. The floor, measured in the same run: one WebSocket round trip between
-// this process and the server plus one SQLite commit (WAL, synchronous=NORMAL, as the server
-// runs it, after as many warm-up commits as the server gets warm-up runs). The round trip is a
+// run at a time after an idle pause, with 1 agent connected and with all machines' agents plus
+// the idle agents; and from just before the request. The floor, measured in the same run: one
+// WebSocket round trip between this process and the server plus one SQLite commit (WAL,
+// synchronous=NORMAL, as the server runs it, after --warmup warm-up commits). The round trip is a
 // ping frame over the agent's connection, answered by the server's WebSocket layer: before
 // each sample, after the same pause, two of them, the first to wake the server (a run's request
 // wakes it before the run is queued) and the second timed. For reference, the same latency with
@@ -69,7 +69,7 @@ for (const name of [
   'machines',
 ]) {
   const least = ['samples', 'runs', 'concurrency', 'machines'].includes(name) ? 1 : 0
-  if (!Number.isInteger(number(name)) || number(name) < least) {
+  if (!/^\d+$/.test(options[name]) || number(name) < least) {
     process.stderr.write(`--${name} must be a whole number of at least ${least}\n`)
     process.exit(2)
   }
@@ -120,7 +120,7 @@ async function roundTrips(ws, samples) {
 /**
  * For reference only: round trips to a bare echo server in a process of its own, after as many
  * warm-up round trips. None of the server's work can slow these down, but they depend on where
- * the scheduler puts the two processes (0.08 ms in some runs here, 0.21 ms in others).
+ * the scheduler puts the two processes.
  */
 async function echoRoundTrips(samples, warmup) {
   const echo = fork(join(here, '..', 'lib', 'ws-echo.mjs'), { stdio: 'ignore' })
@@ -141,8 +141,8 @@ async function echoRoundTrips(samples, warmup) {
 
 /**
  * The floor's second step: how long a small insert takes to commit to a SQLite file in WAL mode
- * with synchronous=NORMAL, as the server commits, after as many warm-up commits as the server
- * gets warm-up runs; measured once, before the server starts.
+ * with synchronous=NORMAL, as the server commits, after `--warmup` warm-up commits; measured
+ * once, before the server starts, one commit after the other.
  */
 function commitTimes(samples, warmup) {
   const dir = mkdtempSync(join(tmpdir(), 'desklink-floor-'))
@@ -152,9 +152,11 @@ function commitTimes(samples, warmup) {
   db.exec('create table runs (id text primary key, body text)')
   const insert = db.prepare('insert into runs values (?, ?)')
   const commits = []
+  const body = 'x'.repeat(512)
   for (let i = 0; i < warmup + samples; i++) {
+    const id = randomBytes(16).toString('hex')
     const started = performance.now()
-    insert.run(randomBytes(16).toString('hex'), 'x'.repeat(512))
+    insert.run(id, body)
     if (i >= warmup) commits.push(performance.now() - started)
   }
   db.close()
@@ -215,7 +217,8 @@ function connectAgent(base, machine, onOffer) {
         const message = JSON.parse(data.toString())
         if (message.type === 'welcome') {
           heartbeat()
-          ws.timer = setInterval(heartbeat, 10_000)
+          // As often as the server asks, as the real agent does.
+          ws.timer = setInterval(heartbeat, message.heartbeatIntervalMs)
           resolve(ws)
         } else if (message.type === 'connectionTest') {
           ws.send(
@@ -329,14 +332,15 @@ async function benchServer(label, databaseUrl) {
         return undefined
       })
     const workers = await register(number('machines'), 0)
-    const sockets = []
-    for (const machine of workers) sockets.push(await connectAgent(base, machine, onOffer))
     const flow = await api(base, token, 'POST', `/environments/${environmentId}/desktop-flows`, {
       manifest: { name: 'noop', runtime: 'shell', entry: 'main.sh' },
       files: [{ path: 'main.sh', contentBase64: Buffer.from('true').toString('base64') }],
     })
+    const sockets = []
     const connections = []
-    for (const machine of workers) {
+    /** Connects a machine's agent, with 64 slots and a connection to it. */
+    const addWorker = async (machine) => {
+      sockets.push(await connectAgent(base, machine, onOffer))
       await api(base, token, 'PATCH', `/machines/${machine.id}`, { settings: { slots: 64 } })
       const c = await api(base, token, 'POST', `/environments/${environmentId}/connections`, {
         name: `bench-${machine.id}`,
@@ -348,6 +352,8 @@ async function benchServer(label, databaseUrl) {
         throw new Error(`connection not connected: ${JSON.stringify(c)}`)
       connections.push(c.id)
     }
+    // The first latency phase has only the first machine's agent connected.
+    await addWorker(workers[0])
     const lean = leanClient(base, token, number('concurrency'))
     const startRun = async (connectionId) => {
       const answer = await lean('POST', `/desktop-flows/${flow.id}/runs`, { connectionId })
@@ -388,8 +394,8 @@ async function benchServer(label, databaseUrl) {
     const pause = () => new Promise((resolve) => setTimeout(resolve, number('pause-ms')))
     const latency = async () => {
       for (let i = 0; i < number('warmup'); i++) await runToOffer()
-      // Paced: each sample, and each pair of the floor's pings, after the same idle pause; the
-      // pings interleaved with the samples, so that both see the same moments of the run.
+      // Paced: each sample, and each pair of the floor's pings, after the same idle pause. The
+      // pings take turns with the samples, so a change in the machine's state affects both.
       const times = []
       const admissions = []
       const fromQueued = []
@@ -430,12 +436,12 @@ async function benchServer(label, databaseUrl) {
       }
     }
     const results = { label }
+    if (label === 'SQLite') results.one = { ...(await latency()), agents: sockets.length }
+    for (const machine of workers.slice(1)) await addWorker(machine)
     if (label === 'SQLite') {
-      results.one = await latency()
       const idle = await register(number('idle-agents'), workers.length)
       for (const machine of idle) sockets.push(await connectAgent(base, machine, onOffer))
-      results.many = await latency()
-      results.agents = sockets.length
+      results.many = { ...(await latency()), agents: sockets.length }
     }
     const total = number('runs')
     // The baseline: the same number of the smallest authenticated API call, same client and
@@ -508,10 +514,8 @@ say(
   `for reference, not the floor: ws round trip to a bare echo server in a process of its own p50 ${ms(echo.p50)}, p99 ${ms(echo.p99)}`,
 )
 const sqlite = await benchServer('SQLite')
-for (const [name, r] of [
-  ['1 agent', sqlite.one],
-  [`${sqlite.agents} agents`, sqlite.many],
-]) {
+for (const r of [sqlite.one, sqlite.many]) {
+  const name = r.agents === 1 ? '1 agent' : `${r.agents} agents`
   const floor = r.rttP50 + commit.p50
   // How much the machine itself varies: the same two steps at their 99th percentile.
   const floorP99 = r.rttP99 + commit.p99
