@@ -40,7 +40,7 @@ const TARGET = { p50Ratio: 3, p99Ratio: 10, sqliteRunsPerSecond: 1000 }
 
 const { values: options } = parseArgs({
   options: {
-    // A thousand samples: the p99 is then the 990th of them (ten are slower), not the 199th of 200.
+    // A thousand samples: the p99 is then the 990th of them (ten are slower), not the 198th of 200.
     samples: { type: 'string', default: '1000' },
     // Runs before the samples, not counted: the server's code paths get compiled first. After
     // 2,000 runs the engine was still compiling (about 40 compilations during the samples, each
