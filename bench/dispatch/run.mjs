@@ -59,16 +59,17 @@ const { values: options } = parseArgs({
   },
 })
 const number = (name) => Number(options[name])
-for (const name of [
-  'samples',
-  'warmup',
-  'pause-ms',
-  'idle-agents',
-  'runs',
-  'concurrency',
-  'machines',
-]) {
-  const least = ['samples', 'runs', 'concurrency', 'machines'].includes(name) ? 1 : 0
+/** Each numeric option's least value. */
+const LEAST = {
+  samples: 1,
+  warmup: 0,
+  'pause-ms': 0,
+  'idle-agents': 0,
+  runs: 1,
+  concurrency: 1,
+  machines: 1,
+}
+for (const [name, least] of Object.entries(LEAST)) {
   if (!/^\d+$/.test(options[name]) || number(name) < least) {
     process.stderr.write(`--${name} must be a whole number of at least ${least}\n`)
     process.exit(2)
@@ -318,18 +319,20 @@ async function benchServer(label, databaseUrl) {
       })
       return machines
     }
+    // An offer, or who waits for it, by run: whichever comes first waits for the other.
     const offers = new Map()
     const onOffer = (runId, at, mono) => {
       const waiter = offers.get(runId)
-      if (typeof waiter === 'function') waiter({ at, mono })
-      else offers.set(runId, { at, mono })
+      if (typeof waiter !== 'function') return void offers.set(runId, { at, mono })
+      offers.delete(runId)
+      waiter({ at, mono })
     }
     const offerOf = (runId) =>
       new Promise((resolve) => {
         const early = offers.get(runId)
-        if (early && typeof early === 'object') return resolve(early)
-        offers.set(runId, resolve)
-        return undefined
+        if (!early) return void offers.set(runId, resolve)
+        offers.delete(runId)
+        resolve(early)
       })
     const workers = await register(number('machines'), 0)
     const flow = await api(base, token, 'POST', `/environments/${environmentId}/desktop-flows`, {
@@ -355,12 +358,6 @@ async function benchServer(label, databaseUrl) {
     // The first latency phase has only the first machine's agent connected.
     await addWorker(workers[0])
     const lean = leanClient(base, token, number('concurrency'))
-    const startRun = async (connectionId) => {
-      const answer = await lean('POST', `/desktop-flows/${flow.id}/runs`, { connectionId })
-      if (answer.status !== 202) throw new Error(`run refused: ${JSON.stringify(answer.body)}`)
-      return answer.body
-    }
-
     /**
      * One run started and timed: its id, how long admission took on the server, and when the
      * run was queued, on the machine's monotonic clock.
@@ -455,7 +452,7 @@ async function benchServer(label, databaseUrl) {
     const started = performance.now()
     const done = []
     await pool('runs', total, number('concurrency'), async (i) => {
-      const run = await startRun(connections[i % connections.length])
+      const run = await timedRun(connections[i % connections.length])
       done.push(offerOf(run.id))
     })
     await Promise.all(done)
