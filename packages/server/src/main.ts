@@ -45,6 +45,7 @@ import {
   type ChannelHub,
   createAgentService,
   createChannelHub,
+  createHeartbeatRecorder,
   createMachineAccess,
   createMachineService,
   createMachineStore,
@@ -230,6 +231,9 @@ export async function startServer(
       newId,
       maxGroupMembers: config.maxGroupMembers,
     })
+    const heartbeats = createHeartbeatRecorder({ db: storage.db, logger })
+    // Released before the database: the heartbeats still waiting are stored.
+    releasers.add('heartbeats', () => heartbeats.stop())
     const agentService = createAgentService({
       machines: machineStore,
       machineService,
@@ -242,6 +246,7 @@ export async function startServer(
       newId,
       maxGroupMembers: config.maxGroupMembers,
       transaction: (work) => storage.db.transaction().execute((tx) => work(createMachineStore(tx))),
+      heartbeats,
     })
     const channel = createChannelHub({
       agents: agentService,

@@ -27,6 +27,7 @@ import type { Principal } from '../identity/principal.ts'
 import type { Mac } from '../secrets/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import type { OAuthStore } from '../tokens/oauth-store.ts'
+import type { HeartbeatRecorder } from './heartbeat-recorder.ts'
 import { assertManage } from './machine-access.ts'
 import {
   type AgentNotifier,
@@ -56,6 +57,7 @@ export interface AgentServiceDeps {
   readonly newId: IdGenerator
   readonly maxGroupMembers: number
   readonly transaction: <T>(work: (machines: MachineStore) => Promise<T>) => Promise<T>
+  readonly heartbeats: HeartbeatRecorder
 }
 
 export interface RegisterInput {
@@ -338,10 +340,12 @@ export function createAgentService(deps: AgentServiceDeps) {
     ): Promise<void> {
       await machines.recordConnection(machineId, true, { ...facts, at: now() })
     },
-    async heartbeat(machineId: string, sessions: SessionInfo[]): Promise<void> {
-      await machines.recordHeartbeat(machineId, sessions, now())
+    /** Stored a moment later, with other machines' heartbeats (`heartbeat-recorder.ts`). */
+    heartbeat(machineId: string, sessions: SessionInfo[]): void {
+      deps.heartbeats.record(machineId, sessions, now())
     },
     async disconnected(machineId: string): Promise<void> {
+      await deps.heartbeats.settle(machineId)
       await machines.recordConnection(machineId, false, { at: now() })
     },
     /** Current group and effective settings, for pushing to the agent. */

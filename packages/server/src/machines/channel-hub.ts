@@ -258,7 +258,7 @@ export function createChannelHub(deps: {
       return undefined
     }
     connection.lastSeq = message.seq
-    await agents.heartbeat(connection.machineId, message.sessions)
+    agents.heartbeat(connection.machineId, message.sessions)
     await runs()?.heartbeat(connection.machineId, message.sessions, message.runningRuns)
     return undefined
   }

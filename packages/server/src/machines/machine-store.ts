@@ -289,13 +289,6 @@ export function createMachineStore(db: Kysely<Database>) {
         .where('id', '=', id)
         .execute()
     },
-    async recordHeartbeat(id: string, sessions: SessionInfo[], at: string): Promise<void> {
-      await db
-        .updateTable('machines')
-        .set({ sessions: JSON.stringify(sessions), last_heartbeat_at: at, connected: 1 })
-        .where('id', '=', id)
-        .execute()
-    },
     async deleteMachine(tenantId: string, id: string): Promise<void> {
       await db
         .deleteFrom('machines')
