@@ -199,6 +199,10 @@ export function createDispatcher(deps: {
   const connectionUsed = prepareQuery(db, (q, a: { id: string; at: string }) =>
     q.updateTable('connections').set({ last_used_at: a.at }).where('id', '=', a.id),
   )
+  // Every heartbeat needs its machine's target (from memory, once read).
+  const machineGroup = prepareQuery(db, (q, a: { id: string }) =>
+    q.selectFrom('machines').select('group_id').where('id', '=', a.id),
+  )
   const targetMembers = createTargetMembers((groupId) => groupMachines.all({ groupId }))
   /**
    * When this server last stored each connection's last use. A connection's last use is
@@ -572,6 +576,8 @@ export function createDispatcher(deps: {
 
   /** One placement pass over a target's queue. */
   async function dispatchGroup(groupId: string): Promise<void> {
+    // Nothing waits (the usual pass of an idle machine's heartbeat): nothing else to read.
+    if ((await queues.head(groupId, 1)).length === 0) return
     const members = await targetMembers.of(groupId)
     if (members.length === 0) {
       for (const run of await queues.head(groupId, WHOLE_QUEUE))
@@ -680,12 +686,19 @@ export function createDispatcher(deps: {
   }
 
   async function groupOf(machineId: string): Promise<string | undefined> {
-    const row = await db
-      .selectFrom('machines')
-      .select('group_id')
-      .where('id', '=', machineId)
-      .executeTakeFirst()
-    return row?.group_id
+    return (await machineGroup.first({ id: machineId }))?.group_id
+  }
+
+  /**
+   * The target of a machine, from memory when a read since the last change of machines saw it.
+   * Otherwise read, with the target's machines: the machine's next heartbeats find it in memory.
+   */
+  async function targetOf(machineId: string): Promise<string | undefined> {
+    const known = targetMembers.groupOf(machineId)
+    if (known) return known
+    const groupId = await groupOf(machineId)
+    if (groupId) await targetMembers.of(groupId)
+    return groupId
   }
 
   async function expire(): Promise<void> {
@@ -846,7 +859,7 @@ export function createDispatcher(deps: {
           }
         }
       }
-      const groupId = targetMembers.groupOf(machineId) ?? (await groupOf(machineId))
+      const groupId = await targetOf(machineId)
       if (groupId) void kick(groupId)
     },
 
