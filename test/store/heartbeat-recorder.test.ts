@@ -4,23 +4,19 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { createIdentityStores } from '../../packages/server/src/identity/identity-stores.ts'
 import { createLogger } from '../../packages/server/src/logging/index.ts'
 import { createHeartbeatRecorder } from '../../packages/server/src/machines/heartbeat-recorder.ts'
+import type { MachineStore } from '../../packages/server/src/machines/machine-store.ts'
+import type { StorageHandle } from '../../packages/server/src/storage/index.ts'
+import { BACKENDS } from '../support/backends.ts'
 import {
-  createMachineStore,
-  DEFAULT_SETTINGS,
-  type MachineStore,
-} from '../../packages/server/src/machines/machine-store.ts'
-import {
-  migrateToLatest,
-  openStorage,
-  type StorageHandle,
-} from '../../packages/server/src/storage/index.ts'
-import { uuidv7 } from '../../packages/server/src/system/index.ts'
-import { BACKENDS, createTestDatabase, type TestDatabase } from '../support/backends.ts'
+  at,
+  groupRecord,
+  type MachinePlace,
+  machineRecord,
+  openMachineDatabase,
+} from '../support/machine-rows.ts'
 
-const at = (offsetMs = 0) => new Date(Date.UTC(2026, 0, 1) + offsetMs).toISOString()
 const session = (user: string) => ({
   id: `s-${user}`,
   user,
@@ -31,78 +27,29 @@ const session = (user: string) => ({
 })
 
 describe.each(BACKENDS)('heartbeat recorder on %s', (backend) => {
-  let database: TestDatabase
+  let opened: Awaited<ReturnType<typeof openMachineDatabase>>
   let storage: StorageHandle
   let machines: MachineStore
-  const tenantId = uuidv7()
-  const environmentId = uuidv7()
-  const owner = { ownerType: 'user' as const, ownerId: uuidv7() }
+  let place: MachinePlace
   const logger = createLogger({ level: 'silent' })
 
   beforeAll(async () => {
-    database = await createTestDatabase(backend)
-    storage = openStorage(database.url)
-    expect((await migrateToLatest(storage)).error).toBeUndefined()
-    const identity = createIdentityStores(storage.db)
-    await identity.tenants.insertTenant({
-      id: tenantId,
-      slug: 'heartbeats',
-      displayName: 'h',
-      status: 'active',
-      createdAt: at(),
-    })
-    await identity.tenants.insertEnvironment({
-      id: environmentId,
-      tenantId,
-      name: 'e',
-      description: '',
-      createdAt: at(),
-    })
-    machines = createMachineStore(storage.db)
+    opened = await openMachineDatabase(backend)
+    ;({ storage, machines, place } = opened)
   })
-  afterAll(async () => {
-    await storage.close()
-    await database.drop()
-  })
+  afterAll(() => opened.close())
 
   /** A machine recorded as connected at `at()`, with no sessions. */
   async function connectedMachine(): Promise<string> {
-    const groupId = uuidv7()
-    await machines.insertGroup({
-      id: groupId,
-      tenantId,
-      environmentId,
-      name: 'own',
-      description: '',
-      type: 'standalone',
-      publicKey: null,
-      keyPackage: null,
-      keyCreatedAt: null,
-      settings: DEFAULT_SETTINGS,
-      ...owner,
-      createdAt: at(),
-    })
-    const id = uuidv7()
-    await machines.insertMachine({
-      id,
-      tenantId,
-      environmentId,
-      name: `m-${id}`,
-      description: '',
-      standaloneGroupId: groupId,
-      groupId,
-      identityPublicKey: 'k',
-      hostname: 'h',
-      os: 'o',
-      agentVersion: '1',
-      settings: DEFAULT_SETTINGS,
-      sessions: [],
-      connected: true,
-      lastHeartbeatAt: at(),
-      ...owner,
-      createdAt: at(),
-    })
-    return id
+    const own = groupRecord(place, 'standalone')
+    await machines.insertGroup(own)
+    const machine = machineRecord(
+      place,
+      { standaloneGroupId: own.id, groupId: own.id },
+      { connected: true, lastHeartbeatAt: at() },
+    )
+    await machines.insertMachine(machine)
+    return machine.id
   }
   const stored = async (id: string) => {
     const machine = await machines.findMachineForAgent(id)
