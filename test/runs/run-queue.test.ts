@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
+import type { CompiledQuery } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { openStorage } from '../../packages/server/src/storage/index.ts'
@@ -39,17 +40,23 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
 
   let ca: TestCa
   let caDir: string
+  /** The statements the server runs, while a test watches them. */
+  let watched: CompiledQuery[] | undefined
 
   beforeAll(async () => {
     assertBuilt()
     ca = createTestCa()
     caDir = mkdtempSync(join(tmpdir(), 'desklink-callback-ca-'))
     writeFileSync(join(caDir, 'ca.pem'), ca.caPem)
-    t = await startTestServer('sqlite', {
-      DESKLINK_AGENT_HEARTBEAT_MS: '500',
-      DESKLINK_CALLBACK_CA_FILE: join(caDir, 'ca.pem'),
-      DESKLINK_CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
-    })
+    t = await startTestServer(
+      'sqlite',
+      {
+        DESKLINK_AGENT_HEARTBEAT_MS: '500',
+        DESKLINK_CALLBACK_CA_FILE: join(caDir, 'ca.pem'),
+        DESKLINK_CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
+      },
+      { onQuery: (query) => watched?.push(query) },
+    )
     m = await startRunMachine(() => t.url)
     flowId = (
       await pushFlow(t.url, m.token, m.environmentId, {
@@ -64,6 +71,44 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     await t?.close()
     ca?.remove()
     if (caDir) rmSync(caDir, { recursive: true, force: true })
+  })
+
+  it('stores a run that can go at once already taken, in the commit that queues it', async () => {
+    await m.setMachine({ maintenanceMode: false, slots: 1 })
+    watched = []
+    const answer = await run()
+    const statements = watched
+    watched = undefined
+    expect(answer.status).toBe(202)
+    expect(answer.body).toMatchObject({ status: 'Running', machineId: m.machineId })
+    // One insert, of a row already taken; no update taking it out of the queue afterwards.
+    const inserts = statements.filter((s) => s.sql.startsWith('insert into "runs"'))
+    expect(inserts.map((s) => s.parameters.includes('Running'))).toEqual([true])
+    const takes = statements.filter(
+      (s) => s.sql.startsWith('update "runs" set "status" = ?') && s.parameters[0] === 'Running',
+    )
+    expect(takes).toEqual([])
+    const ended = await waitForRun(t.url, m.token, answer.body.id)
+    expect(ended.status).toBe('Succeeded')
+    expect(ended.events.map((e: { kind: string }) => e.kind).slice(0, 3)).toEqual([
+      'queued',
+      'offered',
+      'started',
+    ])
+
+    // Behind a run that waits, a new one joins the queue and is taken from it later.
+    await m.setMachine({ maintenanceMode: true })
+    const first = (await run()).body.id
+    watched = []
+    const second = await run()
+    const behind = watched
+    watched = undefined
+    expect(second.body.status).toBe('Queued')
+    const queued = behind.filter((s) => s.sql.startsWith('insert into "runs"'))
+    expect(queued.map((s) => s.parameters.includes('Queued'))).toEqual([true])
+    await m.setMachine({ maintenanceMode: false })
+    for (const id of [first, second.body.id])
+      expect((await waitForRun(t.url, m.token, id)).status).toBe('Succeeded')
   })
 
   it('orders the queue: moved to top (latest first), then priority, then request time', async () => {

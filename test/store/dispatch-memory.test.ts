@@ -199,6 +199,28 @@ describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
     again?.release()
   })
 
+  it('tells an admission it would be alone only when nothing is queued or being admitted', async () => {
+    const group = uuidv7()
+    const index = createQueueIndex((g) => store.queueHead(g, WHOLE))
+    const mine = await index.promisePlace(group, 10)
+    expect(await index.alone(group)).toBe(true)
+
+    // Another admission holds a place: its run may come first.
+    const other = await index.promisePlace(group, 10)
+    expect(await index.alone(group)).toBe(false)
+    other?.release()
+    expect(await index.alone(group)).toBe(true)
+
+    // A run waits in the queue.
+    const waiting = queuedRun(group, 0, 1)
+    await store.insert(waiting)
+    index.put(waiting)
+    expect(await index.alone(group)).toBe(false)
+    index.drop(waiting)
+    expect(await index.alone(group)).toBe(true)
+    mine?.release()
+  })
+
   it('reads a machine’s holdings again when a change overlapped their read', async () => {
     const machine = uuidv7()
     const group = uuidv7()

@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream'
 
 import type { FlowManifest, PackageFile } from '@desklink/protocol'
 import { createAdaptorServer } from '@hono/node-server'
-import { sql } from 'kysely'
+import { type CompiledQuery, sql } from 'kysely'
 
 import { createAuditLog } from './audit/audit-log.ts'
 import {
@@ -110,6 +110,8 @@ export interface ServerOverrides {
   readonly newId?: IdGenerator
   /** Lets a test or another domain observe group membership changes. */
   readonly membership?: MembershipEvents
+  /** Lets a test watch every statement the server runs. */
+  readonly onQuery?: (query: CompiledQuery) => void
 }
 
 /**
@@ -145,6 +147,7 @@ export async function startServer(
     masterKey.fill(0)
 
     const storage = openStorage(config.databaseUrl, {
+      ...(overrides.onQuery && { onQuery: overrides.onQuery }),
       onCheckpointerFailure: (error) =>
         logger.warn(
           { err: error },

@@ -80,6 +80,12 @@ export interface FirstPass {
   readonly recorded?: readonly RecordedEvent[]
 }
 
+/** A run stored already taken at admission (`admitAtOnce`). */
+export interface TakenAtOnce extends FirstPass {
+  /** When its commit ended (`performance.now()`): the moment it was queued, and taken. */
+  readonly storedAt: number
+}
+
 export interface RunError {
   readonly code: string
   readonly message: string
@@ -116,6 +122,8 @@ interface PlannedOffer {
   readonly machine: MachinePicture
   readonly connection: ConnectionForRun
   readonly message: Offer
+  /** A run being admitted, not stored yet: stored already taken, with its `queued` event. */
+  readonly admitted?: RecordedEvent
 }
 
 interface FlowVersionFacts {
@@ -454,30 +462,35 @@ export function createDispatcher(deps: {
       if (!coded) logger.error({ err: error, runId: run.id }, 'credential for run failed')
       return undefined
     }
+    return { run, machine, connection, message: offerOf(run, machine, version, credential) }
+  }
+
+  /** The offer a machine is sent for a run. */
+  function offerOf(
+    run: RunRow,
+    machine: MachinePicture,
+    version: FlowVersionFacts,
+    credential: Offer['credential'],
+  ): Offer {
     const { manifest } = version
     return {
-      run,
-      machine,
-      connection,
-      message: {
-        type: 'runOffer',
-        runId: run.id,
-        groupId: run.target_group_id,
-        runMode: run.run_mode,
-        flow: {
-          contentHash: version.contentHash,
-          runtime: manifest.runtime,
-          entry: manifest.entry,
-          needsDisplay: manifest.needsDisplay,
-        },
-        credential,
-        sealedInputs: run.sealed_inputs,
-        sensitive: [...manifest.inputs, ...manifest.outputs]
-          .filter((p) => p.sensitive)
-          .map((p) => p.name),
-        timeoutSeconds: run.timeout_seconds,
-        reuseSessions: machine.settings.reuseSessions,
+      type: 'runOffer',
+      runId: run.id,
+      groupId: run.target_group_id,
+      runMode: run.run_mode,
+      flow: {
+        contentHash: version.contentHash,
+        runtime: manifest.runtime,
+        entry: manifest.entry,
+        needsDisplay: manifest.needsDisplay,
       },
+      credential,
+      sealedInputs: run.sealed_inputs,
+      sensitive: [...manifest.inputs, ...manifest.outputs]
+        .filter((p) => p.sensitive)
+        .map((p) => p.name),
+      timeoutSeconds: run.timeout_seconds,
+      reuseSessions: machine.settings.reuseSessions,
     }
   }
 
@@ -485,8 +498,9 @@ export function createDispatcher(deps: {
    * Takes the runs of a pass (Queued → Running on their machine, each with its event, in one
    * transaction), then sends the offers: nothing is offered before it is stored.
    */
-  async function offerAll(planned: readonly PlannedOffer[]): Promise<void> {
-    if (planned.length === 0) return
+  /** Settles with the moment the takes were committed (`performance.now()`). */
+  async function offerAll(planned: readonly PlannedOffer[]): Promise<number | undefined> {
+    if (planned.length === 0) return undefined
     const at = now().getTime()
     const staleUse = new Set(
       planned
@@ -501,27 +515,29 @@ export function createDispatcher(deps: {
     const taken = await writes.write(async (trx) => {
       const within = store.within(trx)
       const rows: (RunRow | undefined)[] = []
-      for (const { run, machine, connection } of planned) {
-        rows.push(
-          await within.move(
-            run.id,
-            'Queued',
-            {
-              status: 'Running',
-              machine_id: machine.machineId,
-              offered_at: iso(at),
-              lease_expires_at: iso(at + deps.leaseMs),
-              os_account: run.run_mode === 'attended' ? connection.os_account : run.os_account,
-            },
-            offered(machine.machineId),
-          ),
-        )
+      for (const { run, machine, connection, admitted } of planned) {
+        const taken = {
+          status: 'Running',
+          machine_id: machine.machineId,
+          offered_at: iso(at),
+          lease_expires_at: iso(at + deps.leaseMs),
+          os_account: run.run_mode === 'attended' ? connection.os_account : run.os_account,
+        } as const
+        if (admitted) {
+          const row: RunRow = { ...run, ...taken }
+          await within.insert(row)
+          await within.event(row, admitted.at, admitted.kind, admitted.details)
+          const { kind, details } = offered(machine.machineId)
+          await within.event(row, iso(at), kind, details)
+          rows.push(row)
+        } else rows.push(await within.move(run.id, 'Queued', taken, offered(machine.machineId)))
       }
       const used = new Set(planned.filter((_, i) => rows[i]).map((p) => p.connection.id))
       const stored = [...used].filter((id) => staleUse.has(id))
       for (const id of stored) await connectionUsed.all({ id, at: iso(at) }, trx)
       return { rows, stored }
     })
+    const committedAt = performance.now()
     if (lastUseStored.size >= 10_000) lastUseStored.clear()
     for (const id of taken.stored) lastUseStored.set(id, at)
     for (const [i, { run, machine, message }] of planned.entries()) {
@@ -544,6 +560,7 @@ export function createDispatcher(deps: {
     // The lease, or a timeout shorter than it.
     const shortest = Math.min(...planned.map((p) => p.run.timeout_seconds))
     dueAt(at + Math.min(deps.leaseMs, shortest * 1000 + LEASE_GRACE_MS))
+    return committedAt
   }
 
   /**
@@ -685,6 +702,73 @@ export function createDispatcher(deps: {
     return next
   }
 
+  /**
+   * Runs `work` in the target's turn: after the pass under way or waiting, before any pass
+   * asked for later. Like a pass, it sees the target's machines as no other work changes them.
+   */
+  function inTurn<T>(groupId: string, work: () => Promise<T>): Promise<T> {
+    const mine = (passes.get(groupId) ?? Promise.resolve()).then(work)
+    const settled = mine.then(
+      () => undefined,
+      () => undefined,
+    )
+    passes.set(groupId, settled)
+    void settled.then(() => {
+      if (passes.get(groupId) === settled) passes.delete(groupId)
+    })
+    return mine
+  }
+
+  /**
+   * Stores a run being admitted already taken by a machine, when it can go at once: nothing
+   * waits in its queue or is being admitted there, and a machine can take it now. Its row, its
+   * `queued` and `offered` events and the take are then one commit instead of two, and the
+   * offer goes out right after it. Undefined, with nothing done, when the run has to join its
+   * queue instead (then the pass that looks at it decides, and records why it waits or fails).
+   * Sign-in connections always join the queue: their token is taken when the run is offered.
+   */
+  async function admitAtOnce(run: RunRow, queued: RecordedEvent): Promise<TakenAtOnce | undefined> {
+    const groupId = run.target_group_id
+    if (stopped || !(await queues.alone(groupId))) return undefined
+    return inTurn(groupId, async () => {
+      if (stopped || !(await queues.alone(groupId))) return undefined
+      const both = await connectionAndVersion.first({
+        connectionId: run.connection_id,
+        versionId: run.flow_version_id,
+      })
+      if (!both || both.type === 'signIn') return undefined
+      const { manifest, content_hash, ...connection } = both
+      const pictures = await picturesOf(await targetMembers.of(groupId))
+      const placed = place(pictures, { runMode: run.run_mode, osUser: connection.os_account })
+      if (!('machine' in placed) || !(await ports.runOwnerMayRun(run, connection))) return undefined
+      let credential
+      try {
+        credential = await ports.credentialFor(run, connection)
+      } catch {
+        return undefined // The queue's pass tries again, and fails the run with the reason.
+      }
+      const version = versionFacts({ manifest, content_hash })
+      const message = offerOf(run, placed.machine, version, credential)
+      firstPassOf.set(run.id, undefined)
+      let storedAt: number | undefined
+      try {
+        const offer = { run, machine: placed.machine, connection, message, admitted: queued }
+        storedAt = await offerAll([offer])
+      } catch (error) {
+        // Not stored: admission fails with the reason. Stored, and what followed failed: the
+        // run is admitted all the same, and goes on as any run whose offer went wrong.
+        if (!firstPassOf.get(run.id)) {
+          firstPassOf.delete(run.id)
+          throw error
+        }
+        logger.error({ err: error, runId: run.id }, 'offering a run taken at admission failed')
+      }
+      const pass = firstPassOf.get(run.id)
+      firstPassOf.delete(run.id)
+      return pass && { ...pass, storedAt: storedAt ?? performance.now() }
+    })
+  }
+
   async function groupOf(machineId: string): Promise<string | undefined> {
     return (await machineGroup.first({ id: machineId }))?.group_id
   }
@@ -770,6 +854,8 @@ export function createDispatcher(deps: {
         firstPassOf.delete(run.id)
       }
     },
+
+    admitAtOnce,
 
     /** Whether a target has machines (it may have none, and then nothing can run there). */
     async hasMachines(groupId: string): Promise<boolean> {

@@ -138,6 +138,15 @@ export function createQueueIndex(readQueue: (groupId: string) => Promise<RunRow[
       }
     },
 
+    /**
+     * Whether a run being admitted to the target, holding one promised place, would be alone in
+     * its queue: no run is queued there, and no other admission holds a place.
+     */
+    async alone(groupId: string): Promise<boolean> {
+      const queue = await queueOf(groupId)
+      return queue.runs.length === 0 && (promised.get(groupId) ?? 0) <= 1
+    },
+
     /** Where a queued run stands (1 for the head), or undefined when it is not queued. */
     async positionOf(run: Pick<RunRow, 'id' | 'target_group_id'>): Promise<number | undefined> {
       const queue = await queueOf(run.target_group_id)

@@ -27,7 +27,7 @@ import type { MachineAccess } from '../machines/machine-access.ts'
 import { type Database, prepareQuery, type WriteBatcher } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import { createConnectionThrottle, type ThrottleSlot } from './connection-throttle.ts'
-import type { Dispatcher, FirstPass } from './dispatcher.ts'
+import type { Dispatcher, FirstPass, TakenAtOnce } from './dispatcher.ts'
 import { checkInputs } from './flow-inputs.ts'
 import {
   PRIORITY_RANK,
@@ -287,12 +287,21 @@ export function createRunService(deps: {
           refusals: null,
           ...draft,
         }
+        const queued = {
+          at,
+          kind: 'queued',
+          details: { priority: run.priority, runMode: run.run_mode },
+        }
+        /** How the run's first placement left it, when it was stored already taken. */
+        let takenAtOnce: TakenAtOnce | undefined
         try {
-          await deps.writes.write(async (trx) => {
-            const within = store.within(trx)
-            await within.insert(run)
-            await within.event(run, at, 'queued', { priority: run.priority, runMode: run.run_mode })
-          })
+          takenAtOnce = await dispatcher.admitAtOnce(run, queued)
+          if (!takenAtOnce)
+            await deps.writes.write(async (trx) => {
+              const within = store.within(trx)
+              await within.insert(run)
+              await within.event(run, at, queued.kind, queued.details)
+            })
           slot.keep(queuedMs)
         } catch (error) {
           // Not stored: a token minted for it is never handed out.
@@ -302,20 +311,14 @@ export function createRunService(deps: {
           if (first) return { run: first, created: false }
           throw error
         }
-        const queuedAt = performance.now()
-        const firstPass = dispatcher.enqueued(run)
+        const queuedAt = takenAtOnce?.storedAt ?? performance.now()
+        const firstPass = takenAtOnce ? Promise.resolve(takenAtOnce) : dispatcher.enqueued(run)
         return {
           run,
           created: true,
           queuedAt,
           firstPass,
-          known: {
-            flowName: flow.name,
-            flowVersion: version.version,
-            events: [
-              { at, kind: 'queued', details: { priority: run.priority, runMode: run.run_mode } },
-            ],
-          },
+          known: { flowName: flow.name, flowVersion: version.version, events: [queued] },
         }
       } finally {
         place.release()
