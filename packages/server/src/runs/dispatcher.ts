@@ -80,12 +80,6 @@ export interface FirstPass {
   readonly recorded?: readonly RecordedEvent[]
 }
 
-/** A run stored already taken at admission (`admitAtOnce`). */
-export interface TakenAtOnce extends FirstPass {
-  /** When its commit ended (`performance.now()`): the moment it was queued, and taken. */
-  readonly storedAt: number
-}
-
 export interface RunError {
   readonly code: string
   readonly message: string
@@ -496,11 +490,11 @@ export function createDispatcher(deps: {
 
   /**
    * Takes the runs of a pass (Queued → Running on their machine, each with its event, in one
-   * transaction), then sends the offers: nothing is offered before it is stored.
+   * transaction), then sends the offers: nothing is offered before it is stored. A run being
+   * admitted (`admitted`) is inserted already taken instead, with its `queued` event.
    */
-  /** Settles with the moment the takes were committed (`performance.now()`). */
-  async function offerAll(planned: readonly PlannedOffer[]): Promise<number | undefined> {
-    if (planned.length === 0) return undefined
+  async function offerAll(planned: readonly PlannedOffer[]): Promise<void> {
+    if (planned.length === 0) return
     const at = now().getTime()
     const staleUse = new Set(
       planned
@@ -516,7 +510,7 @@ export function createDispatcher(deps: {
       const within = store.within(trx)
       const rows: (RunRow | undefined)[] = []
       for (const { run, machine, connection, admitted } of planned) {
-        const taken = {
+        const take = {
           status: 'Running',
           machine_id: machine.machineId,
           offered_at: iso(at),
@@ -524,20 +518,19 @@ export function createDispatcher(deps: {
           os_account: run.run_mode === 'attended' ? connection.os_account : run.os_account,
         } as const
         if (admitted) {
-          const row: RunRow = { ...run, ...taken }
+          const row: RunRow = { ...run, ...take }
           await within.insert(row)
           await within.event(row, admitted.at, admitted.kind, admitted.details)
           const { kind, details } = offered(machine.machineId)
           await within.event(row, iso(at), kind, details)
           rows.push(row)
-        } else rows.push(await within.move(run.id, 'Queued', taken, offered(machine.machineId)))
+        } else rows.push(await within.move(run.id, 'Queued', take, offered(machine.machineId)))
       }
       const used = new Set(planned.filter((_, i) => rows[i]).map((p) => p.connection.id))
       const stored = [...used].filter((id) => staleUse.has(id))
       for (const id of stored) await connectionUsed.all({ id, at: iso(at) }, trx)
       return { rows, stored }
     })
-    const committedAt = performance.now()
     if (lastUseStored.size >= 10_000) lastUseStored.clear()
     for (const id of taken.stored) lastUseStored.set(id, at)
     for (const [i, { run, machine, message }] of planned.entries()) {
@@ -560,7 +553,6 @@ export function createDispatcher(deps: {
     // The lease, or a timeout shorter than it.
     const shortest = Math.min(...planned.map((p) => p.run.timeout_seconds))
     dueAt(at + Math.min(deps.leaseMs, shortest * 1000 + LEASE_GRACE_MS))
-    return committedAt
   }
 
   /**
@@ -586,6 +578,8 @@ export function createDispatcher(deps: {
     if (back) {
       holdings.remove(machineId, run.id)
       queues.put(back)
+      // Queued again: its queue deadline counts again (a run taken at admission never had it).
+      dueAt(Date.parse(back.queue_deadline))
       if (firstPassOf.has(back.id)) firstPassOf.set(back.id, { run: back })
     }
     return back
@@ -680,8 +674,9 @@ export function createDispatcher(deps: {
   }
 
   /**
-   * Runs one pass per group at a time. A kick during a pass asks for one more pass after it;
-   * kicks while that one still waits to start join it (it will see everything they announce).
+   * Runs one pass per group at a time (and no admission's placement beside it: `inTurn`). A
+   * kick during a pass asks for one more pass after it; kicks while that one still waits to
+   * start join it (it will see everything they announce).
    */
   function kick(groupId: string): Promise<void> {
     if (stopped) return Promise.resolve()
@@ -703,8 +698,8 @@ export function createDispatcher(deps: {
   }
 
   /**
-   * Runs `work` in the target's turn: after the pass under way or waiting, before any pass
-   * asked for later. Like a pass, it sees the target's machines as no other work changes them.
+   * Runs `work` in the target's turn: after the pass under way and the one waiting to start.
+   * Like a pass, it sees the target's machines while no other placement changes them.
    */
   function inTurn<T>(groupId: string, work: () => Promise<T>): Promise<T> {
     const mine = (passes.get(groupId) ?? Promise.resolve()).then(work)
@@ -723,37 +718,29 @@ export function createDispatcher(deps: {
    * Stores a run being admitted already taken by a machine, when it can go at once: nothing
    * waits in its queue or is being admitted there, and a machine can take it now. Its row, its
    * `queued` and `offered` events and the take are then one commit instead of two, and the
-   * offer goes out right after it. Undefined, with nothing done, when the run has to join its
+   * offer goes out right after it. Undefined, with nothing stored, when the run has to join its
    * queue instead (then the pass that looks at it decides, and records why it waits or fails).
    * Sign-in connections always join the queue: their token is taken when the run is offered.
+   * The caller holds a promised place in the queue (`promisePlace`) until the run is stored.
    */
-  async function admitAtOnce(run: RunRow, queued: RecordedEvent): Promise<TakenAtOnce | undefined> {
+  async function admitAtOnce(run: RunRow, queued: RecordedEvent): Promise<FirstPass | undefined> {
     const groupId = run.target_group_id
-    if (stopped || !(await queues.alone(groupId))) return undefined
+    // Not alone now: no need to wait for the target's turn to find that out.
+    if (!(await queues.alone(groupId).catch(() => false))) return undefined
     return inTurn(groupId, async () => {
-      if (stopped || !(await queues.alone(groupId))) return undefined
-      const both = await connectionAndVersion.first({
-        connectionId: run.connection_id,
-        versionId: run.flow_version_id,
-      })
-      if (!both || both.type === 'signIn') return undefined
-      const { manifest, content_hash, ...connection } = both
-      const pictures = await picturesOf(await targetMembers.of(groupId))
-      const placed = place(pictures, { runMode: run.run_mode, osUser: connection.os_account })
-      if (!('machine' in placed) || !(await ports.runOwnerMayRun(run, connection))) return undefined
-      let credential
+      let planned: PlannedOffer
       try {
-        credential = await ports.credentialFor(run, connection)
-      } catch {
-        return undefined // The queue's pass tries again, and fails the run with the reason.
+        const ready = await readyAtOnce(run, queued)
+        if (!ready) return undefined
+        planned = ready
+      } catch (error) {
+        // The queue's pass reads again, and fails the run with the reason if it must.
+        logger.warn({ err: error, runId: run.id }, 'placing a run at admission failed; it queues')
+        return undefined
       }
-      const version = versionFacts({ manifest, content_hash })
-      const message = offerOf(run, placed.machine, version, credential)
       firstPassOf.set(run.id, undefined)
-      let storedAt: number | undefined
       try {
-        const offer = { run, machine: placed.machine, connection, message, admitted: queued }
-        storedAt = await offerAll([offer])
+        await offerAll([planned])
       } catch (error) {
         // Not stored: admission fails with the reason. Stored, and what followed failed: the
         // run is admitted all the same, and goes on as any run whose offer went wrong.
@@ -765,8 +752,35 @@ export function createDispatcher(deps: {
       }
       const pass = firstPassOf.get(run.id)
       firstPassOf.delete(run.id)
-      return pass && { ...pass, storedAt: storedAt ?? performance.now() }
+      return pass
     })
+  }
+
+  /** The offer of a run being admitted, when it can go at once; undefined when it must queue. */
+  async function readyAtOnce(
+    run: RunRow,
+    queued: RecordedEvent,
+  ): Promise<PlannedOffer | undefined> {
+    const groupId = run.target_group_id
+    if (stopped || !(await queues.alone(groupId))) return undefined
+    const both = await connectionAndVersion.first({
+      connectionId: run.connection_id,
+      versionId: run.flow_version_id,
+    })
+    if (!both || both.type === 'signIn') return undefined
+    const { manifest, content_hash, ...connection } = both
+    const pictures = await picturesOf(await targetMembers.of(groupId))
+    const placed = place(pictures, { runMode: run.run_mode, osUser: connection.os_account })
+    if (!('machine' in placed) || !(await ports.runOwnerMayRun(run, connection))) return undefined
+    // A credential that cannot be had now fails the run: the queue's pass says why.
+    const credential = await ports.credentialFor(run, connection)
+    const message = offerOf(
+      run,
+      placed.machine,
+      versionFacts({ manifest, content_hash }),
+      credential,
+    )
+    return { run, machine: placed.machine, connection, message, admitted: queued }
   }
 
   async function groupOf(machineId: string): Promise<string | undefined> {

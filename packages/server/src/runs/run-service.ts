@@ -27,7 +27,7 @@ import type { MachineAccess } from '../machines/machine-access.ts'
 import { type Database, prepareQuery, type WriteBatcher } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import { createConnectionThrottle, type ThrottleSlot } from './connection-throttle.ts'
-import type { Dispatcher, FirstPass, TakenAtOnce } from './dispatcher.ts'
+import type { Dispatcher, FirstPass } from './dispatcher.ts'
 import { checkInputs } from './flow-inputs.ts'
 import {
   PRIORITY_RANK,
@@ -50,9 +50,12 @@ export interface AdmittedRun {
   readonly run: RunRow
   /** False for an idempotent retry: `run` is the first request's. */
   readonly created: boolean
-  /** `performance.now()` when the run joined the queue. */
+  /**
+   * `performance.now()` when the run joined the queue: once stored queued, or, for a run that
+   * went at once, when admission handed it over to be placed and stored already taken.
+   */
   readonly queuedAt?: number
-  /** Settles when the dispatcher's first look at the queue with this run in it ended. */
+  /** Settles when the dispatcher's first look at the run (at admission, or in a pass) ended. */
   readonly firstPass?: Promise<FirstPass | undefined>
   readonly known?: KnownRunFacts
 }
@@ -214,8 +217,9 @@ export function createRunService(deps: {
           message: `The desktop flow run queue is full. Run queue max size: '${settings.maxQueuedRuns}'`,
         })
       }
-      // The place is held until the run is in the queue's count, or admission gave up; the
-      // throttle's slot is kept once the run is stored, and given back otherwise.
+      // The place is held until the run is in the queue's count (or stored already taken), or
+      // admission gave up; the throttle's slot is kept once the run is stored, and given back
+      // otherwise.
       let slot: ThrottleSlot | undefined
       try {
         slot = await throttle.take(connection.id, settings.runsPerMinutePerConnection, nowMs)
@@ -293,7 +297,10 @@ export function createRunService(deps: {
           details: { priority: run.priority, runMode: run.run_mode },
         }
         /** How the run's first placement left it, when it was stored already taken. */
-        let takenAtOnce: TakenAtOnce | undefined
+        let takenAtOnce: FirstPass | undefined
+        // Admission's checks are done: the run joins its queue now. When it can go at once,
+        // placing and storing it (one commit) count from here, as a queued run's pass and take do.
+        const joining = performance.now()
         try {
           takenAtOnce = await dispatcher.admitAtOnce(run, queued)
           if (!takenAtOnce)
@@ -311,7 +318,7 @@ export function createRunService(deps: {
           if (first) return { run: first, created: false }
           throw error
         }
-        const queuedAt = takenAtOnce?.storedAt ?? performance.now()
+        const queuedAt = takenAtOnce ? joining : performance.now()
         const firstPass = takenAtOnce ? Promise.resolve(takenAtOnce) : dispatcher.enqueued(run)
         return {
           run,
