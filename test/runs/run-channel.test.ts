@@ -97,6 +97,33 @@ describe('runs with a test agent on the channel', () => {
     ])
   })
 
+  it('gives a run taken at admission and turned down its queue timeout', async () => {
+    const settings = (changes: Record<string, unknown>) =>
+      api(t.url, token, 'PATCH', `/environments/${bed.environmentId}/run-settings`, changes)
+    await settings({ queueTimeoutSeconds: 1 })
+    try {
+      // The machine is free: the run is stored already taken, and never had a queue deadline
+      // to announce. Turned down, it is back in its queue, which it may wait in for a second.
+      const run = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+        connectionId,
+      })
+      expect(run.body.status, run.text).toBe('Running')
+      const offer = await channel.next('runOffer')
+      ws.send(
+        JSON.stringify({ type: 'runRejected', runId: offer.runId, code: 'Busy', reason: 'busy' }),
+      )
+      // Well before the lease (three heartbeat intervals, 45 s here) would look at it again.
+      const failed = await waitForRun(t.url, token, run.body.id, undefined, 5_000)
+      expect(failed).toMatchObject({ status: 'Failed', error: { code: 'NoCandidateMachine' } })
+      expect(failed.error.details.subErrors).toEqual([
+        expect.objectContaining({ machineId: machine.machineId, code: 'Busy' }),
+      ])
+    } finally {
+      await settings({ queueTimeoutSeconds: 6 * 3600 })
+      heartbeat()
+    }
+  })
+
   it('answers a run its first pass took with the events a read of it shows', async () => {
     const run = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, { connectionId })
     expect(run.status, run.text).toBe(202)
