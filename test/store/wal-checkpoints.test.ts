@@ -126,4 +126,27 @@ describe('WAL checkpoints of the SQLite database', () => {
       sqlite.close()
     }
   })
+
+  it('fall back to the server’s connection even when the one told about it throws', async () => {
+    const sqlite = new BetterSqlite3(file)
+    sqlite.pragma('journal_mode = WAL')
+    try {
+      let told = 0
+      const checkpointer = startWalCheckpointer(sqlite, join(dir, 'missing', 'test.db'), {
+        onFailure: () => {
+          told += 1
+          throw new Error('the listener failed')
+        },
+      })
+      // Uncaught, the listener's error would end the test run as an unhandled error.
+      await eventually(
+        () => sqlite.pragma('wal_autocheckpoint', { simple: true }) === 1000,
+        'autocheckpoint restored',
+      )
+      expect(told).toBe(1)
+      await checkpointer.stop()
+    } finally {
+      sqlite.close()
+    }
+  })
 })

@@ -128,7 +128,12 @@ export function startWalCheckpointer(
     if (stopped || failed) return
     failed = true
     if (sqlite.open) sqlite.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`)
-    options.onFailure?.(why)
+    try {
+      options.onFailure?.(why)
+    } catch {
+      // Heard or not, the connection checkpoints for itself now: a listener that throws (in a
+      // worker's event, where nothing would catch it) must not take the server down.
+    }
   }
   worker.on('error', fallBack)
   worker.on('exit', (code) => fallBack(new Error(`the checkpoint worker exited (code ${code})`)))
