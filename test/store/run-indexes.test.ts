@@ -100,7 +100,7 @@ describe.each(BACKENDS)('run indexes on %s', (backend) => {
     ],
     ['what machines hold', 'runs_running', () => store.heldBy([machine, uuidv7()])],
     ['what one machine holds', 'runs_running', () => store.onMachine(machine)],
-    ['every running run', 'runs_running', () => store.running()],
+    ['every running run’s deadlines', 'runs_running', () => store.runningDeadlines()],
     [
       'every lease renewed at start',
       'runs_running',

@@ -136,6 +136,11 @@ describe.each(BACKENDS)('the run store on %s', (backend) => {
       }),
     )
     expect(await store.nextDeadline(5_000)).toBe(timeoutAt)
+    // What the deadline timer reads of every running run: its deadlines, not its inputs.
+    for (const row of await store.runningDeadlines())
+      expect(Object.keys(row).sort()).toEqual(
+        ['id', 'lease_expires_at', 'offered_at', 'started_at', 'timeout_seconds'].sort(),
+      )
     await store.insert(
       queuedRun(uuidv7(), 0, {
         status: 'Running',

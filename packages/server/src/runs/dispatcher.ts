@@ -35,7 +35,7 @@ import { shownOutputs } from './flow-inputs.ts'
 import { createMachineHoldings } from './machine-holdings.ts'
 import { type MachinePicture, place, type Refusal } from './placement.ts'
 import { createQueueIndex, type PromisedPlace } from './queue-index.ts'
-import { QUEUED, type RecordedEvent, type RunRow, type RunStore } from './run-store.ts'
+import { deadlinesOf, QUEUED, type RecordedEvent, type RunRow, type RunStore } from './run-store.ts'
 import { createTargetMembers, type Member } from './target-members.ts'
 
 type Offer = Extract<ServerMessage, { type: 'runOffer' }>
@@ -809,9 +809,14 @@ export function createDispatcher(deps: {
         details: { subErrors: refusals },
       })
     }
-    for (const run of await store.running()) {
-      const started = Date.parse(run.started_at ?? run.offered_at ?? '')
-      if (started + run.timeout_seconds * 1000 + LEASE_GRACE_MS <= at) {
+    for (const due of await store.runningDeadlines()) {
+      const soon = deadlinesOf(due, LEASE_GRACE_MS)
+      if (!(soon.timesOutAt <= at) && !(soon.leaseEndsAt <= at)) continue
+      // Read whole only when due, as it is now: most running runs are not.
+      const run = await store.byId(due.id)
+      if (run?.status !== 'Running') continue
+      const { leaseEndsAt, timesOutAt } = deadlinesOf(run, LEASE_GRACE_MS)
+      if (timesOutAt <= at) {
         if (
           await fail(run, 'Running', {
             code: 'DesktopFlowsActionTimeout',
@@ -819,7 +824,7 @@ export function createDispatcher(deps: {
           })
         )
           ports.send(run.machine_id ?? '', { type: 'runCancel', runId: run.id })
-      } else if (run.lease_expires_at !== null && Date.parse(run.lease_expires_at) <= at) {
+      } else if (leaseEndsAt <= at) {
         // Should the machine come back with it, it stops: the run was given up.
         ports.send(run.machine_id ?? '', { type: 'runCancel', runId: run.id })
         await fail(run, 'Running', {

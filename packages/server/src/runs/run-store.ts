@@ -175,6 +175,16 @@ export function createRunStore(
   queries = prepareRunQueries(db),
 ) {
   const byId = (id: string) => queries.byId.first({ id }, db)
+  /**
+   * What decides when each running run is due, and no more: the deadline timer reads every
+   * running run, and a whole row holds the run's sealed inputs (up to 2 MB).
+   */
+  const runningDeadlines = (): Promise<RunningDeadlines[]> =>
+    db
+      .selectFrom('runs')
+      .select(['id', 'lease_expires_at', 'started_at', 'offered_at', 'timeout_seconds'])
+      .where('status', '=', RUNNING)
+      .execute()
 
   /** Changes a run only if it still has the expected status; the changed row when it did. */
   async function transition(
@@ -311,9 +321,7 @@ export function createRunStore(
         .where('status', '=', RUNNING)
         .execute()
     },
-    async running(): Promise<RunRow[]> {
-      return db.selectFrom('runs').selectAll().where('status', '=', RUNNING).execute()
-    },
+    runningDeadlines,
     async groupsWithQueuedRuns(): Promise<string[]> {
       const rows = await db
         .selectFrom('runs')
@@ -351,23 +359,35 @@ export function createRunStore(
         .select((eb) => eb.fn.min('queue_deadline').as('at'))
         .where('status', '=', QUEUED)
         .executeTakeFirst()
-      const running = await db
-        .selectFrom('runs')
-        .select(['lease_expires_at', 'started_at', 'offered_at', 'timeout_seconds'])
-        .where('status', '=', RUNNING)
-        .execute()
-      const times = running.flatMap((r) => [
-        r.lease_expires_at ? Date.parse(r.lease_expires_at) : Infinity,
-        Date.parse(r.started_at ?? r.offered_at ?? '') + r.timeout_seconds * 1000 + graceMs,
-      ])
-      if (queued?.at) times.push(Date.parse(String(queued.at)))
-      const next = Math.min(...times.filter((t) => Number.isFinite(t)))
+      let next = queued?.at ? Date.parse(String(queued.at)) : Infinity
+      for (const run of await runningDeadlines()) {
+        // A time that cannot be read (a run with neither start nor offer) sets no deadline.
+        for (const time of Object.values(deadlinesOf(run, graceMs)))
+          if (Number.isFinite(time)) next = Math.min(next, time)
+      }
       return Number.isFinite(next) ? next : undefined
     },
   }
 }
 
 export type RunStore = ReturnType<typeof createRunStore>
+
+export type RunningDeadlines = Pick<
+  RunRow,
+  'id' | 'lease_expires_at' | 'started_at' | 'offered_at' | 'timeout_seconds'
+>
+
+/**
+ * When a running run's lease ends (Infinity without one) and when it times out: its timeout
+ * after it started (or was offered), plus `graceMs` for the machine to report the end itself.
+ */
+export function deadlinesOf(run: RunningDeadlines, graceMs: number) {
+  return {
+    leaseEndsAt: run.lease_expires_at ? Date.parse(run.lease_expires_at) : Infinity,
+    timesOutAt:
+      Date.parse(run.started_at ?? run.offered_at ?? '') + run.timeout_seconds * 1000 + graceMs,
+  }
+}
 
 /** An event of a run as it is recorded. */
 export interface RecordedEvent {
