@@ -96,7 +96,9 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
       'started',
     ])
 
-    // Behind a run that waits, a new one joins the queue and is taken from it later.
+    // A run no machine can take now (maintenance) joins the queue, stored queued, and is taken
+    // from it later. (That a free machine does not let a new run pass one that waits is the
+    // head-of-line test below.)
     await m.setMachine({ maintenanceMode: true })
     const first = (await run()).body.id
     watched = []
