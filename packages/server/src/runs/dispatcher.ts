@@ -274,6 +274,19 @@ export function createDispatcher(deps: {
     contentHash: row.content_hash,
   })
 
+  /** A run's connection and flow version in one read; undefined when either is gone. */
+  async function connectionAndVersionOf(
+    run: RunRow,
+  ): Promise<{ connection: ConnectionForRun; version: FlowVersionFacts } | undefined> {
+    const both = await connectionAndVersion.first({
+      connectionId: run.connection_id,
+      versionId: run.flow_version_id,
+    })
+    if (!both) return undefined
+    const { manifest, content_hash, ...connection } = both
+    return { connection, version: versionFacts({ manifest, content_hash }) }
+  }
+
   /**
    * Kept in memory while no write touches flow versions: a flow deleted while its run waits
    * (its versions go with it, and a delete makes every kept read go to the database again)
@@ -614,14 +627,10 @@ export function createDispatcher(deps: {
     const planned: PlannedOffer[] = []
     for (const run of queue) {
       if (!connections.has(run.connection_id)) {
-        const both = await connectionAndVersion.first({
-          connectionId: run.connection_id,
-          versionId: run.flow_version_id,
-        })
+        const both = await connectionAndVersionOf(run)
         if (both) {
-          const { manifest, content_hash, ...connection } = both
-          connections.set(run.connection_id, connection)
-          versions.set(run.flow_version_id, versionFacts({ manifest, content_hash }))
+          connections.set(run.connection_id, both.connection)
+          versions.set(run.flow_version_id, both.version)
         } else connections.set(run.connection_id, await connectionOf(run.connection_id))
       }
       const connection = connections.get(run.connection_id)
@@ -763,23 +772,15 @@ export function createDispatcher(deps: {
   ): Promise<PlannedOffer | undefined> {
     const groupId = run.target_group_id
     if (stopped || !(await queues.alone(groupId))) return undefined
-    const both = await connectionAndVersion.first({
-      connectionId: run.connection_id,
-      versionId: run.flow_version_id,
-    })
-    if (!both || both.type === 'signIn') return undefined
-    const { manifest, content_hash, ...connection } = both
+    const both = await connectionAndVersionOf(run)
+    if (!both || both.connection.type === 'signIn') return undefined
+    const { connection, version } = both
     const pictures = await picturesOf(await targetMembers.of(groupId))
     const placed = place(pictures, { runMode: run.run_mode, osUser: connection.os_account })
     if (!('machine' in placed) || !(await ports.runOwnerMayRun(run, connection))) return undefined
     // A credential that cannot be had now fails the run: the queue's pass says why.
     const credential = await ports.credentialFor(run, connection)
-    const message = offerOf(
-      run,
-      placed.machine,
-      versionFacts({ manifest, content_hash }),
-      credential,
-    )
+    const message = offerOf(run, placed.machine, version, credential)
     return { run, machine: placed.machine, connection, message, admitted: queued }
   }
 
