@@ -81,6 +81,8 @@ const pct = (values, p) => {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
 }
 const ms = (v) => `${v.toFixed(2)} ms`
+/** The idle pause before each paced sample. */
+const pause = () => new Promise((resolve) => setTimeout(resolve, number('pause-ms')))
 /**
  * A `performance.now()` reading in ms of the machine's monotonic clock, the clock of the
  * server's `queued` figure. The origin comes from the closest of a few pairs of readings: a
@@ -163,6 +165,72 @@ function commitTimes(samples, warmup) {
   db.close()
   rmSync(dir, { recursive: true, force: true })
   return { p50: pct(commits, 50), p99: pct(commits, 99) }
+}
+
+/**
+ * For reference, not the floor: the database's own part of storing a run that goes at once, run
+ * straight on better-sqlite3 with none of the server's code around it. The statements are those
+ * the server commits for such a run (begin, the run's insert, its `queued` and `offered` events,
+ * commit), on the server's own file once it has stopped: its schema, indexes and the rows the
+ * bench left, a real run's values under a new time-ordered id. Each run is marked finished after
+ * its timing, as the server's runs are by the next sample, and the log is checkpointed now and then
+ * between timings, as the server's worker thread does beside its commits. Paced like the samples (after the same
+ * pause), then back to back, each after `warmup` untimed ones.
+ */
+async function takeStatementTimes(file, samples, warmup, pause) {
+  const db = new Database(file)
+  try {
+    db.pragma('synchronous = NORMAL')
+    db.pragma('foreign_keys = ON')
+    // The server's log is checkpointed by a worker thread, not in a commit: here, between timings.
+    db.pragma('wal_autocheckpoint = 0')
+    const run = db.prepare("select * from runs where status = 'Succeeded' limit 1").get()
+    const eventOf = db.prepare('select * from run_events where run_id = ? and kind = ?')
+    const [queued, offered] = ['queued', 'offered'].map((kind) => eventOf.get(run.id, kind))
+    const insertOf = (table, row) => {
+      const columns = Object.keys(row)
+      const statement = db.prepare(
+        `insert into ${table} (${columns.join(', ')}) values (${columns.map(() => '?').join(', ')})`,
+      )
+      return (values) => statement.run(columns.map((c) => values[c]))
+    }
+    const insertRun = insertOf('runs', run)
+    const insertEvent = insertOf('run_events', queued)
+    const begin = db.prepare('begin')
+    const commit = db.prepare('commit')
+    const finish = db.prepare("update runs set status = 'Succeeded' where id = ?")
+    // Ids as the server makes them: time first (UUID v7), so each lands at the end of the key.
+    let sequence = 0
+    const newId = () =>
+      `${Date.now().toString(16).padStart(12, '0')}${(sequence++).toString(16).padStart(8, '0')}` +
+      randomBytes(6).toString('hex')
+    let taken = 0
+    const take = () => {
+      const id = newId()
+      const started = performance.now()
+      begin.run()
+      insertRun({ ...run, id, status: 'Running', started_at: null, finished_at: null })
+      insertEvent({ ...queued, id: newId(), run_id: id })
+      insertEvent({ ...offered, id: newId(), run_id: id })
+      commit.run()
+      const took = performance.now() - started
+      finish.run(id)
+      if (++taken % 256 === 0) db.pragma('wal_checkpoint(PASSIVE)')
+      return took
+    }
+    const timed = async (paced) => {
+      for (let i = 0; i < warmup; i++) take()
+      const times = []
+      for (let i = 0; i < samples; i++) {
+        if (paced) await pause()
+        times.push(take())
+      }
+      return { p50: pct(times, 50), p99: pct(times, 99) }
+    }
+    return { paced: await timed(true), backToBack: await timed(false) }
+  } finally {
+    db.close()
+  }
 }
 
 /**
@@ -271,12 +339,23 @@ async function benchServer(label, databaseUrl) {
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   })
+  const results = { label }
   const stop = async () => {
     // A profiled server must exit on its own to write its profile.
     const exited = new Promise((resolve) => server.once('exit', resolve))
     server.kill(options.profile ? 'SIGTERM' : 'SIGKILL')
     await exited
-    rmSync(dataDir, { recursive: true, force: true })
+    try {
+      if (!databaseUrl && results.many)
+        results.statements = await takeStatementTimes(
+          join(dataDir, 'desklink.db'),
+          number('samples'),
+          number('warmup'),
+          pause,
+        )
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+    }
   }
   try {
     for (let i = 0; ; i++) {
@@ -388,7 +467,6 @@ async function benchServer(label, databaseUrl) {
         throw new Error(`clocks disagree: ${queuedToOffer} ms, at most ${upperBound} ms`)
       return queuedToOffer
     }
-    const pause = () => new Promise((resolve) => setTimeout(resolve, number('pause-ms')))
     const latency = async () => {
       for (let i = 0; i < number('warmup'); i++) await runToOffer()
       // Paced: each sample, and each pair of the floor's pings, after the same idle pause. The
@@ -432,7 +510,6 @@ async function benchServer(label, databaseUrl) {
         backToBackP99: pct(backToBack, 99),
       }
     }
-    const results = { label }
     if (label === 'SQLite') results.one = { ...(await latency()), agents: sockets.length }
     for (const machine of workers.slice(1)) await addWorker(machine)
     if (label === 'SQLite') {
@@ -534,6 +611,20 @@ for (const r of [sqlite.one, sqlite.many]) {
   )
   say(
     `back to back, for reference (against the same floor): enqueue → offer, ${name}: p50 ${ms(r.backToBackP50)} (${times(r.backToBackP50)}), p99 ${ms(r.backToBackP99)} (${times(r.backToBackP99)})`,
+  )
+}
+if (sqlite.statements) {
+  const { paced, backToBack } = sqlite.statements
+  const ofFloor = [sqlite.one, sqlite.many]
+    .map(
+      (r) =>
+        `${(paced.p50 / (r.rttP50 + commit.p50)).toFixed(1)}× with ${r.agents === 1 ? '1 agent' : `${r.agents} agents`}`,
+    )
+    .join(', ')
+  say(
+    `for reference, not the floor: the statements storing a run that goes at once (begin, the run's insert, two events, commit), ` +
+      `run directly on the server's SQLite file: paced p50 ${ms(paced.p50)} (${(paced.p50 / commit.p50).toFixed(1)}× the floor's commit; ` +
+      `alone ${ofFloor} of the floor), p99 ${ms(paced.p99)}; back to back p50 ${ms(backToBack.p50)}, p99 ${ms(backToBack.p99)}`,
   )
 }
 const throughputLine = (label, r) =>
