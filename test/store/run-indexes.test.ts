@@ -1,6 +1,7 @@
 /**
  * The dispatcher's questions about queued and running runs are answered from the partial
- * indexes of migration 0010, on SQLite and PostgreSQL. Each store call's statements are taken
+ * indexes of migration 0010, and a retried request's run from the partial key index of 0012, on
+ * SQLite and PostgreSQL. Each store call's statements are taken
  * as they were run and explained with their own values: a query whose condition no longer
  * matches an index (or an index gone) leaves the database reading the whole table, and these
  * tests fail.
@@ -106,6 +107,11 @@ describe.each(BACKENDS)('run indexes on %s', (backend) => {
       'runs_running',
       () => store.renewAllLeases(new Date().toISOString()),
     ],
+    [
+      'a retried request’s run, by its idempotency key',
+      'runs_idempotency',
+      () => store.byIdempotencyKey(uuidv7(), uuidv7(), 'retry-1'),
+    ],
   ]
 
   it.each(cases)('answers %s from %s', async (_name, index, call) => {
@@ -128,6 +134,19 @@ describe.each(BACKENDS)('run indexes on %s', (backend) => {
       expect(plan).toMatch(/\bruns_running\b/)
       expect(plan).not.toMatch(/SCAN runs\b|Seq Scan on runs\b/)
     }
+  })
+
+  it('keeps in the idempotency key index only the runs that have a key', async () => {
+    // A run without a key adds nothing to walk or write there; a key stays unique.
+    const definition =
+      backend === 'sqlite'
+        ? await sql<{ text: string }>`select sql as text from sqlite_master
+            where type = 'index' and name = 'runs_idempotency'`.execute(storage.db)
+        : await sql<{ text: string }>`select indexdef as text from pg_indexes
+            where indexname = 'runs_idempotency'`.execute(storage.db)
+    expect(definition.rows).toHaveLength(1)
+    expect(definition.rows[0].text).toMatch(/^create unique index/i)
+    expect(definition.rows[0].text).toMatch(/where \(?"?idempotency_key"? is not null\)?$/i)
   })
 
   it('finds the next deadline from the queued and the running indexes', async () => {
