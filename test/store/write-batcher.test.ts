@@ -1,7 +1,7 @@
 /**
  * Group commit on real databases (SQLite and PostgreSQL): writes asked for in one turn share a
  * transaction, each caller gets its own result once it is stored, and a write that fails takes
- * nothing else down with it.
+ * nothing else down with it, unless the commit itself failed (then none is tried again).
  */
 import { sql, type Transaction } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -91,5 +91,28 @@ describe.each(BACKENDS)('the write batcher on %s', (backend) => {
       .where('slug', '=', taken)
       .executeTakeFirst()
     expect(Number(count?.n)).toBe(1)
+  })
+
+  it('tells each write of a batch whose commit failed, and tries none of them again', async () => {
+    // A constraint checked at commit: the writes run, the commit fails. (A lost connection
+    // fails there too, when PostgreSQL may have committed: trying again could store twice.)
+    await sql`create table commit_checks (
+      id text primary key,
+      tenant_id text references tenants (id) deferrable initially deferred
+    )`.execute(storage.db)
+    const slug = `kept-${uuidv7()}`
+    let calls = 0
+    const outcomes = await Promise.allSettled([
+      writes.write(async (trx) => {
+        calls += 1
+        await addTenant(trx, slug)
+      }),
+      writes.write((trx) =>
+        sql`insert into commit_checks values (${uuidv7()}, ${'no-such-tenant'})`.execute(trx),
+      ),
+    ])
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected'])
+    expect(calls).toBe(1)
+    expect(await tenantExists(slug)).toBe(false)
   })
 })

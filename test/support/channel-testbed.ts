@@ -29,8 +29,12 @@ export interface ChannelTestbed {
   close(): Promise<void>
 }
 
-export async function startChannelTestbed(backend: Backend): Promise<ChannelTestbed> {
-  const t = await startTestServer(backend)
+/** `env`: server settings over the test defaults (a database URL through a relay, say). */
+export async function startChannelTestbed(
+  backend: Backend,
+  env: Record<string, string> = {},
+): Promise<ChannelTestbed> {
+  const t = await startTestServer(backend, env)
   const token = (await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)).access_token
   const environmentId = (await api(t.url, token, 'GET', '/me')).body.roles[0].environmentId
   const machine = await registerTestMachine(t.url, token, environmentId, 'picky')

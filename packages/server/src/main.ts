@@ -153,6 +153,8 @@ export async function startServer(
           { err: error },
           'the SQLite checkpoint worker failed: the server checkpoints the log itself from now on',
         ),
+      onIdleConnectionLost: (error) =>
+        logger.warn({ err: error }, 'an idle database connection was lost; another is opened'),
     })
     releasers.add('database', () => storage.close())
     const migration = await migrateToLatest(storage)

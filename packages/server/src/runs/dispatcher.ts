@@ -120,6 +120,16 @@ interface PlannedOffer {
   readonly admitted?: RecordedEvent
 }
 
+/** What the take of a pass stored. */
+interface Taken {
+  /** Each planned run's row, taken; undefined for one not taken. */
+  readonly rows: readonly (RunRow | undefined)[]
+  /** The connections whose last use it stored. */
+  readonly stored: readonly string[]
+  /** Runs not taken that are still queued (known only when the take failed to commit). */
+  readonly stillQueued?: ReadonlySet<string>
+}
+
 interface FlowVersionFacts {
   readonly manifest: FlowManifest
   readonly contentHash: string
@@ -519,7 +529,7 @@ export function createDispatcher(deps: {
       kind: 'offered',
       details: { machineId },
     })
-    const taken = await writes.write(async (trx) => {
+    const write = writes.write(async (trx) => {
       const within = store.within(trx)
       const rows: (RunRow | undefined)[] = []
       for (const { run, machine, connection, admitted } of planned) {
@@ -544,11 +554,12 @@ export function createDispatcher(deps: {
       for (const id of stored) await connectionUsed.all({ id, at: iso(at) }, trx)
       return { rows, stored }
     })
+    const taken: Taken = await write.catch((error: unknown) => storedAfterAll(planned, at, error))
     if (lastUseStored.size >= 10_000) lastUseStored.clear()
     for (const id of taken.stored) lastUseStored.set(id, at)
     for (const [i, { run, machine, message }] of planned.entries()) {
       // Taken, or no longer queued: either way it left the queue.
-      queues.drop(run)
+      if (!taken.stillQueued?.has(run.id)) queues.drop(run)
       confirmedAt.delete(run.id)
       unstoredRefusals.delete(run.id)
       const row = taken.rows[i]
@@ -566,6 +577,33 @@ export function createDispatcher(deps: {
     // The lease, or a timeout shorter than it.
     const shortest = Math.min(...planned.map((p) => p.run.timeout_seconds))
     dueAt(at + Math.min(deps.leaseMs, shortest * 1000 + LEASE_GRACE_MS))
+  }
+
+  /**
+   * What a take at `at` stored after all, when its commit failed: the commit's answer may have
+   * been lost after the database committed. A run stored taken is offered like any other;
+   * otherwise it would stay `Running` on a machine that never heard of it until its lease ran
+   * out. Throws `error` when the take stored nothing (or nothing can be read).
+   */
+  async function storedAfterAll(
+    planned: readonly PlannedOffer[],
+    at: number,
+    error: unknown,
+  ): Promise<Taken> {
+    const now = await Promise.all(planned.map((p) => store.byId(p.run.id))).catch(() => {
+      throw error
+    })
+    const rows = now.map((row, i) =>
+      row?.status === 'Running' &&
+      row.machine_id === planned[i].machine.machineId &&
+      row.offered_at === iso(at)
+        ? row
+        : undefined,
+    )
+    if (rows.every((row) => row === undefined)) throw error
+    logger.warn({ err: error }, 'a take failed to commit, yet was stored: its offers go out')
+    const stillQueued = new Set(now.filter((row) => row?.status === 'Queued').map((row) => row!.id))
+    return { rows, stored: [], stillQueued }
   }
 
   /**

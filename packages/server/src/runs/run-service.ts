@@ -311,12 +311,18 @@ export function createRunService(deps: {
             })
           slot.keep(queuedMs)
         } catch (error) {
-          // Not stored: a token minted for it is never handed out.
-          deps.presetSignInToken(id, undefined)
-          // Two retries with one key at once: the second finds the first.
-          const first = await retried()
-          if (first) return { run: first, created: false }
-          throw error
+          // The commit's answer may have been lost after the database committed: a run stored
+          // queued after all is admitted, and joins its queue.
+          const stored = await store.byId(id).catch(() => undefined)
+          if (stored?.status !== 'Queued') {
+            // Not stored: a token minted for it is never handed out.
+            deps.presetSignInToken(id, undefined)
+            // Two retries with one key at once: the second finds the first.
+            const first = await retried()
+            if (first) return { run: first, created: false }
+            throw error
+          }
+          slot.keep(queuedMs)
         }
         const queuedAt = takenAtOnce ? joining : performance.now()
         const firstPass = takenAtOnce ? Promise.resolve(takenAtOnce) : dispatcher.enqueued(run)

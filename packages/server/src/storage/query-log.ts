@@ -14,6 +14,11 @@ export interface StorageOptions {
    * server's connection checkpoints for itself from then on, on the event loop.
    */
   readonly onCheckpointerFailure?: (error: unknown) => void
+  /**
+   * A pooled PostgreSQL connection failed while idle (the database restarted or ended it, the
+   * network dropped): the pool discards it and opens another when one is needed.
+   */
+  readonly onIdleConnectionLost?: (error: unknown) => void
 }
 
 export function queryLog(options: StorageOptions): LogConfig | undefined {

@@ -11,6 +11,10 @@
  * is tried again alone, so one bad write never takes the others down with it: that is why a
  * write must only touch the database, and act on the outcome after its promise settles.
  *
+ * A commit that fails leaves its outcome unknown (a connection lost after PostgreSQL committed
+ * looks the same as one lost before): its writes are not tried again, and a caller for whom it
+ * matters reads what was stored before it gives up.
+ *
  * @module
  */
 import type { Kysely, Transaction } from 'kysely'
@@ -59,14 +63,19 @@ export function createWriteBatcher(db: Kysely<Database>): WriteBatcher {
       return
     }
     let results: unknown[]
+    let ran = 0
     try {
       results = await db.transaction().execute(async (trx) => {
         const done: unknown[] = []
         for (const pending of batch) done.push(await pending.write(trx))
+        ran = done.length
         return done
       })
-    } catch {
-      for (const pending of batch) await alone(pending)
+    } catch (error) {
+      // Every write ran and the commit failed: PostgreSQL may have committed and lost its
+      // answer, so trying the writes again could store them twice. Each caller is told.
+      if (ran === batch.length) for (const pending of batch) pending.reject(error)
+      else for (const pending of batch) await alone(pending)
       return
     }
     batch.forEach((pending, i) => pending.resolve(results[i]))

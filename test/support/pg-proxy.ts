@@ -1,0 +1,91 @@
+/**
+ * A TCP relay in front of PostgreSQL that can lose a commit's answer: armed, it lets the next
+ * `commit` that follows an insert into a given table reach the server, then cuts that
+ * connection before the server's answer gets back. The commit happened; the client cannot
+ * know. Everything else is relayed untouched, so the server under test speaks to a real
+ * PostgreSQL through it.
+ */
+import { createServer, type Server, Socket } from 'node:net'
+
+export interface PgProxy {
+  /** The database URL to hand to the server under test. */
+  readonly url: string
+  /** Loses the answer to the next commit after an insert into `table` on the same connection. */
+  armCommitLoss(table: string): void
+  /** Resolves once an armed loss happened. */
+  readonly lost: () => Promise<void>
+  close(): Promise<void>
+}
+
+/** How long the server is given to carry out the commit before the connection is cut. */
+const COMMIT_SETTLES_MS = 200
+
+export async function startPgProxy(databaseUrl: string): Promise<PgProxy> {
+  const target = new URL(databaseUrl)
+  const sockets = new Set<Socket>()
+  let armed: string | undefined
+  let onLost: (() => void) | undefined
+  let lostAlready = false
+
+  const server: Server = createServer((client) => {
+    const upstream = new Socket()
+    sockets.add(client).add(upstream)
+    for (const socket of [client, upstream]) {
+      socket.on('error', () => undefined)
+      socket.on('close', () => {
+        sockets.delete(socket)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    upstream.connect(Number(target.port || 5432), target.hostname)
+    // What the client sent on this connection since it last committed (latin1: SQL is ASCII).
+    let since = ''
+    let cutting = false
+    client.on('data', (chunk: Buffer) => {
+      if (cutting) return
+      upstream.write(chunk)
+      if (!armed) return
+      since = (since + chunk.toString('latin1')).slice(-1_000_000)
+      const inserted = since.indexOf(`insert into "${armed}"`)
+      const committed = since.indexOf('commit\0', Math.max(inserted, 0))
+      if (inserted >= 0 && committed > inserted) {
+        armed = undefined
+        cutting = true
+        setTimeout(() => {
+          client.destroy()
+          upstream.destroy()
+          lostAlready = true
+          onLost?.()
+        }, COMMIT_SETTLES_MS)
+      } else if (since.includes('commit\0')) since = since.slice(since.lastIndexOf('commit\0'))
+    })
+    upstream.on('data', (chunk: Buffer) => {
+      // Once the commit is on its way, nothing more reaches the client: its answer is lost.
+      if (!cutting) client.write(chunk)
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  const proxied = new URL(databaseUrl)
+  proxied.hostname = '127.0.0.1'
+  proxied.port = String(port)
+
+  return {
+    url: proxied.toString(),
+    armCommitLoss(table) {
+      armed = table
+      lostAlready = false
+    },
+    lost: () =>
+      lostAlready
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            onLost = resolve
+          }),
+    async close() {
+      for (const socket of sockets) socket.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
