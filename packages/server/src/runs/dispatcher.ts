@@ -11,15 +11,16 @@
  * out: they fail with `RunLeaseExpired`, and are never started twice.
  *
  * A pass works from memory: each target's queue (`queue-index.ts`), what each machine holds
- * (`machine-holdings.ts`) and each target's machines (`target-members.ts`), read from the
- * database on first use and then kept up to date by the dispatcher's own changes. The database
- * stays the truth: taking a run is a conditional update whatever memory says.
+ * (`machine-holdings.ts`), each target's machines (`target-members.ts`) and what each machine
+ * can take now (`machine-pictures.ts`), read from the database on first use and then kept up to
+ * date by the dispatcher's own changes. The database stays the truth: taking a run is a
+ * conditional update whatever memory says. Why each queued run waits is kept by
+ * `waiting-reasons.ts`; what a run's offer needs is read by `run-facts.ts`.
  *
  * @module
  */
 import {
   type AgentRunFinished,
-  type FlowManifest,
   type MachineSettings,
   type ServerMessage,
   type SessionInfo,
@@ -33,12 +34,19 @@ import type { Clock } from '../system/index.ts'
 import { createDeadlineTimer } from './deadline-timer.ts'
 import { shownOutputs } from './flow-inputs.ts'
 import { createMachineHoldings } from './machine-holdings.ts'
+import { capacityOf, createMachinePictures } from './machine-pictures.ts'
 import { type MachinePicture, place, type Refusal } from './placement.ts'
 import { createQueueIndex, type PromisedPlace } from './queue-index.ts'
-import { deadlinesOf, QUEUED, type RecordedEvent, type RunRow, type RunStore } from './run-store.ts'
-import { createTargetMembers, type Member } from './target-members.ts'
-
-type Offer = Extract<ServerMessage, { type: 'runOffer' }>
+import {
+  type ConnectionForRun,
+  createRunFacts,
+  type FlowVersionFacts,
+  type Offer,
+  offerOf,
+} from './run-facts.ts'
+import { deadlinesOf, type RecordedEvent, type RunRow, type RunStore } from './run-store.ts'
+import { createTargetMembers } from './target-members.ts'
+import { createWaitingReasons } from './waiting-reasons.ts'
 
 /** How the dispatcher reaches machines and what it needs to know about them. */
 export interface DispatchPorts {
@@ -52,26 +60,6 @@ export interface DispatchPorts {
   /** Called once per run, when it reaches its end. */
   onEnded(run: RunRow): void
 }
-
-export interface ConnectionForRun {
-  readonly id: string
-  readonly type: 'password' | 'credential' | 'signIn'
-  readonly os_account: string | null
-  readonly username: string | null
-  readonly credential_id: string | null
-  readonly sealed_password: string | null
-  readonly tenant_id: string
-}
-
-const CONNECTION_FOR_RUN = [
-  'id',
-  'type',
-  'os_account',
-  'username',
-  'credential_id',
-  'sealed_password',
-  'tenant_id',
-] as const satisfies readonly (keyof ConnectionForRun)[]
 
 /** How a run's first pass left it: the row, and the events the pass recorded, when known. */
 export interface FirstPass {
@@ -89,26 +77,8 @@ export interface RunError {
 const LEASE_GRACE_MS = 5_000
 /** How fresh a connection's stored last use is kept (a connection list shows it). */
 const LAST_USE_PRECISION_MS = 1_000
-/** How often a run that keeps waiting for the same reasons is looked up in the database. */
-const CONFIRM_WAITING_MS = 1_000
-/**
- * How long a run waits before why it waits is stored. Until then the reasons are kept in the
- * queue index only: most waits on a busy server are this short (every slot taken for a moment),
- * and writing each would cost a busy server a write per run. Answers read the index first.
- */
-const STORE_REFUSALS_AFTER_MS = 1_000
 /** A limit that reads a whole queue (queues are bounded far below it by `maxQueuedRuns`). */
 const WHOLE_QUEUE = 1_000_000
-
-/** How many runs the machines could take now, at most: free slots and open sessions. */
-function capacityOf(pictures: readonly MachinePicture[]): number {
-  let room = 0
-  for (const p of pictures) {
-    if (!p.connected || p.settings.maintenanceMode) continue
-    room += Math.max(0, p.settings.slots - p.unattendedRunning) + p.sessions.length
-  }
-  return room
-}
 
 /** A run placed on a machine in a pass, to be taken and offered with the others of the pass. */
 interface PlannedOffer {
@@ -130,11 +100,6 @@ interface Taken {
   readonly stillQueued?: ReadonlySet<string>
 }
 
-interface FlowVersionFacts {
-  readonly manifest: FlowManifest
-  readonly contentHash: string
-}
-
 export function createDispatcher(deps: {
   db: Kysely<Database>
   store: RunStore
@@ -148,89 +113,33 @@ export function createDispatcher(deps: {
   const now = () => clock.now()
   const iso = (ms?: number) => new Date(ms ?? now().getTime()).toISOString()
 
-  /** Live sessions per machine, from its heartbeats. */
-  const sessionsOf = new Map<string, readonly SessionInfo[]>()
   /** Machines that turned a run down, until their next heartbeat. */
   const rejectedBy = new Map<string, Map<string, Refusal>>()
-  /** Machines whose first heartbeat since connecting is awaited (to reconcile offers). */
-  const awaitingFirstHeartbeat = new Set<string>()
-  /** When each machine's current connection was made. */
-  const connectedAt = new Map<string, string>()
   const passes = new Map<string, Promise<void>>()
   /** The pass of a group that is queued behind the running one and has not started yet. */
   const pendingPasses = new Map<string, Promise<void>>()
-  /** Effective settings per machine, dropped whenever they may have changed. */
-  const settingsCache = new Map<string, MachineSettings>()
   let stopped = false
   /** The queues and what machines hold, in memory (rebuilt from the database as needed). */
   const queues = createQueueIndex((groupId) => store.queueHead(groupId, WHOLE_QUEUE))
   const holdings = createMachineHoldings((machineIds) => store.heldBy(machineIds))
-
-  // Every placement pass reads its target's machines, and each run its connection and flow.
-  const groupMachines = prepareQuery(db, (q, a: { groupId: string }) =>
-    q.selectFrom('machines').select(['id', 'name']).where('group_id', '=', a.groupId),
-  )
-  const connectionForRun = prepareQuery(
-    db,
-    (q, a: { id: string }) =>
-      q.selectFrom('connections').select(CONNECTION_FOR_RUN).where('id', '=', a.id),
-    { cached: true },
-  )
-  const flowVersion = prepareQuery(
-    db,
-    (q, a: { id: string }) =>
-      q.selectFrom('flow_versions').select(['manifest', 'content_hash']).where('id', '=', a.id),
-    { cached: true },
-  )
-  /** Both at once, the usual case; no row when either is gone. */
-  const connectionAndVersion = prepareQuery(
-    db,
-    (q, a: { connectionId: string; versionId: string }) =>
-      q
-        .selectFrom(['connections', 'flow_versions'])
-        .select([
-          ...CONNECTION_FOR_RUN.map((column) => `connections.${column}` as const),
-          'flow_versions.manifest',
-          'flow_versions.content_hash',
-        ])
-        .where('connections.id', '=', a.connectionId)
-        .where('flow_versions.id', '=', a.versionId),
-    { cached: true },
-  )
-  const refusalsOf = prepareQuery(db, (q, a: { id: string; refusals: string }) =>
-    q
-      .updateTable('runs')
-      .set({ refusals: a.refusals })
-      .where('id', '=', a.id)
-      .where('status', '=', QUEUED)
-      .returning('id'),
-  )
-  const queuedStatus = prepareQuery(db, (q, a: { id: string }) =>
-    q.selectFrom('runs').select('status').where('id', '=', a.id),
-  )
+  const machines = createMachinePictures({
+    holdings,
+    isConnected: (machineId) => ports.isConnected(machineId),
+    settingsOf: (machineId) => ports.settingsOf(machineId),
+  })
+  const { connectionOf, versionOf, connectionAndVersionOf, groupOf, machinesOf } =
+    createRunFacts(db)
   const connectionUsed = prepareQuery(db, (q, a: { id: string; at: string }) =>
     q.updateTable('connections').set({ last_used_at: a.at }).where('id', '=', a.id),
   )
-  // Every heartbeat needs its machine's target (from memory, once read).
-  const machineGroup = prepareQuery(db, (q, a: { id: string }) =>
-    q.selectFrom('machines').select('group_id').where('id', '=', a.id),
-  )
-  const targetMembers = createTargetMembers((groupId) => groupMachines.all({ groupId }))
+  const targetMembers = createTargetMembers(machinesOf)
   /**
    * When this server last stored each connection's last use. A connection's last use is
    * stored at most once a second: a burst of runs through it writes it once.
    */
   const lastUseStored = new Map<string, number>()
-  /** When each run blocking its queue was last found still queued in the database. */
-  const confirmedAt = new Map<string, number>()
-  /**
-   * Runs whose reasons for waiting are on their index row only (STORE_REFUSALS_AFTER_MS), with
-   * that row; a timer stores them once their first second is over, should no pass do it first.
-   */
-  const unstoredRefusals = new Map<string, RunRow>()
-  let storeTimer: NodeJS.Timeout | undefined
-  /** Why a queued run waits, as last noted: its row in the queue index may know more. */
-  const whyWaiting = (run: RunRow) => queues.known(run)?.refusals ?? run.refusals
+  const reasons = createWaitingReasons({ db, writes, queues, now: () => now().getTime(), logger })
+  const whyWaiting = reasons.of
   /** A machine's start of a run, as `unstoredStarts` and `storingStarts` know it. */
   const startKey = (machineId: string, runId: string) => `${machineId} ${runId}`
   /**
@@ -242,70 +151,6 @@ export function createDispatcher(deps: {
   const storingStarts = new Map<string, Promise<void>>()
   /** Runs whose admission awaits their first pass, and how that pass left them. */
   const firstPassOf = new Map<string, FirstPass | undefined>()
-  const connectionOf = (id: string): Promise<ConnectionForRun | undefined> =>
-    connectionForRun.first({ id })
-
-  async function settingsOf(machineId: string): Promise<MachineSettings> {
-    let settings = settingsCache.get(machineId)
-    if (!settings) {
-      settings = (await ports.settingsOf(machineId)) ?? {
-        maintenanceMode: false,
-        slots: 1,
-        reuseSessions: false,
-        extendedQueuePrioritization: false,
-      }
-      settingsCache.set(machineId, settings)
-    }
-    return settings
-  }
-
-  /** What each machine of a target can take now. */
-  async function picturesOf(members: readonly Member[]): Promise<MachinePicture[]> {
-    const held = await holdings.of(members.map((m) => m.id))
-    const pictures: MachinePicture[] = []
-    for (const machine of members) {
-      const mine = held.get(machine.id) ?? []
-      pictures.push({
-        machineId: machine.id,
-        machineName: machine.name,
-        // A machine that just (re)connected is placed on once its first heartbeat said what it holds.
-        connected: ports.isConnected(machine.id) && !awaitingFirstHeartbeat.has(machine.id),
-        settings: await settingsOf(machine.id),
-        sessions: sessionsOf.get(machine.id) ?? [],
-        unattendedRunning: mine.filter((r) => r.run_mode === 'unattended').length,
-        attendedUsers: mine.filter((r) => r.run_mode === 'attended').map((r) => r.os_account ?? ''),
-      })
-    }
-    return pictures
-  }
-
-  const versionFacts = (row: { manifest: string; content_hash: string }): FlowVersionFacts => ({
-    manifest: JSON.parse(row.manifest) as FlowManifest,
-    contentHash: row.content_hash,
-  })
-
-  /** A run's connection and flow version in one read; undefined when either is gone. */
-  async function connectionAndVersionOf(
-    run: RunRow,
-  ): Promise<{ connection: ConnectionForRun; version: FlowVersionFacts } | undefined> {
-    const both = await connectionAndVersion.first({
-      connectionId: run.connection_id,
-      versionId: run.flow_version_id,
-    })
-    if (!both) return undefined
-    const { manifest, content_hash, ...connection } = both
-    return { connection, version: versionFacts({ manifest, content_hash }) }
-  }
-
-  /**
-   * Kept in memory while no write touches flow versions: a flow deleted while its run waits
-   * (its versions go with it, and a delete makes every kept read go to the database again)
-   * fails the run.
-   */
-  async function versionOf(versionId: string): Promise<FlowVersionFacts | undefined> {
-    const row = await flowVersion.first({ id: versionId })
-    return row && versionFacts(row)
-  }
 
   /** Ends a run that is still in one of `from`; true when this call ended it. */
   async function end(
@@ -332,8 +177,7 @@ export function createDispatcher(deps: {
         earlier,
       ),
     )
-    confirmedAt.delete(run.id)
-    unstoredRefusals.delete(run.id)
+    reasons.forget(run.id)
     if (!final) {
       // No longer in that state: if it was queued, it left the queue some other way.
       // (A move bound to a machine can fail while the run is still queued: not that one.)
@@ -385,74 +229,6 @@ export function createDispatcher(deps: {
     machineId?: string,
   ) => end(run, from, 'Failed', { error: JSON.stringify(error) }, machineId)
 
-  /** Stores the reasons of runs kept in memory whose first second is over; waits for the rest. */
-  function storeRefusalsLater(): void {
-    if (storeTimer || stopped) return
-    storeTimer = setTimeout(() => {
-      storeTimer = undefined
-      const at = now().getTime()
-      const due = [...unstoredRefusals.values()].filter(
-        (run) => at - Date.parse(run.requested_at) >= STORE_REFUSALS_AFTER_MS,
-      )
-      for (const run of due) unstoredRefusals.delete(run.id)
-      if (unstoredRefusals.size > 0) storeRefusalsLater()
-      if (due.length === 0) return
-      // Only runs still queued are written (the update names the status).
-      writes
-        .write(async (trx) => {
-          for (const run of due)
-            await refusalsOf.all({ id: run.id, refusals: run.refusals ?? '[]' }, trx)
-        })
-        .catch((error: unknown) => logger.error({ err: error }, 'storing why runs wait failed'))
-    }, STORE_REFUSALS_AFTER_MS / 4)
-    storeTimer.unref()
-  }
-
-  /**
-   * Notes why a run waits (stored once it waited a moment); false when the run turned out to
-   * be no longer queued (it left the queue some other way, or was removed behind this server's
-   * back) and left the index. `blocking`: the run holds up the runs behind it (no extended
-   * prioritization).
-   */
-  async function recordRefusals(
-    run: RunRow,
-    refusals: readonly Refusal[],
-    blocking: boolean,
-  ): Promise<boolean> {
-    const json = JSON.stringify(refusals)
-    const at = now().getTime()
-    let queued: boolean
-    const toStore = json !== run.refusals || unstoredRefusals.has(run.id)
-    if (toStore && at - Date.parse(run.requested_at) < STORE_REFUSALS_AFTER_MS) {
-      // Kept on the queue index's row, where passes, answers and the queue timeout read it.
-      run.refusals = json
-      unstoredRefusals.set(run.id, run)
-      storeRefusalsLater()
-      return true
-    }
-    if (toStore) {
-      const stored = await writes.write((trx) =>
-        refusalsOf.all({ id: run.id, refusals: json }, trx),
-      )
-      queued = stored.length > 0
-      if (queued) run.refusals = json
-      unstoredRefusals.delete(run.id)
-    } else if (blocking && at - (confirmedAt.get(run.id) ?? 0) >= CONFIRM_WAITING_MS) {
-      // A run that keeps waiting for the same reasons writes nothing; when it blocks its queue
-      // it is looked up now and then, so one that vanished cannot block it for long.
-      queued = (await queuedStatus.first({ id: run.id }))?.status === 'Queued'
-    } else return true
-    if (!queued) {
-      confirmedAt.delete(run.id)
-      unstoredRefusals.delete(run.id)
-      queues.drop(run)
-      return false
-    }
-    if (confirmedAt.size >= 100_000) confirmedAt.clear()
-    confirmedAt.set(run.id, at)
-    return true
-  }
-
   /** What the machine will be sent, or undefined when the run failed on the way. */
   async function plan(
     run: RunRow,
@@ -480,35 +256,6 @@ export function createDispatcher(deps: {
       return undefined
     }
     return { run, machine, connection, message: offerOf(run, machine, version, credential) }
-  }
-
-  /** The offer a machine is sent for a run. */
-  function offerOf(
-    run: RunRow,
-    machine: MachinePicture,
-    version: FlowVersionFacts,
-    credential: Offer['credential'],
-  ): Offer {
-    const { manifest } = version
-    return {
-      type: 'runOffer',
-      runId: run.id,
-      groupId: run.target_group_id,
-      runMode: run.run_mode,
-      flow: {
-        contentHash: version.contentHash,
-        runtime: manifest.runtime,
-        entry: manifest.entry,
-        needsDisplay: manifest.needsDisplay,
-      },
-      credential,
-      sealedInputs: run.sealed_inputs,
-      sensitive: [...manifest.inputs, ...manifest.outputs]
-        .filter((p) => p.sensitive)
-        .map((p) => p.name),
-      timeoutSeconds: run.timeout_seconds,
-      reuseSessions: machine.settings.reuseSessions,
-    }
   }
 
   /**
@@ -560,8 +307,7 @@ export function createDispatcher(deps: {
     for (const [i, { run, machine, message }] of planned.entries()) {
       // Taken, or no longer queued: either way it left the queue.
       if (!taken.stillQueued?.has(run.id)) queues.drop(run)
-      confirmedAt.delete(run.id)
-      unstoredRefusals.delete(run.id)
+      reasons.forget(run.id)
       const row = taken.rows[i]
       if (!row) continue
       holdings.add({ ...row, machine_id: machine.machineId })
@@ -649,7 +395,7 @@ export function createDispatcher(deps: {
         })
       return
     }
-    const pictures = await picturesOf(members)
+    const pictures = await machines.of(members)
     const extended = pictures.some((p) => p.settings.extendedQueuePrioritization)
     // Without extended prioritization a pass stops at the first run it cannot place, so it
     // never looks past what the machines can take now (plus that one run).
@@ -714,7 +460,7 @@ export function createDispatcher(deps: {
       }
       // Head-of-line blocking: without extended prioritization nothing passes a waiting run
       // (unless it turned out to be gone).
-      if (!(await recordRefusals(run, outcome.refusals, !extended))) continue
+      if (!(await reasons.record(run, outcome.refusals, !extended))) continue
       if (!extended) break
     }
     await offerAll(planned)
@@ -813,17 +559,13 @@ export function createDispatcher(deps: {
     const both = await connectionAndVersionOf(run)
     if (!both || both.connection.type === 'signIn') return undefined
     const { connection, version } = both
-    const pictures = await picturesOf(await targetMembers.of(groupId))
+    const pictures = await machines.of(await targetMembers.of(groupId))
     const placed = place(pictures, { runMode: run.run_mode, osUser: connection.os_account })
     if (!('machine' in placed) || !(await ports.runOwnerMayRun(run, connection))) return undefined
     // A credential that cannot be had now fails the run: the queue's pass says why.
     const credential = await ports.credentialFor(run, connection)
     const message = offerOf(run, placed.machine, version, credential)
     return { run, machine: placed.machine, connection, message, admitted: queued }
-  }
-
-  async function groupOf(machineId: string): Promise<string | undefined> {
-    return (await machineGroup.first({ id: machineId }))?.group_id
   }
 
   /**
@@ -936,7 +678,7 @@ export function createDispatcher(deps: {
 
     /** Settings of a machine or its group changed: its queue is looked at again. */
     async machineChanged(machineId: string): Promise<void> {
-      settingsCache.delete(machineId)
+      machines.settingsChanged(machineId)
       targetMembers.dropAll()
       const groupId = await groupOf(machineId)
       if (groupId) void kick(groupId)
@@ -944,23 +686,19 @@ export function createDispatcher(deps: {
 
     /** A machine was deleted (or replaced by a new registration). */
     machineDeleted(machineId: string): void {
-      settingsCache.delete(machineId)
+      machines.settingsChanged(machineId)
       targetMembers.dropAll()
       holdings.forget(machineId)
     },
 
     machineConnected(machineId: string): void {
-      settingsCache.delete(machineId)
+      machines.connected(machineId, iso())
       targetMembers.dropAll()
-      awaitingFirstHeartbeat.add(machineId)
-      connectedAt.set(machineId, iso())
     },
 
     async machineDisconnected(machineId: string): Promise<void> {
-      settingsCache.delete(machineId)
+      machines.disconnected(machineId)
       targetMembers.dropAll()
-      sessionsOf.delete(machineId)
-      awaitingFirstHeartbeat.delete(machineId)
       const groupId = await groupOf(machineId)
       if (groupId) void kick(groupId)
     },
@@ -970,7 +708,7 @@ export function createDispatcher(deps: {
       sessions: readonly SessionInfo[],
       runningRuns: readonly string[],
     ): Promise<void> {
-      sessionsOf.set(machineId, sessions)
+      machines.sessions(machineId, sessions)
       // What the machine holds is read again unless it says the same: drift lasts one
       // heartbeat at most, and an idle machine's heartbeat reads nothing.
       if (!holdings.agrees(machineId, runningRuns)) holdings.forget(machineId)
@@ -979,11 +717,12 @@ export function createDispatcher(deps: {
         if (refusals.size === 0) rejectedBy.delete(runId)
       }
       await store.renewLeases(machineId, runningRuns, iso(now().getTime() + deps.leaseMs))
-      if (awaitingFirstHeartbeat.delete(machineId)) {
+      const settled = machines.settled(machineId)
+      if (settled) {
         // The agent sent its journaled results before this heartbeat: a run it was offered
         // but does not hold never reached it (or it turned it down), so it goes back to the
         // queue; a run it started but no longer holds was lost with it.
-        const since = connectedAt.get(machineId) ?? iso()
+        const since = settled.since ?? iso()
         for (const run of await store.onMachine(machineId)) {
           // Offers made on this connection are answered on it; only older ones are in doubt.
           if (runningRuns.includes(run.id) || (run.offered_at ?? '') >= since) continue
@@ -1118,7 +857,7 @@ export function createDispatcher(deps: {
     stop(): void {
       stopped = true
       deadlines.stop()
-      clearTimeout(storeTimer)
+      reasons.stop()
     },
   }
 }
