@@ -1,8 +1,10 @@
 /**
  * PostgreSQL that commits a run but whose answer never reaches the server (the connection
  * drops in between): the server finds out what was stored before it gives up, so the run is
- * neither lost nor started twice. Connections PostgreSQL drops while idle do not take the
- * server down either. PostgreSQL only: SQLite commits in the server's own process.
+ * neither lost nor started twice. PostgreSQL out of reach for a while: requests are answered
+ * 503 with Retry-After, and the server carries on once it is back. Connections PostgreSQL
+ * drops while idle do not take the server down either. PostgreSQL only: SQLite runs in the
+ * server's own process.
  */
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -83,6 +85,22 @@ describe.skipIf(!postgres)('a commit whose answer is lost, on PostgreSQL', () =>
     const kinds = (ended.events as { kind: string }[]).map((e) => e.kind)
     expect(kinds.filter((k) => k === 'offered')).toHaveLength(1)
     expect(await bed.channel.comes('runOffer', 300)).toBe(false)
+  })
+
+  it('answers 503 with Retry-After while PostgreSQL cannot be reached, and carries on after', async () => {
+    proxy.cut()
+    try {
+      const refused = await requestRun()
+      expect(refused.status, refused.text).toBe(503)
+      expect(refused.body.error.code).toBe('ServiceUnavailable')
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0)
+      expect((await fetch(`${bed.t.url}/readyz`)).status).toBe(503)
+    } finally {
+      proxy.restore()
+    }
+    const answer = await requestRun()
+    expect(answer.status, answer.text).toBe(202)
+    expect((await runOffered(answer.body.id as string)).status).toBe('Succeeded')
   })
 
   it('carries on when PostgreSQL drops its idle connections', async () => {

@@ -1,9 +1,9 @@
 /**
- * A TCP relay in front of PostgreSQL that can lose a commit's answer: armed, it lets the next
- * `commit` that follows an insert into a given table reach the server, then cuts that
- * connection before the server's answer gets back. The commit happened; the client cannot
- * know. Everything else is relayed untouched, so the server under test speaks to a real
- * PostgreSQL through it.
+ * A TCP relay in front of PostgreSQL that can lose a commit's answer, or the database itself.
+ * Armed, it lets the next `commit` that follows an insert into a given table reach the server,
+ * then cuts that connection before the server's answer gets back: the commit happened, and the
+ * client cannot know. Cut, it drops every connection until restored. Everything else is relayed
+ * untouched, so the server under test speaks to a real PostgreSQL through it.
  */
 import { createServer, type Server, Socket } from 'node:net'
 
@@ -14,6 +14,9 @@ export interface PgProxy {
   armCommitLoss(table: string): void
   /** Resolves once an armed loss happened. */
   readonly lost: () => Promise<void>
+  /** Drops every connection, and each new one at once, until `restore`: the database is gone. */
+  cut(): void
+  restore(): void
   close(): Promise<void>
 }
 
@@ -26,8 +29,10 @@ export async function startPgProxy(databaseUrl: string): Promise<PgProxy> {
   let armed: string | undefined
   let onLost: (() => void) | undefined
   let lostAlready = false
+  let down = false
 
   const server: Server = createServer((client) => {
+    if (down) return void client.destroy()
     const upstream = new Socket()
     sockets.add(client).add(upstream)
     for (const socket of [client, upstream]) {
@@ -83,6 +88,13 @@ export async function startPgProxy(databaseUrl: string): Promise<PgProxy> {
         : new Promise<void>((resolve) => {
             onLost = resolve
           }),
+    cut() {
+      down = true
+      for (const socket of sockets) socket.destroy()
+    },
+    restore() {
+      down = false
+    },
     async close() {
       for (const socket of sockets) socket.destroy()
       await new Promise<void>((resolve) => server.close(() => resolve()))

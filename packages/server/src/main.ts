@@ -358,6 +358,7 @@ export async function startServer(
       checkReady: async () => {
         await sql`select 1`.execute(storage.db)
       },
+      isUnavailable: storage.isUnavailable,
       authenticate: authenticate(principalAuth),
       oauthRoutes: createOAuthRoutes({
         tenants: stores.tenants,

@@ -291,8 +291,9 @@ export const ERROR_CODES = {
   },
   ServiceUnavailable: {
     status: 503,
-    message: 'The server is not ready.',
-    remediation: 'Retry shortly; /readyz says when the server is ready.',
+    message: 'The server is not ready, or cannot reach its database right now.',
+    remediation:
+      'Retry after the seconds in Retry-After; /readyz says when the server is ready. Retry a run request with the same idempotency key.',
   },
   InternalError: {
     status: 500,

@@ -10,7 +10,7 @@ import { secureHeaders } from 'hono/secure-headers'
 
 import type { Logger } from '../logging/index.ts'
 import type { AppEnv } from './app-env.ts'
-import { onError, onNotFound } from './error-edge.ts'
+import { errorEdge, onNotFound } from './error-edge.ts'
 import { limitBody, requireJsonBody } from './json-body.ts'
 import { createApiRouter } from './openapi-app.ts'
 import { requestContext } from './request-context.ts'
@@ -23,6 +23,8 @@ export interface AppParts {
   readonly version: string
   /** Resolves when the server may take work; rejects with the reason it may not. */
   readonly checkReady: () => Promise<void>
+  /** Whether an error says the database cannot be reached now (answered 503, not 500). */
+  readonly isUnavailable?: (error: unknown) => boolean
   readonly authenticate: MiddlewareHandler<AppEnv>
   readonly oauthRoutes: Hono<AppEnv>
   /** Routes that authenticate themselves (the agent's), registered before principal auth. */
@@ -40,7 +42,7 @@ export function createApp(parts: AppParts): Hono<AppEnv> {
     const large = largeLimits.find((b) => b.method === c.req.method && b.path.test(c.req.path))
     return (large?.limit ?? defaultLimit)(c, next)
   })
-  app.onError(onError)
+  app.onError(errorEdge(parts.isUnavailable))
   app.notFound(onNotFound)
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }))

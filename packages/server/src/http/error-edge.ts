@@ -13,6 +13,9 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { AppError } from '../errors/index.ts'
 import type { AppEnv } from './app-env.ts'
 
+/** What a client is told to wait before it retries when the database cannot be reached. */
+const DATABASE_RETRY_AFTER_SECONDS = 2
+
 /** Writes the error body for `code`. */
 export function errorResponse(
   c: Context<AppEnv>,
@@ -49,22 +52,36 @@ function wwwAuthenticateFor(code: ErrorCode): Record<string, string> {
   return {}
 }
 
-export const onError: ErrorHandler<AppEnv> = (error, c) => {
-  if (error instanceof AppError) {
-    return errorResponse(c, error.code, {
-      message: error.message,
-      details: error.details,
-      headers: { ...wwwAuthenticateFor(error.code), ...retryAfterFor(error.details) },
-    })
+/**
+ * Answers an error. One that says the database cannot be reached now (`isUnavailable`) is a
+ * 503 `ServiceUnavailable` with `Retry-After`: clients and workflow engines retry those, where a
+ * 500 would make them give up.
+ */
+export const errorEdge =
+  (isUnavailable: (error: unknown) => boolean = () => false): ErrorHandler<AppEnv> =>
+  (error, c) => {
+    if (error instanceof AppError) {
+      return errorResponse(c, error.code, {
+        message: error.message,
+        details: error.details,
+        headers: { ...wwwAuthenticateFor(error.code), ...retryAfterFor(error.details) },
+      })
+    }
+    if (error instanceof HTTPException) {
+      // Hono raises these for bodies it cannot parse and for its own limits.
+      if (error.status === 413) return errorResponse(c, 'PayloadTooLarge')
+      if (error.status === 400) return errorResponse(c, 'InvalidJson')
+      if (error.status === 415) return errorResponse(c, 'UnsupportedMediaType')
+    }
+    if (isUnavailable(error)) {
+      c.get('logger').warn({ err: error }, 'the database cannot be reached')
+      return errorResponse(c, 'ServiceUnavailable', {
+        message: 'The database cannot be reached right now; retry shortly.',
+        headers: { 'Retry-After': String(DATABASE_RETRY_AFTER_SECONDS) },
+      })
+    }
+    c.get('logger').error({ err: error }, 'unhandled error')
+    return errorResponse(c, 'InternalError')
   }
-  if (error instanceof HTTPException) {
-    // Hono raises these for bodies it cannot parse and for its own limits.
-    if (error.status === 413) return errorResponse(c, 'PayloadTooLarge')
-    if (error.status === 400) return errorResponse(c, 'InvalidJson')
-    if (error.status === 415) return errorResponse(c, 'UnsupportedMediaType')
-  }
-  c.get('logger').error({ err: error }, 'unhandled error')
-  return errorResponse(c, 'InternalError')
-}
 
 export const onNotFound: NotFoundHandler<AppEnv> = (c) => errorResponse(c, 'RouteNotFound')

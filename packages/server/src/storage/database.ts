@@ -7,10 +7,18 @@
 import { type Kysely, Migrator } from 'kysely'
 
 import { migrationsFor } from './migrations/index.ts'
-import { createPostgresKysely, isPostgresUniqueViolation } from './postgres/postgres-database.ts'
+import {
+  createPostgresKysely,
+  isPostgresUnavailable,
+  isPostgresUniqueViolation,
+} from './postgres/postgres-database.ts'
 import type { StorageOptions } from './query-log.ts'
 import type { Database } from './schema.ts'
-import { isSqliteUniqueViolation, openSqlite } from './sqlite/sqlite-database.ts'
+import {
+  isSqliteUnavailable,
+  isSqliteUniqueViolation,
+  openSqlite,
+} from './sqlite/sqlite-database.ts'
 
 export type DialectName = 'sqlite' | 'postgres'
 
@@ -20,6 +28,8 @@ export interface StorageHandle {
   readonly dialect: DialectName
   /** True when `error` is a unique-constraint violation of this database. */
   readonly isUniqueViolation: (error: unknown) => boolean
+  /** True when `error` says the database cannot be reached or written now (a retry may work). */
+  readonly isUnavailable: (error: unknown) => boolean
   /** Closes the pool or file. Idempotent. */
   close(): Promise<void>
 }
@@ -45,6 +55,7 @@ export function openStorage(location: string, options: StorageOptions = {}): Sto
     db,
     dialect: isPostgres ? 'postgres' : 'sqlite',
     isUniqueViolation: isPostgres ? isPostgresUniqueViolation : isSqliteUniqueViolation,
+    isUnavailable: isPostgres ? isPostgresUnavailable : isSqliteUnavailable,
     close: () => (closed ??= opened.close ? opened.close() : db.destroy()),
   }
 }

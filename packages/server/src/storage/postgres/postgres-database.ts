@@ -58,6 +58,31 @@ async function checkOut(pool: pg.Pool): Promise<pg.PoolClient> {
   return client
 }
 
+/** Errors of a connection that failed or could not be made (no SQLSTATE from the server). */
+const CONNECTION_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+])
+const CONNECTION_LOST =
+  /^(Connection terminated|Client has encountered a connection error)|timeout exceeded when trying to connect/
+
+/**
+ * True when `error` says the database cannot be reached now, not that a statement was wrong:
+ * the connection failed or could not be made, PostgreSQL is shutting down or starting, or it
+ * has no connection left (SQLSTATE class 08, 57P01–57P03, 53300).
+ */
+export function isPostgresUnavailable(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown }
+  if (typeof code === 'string') {
+    if (CONNECTION_ERRNOS.has(code) || code.startsWith('08')) return true
+    if (['57P01', '57P02', '57P03', '53300'].includes(code)) return true
+  }
+  return typeof message === 'string' && CONNECTION_LOST.test(message)
+}
+
 /** True for a unique_violation (SQLSTATE 23505). */
 export function isPostgresUniqueViolation(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === '23505'

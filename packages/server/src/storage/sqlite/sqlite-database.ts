@@ -73,6 +73,15 @@ function withStatementCache(sqlite: BetterSqlite3.Database): SqliteDatabase {
   }
 }
 
+/**
+ * True when the file stayed locked by another process past the busy timeout (a tool holding a
+ * write lock): the database cannot be written now, and a retry may succeed.
+ */
+export function isSqliteUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED'
+}
+
 /** True for a UNIQUE or PRIMARY KEY violation raised by SQLite. */
 export function isSqliteUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code
