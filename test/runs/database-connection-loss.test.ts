@@ -20,9 +20,10 @@ import { waitForRun } from '../support/runs.ts'
 import { api } from '../support/test-server.ts'
 
 const postgres = process.env.DESKLINK_TEST_DATABASE_URL
-if (!postgres) process.stderr.write('lost commit answers skipped: no DESKLINK_TEST_DATABASE_URL\n')
+if (!postgres)
+  process.stderr.write('database connection loss suite skipped: no DESKLINK_TEST_DATABASE_URL\n')
 
-describe.skipIf(!postgres)('a commit whose answer is lost, on PostgreSQL', () => {
+describe.skipIf(!postgres)('PostgreSQL connections lost', () => {
   let database: TestDatabase
   let proxy: PgProxy
   let bed: ChannelTestbed
