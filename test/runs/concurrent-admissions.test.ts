@@ -6,7 +6,9 @@
  *
  * On PostgreSQL every read and commit of an admission waits for the database, so admissions
  * of one target really run side by side; placing them from the same picture of the machine
- * would book its last slot twice.
+ * would book its last slot twice. On SQLite an admission whose reads are kept in memory runs
+ * through within one turn of the event loop, so there the test guards against regressions
+ * that would make admissions interleave, not against the race itself.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
