@@ -1,8 +1,11 @@
 /**
  * PostgreSQL that commits a run but whose answer never reaches the server (the connection
  * drops in between): the server finds out what was stored before it gives up, so the run is
- * neither lost nor started twice. PostgreSQL out of reach for a while: requests are answered
- * 503 with Retry-After, and the server carries on once it is back. Connections PostgreSQL
+ * neither lost nor started twice; a request that failed unsure and is retried with its
+ * idempotency key finds its run queued, and a machine's result whose commit answer was lost is
+ * acknowledged once. PostgreSQL out of reach for a while (refusing, or taking connections and
+ * never answering): requests are answered 503 with Retry-After within seconds, and the server
+ * carries on once it is back. Connections PostgreSQL
  * drops while idle do not take the server down either. PostgreSQL only: SQLite runs in the
  * server's own process.
  */
@@ -45,6 +48,13 @@ describe.skipIf(!postgres)('PostgreSQL connections lost', () => {
       connectionId: bed.connectionId,
     })
 
+  const maintenance = async (on: boolean) => {
+    const changed = await api(bed.t.url, bed.token, 'PATCH', `/machines/${bed.machine.machineId}`, {
+      settings: { maintenanceMode: on },
+    })
+    expect(changed.status, changed.text).toBe(200)
+  }
+
   /** Runs the offer of `runId` to its end, as the agent would. */
   async function runOffered(runId: string) {
     const offer = await bed.channel.next('runOffer')
@@ -70,22 +80,68 @@ describe.skipIf(!postgres)('PostgreSQL connections lost', () => {
   })
 
   it('admits a run stored queued whose commit answer was lost, and offers it once', async () => {
-    const maintenance = (on: boolean) =>
-      api(bed.t.url, bed.token, 'PATCH', `/machines/${bed.machine.machineId}`, {
-        settings: { maintenanceMode: on },
-      })
-    expect((await maintenance(true)).status).toBe(200)
+    await maintenance(true)
     proxy.armCommitLoss('runs')
     const answer = await requestRun()
     await proxy.lost()
     expect(answer.status, answer.text).toBe(202)
     expect(answer.body.status).toBe('Queued')
-    expect((await maintenance(false)).status).toBe(200)
+    await maintenance(false)
     const ended = await runOffered(answer.body.id as string)
     expect(ended.status).toBe('Succeeded')
     const kinds = (ended.events as { kind: string }[]).map((e) => e.kind)
     expect(kinds.filter((k) => k === 'offered')).toHaveLength(1)
     expect(await bed.channel.comes('runOffer', 300)).toBe(false)
+  })
+
+  it('queues a run found by its idempotency key after its first request failed unsure', async () => {
+    await maintenance(true)
+    // The commit happens, its answer is lost, and nothing can be read back: the request fails.
+    proxy.armCommitLoss('runs', { thenCut: true })
+    const body = { connectionId: bed.connectionId, idempotencyKey: `retry-${Date.now()}` }
+    const first = await api(
+      bed.t.url,
+      bed.token,
+      'POST',
+      `/desktop-flows/${bed.flow.id}/runs`,
+      body,
+    )
+    await proxy.lost()
+    expect(first.status, first.text).toBe(503)
+    proxy.restore()
+    // The retry finds the run the first request stored, and it joins its queue then.
+    const again = await api(
+      bed.t.url,
+      bed.token,
+      'POST',
+      `/desktop-flows/${bed.flow.id}/runs`,
+      body,
+    )
+    expect(again.status, again.text).toBe(200)
+    expect(again.body.status).toBe('Queued')
+    await maintenance(false)
+    const ended = await runOffered(again.body.id as string)
+    expect(ended.status).toBe('Succeeded')
+    expect(await bed.channel.comes('runOffer', 300)).toBe(false)
+  })
+
+  it('acknowledges a result whose commit answer was lost, and reports the run ended', async () => {
+    const answer = await requestRun()
+    expect(answer.status, answer.text).toBe(202)
+    const runId = answer.body.id as string
+    const offer = await bed.channel.next('runOffer')
+    expect(offer.runId).toBe(runId)
+    bed.ws.send(JSON.stringify({ type: 'runAccepted', runId }))
+    await waitForRun(bed.t.url, bed.token, runId, (r) => r.startedAt !== null)
+    // The end's commit (its row and its `succeeded` event) happens; its answer is lost.
+    proxy.armCommitLoss('run_events')
+    bed.ws.send(succeededMessage(runId))
+    await proxy.lost()
+    // Read back, the end counts as stored: the machine is told so, once.
+    expect((await bed.channel.next('runFinishedAck')).runId).toBe(runId)
+    const ended = await waitForRun(bed.t.url, bed.token, runId)
+    expect(ended.status).toBe('Succeeded')
+    expect(await bed.channel.comes('runFinishedAck', 300)).toBe(false)
   })
 
   it('answers 503 with Retry-After while PostgreSQL cannot be reached, and carries on after', async () => {
@@ -103,6 +159,23 @@ describe.skipIf(!postgres)('PostgreSQL connections lost', () => {
     expect(answer.status, answer.text).toBe(202)
     expect((await runOffered(answer.body.id as string)).status).toBe('Succeeded')
   })
+
+  it('answers 503 within seconds when PostgreSQL takes connections and never answers', async () => {
+    proxy.cut({ stall: true })
+    try {
+      // The pool drops the connections it sees closed; the request then needs a new one.
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      const started = Date.now()
+      const refused = await requestRun()
+      expect(refused.status, refused.text).toBe(503)
+      expect(Date.now() - started).toBeLessThan(15_000)
+    } finally {
+      proxy.restore()
+    }
+    const answer = await requestRun()
+    expect(answer.status, answer.text).toBe(202)
+    expect((await runOffered(answer.body.id as string)).status).toBe('Succeeded')
+  }, 30_000)
 
   it('carries on when PostgreSQL drops its idle connections', async () => {
     const admin = new pg.Client({ connectionString: database.url })

@@ -10,12 +10,19 @@ import { createServer, type Server, Socket } from 'node:net'
 export interface PgProxy {
   /** The database URL to hand to the server under test. */
   readonly url: string
-  /** Loses the answer to the next commit after an insert into `table` on the same connection. */
-  armCommitLoss(table: string): void
+  /**
+   * Loses the answer to the next commit after an insert into `table` on the same connection;
+   * with `thenCut`, the database is then cut off too (see `cut`), so nothing can be read back.
+   */
+  armCommitLoss(table: string, options?: { thenCut?: boolean }): void
   /** Resolves once an armed loss happened. */
   readonly lost: () => Promise<void>
-  /** Drops every connection, and each new one at once, until `restore`: the database is gone. */
-  cut(): void
+  /**
+   * Drops every connection, and each new one at once, until `restore`: the database is gone.
+   * With `stall`, new connections are taken and never answered instead (a network that drops
+   * packets rather than refusing).
+   */
+  cut(options?: { stall?: boolean }): void
   restore(): void
   close(): Promise<void>
 }
@@ -27,12 +34,19 @@ export async function startPgProxy(databaseUrl: string): Promise<PgProxy> {
   const target = new URL(databaseUrl)
   const sockets = new Set<Socket>()
   let armed: string | undefined
+  let cutAfterLoss = false
   let onLost: (() => void) | undefined
   let lostAlready = false
-  let down = false
+  let down: 'refuse' | 'stall' | undefined
 
   const server: Server = createServer((client) => {
-    if (down) return void client.destroy()
+    if (down === 'refuse') return void client.destroy()
+    if (down === 'stall') {
+      sockets.add(client)
+      client.on('error', () => undefined)
+      client.on('close', () => sockets.delete(client))
+      return
+    }
     const upstream = new Socket()
     sockets.add(client).add(upstream)
     for (const socket of [client, upstream]) {
@@ -60,6 +74,7 @@ export async function startPgProxy(databaseUrl: string): Promise<PgProxy> {
         setTimeout(() => {
           client.destroy()
           upstream.destroy()
+          if (cutAfterLoss) cut()
           lostAlready = true
           onLost?.()
         }, COMMIT_SETTLES_MS)
@@ -70,6 +85,11 @@ export async function startPgProxy(databaseUrl: string): Promise<PgProxy> {
       if (!cutting) client.write(chunk)
     })
   })
+  function cut(options: { stall?: boolean } = {}) {
+    down = options.stall ? 'stall' : 'refuse'
+    for (const socket of sockets) socket.destroy()
+  }
+
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as { port: number }
   const proxied = new URL(databaseUrl)
@@ -78,8 +98,9 @@ export async function startPgProxy(databaseUrl: string): Promise<PgProxy> {
 
   return {
     url: proxied.toString(),
-    armCommitLoss(table) {
+    armCommitLoss(table, options = {}) {
       armed = table
+      cutAfterLoss = options.thenCut === true
       lostAlready = false
     },
     lost: () =>
@@ -88,12 +109,11 @@ export async function startPgProxy(databaseUrl: string): Promise<PgProxy> {
         : new Promise<void>((resolve) => {
             onLost = resolve
           }),
-    cut() {
-      down = true
-      for (const socket of sockets) socket.destroy()
-    },
+    cut,
     restore() {
-      down = false
+      // Stalled connections end now: the client sees them fail and opens new ones.
+      if (down === 'stall') for (const socket of sockets) socket.destroy()
+      down = undefined
     },
     async close() {
       for (const socket of sockets) socket.destroy()

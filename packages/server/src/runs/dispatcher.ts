@@ -98,6 +98,8 @@ interface Taken {
   readonly stored: readonly string[]
   /** Runs not taken that are still queued (known only when the take failed to commit). */
   readonly stillQueued?: ReadonlySet<string>
+  /** The take failed to commit and what it stored was read back: time passed since `at`. */
+  readonly afterFailedCommit?: boolean
 }
 
 export function createDispatcher(deps: {
@@ -163,20 +165,24 @@ export function createDispatcher(deps: {
     earlier?: RecordedEvent,
   ): Promise<boolean> {
     const at = iso()
-    const final = await writes.write((trx) =>
-      store.within(trx).move(
-        run.id,
-        from,
-        { status, finished_at: at, lease_expires_at: null, ...changes },
-        {
-          at,
-          kind: status.toLowerCase(),
-          details: changes.error ? JSON.parse(changes.error) : undefined,
-          ...(machineId !== undefined && { machineId }),
-        },
-        earlier,
-      ),
-    )
+    const final = await writes
+      .write((trx) =>
+        store.within(trx).move(
+          run.id,
+          from,
+          { status, finished_at: at, lease_expires_at: null, ...changes },
+          {
+            at,
+            kind: status.toLowerCase(),
+            details: changes.error ? JSON.parse(changes.error) : undefined,
+            ...(machineId !== undefined && { machineId }),
+          },
+          earlier,
+        ),
+      )
+      .catch((error: unknown) =>
+        readBack(run.id, error, (row) => row.status === status && row.finished_at === at),
+      )
     reasons.forget(run.id)
     if (!final) {
       // No longer in that state: if it was queued, it left the queue some other way.
@@ -313,7 +319,11 @@ export function createDispatcher(deps: {
       holdings.add({ ...row, machine_id: machine.machineId })
       if (firstPassOf.has(row.id))
         firstPassOf.set(row.id, { run: row, recorded: [offered(machine.machineId)] })
-      if (ports.send(machine.machineId, message)) continue
+      // Read back after a failed commit, a take may predate the machine's current connection:
+      // that connection's first heartbeat may already have given the run back. It goes back.
+      const stale =
+        taken.afterFailedCommit === true && machines.connectedAfter(machine.machineId, at)
+      if (!stale && ports.send(machine.machineId, message)) continue
       // The machine left in the meantime: the offer never went out, so the run goes back.
       await requeue(row, machine.machineId, 'requeued', {
         machineId: machine.machineId,
@@ -323,6 +333,21 @@ export function createDispatcher(deps: {
     // The lease, or a timeout shorter than it.
     const shortest = Math.min(...planned.map((p) => p.run.timeout_seconds))
     dueAt(at + Math.min(deps.leaseMs, shortest * 1000 + LEASE_GRACE_MS))
+  }
+
+  /**
+   * The run as a write whose commit failed left it, when `stored` says the write happened after
+   * all (the commit's answer was lost); otherwise, or when it cannot be read, `error` is thrown.
+   */
+  async function readBack(
+    runId: string,
+    error: unknown,
+    stored: (row: RunRow) => boolean,
+  ): Promise<RunRow> {
+    const row = await store.byId(runId).catch(() => undefined)
+    if (!row || !stored(row)) throw error
+    logger.warn({ err: error, runId }, 'a write failed to commit, yet was stored')
+    return row
   }
 
   /**
@@ -349,7 +374,7 @@ export function createDispatcher(deps: {
     if (rows.every((row) => row === undefined)) throw error
     logger.warn({ err: error }, 'a take failed to commit, yet was stored: its offers go out')
     const stillQueued = new Set(now.filter((row) => row?.status === 'Queued').map((row) => row!.id))
-    return { rows, stored: [], stillQueued }
+    return { rows, stored: [], stillQueued, afterFailedCommit: true }
   }
 
   /**
@@ -362,16 +387,19 @@ export function createDispatcher(deps: {
     kind: 'requeued' | 'rejected',
     details: Record<string, unknown>,
   ): Promise<RunRow | undefined> {
-    const back = await writes.write((trx) =>
-      store
-        .within(trx)
-        .move(
-          run.id,
-          'Running',
-          { status: 'Queued', machine_id: null, offered_at: null, lease_expires_at: null },
-          { at: iso(), kind, details, machineId },
-        ),
-    )
+    const back = await writes
+      .write((trx) =>
+        store
+          .within(trx)
+          .move(
+            run.id,
+            'Running',
+            { status: 'Queued', machine_id: null, offered_at: null, lease_expires_at: null },
+            { at: iso(), kind, details, machineId },
+          ),
+      )
+      // Back in its queue either way: the index must hold it.
+      .catch((error: unknown) => readBack(run.id, error, (row) => row.status === 'Queued'))
     if (back) {
       holdings.remove(machineId, run.id)
       queues.put(back)
@@ -657,6 +685,18 @@ export function createDispatcher(deps: {
 
     admitAtOnce,
 
+    /**
+     * A run found again (a request retried with its idempotency key): a queued one is made
+     * sure to be in its queue. A first request whose commit answer was lost may have stored it
+     * without queuing it here.
+     */
+    found(run: RunRow): void {
+      if (run.status !== 'Queued' || queues.known(run)) return
+      queues.put(run)
+      dueAt(Date.parse(run.queue_deadline))
+      void kick(run.target_group_id)
+    },
+
     /** Whether a target has machines (it may have none, and then nothing can run there). */
     async hasMachines(groupId: string): Promise<boolean> {
       return (await targetMembers.of(groupId)).length > 0
@@ -821,8 +861,8 @@ export function createDispatcher(deps: {
           startedAt === undefined ? undefined : startedEvent(machineId, startedAt),
         )
       } catch (error) {
-        // The end was not stored (the machine sends it again, unacknowledged): the start it
-        // took is stored on its own.
+        // The end was not stored, or its commit failed and it could not be read back (the
+        // machine sends it again, unacknowledged): the start it took is stored on its own.
         if (startedAt !== undefined)
           storeStart(machineId, run.id, startedAt).catch((failed: unknown) =>
             logger.error({ err: failed, runId: run.id }, 'storing a run start failed'),

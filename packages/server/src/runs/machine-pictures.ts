@@ -96,6 +96,12 @@ export function createMachinePictures(deps: {
       awaitingFirstHeartbeat.delete(machineId)
     },
 
+    /** Whether the machine's current connection was made after `at` (epoch ms). */
+    connectedAfter(machineId: string, at: number): boolean {
+      const since = connectedAt.get(machineId)
+      return since !== undefined && Date.parse(since) > at
+    },
+
     /** The machine's live sessions, from its heartbeat. */
     sessions(machineId: string, sessions: readonly SessionInfo[]): void {
       sessionsOf.set(machineId, sessions)

@@ -183,10 +183,16 @@ export function createRunService(deps: {
       flowId: string,
       request: CreateRunRequest,
     ): Promise<AdmittedRun> {
-      const retried = async () =>
-        request.idempotencyKey === undefined
-          ? undefined
-          : store.byIdempotencyKey(principal.tenant.id, principal.id, request.idempotencyKey)
+      const retried = async () => {
+        if (request.idempotencyKey === undefined) return undefined
+        const found = await store.byIdempotencyKey(
+          principal.tenant.id,
+          principal.id,
+          request.idempotencyKey,
+        )
+        if (found) dispatcher.found(found)
+        return found
+      }
       const earlier = await retried()
       if (earlier) return { run: earlier, created: false }
       const { flow, version } = await deps.flows.view(principal, flowId)
@@ -312,9 +318,9 @@ export function createRunService(deps: {
           slot.keep(queuedMs)
         } catch (error) {
           // The commit's answer may have been lost after the database committed: a run stored
-          // queued after all is admitted, and joins its queue.
+          // after all is admitted (one stored queued joins its queue).
           const stored = await store.byId(id).catch(() => undefined)
-          if (stored?.status !== 'Queued') {
+          if (!stored) {
             // Not stored: a token minted for it is never handed out.
             deps.presetSignInToken(id, undefined)
             // Two retries with one key at once: the second finds the first.
@@ -322,6 +328,7 @@ export function createRunService(deps: {
             if (first) return { run: first, created: false }
             throw error
           }
+          if (stored.status !== 'Queued') takenAtOnce = { run: stored }
           slot.keep(queuedMs)
         }
         const queuedAt = takenAtOnce ? joining : performance.now()

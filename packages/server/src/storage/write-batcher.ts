@@ -11,9 +11,11 @@
  * is tried again alone, so one bad write never takes the others down with it: that is why a
  * write must only touch the database, and act on the outcome after its promise settles.
  *
- * A commit that fails leaves its outcome unknown (a connection lost after PostgreSQL committed
- * looks the same as one lost before): its writes are not tried again, and a caller for whom it
- * matters reads what was stored before it gives up.
+ * That holds for a write that fails, not for a commit: a commit that fails leaves its outcome
+ * unknown (a connection lost after PostgreSQL committed looks the same as one lost before), so
+ * the writes of its batch are not tried again, each caller is told, and a caller for whom it
+ * matters reads what was stored before it gives up. (On SQLite a failed commit surely rolled
+ * back, but nothing of ours is checked at commit there: only I/O failures get that far.)
  *
  * @module
  */

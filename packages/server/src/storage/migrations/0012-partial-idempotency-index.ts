@@ -14,7 +14,9 @@ import { sql } from 'kysely'
 
 export const migration0012PartialIdempotencyIndex: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
-    await db.schema.dropIndex('runs_idempotency').execute()
+    // SQLite migrations run outside a transaction: after a crash between the two steps, the
+    // migration runs again on a database that has no such index.
+    await db.schema.dropIndex('runs_idempotency').ifExists().execute()
     await db.schema
       .createIndex('runs_idempotency')
       .on('runs')

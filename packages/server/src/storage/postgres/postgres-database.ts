@@ -10,6 +10,8 @@ import { queryLog, type StorageOptions } from '../query-log.ts'
 import type { Database } from '../schema.ts'
 
 const INT8_OID = 20
+/** How long opening a connection may take before the statement that needed it fails. */
+const CONNECT_TIMEOUT_MS = 5_000
 
 /**
  * Connects a pool to `url`. `bigint` results (such as `count(*)`) are parsed to numbers on this
@@ -19,6 +21,9 @@ export function createPostgresKysely(url: string, options: StorageOptions = {}):
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
+    // A database out of reach fails a request in seconds (answered 503), rather than holding it
+    // until the network gives up: without this, a connection attempt waits for ever.
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
         oid === INT8_OID
@@ -65,6 +70,9 @@ const CONNECTION_ERRNOS = new Set([
   'EPIPE',
   'ETIMEDOUT',
   'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
 ])
 const CONNECTION_LOST =
   /^(Connection terminated|Client has encountered a connection error)|timeout exceeded when trying to connect/
@@ -72,12 +80,13 @@ const CONNECTION_LOST =
 /**
  * True when `error` says the database cannot be reached now, not that a statement was wrong:
  * the connection failed or could not be made, PostgreSQL is shutting down or starting, or it
- * has no connection left (SQLSTATE class 08, 57P01–57P03, 53300).
+ * has no connection left (SQLSTATE class 08 but 08P01, 57P01–57P03, 53300).
  */
 export function isPostgresUnavailable(error: unknown): boolean {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown }
   if (typeof code === 'string') {
-    if (CONNECTION_ERRNOS.has(code) || code.startsWith('08')) return true
+    // Class 08 is connection exceptions, but for 08P01: a protocol violation can be ours.
+    if (CONNECTION_ERRNOS.has(code) || (code.startsWith('08') && code !== '08P01')) return true
     if (['57P01', '57P02', '57P03', '53300'].includes(code)) return true
   }
   return typeof message === 'string' && CONNECTION_LOST.test(message)

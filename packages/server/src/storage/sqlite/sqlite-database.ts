@@ -78,8 +78,10 @@ function withStatementCache(sqlite: BetterSqlite3.Database): SqliteDatabase {
  * write lock): the database cannot be written now, and a retry may succeed.
  */
 export function isSqliteUnavailable(error: unknown): boolean {
+  // SQLITE_BUSY and its extended codes (SQLITE_BUSY_SNAPSHOT, …); not SQLITE_LOCKED, which is
+  // a conflict within one connection: a fault of ours, not a passing state.
   const code = (error as { code?: unknown } | null)?.code
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED'
+  return typeof code === 'string' && /^SQLITE_BUSY(_|$)/.test(code)
 }
 
 /** True for a UNIQUE or PRIMARY KEY violation raised by SQLite. */
