@@ -324,7 +324,8 @@ export function createDispatcher(deps: {
       const stale =
         taken.afterFailedCommit === true && machines.connectedAfter(machine.machineId, at)
       if (!stale && ports.send(machine.machineId, message)) continue
-      // The machine left in the meantime: the offer never went out, so the run goes back.
+      // The machine left in the meantime (or came back since): the offer never went out on the
+      // connection the take was for, so the run goes back.
       await requeue(row, machine.machineId, 'requeued', {
         machineId: machine.machineId,
         reason: 'offer not sent',
@@ -361,10 +362,10 @@ export function createDispatcher(deps: {
     at: number,
     error: unknown,
   ): Promise<Taken> {
-    const now = await Promise.all(planned.map((p) => store.byId(p.run.id))).catch(() => {
+    const current = await Promise.all(planned.map((p) => store.byId(p.run.id))).catch(() => {
       throw error
     })
-    const rows = now.map((row, i) =>
+    const rows = current.map((row, i) =>
       row?.status === 'Running' &&
       row.machine_id === planned[i].machine.machineId &&
       row.offered_at === iso(at)
@@ -373,7 +374,9 @@ export function createDispatcher(deps: {
     )
     if (rows.every((row) => row === undefined)) throw error
     logger.warn({ err: error }, 'a take failed to commit, yet was stored: its offers go out')
-    const stillQueued = new Set(now.filter((row) => row?.status === 'Queued').map((row) => row!.id))
+    const stillQueued = new Set(
+      current.filter((row) => row?.status === 'Queued').map((row) => row!.id),
+    )
     return { rows, stored: [], stillQueued, afterFailedCommit: true }
   }
 
