@@ -43,9 +43,10 @@ describe.skipIf(!postgres)('PostgreSQL connections lost', () => {
     await database?.drop()
   })
 
-  const requestRun = () =>
+  const requestRun = (extra: Record<string, unknown> = {}) =>
     api(bed.t.url, bed.token, 'POST', `/desktop-flows/${bed.flow.id}/runs`, {
       connectionId: bed.connectionId,
+      ...extra,
     })
 
   const maintenance = async (on: boolean) => {
@@ -98,25 +99,13 @@ describe.skipIf(!postgres)('PostgreSQL connections lost', () => {
     await maintenance(true)
     // The commit happens, its answer is lost, and nothing can be read back: the request fails.
     proxy.armCommitLoss('runs', { thenCut: true })
-    const body = { connectionId: bed.connectionId, idempotencyKey: `retry-${Date.now()}` }
-    const first = await api(
-      bed.t.url,
-      bed.token,
-      'POST',
-      `/desktop-flows/${bed.flow.id}/runs`,
-      body,
-    )
+    const key = { idempotencyKey: `retry-${Date.now()}` }
+    const first = await requestRun(key)
     await proxy.lost()
     expect(first.status, first.text).toBe(503)
     proxy.restore()
     // The retry finds the run the first request stored, and it joins its queue then.
-    const again = await api(
-      bed.t.url,
-      bed.token,
-      'POST',
-      `/desktop-flows/${bed.flow.id}/runs`,
-      body,
-    )
+    const again = await requestRun(key)
     expect(again.status, again.text).toBe(200)
     expect(again.body.status).toBe('Queued')
     await maintenance(false)
