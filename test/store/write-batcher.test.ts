@@ -1,8 +1,10 @@
 /**
  * Group commit on real databases (SQLite and PostgreSQL): writes asked for in one turn share a
  * transaction, each caller gets its own result once it is stored, and a write that fails takes
- * nothing else down with it, unless the commit itself failed (then none is tried again).
+ * nothing else down with it, unless the commit itself failed or the database could not be used
+ * (then none is tried again).
  */
+import BetterSqlite3 from 'better-sqlite3'
 import { sql, type Transaction } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -44,7 +46,7 @@ describe.each(BACKENDS)('the write batcher on %s', (backend) => {
     database = await createTestDatabase(backend)
     storage = openStorage(database.url)
     expect((await migrateToLatest(storage)).error).toBeUndefined()
-    writes = createWriteBatcher(storage.db)
+    writes = createWriteBatcher(storage.db, { isUnavailable: storage.isUnavailable })
   })
   afterAll(async () => {
     await storage.close()
@@ -115,4 +117,34 @@ describe.each(BACKENDS)('the write batcher on %s', (backend) => {
     expect(calls).toBe(1)
     expect(await tenantExists(slug)).toBe(false)
   })
+
+  it.skipIf(backend !== 'sqlite')(
+    'tells each write of a batch the database refused as busy, without trying each again',
+    async () => {
+      // Another process holds the file's write lock past the busy timeout.
+      const file = database.files[0]
+      const holder = new BetterSqlite3(file)
+      await sql`pragma busy_timeout = 100`.execute(storage.db)
+      holder.exec('begin immediate')
+      const calls = [0, 0, 0]
+      try {
+        const outcomes = await Promise.allSettled(
+          calls.map((_, i) =>
+            writes.write(async (trx) => {
+              calls[i] += 1
+              await addTenant(trx, `busy-${i}-${uuidv7()}`)
+            }),
+          ),
+        )
+        expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected'])
+        expect(storage.isUnavailable((outcomes[0] as PromiseRejectedResult).reason)).toBe(true)
+        // The first write met the lock; none was tried again alone.
+        expect(calls).toEqual([1, 0, 0])
+      } finally {
+        holder.exec('rollback')
+        holder.close()
+        await sql`pragma busy_timeout = 5000`.execute(storage.db)
+      }
+    },
+  )
 })

@@ -323,7 +323,7 @@ export async function startServer(
     })
     const runs = createRuns({
       db: storage.db,
-      writes: createWriteBatcher(storage.db),
+      writes: createWriteBatcher(storage.db, { isUnavailable: storage.isUnavailable }),
       flows,
       connections,
       machines: machineService,

@@ -44,7 +44,13 @@ const MAX_BATCH = 256
  */
 const IDLE_AFTER_MS = 2
 
-export function createWriteBatcher(db: Kysely<Database>): WriteBatcher {
+export function createWriteBatcher(
+  db: Kysely<Database>,
+  options: {
+    /** Whether an error says the database cannot be reached now (`StorageHandle`). */
+    readonly isUnavailable?: (error: unknown) => boolean
+  } = {},
+): WriteBatcher {
   let waiting: Pending[] = []
   let flushing = false
   let lastCommitAt = -Infinity
@@ -75,8 +81,11 @@ export function createWriteBatcher(db: Kysely<Database>): WriteBatcher {
       })
     } catch (error) {
       // Every write ran and the commit failed: PostgreSQL may have committed and lost its
-      // answer, so trying the writes again could store them twice. Each caller is told.
-      if (ran === batch.length) for (const pending of batch) pending.reject(error)
+      // answer, so trying the writes again could store them twice. Or the database cannot be
+      // reached: each write alone would only wait for its own timeout, one after the other.
+      // Either way each caller is told.
+      if (ran === batch.length || options.isUnavailable?.(error) === true)
+        for (const pending of batch) pending.reject(error)
       else for (const pending of batch) await alone(pending)
       return
     }
