@@ -15,7 +15,9 @@
  * unknown (a connection lost after PostgreSQL committed looks the same as one lost before), so
  * the writes of its batch are not tried again, each caller is told, and a caller for whom it
  * matters reads what was stored before it gives up. (On SQLite a failed commit surely rolled
- * back, but nothing of ours is checked at commit there: only I/O failures get that far.)
+ * back, but nothing of ours is checked at commit there: only I/O failures get that far.) Nor
+ * are the writes of a batch the database could not take at all (out of reach, or locked):
+ * alone, each would wait out the same timeout, one after the other.
  *
  * @module
  */
