@@ -153,6 +153,14 @@ export function createDispatcher(deps: {
   const storingStarts = new Map<string, Promise<void>>()
   /** Runs whose admission awaits their first pass, and how that pass left them. */
   const firstPassOf = new Map<string, FirstPass | undefined>()
+  /**
+   * A credential that could not be had while its run was being admitted (a vault down, say):
+   * by the run being admitted, until it joins its queue (`enqueued`), then by run id for its
+   * first pass, which fails the run with that error instead of asking the store again. A store
+   * that times out would otherwise hold the run for two timeouts, one after the other.
+   */
+  const credentialFailedAtAdmission = new WeakMap<RunRow, { error: unknown }>()
+  const credentialFailedBeforePass = new Map<string, { error: unknown }>()
 
   /** Ends a run that is still in one of `from`; true when this call ended it. */
   async function end(
@@ -251,6 +259,9 @@ export function createDispatcher(deps: {
     }
     let credential
     try {
+      const failed = credentialFailedBeforePass.get(run.id)
+      credentialFailedBeforePass.delete(run.id)
+      if (failed) throw failed.error
       credential = await ports.credentialFor(run, connection)
     } catch (error) {
       const coded = error instanceof AppError
@@ -593,8 +604,14 @@ export function createDispatcher(deps: {
     const pictures = await machines.of(await targetMembers.of(groupId))
     const placed = place(pictures, { runMode: run.run_mode, osUser: connection.os_account })
     if (!('machine' in placed) || !(await ports.runOwnerMayRun(run, connection))) return undefined
-    // A credential that cannot be had now fails the run: the queue's pass says why.
-    const credential = await ports.credentialFor(run, connection)
+    let credential
+    try {
+      credential = await ports.credentialFor(run, connection)
+    } catch (error) {
+      // The run joins its queue, and its first pass fails it with this error (`plan`).
+      credentialFailedAtAdmission.set(run, { error })
+      return undefined
+    }
     const message = offerOf(run, placed.machine, version, credential)
     return { run, machine: placed.machine, connection, message, admitted: queued }
   }
@@ -674,6 +691,9 @@ export function createDispatcher(deps: {
      * is not known without a read.
      */
     async enqueued(run: RunRow): Promise<FirstPass | undefined> {
+      const failed = credentialFailedAtAdmission.get(run)
+      credentialFailedAtAdmission.delete(run)
+      if (failed) credentialFailedBeforePass.set(run.id, failed)
       queues.put(run)
       firstPassOf.set(run.id, undefined)
       dueAt(Date.parse(run.queue_deadline))
@@ -683,6 +703,8 @@ export function createDispatcher(deps: {
         return firstPassOf.get(run.id) ?? (waiting && { run: waiting, recorded: [] })
       } finally {
         firstPassOf.delete(run.id)
+        // Its first pass did not place it: a later one asks the store afresh.
+        credentialFailedBeforePass.delete(run.id)
       }
     },
 
