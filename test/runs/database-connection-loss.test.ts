@@ -2,7 +2,8 @@
  * PostgreSQL that commits a run but whose answer never reaches the server (the connection
  * drops in between): the server finds out what was stored before it gives up, so the run is
  * neither lost nor started twice; a request that failed unsure and is retried with its
- * idempotency key finds its run queued, and a machine's result whose commit answer was lost is
+ * idempotency key finds its run queued, a run stored taken that could not be read back at once
+ * goes back to its queue once it can be, and a machine's result whose commit answer was lost is
  * acknowledged once. PostgreSQL out of reach for a while (refusing, or taking connections and
  * never answering): requests are answered 503 with Retry-After within seconds, and the server
  * carries on once it is back. Connections PostgreSQL
@@ -111,6 +112,29 @@ describe.skipIf(!postgres)('PostgreSQL connections lost', () => {
     await maintenance(false)
     const ended = await runOffered(again.body.id as string)
     expect(ended.status).toBe('Succeeded')
+    expect(await bed.channel.comes('runOffer', 300)).toBe(false)
+  })
+
+  it('puts a run taken at admission back in its queue once it can be read, and offers it', async () => {
+    // The take is committed, its answer is lost, and nothing can be read back: the request
+    // fails, and the run is stored taken by a machine that was never offered it.
+    proxy.armCommitLoss('runs', { thenCut: true })
+    const first = await requestRun()
+    await proxy.lost()
+    expect(first.status, first.text).toBe(503)
+    proxy.restore()
+    // Read again once the database is back: never offered, so back to its queue, and offered.
+    const offer = await bed.channel.next('runOffer')
+    const runId = offer.runId as string
+    bed.ws.send(JSON.stringify({ type: 'runAccepted', runId }))
+    bed.ws.send(succeededMessage(runId))
+    await bed.channel.next('runFinishedAck')
+    const ended = await waitForRun(bed.t.url, bed.token, runId)
+    expect(ended.status).toBe('Succeeded')
+    const events = ended.events as { kind: string; details?: { reason?: string } }[]
+    const requeued = events.filter((e) => e.kind === 'requeued')
+    expect(requeued.map((e) => e.details?.reason)).toEqual(['offer not sent'])
+    expect(events.filter((e) => e.kind === 'offered')).toHaveLength(2)
     expect(await bed.channel.comes('runOffer', 300)).toBe(false)
   })
 

@@ -79,6 +79,8 @@ const LEASE_GRACE_MS = 5_000
 const LAST_USE_PRECISION_MS = 1_000
 /** A limit that reads a whole queue (queues are bounded far below it by `maxQueuedRuns`). */
 const WHOLE_QUEUE = 1_000_000
+/** How often a take whose outcome is not known yet is read again, while it cannot be read. */
+const READ_BACK_AGAIN_MS = 1_000
 
 /** A run placed on a machine in a pass, to be taken and offered with the others of the pass. */
 interface PlannedOffer {
@@ -366,7 +368,8 @@ export function createDispatcher(deps: {
    * What a take at `at` stored after all, when its commit failed: the commit's answer may have
    * been lost after the database committed. A run stored taken is offered like any other;
    * otherwise it would stay `Running` on a machine that never heard of it until its lease ran
-   * out. Throws `error` when the take stored nothing (or nothing can be read).
+   * out. Throws `error` when the take stored nothing, or when nothing can be read (then it is
+   * read again later: `settleLater`).
    */
   async function storedAfterAll(
     planned: readonly PlannedOffer[],
@@ -374,6 +377,7 @@ export function createDispatcher(deps: {
     error: unknown,
   ): Promise<Taken> {
     const current = await Promise.all(planned.map((p) => store.byId(p.run.id))).catch(() => {
+      settleLater(planned, at)
       throw error
     })
     const rows = current.map((row, i) =>
@@ -389,6 +393,46 @@ export function createDispatcher(deps: {
       current.filter((row) => row?.status === 'Queued').map((row) => row!.id),
     )
     return { rows, stored: [], stillQueued, afterFailedCommit: true }
+  }
+
+  /**
+   * A take whose commit failed and whose read-back failed too (the database out of reach, as in
+   * a restart or a failover) is read again every second until it can be, within the lease. A
+   * run it stored taken was never offered (no offer goes out before the take is known stored):
+   * it goes back to its queue. Left alone, it would stay `Running` on a machine that never heard
+   * of it until its lease ran out, and fail with `RunLeaseExpired`.
+   */
+  function settleLater(planned: readonly PlannedOffer[], at: number): void {
+    const attempt = async () => {
+      if (stopped) return
+      let current: (RunRow | undefined)[]
+      try {
+        current = await Promise.all(planned.map((p) => store.byId(p.run.id)))
+      } catch {
+        if (now().getTime() + READ_BACK_AGAIN_MS < at + deps.leaseMs) later()
+        return
+      }
+      for (const [i, { machine }] of planned.entries()) {
+        const row = current[i]
+        const takenHere =
+          row?.status === 'Running' &&
+          row.machine_id === machine.machineId &&
+          row.offered_at === iso(at)
+        if (!takenHere) continue
+        const back = await requeue(row, machine.machineId, 'requeued', {
+          machineId: machine.machineId,
+          reason: 'offer not sent',
+        })
+        if (back) void kick(back.target_group_id)
+      }
+    }
+    const later = () =>
+      setTimeout(() => {
+        attempt().catch((error: unknown) => {
+          logger.error({ err: error }, 'settling a take whose commit failed failed')
+        })
+      }, READ_BACK_AGAIN_MS).unref()
+    later()
   }
 
   /**
