@@ -3,7 +3,8 @@
  * drops in between): the server finds out what was stored before it gives up, so the run is
  * neither lost nor started twice; a request that failed unsure and is retried with its
  * idempotency key finds its run queued, a run stored taken that could not be read back at once
- * goes back to its queue once it can be, and a machine's result whose commit answer was lost is
+ * goes back to its queue once it can be, one read back after the machine reconnected waits for
+ * the new connection's first heartbeat, and a machine's result whose commit answer was lost is
  * acknowledged once. PostgreSQL out of reach for a while (refusing, or taking connections and
  * never answering): requests are answered 503 with Retry-After within seconds, and the server
  * carries on once it is back. Connections PostgreSQL
@@ -135,6 +136,30 @@ describe.skipIf(!postgres)('PostgreSQL connections lost', () => {
     const requeued = events.filter((e) => e.kind === 'requeued')
     expect(requeued.map((e) => e.details?.reason)).toEqual(['offer not sent'])
     expect(events.filter((e) => e.kind === 'offered')).toHaveLength(2)
+    expect(await bed.channel.comes('runOffer', 300)).toBe(false)
+  })
+
+  it('does not offer a take read back after its commit on a connection the machine made since', async () => {
+    // The take's commit reaches PostgreSQL; while its answer is held back, the machine
+    // reconnects. Read back, the take was for the old connection: the new one has not said
+    // what it holds yet (its first heartbeat could give the run back while it is offered).
+    proxy.armCommitLoss('runs', { holdMs: 1_500 })
+    const answer = requestRun()
+    await proxy.committed()
+    await bed.reconnect()
+    await proxy.lost()
+    const first = await answer
+    expect(first.status, first.text).toBe(202)
+    const runId = first.body.id as string
+    expect(await bed.channel.comes('runOffer', 500)).toBe(false)
+    // Back in its queue: offered once the new connection's first heartbeat came, and once.
+    bed.heartbeat()
+    const ended = await runOffered(runId)
+    expect(ended.status).toBe('Succeeded')
+    const events = ended.events as { kind: string; details?: { reason?: string } }[]
+    expect(events.filter((e) => e.kind === 'requeued').map((e) => e.details?.reason)).toEqual([
+      'offer not sent',
+    ])
     expect(await bed.channel.comes('runOffer', 300)).toBe(false)
   })
 

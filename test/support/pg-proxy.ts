@@ -13,8 +13,12 @@ export interface PgProxy {
   /**
    * Loses the answer to the next commit after an insert into `table` on the same connection;
    * with `thenCut`, the database is then cut off too (see `cut`), so nothing can be read back.
+   * The connection is cut `holdMs` after the commit went through (200 ms by default): the
+   * server waits for its answer meanwhile.
    */
-  armCommitLoss(table: string, options?: { thenCut?: boolean }): void
+  armCommitLoss(table: string, options?: { thenCut?: boolean; holdMs?: number }): void
+  /** Resolves once the armed commit reached PostgreSQL (its answer is held back). */
+  readonly committed: () => Promise<void>
   /** Resolves once an armed loss happened. */
   readonly lost: () => Promise<void>
   /**
@@ -30,13 +34,33 @@ export interface PgProxy {
 /** How long the server is given to carry out the commit before the connection is cut. */
 const COMMIT_SETTLES_MS = 200
 
+/** A moment that can be awaited before or after it came. */
+function moment() {
+  let came = false
+  let waiters: (() => void)[] = []
+  return {
+    reset() {
+      came = false
+      waiters = []
+    },
+    come() {
+      came = true
+      for (const resolve of waiters) resolve()
+      waiters = []
+    },
+    passed: () =>
+      came ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve)),
+  }
+}
+
 export async function startPgProxy(databaseUrl: string): Promise<PgProxy> {
   const target = new URL(databaseUrl)
   const sockets = new Set<Socket>()
   let armed: string | undefined
   let cutAfterLoss = false
-  let onLost: (() => void) | undefined
-  let lostAlready = false
+  let holdMs = COMMIT_SETTLES_MS
+  const commitSent = moment()
+  const answerLost = moment()
   let down: 'refuse' | 'stall' | undefined
 
   const server: Server = createServer((client) => {
@@ -71,13 +95,13 @@ export async function startPgProxy(databaseUrl: string): Promise<PgProxy> {
       if (inserted >= 0 && committed > inserted) {
         armed = undefined
         cutting = true
+        commitSent.come()
         setTimeout(() => {
           client.destroy()
           upstream.destroy()
           if (cutAfterLoss) cut()
-          lostAlready = true
-          onLost?.()
-        }, COMMIT_SETTLES_MS)
+          answerLost.come()
+        }, holdMs)
       } else if (since.includes('commit\0')) since = since.slice(since.lastIndexOf('commit\0'))
     })
     upstream.on('data', (chunk: Buffer) => {
@@ -101,14 +125,12 @@ export async function startPgProxy(databaseUrl: string): Promise<PgProxy> {
     armCommitLoss(table, options = {}) {
       armed = table
       cutAfterLoss = options.thenCut === true
-      lostAlready = false
+      holdMs = options.holdMs ?? COMMIT_SETTLES_MS
+      commitSent.reset()
+      answerLost.reset()
     },
-    lost: () =>
-      lostAlready
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => {
-            onLost = resolve
-          }),
+    committed: commitSent.passed,
+    lost: answerLost.passed,
     cut,
     restore() {
       // Stalled connections end now: the client sees them fail and opens new ones.
