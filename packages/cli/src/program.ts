@@ -12,6 +12,7 @@ import { registerCredentialCommands } from './commands/credential-commands.ts'
 import { registerFlowCommands } from './commands/flow-commands.ts'
 import { registerLoginCommands } from './commands/login-commands.ts'
 import { registerMachineCommands } from './commands/machine-commands.ts'
+import { registerRunCommands } from './commands/run-commands.ts'
 import { registerServerCommands } from './commands/server-commands.ts'
 import { CliError, type CliIo } from './io.ts'
 
@@ -37,6 +38,7 @@ export function buildProgram(io: CliIo): Command {
   registerCredentialCommands(program, io)
   registerConnectionCommands(program, io)
   registerFlowCommands(program, io)
+  registerRunCommands(program, io)
   registerAgentCommands(program, io)
   for (const command of program.commands) {
     command

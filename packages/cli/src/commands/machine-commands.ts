@@ -5,14 +5,16 @@
  * @module
  */
 import type { Command, OptionValues } from '@commander-js/extra-typings'
-import type { Machine, MachineGroup, Share } from '@desklink/protocol'
+import type { Machine, MachineGroup } from '@desklink/protocol'
 
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
+import { registerShareVerbs } from './share-verbs.ts'
 
 type Items<T> = { items: T[] }
 const id = (value: string) => encodeURIComponent(value)
+const MEMBER_ACCESS = 'co-owner (run, edit, delete, share, manage members) or user (run only)'
 
 interface SettingsOptions {
   maintenance?: string
@@ -62,52 +64,6 @@ const machineRow = (m: Machine) => ({
   maintenance: m.effectiveSettings.maintenanceMode ? 'on' : '',
   access: m.access,
 })
-
-function registerShareVerbs(parent: Command, io: CliIo, base: (resourceId: string) => string) {
-  parent
-    .command('shares <id>')
-    .description('List who it is shared with.')
-    .option('--json', 'print JSON')
-    .action(async (resourceId, o) => {
-      const { items } = await apiClientFor(io).request<Items<Share>>(
-        'GET',
-        `${base(resourceId)}/shares`,
-      )
-      printTable(io, o, items, ['id', 'principalType', 'principalId', 'access'], items)
-    })
-  parent
-    .command('share <id>')
-    .description('Share as co-owner (run, edit, delete, share, manage members) or user (run only).')
-    .option('--user <id>', 'user id')
-    .option('--service-principal <clientId>', 'service principal client id')
-    .option('--access <access>', 'coOwner or user', 'user')
-    .option('--json', 'print JSON')
-    .action(async (resourceId, o) => {
-      if (Boolean(o.user) === Boolean(o.servicePrincipal)) {
-        throw new CliError('InvalidOption', 'Name exactly one of --user or --service-principal.', {
-          exitCode: 2,
-        })
-      }
-      const body = {
-        principalType: o.user ? 'user' : 'servicePrincipal',
-        principalId: o.user ?? o.servicePrincipal,
-        access: o.access,
-      }
-      printObject(
-        io,
-        o,
-        await apiClientFor(io).request<Share>('POST', `${base(resourceId)}/shares`, body),
-      )
-    })
-  parent
-    .command('unshare <id> <shareId>')
-    .description('Stop sharing.')
-    .option('--json', 'print JSON')
-    .action(async (resourceId, shareId, o) => {
-      await apiClientFor(io).request('DELETE', `${base(resourceId)}/shares/${id(shareId)}`)
-      printObject(io, o, { deleted: shareId })
-    })
-}
 
 export function registerMachineCommands(program: Command, io: CliIo): void {
   const api = () => apiClientFor(io)
@@ -185,7 +141,10 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
       await api().request('DELETE', `/machines/${id(machineId)}`)
       printObject(io, o, { deleted: machineId })
     })
-  registerShareVerbs(machines, io, (m) => `/machines/${id(m)}`)
+  registerShareVerbs(machines, io, {
+    base: (m) => `/machines/${id(m)}`,
+    accessHelp: MEMBER_ACCESS,
+  })
 
   const groups = program
     .command('groups')
@@ -283,5 +242,8 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
       await api().request('DELETE', `/machine-groups/${id(groupId)}/members/${id(machineId)}`)
       printObject(io, o, { removed: machineId })
     })
-  registerShareVerbs(groups, io, (g) => `/machine-groups/${id(g)}`)
+  registerShareVerbs(groups, io, {
+    base: (g) => `/machine-groups/${id(g)}`,
+    accessHelp: MEMBER_ACCESS,
+  })
 }

@@ -1,0 +1,286 @@
+/**
+ * `desklink run` (the Run desktop flow action) and `desklink runs …`: a run's status and why it
+ * waits, its place in the queue (priority, move to top and its undo), cancel (one run, or every
+ * run of an outside parent run), and an environment's run limits.
+ *
+ * @module
+ */
+import type { Command } from '@commander-js/extra-typings'
+import type { Me, Run, RunSettings } from '@desklink/protocol'
+
+import { type ApiClient, apiClientFor } from '../client/api-client.ts'
+import { CliError, type CliIo } from '../io.ts'
+import { printObject, printTable } from '../output/print.ts'
+
+const id = (value: string) => encodeURIComponent(value)
+const ENDED = new Set(['Succeeded', 'Failed', 'Cancelled'])
+
+/** `name=value` pairs; values that parse as JSON (numbers, true, {...}) are taken as such. */
+export function parseInputs(pairs: readonly string[]): Record<string, unknown> {
+  const inputs: Record<string, unknown> = {}
+  for (const pair of pairs) {
+    const at = pair.indexOf('=')
+    if (at <= 0)
+      throw new CliError('InvalidOption', `--input takes name=value, got '${pair}'.`, {
+        exitCode: 2,
+      })
+    const raw = pair.slice(at + 1)
+    let value: unknown = raw
+    try {
+      value = JSON.parse(raw)
+    } catch {
+      // Plain text.
+    }
+    inputs[pair.slice(0, at)] = value
+  }
+  return inputs
+}
+
+/** Why a queued run waits: the run at the head it waits behind, or each machine's reason. */
+function whyWaiting(waiting: NonNullable<Run['waiting']>): string {
+  return waiting.blockedBy
+    ? `behind run ${waiting.blockedBy} (head of the queue)`
+    : waiting.machines.map((m) => `${m.machineName}: ${m.reason}`).join('; ')
+}
+
+function runSummary(run: Run): Record<string, unknown> {
+  return {
+    id: run.id,
+    flow: `${run.flowName} (v${run.flowVersion})`,
+    status: run.status,
+    runMode: run.runMode,
+    machine: run.machineId ?? '',
+    machineCredentialUser: run.machineCredentialUser ?? '',
+    runOwner: `${run.runOwnerType} ${run.runOwnerId}`,
+    ...(run.outputs && { outputs: JSON.stringify(run.outputs) }),
+    ...(run.error && { error: `${run.error.code}: ${run.error.message}` }),
+    ...(run.waiting && {
+      position: run.waiting.position,
+      waitingFor: whyWaiting(run.waiting),
+    }),
+    durationMs: run.totalDurationMs ?? '',
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * Flows and connections may be named instead of given by id: the name is looked up in the
+ * environment given, else in the first environment the caller has a role in.
+ */
+async function resolveByName(
+  client: ApiClient,
+  kind: 'desktop-flows' | 'connections',
+  nameOrId: string,
+  environment: string | undefined,
+): Promise<string> {
+  if (UUID.test(nameOrId)) return nameOrId
+  const environmentId =
+    environment ?? (await client.request<Me>('GET', '/me')).roles[0]?.environmentId
+  if (!environmentId)
+    throw new CliError(
+      'NoEnvironment',
+      'Pass --environment: you have no role in any environment.',
+      {
+        exitCode: 2,
+      },
+    )
+  const { items } = await client.request<{ items: { id: string; name: string }[] }>(
+    'GET',
+    `/environments/${id(environmentId)}/${kind}`,
+  )
+  const found = items.filter((item) => item.name === nameOrId)
+  if (found.length !== 1)
+    throw new CliError(
+      'NotFound',
+      `${found.length === 0 ? 'No' : 'More than one'} ${kind === 'connections' ? 'connection' : 'desktop flow'} named '${nameOrId}' in environment ${environmentId}; give its id.`,
+      { exitCode: 2 },
+    )
+  return found[0].id
+}
+
+/** A whole number given on the command line; the server says whether it is within limits. */
+function wholeNumber(value: string): number {
+  if (!/^\d+$/.test(value))
+    throw new CliError('InvalidOption', `Expected a whole number, got '${value}'.`, {
+      exitCode: 2,
+    })
+  return Number(value)
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value]
+}
+
+export function registerRunCommands(program: Command, io: CliIo): void {
+  const api = () => apiClientFor(io)
+  program
+    .command('run <flow>')
+    .description(
+      'Run a desktop flow (id or name) through a connection (id or name) and wait for the end ' +
+        '(--no-wait: print the queued run and return). While it waits, it says why a queued run ' +
+        'is not running yet. Prints the outputs, the run owner and the machine credential user.',
+    )
+    .requiredOption('--connection <id|name>', 'the connection to run through')
+    .option('--environment <id>', 'where to look up names (default: your first environment)')
+    .option('--input <name=value>', 'an input (repeat for more)', collect, [] as string[])
+    .option('--mode <mode>', 'attended or unattended', 'unattended')
+    .option('--priority <priority>', 'high, normal or low', 'normal')
+    .option('--timeout <seconds>', 'run timeout (default: the flow’s, else 3 h)')
+    .option('--idempotency-key <key>', 'a retry with the same key returns the same run')
+    .option('--parent-run-id <id>', 'an outside workflow run this run belongs to')
+    .option('--callback-url <url>', 'an HTTPS URL the server posts the run to once it ended')
+    .option('--no-wait', 'return once the run is queued')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 when the run succeeded (with --no-wait: when it was queued); 1 when it ' +
+        'failed or was cancelled (its error code is printed), or the request was refused; 2 for ' +
+        'a usage or configuration error.',
+    )
+    .action(async (flow, o) => {
+      const client = api()
+      const flowId = await resolveByName(client, 'desktop-flows', flow, o.environment)
+      const connectionId = await resolveByName(client, 'connections', o.connection, o.environment)
+      let run = await client.request<Run>('POST', `/desktop-flows/${id(flowId)}/runs`, {
+        connectionId,
+        runMode: o.mode,
+        priority: o.priority,
+        inputs: parseInputs(o.input),
+        ...(o.timeout && { timeoutSeconds: Number(o.timeout) }),
+        ...(o.idempotencyKey && { idempotencyKey: o.idempotencyKey }),
+        ...(o.parentRunId && { parentRunId: o.parentRunId }),
+        ...(o.callbackUrl && { callbackUrl: o.callbackUrl }),
+      })
+      let said = ''
+      while (o.wait && !ENDED.has(run.status)) {
+        const why = run.waiting ? whyWaiting(run.waiting) : ''
+        const line =
+          run.status === 'Queued'
+            ? `Queued (position ${run.waiting?.position ?? '?'})${why ? `: ${why}` : ''}`
+            : `Running on machine ${run.machineId ?? ''} as ${run.machineCredentialUser ?? ''}`
+        if (line !== said && !o.json) io.err(`${line}\n`)
+        said = line
+        await new Promise((r) => setTimeout(r, 500))
+        run = await client.request<Run>('GET', `/runs/${id(run.id)}`)
+      }
+      printObject(io, o, o.json ? run : runSummary(run))
+      if (run.status === 'Failed' || run.status === 'Cancelled')
+        throw new CliError(run.error?.code ?? run.status, run.error?.message ?? run.status, {
+          exitCode: 1,
+        })
+    })
+
+  const runs = program
+    .command('runs')
+    .description('Desktop flow runs: status, why they wait, their place in the queue, cancel.')
+  runs
+    .command('show <runId>')
+    .description('Show a run; while it is queued, its position and why each machine waits.')
+    .option('--json', 'print JSON')
+    .action(async (runId, o) => {
+      const run = await api().request<Run>('GET', `/runs/${id(runId)}`)
+      printObject(io, o, o.json ? run : runSummary(run))
+    })
+  runs
+    .command('list')
+    .description('List runs of an environment (yours; all for environment administrators).')
+    .requiredOption('--environment <id>', 'environment id')
+    .option('--status <status>', 'Queued, Running, Succeeded, Failed or Cancelled')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const query = o.status ? `?status=${id(o.status)}` : ''
+      const { items } = await api().request<{ items: Run[] }>(
+        'GET',
+        `/environments/${id(o.environment)}/runs${query}`,
+      )
+      printTable(
+        io,
+        o,
+        items.map((r) => ({
+          id: r.id,
+          flow: r.flowName,
+          status: r.status,
+          machineCredentialUser: r.machineCredentialUser ?? '',
+          requestedAt: r.requestedAt,
+        })),
+        ['id', 'flow', 'status', 'machineCredentialUser', 'requestedAt'],
+        items,
+      )
+    })
+  runs
+    .command('cancel <runId>')
+    .description('Cancel a queued or running run.')
+    .option('--json', 'print JSON')
+    .action(async (runId, o) => {
+      const run = await api().request<Run>('POST', `/runs/${id(runId)}/cancel`)
+      printObject(io, o, o.json ? run : runSummary(run))
+    })
+  runs
+    .command('cancel-parent <parentRunId>')
+    .description('Cancel every queued or running run requested with this parent run id.')
+    .requiredOption('--environment <id>', 'environment id')
+    .option('--json', 'print JSON')
+    .action(async (parentRunId, o) => {
+      const answer = await api().request<{ cancelled: number }>(
+        'POST',
+        `/environments/${id(o.environment)}/runs/cancel-parent`,
+        { parentRunId },
+      )
+      printObject(io, o, answer)
+    })
+  runs
+    .command('move-to-top <runId>')
+    .description(
+      'Put a queued run at the top of its queue, ahead of every priority (the most recent move ' +
+        'first); --undo gives it back its place.',
+    )
+    .option('--undo', 'undo the move to top')
+    .option('--json', 'print JSON')
+    .action(async (runId, o) => {
+      const run = await api().request<Run>('PATCH', `/runs/${id(runId)}`, {
+        movedToTop: o.undo !== true,
+      })
+      printObject(io, o, o.json ? run : runSummary(run))
+    })
+  runs
+    .command('set-priority <runId> <priority>')
+    .description('Change a queued run’s priority: high, normal or low.')
+    .option('--json', 'print JSON')
+    .action(async (runId, priority, o) => {
+      const run = await api().request<Run>('PATCH', `/runs/${id(runId)}`, { priority })
+      printObject(io, o, o.json ? run : runSummary(run))
+    })
+  runs
+    .command('settings')
+    .description(
+      'Show an environment’s run limits, or change those given (environment administrators).',
+    )
+    .requiredOption('--environment <id>', 'environment id')
+    .option('--max-queued-runs <n>', 'most queued runs per machine or group (UIFlowRunQueueFull)')
+    .option(
+      '--runs-per-minute <n>',
+      'most runs requested per minute through one connection (DesktopFlowsActionThrottled)',
+    )
+    .option('--queue-timeout <seconds>', 'how long a run may wait in its queue')
+    .option('--sign-in-queue-timeout <seconds>', 'the same, for connect-with-sign-in connections')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const changes = {
+        ...(o.maxQueuedRuns !== undefined && { maxQueuedRuns: wholeNumber(o.maxQueuedRuns) }),
+        ...(o.runsPerMinute !== undefined && {
+          runsPerMinutePerConnection: wholeNumber(o.runsPerMinute),
+        }),
+        ...(o.queueTimeout !== undefined && { queueTimeoutSeconds: wholeNumber(o.queueTimeout) }),
+        ...(o.signInQueueTimeout !== undefined && {
+          signInQueueTimeoutSeconds: wholeNumber(o.signInQueueTimeout),
+        }),
+      }
+      const path = `/environments/${id(o.environment)}/run-settings`
+      const settings =
+        Object.keys(changes).length === 0
+          ? await api().request<RunSettings>('GET', path)
+          : await api().request<RunSettings>('PATCH', path, changes)
+      printObject(io, o, settings)
+    })
+}

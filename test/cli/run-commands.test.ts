@@ -1,0 +1,171 @@
+/**
+ * The queue from the command line, as the built `desklink` command: runs requested with a
+ * parent run id and a callback URL, their priority changed, moved to the top and back, every
+ * run of the parent cancelled; a flow shared and unshared; an environment's run limits shown
+ * and changed. Against a real server, with a test machine in maintenance so that runs wait.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { type ChannelTestbed, startChannelTestbed } from '../support/channel-testbed.ts'
+import { assertBuilt, desklink } from '../support/cli-process.ts'
+import { waitForRun } from '../support/runs.ts'
+import { ADMIN_PASSWORD, api, signIn } from '../support/test-server.ts'
+
+describe('desklink runs and flows sharing, from the command line', () => {
+  let bed: ChannelTestbed
+  let configDir: string
+
+  /** Runs the CLI signed in as the administrator; `--json` output parsed. */
+  const cli = (args: string[]) => desklink(args, { env: { DESKLINK_CONFIG_DIR: configDir } })
+  const json = async (args: string[]) => {
+    const ran = await cli([...args, '--json'])
+    expect(ran.code, ran.stderr).toBe(0)
+    return JSON.parse(ran.stdout) as Record<string, unknown>
+  }
+  const waiting = async (runId: string) =>
+    ((await json(['runs', 'show', runId])).waiting as { position: number }).position
+
+  beforeAll(async () => {
+    assertBuilt()
+    bed = await startChannelTestbed('sqlite')
+    configDir = mkdtempSync(join(tmpdir(), 'desklink-cli-'))
+    const login = await desklink(
+      ['login', '--server', bed.t.url, '--username', 'admin', '--password-stdin'],
+      { env: { DESKLINK_CONFIG_DIR: configDir }, stdin: ADMIN_PASSWORD },
+    )
+    expect(login.code, login.stderr).toBe(0)
+  })
+  afterAll(async () => {
+    await bed?.close()
+    if (configDir) rmSync(configDir, { recursive: true, force: true })
+  })
+
+  it('reorders queued runs and cancels every run of a parent', async () => {
+    const { t, token, machine, flow, connectionId } = bed
+    const maintenance = await api(t.url, token, 'PATCH', `/machines/${machine.machineId}`, {
+      settings: { maintenanceMode: true },
+    })
+    expect(maintenance.status, maintenance.text).toBe(200)
+    const request = () =>
+      json([
+        'run',
+        flow.id,
+        '--connection',
+        connectionId,
+        '--no-wait',
+        '--parent-run-id',
+        'workflow-7',
+        // Refused when called (an internal address): the run's events say so.
+        '--callback-url',
+        'https://127.0.0.2:9/hooks/run',
+      ])
+    const first = (await request()).id as string
+    const second = (await request()).id as string
+    expect([await waiting(first), await waiting(second)]).toEqual([1, 2])
+
+    expect((await json(['runs', 'set-priority', second, 'high'])).priority).toBe('high')
+    expect([await waiting(first), await waiting(second)]).toEqual([2, 1])
+
+    expect((await json(['runs', 'move-to-top', first])).movedToTopAt).not.toBeNull()
+    expect([await waiting(first), await waiting(second)]).toEqual([1, 2])
+    expect((await json(['runs', 'move-to-top', first, '--undo'])).movedToTopAt).toBeNull()
+    expect([await waiting(first), await waiting(second)]).toEqual([2, 1])
+
+    const wrong = await cli(['runs', 'set-priority', second, 'urgent'])
+    expect(wrong.code).toBe(1)
+    expect(wrong.stderr).toContain('InvalidRequestBody')
+
+    expect(
+      await json(['runs', 'cancel-parent', 'workflow-7', '--environment', bed.environmentId]),
+    ).toEqual({ cancelled: 2 })
+    for (const runId of [first, second]) {
+      const ended = await waitForRun(t.url, token, runId, (r) =>
+        (r.events as { kind: string }[]).some((e) => e.kind === 'callback'),
+      )
+      expect(ended.status).toBe('Cancelled')
+      expect(ended.parentRunId).toBe('workflow-7')
+      expect(ended.events.at(-1)).toMatchObject({
+        kind: 'callback',
+        details: { delivered: false, refused: expect.stringContaining('internal') },
+      })
+    }
+  })
+
+  it('shares a flow with a user, and stops', async () => {
+    const { t, token, flow } = bed
+    const peer = await api(t.url, token, 'POST', '/users', {
+      username: 'flow-peer',
+      password: 'flow-peer-password',
+    })
+    expect(peer.status, peer.text).toBe(201)
+    // A maker of the environment: sees the flows it made or that are shared with it.
+    const role = await api(
+      t.url,
+      token,
+      'POST',
+      `/environments/${bed.environmentId}/role-assignments`,
+      {
+        principalType: 'user',
+        principalId: peer.body.id,
+        role: 'EnvironmentMaker',
+      },
+    )
+    expect(role.status, role.text).toBe(201)
+    const share = await json([
+      'flows',
+      'share',
+      flow.id,
+      '--user',
+      peer.body.id,
+      '--access',
+      'user',
+    ])
+    expect(share).toMatchObject({
+      principalType: 'user',
+      principalId: peer.body.id,
+      access: 'user',
+    })
+    const listed = await cli(['flows', 'shares', flow.id, '--json'])
+    expect(JSON.parse(listed.stdout)).toEqual([share])
+    const peerToken = (await signIn(t.url, 'default', 'flow-peer', 'flow-peer-password'))
+      .access_token
+    expect((await api(t.url, peerToken, 'GET', `/desktop-flows/${flow.id}`)).status).toBe(200)
+
+    await json(['flows', 'unshare', flow.id, share.id as string])
+    expect((await api(t.url, peerToken, 'GET', `/desktop-flows/${flow.id}`)).status).toBe(404)
+    const both = await cli(['flows', 'share', flow.id, '--user', 'x', '--service-principal', 'y'])
+    expect(both.code).toBe(2)
+  })
+
+  it('shows and changes the run limits of an environment', async () => {
+    const environment = ['--environment', bed.environmentId]
+    expect(await json(['runs', 'settings', ...environment])).toEqual({
+      maxQueuedRuns: 500,
+      runsPerMinutePerConnection: 70,
+      queueTimeoutSeconds: 21_600,
+      signInQueueTimeoutSeconds: 3_600,
+    })
+    expect(
+      await json([
+        'runs',
+        'settings',
+        ...environment,
+        '--max-queued-runs',
+        '20',
+        '--runs-per-minute',
+        '5',
+      ]),
+    ).toMatchObject({
+      maxQueuedRuns: 20,
+      runsPerMinutePerConnection: 5,
+      queueTimeoutSeconds: 21_600,
+    })
+    const bad = await cli(['runs', 'settings', ...environment, '--queue-timeout', 'soon'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('whole number')
+  })
+})
