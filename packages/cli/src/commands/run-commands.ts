@@ -184,7 +184,9 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     })
   runs
     .command('list')
-    .description('List runs of an environment (yours; all for environment administrators).')
+    .description(
+      'List runs of an environment you may see (yours, your connections’, your machines’; all for administrators).',
+    )
     .requiredOption('--environment <id>', 'environment id')
     .option('--status <status>', 'Queued, Running, Succeeded, Failed or Cancelled')
     .option('--json', 'print JSON')

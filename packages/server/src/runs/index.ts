@@ -102,6 +102,37 @@ export function createRuns(deps: {
     return may
   }
 
+  /** A run target as the principal sees it: a machine (its own group) or a machine group. */
+  async function viewTarget(principal: Principal, groupId: string) {
+    const standalone = await db
+      .selectFrom('machines')
+      .select('id')
+      .where('standalone_group_id', '=', groupId)
+      .executeTakeFirst()
+    return standalone
+      ? deps.machines.getMachine(principal, standalone.id)
+      : deps.machines.getGroup(principal, groupId)
+  }
+
+  async function targetAccess(principal: Principal, groupId: string) {
+    try {
+      return (await viewTarget(principal, groupId)).access
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'ResourceNotFound') return undefined
+      throw error
+    }
+  }
+
+  async function managedTargets(principal: Principal, environmentId: string) {
+    const manages = (access: string) => access !== 'user' && access !== 'userCanShare'
+    const machines = await deps.machines.listMachines(principal, environmentId)
+    const groups = await deps.machines.listGroups(principal, environmentId)
+    return [
+      ...machines.filter((m) => manages(m.access)).map((m) => m.machine.standaloneGroupId),
+      ...groups.filter((g) => manages(g.access)).map((g) => g.group.id),
+    ]
+  }
+
   async function checkRunOwner(run: RunOwnerSubject, known: KnownAtAdmission): Promise<boolean> {
     const { caller } = known
     let owner: Principal
@@ -121,13 +152,7 @@ export function createRuns(deps: {
         : await deps.flows.find(run.tenant_id, run.flow_id)
     if (!flow || !(await deps.flows.accessOf(owner, flow))) return false
     try {
-      const standalone = await db
-        .selectFrom('machines')
-        .select('id')
-        .where('standalone_group_id', '=', run.target_group_id)
-        .executeTakeFirst()
-      if (standalone) await deps.machines.getMachine(owner, standalone.id)
-      else await deps.machines.getGroup(owner, run.target_group_id)
+      await viewTarget(owner, run.target_group_id)
       const connection = await db
         .selectFrom('connections')
         .select('credential_id')
@@ -216,6 +241,8 @@ export function createRuns(deps: {
     flows: deps.flows,
     connections: deps.connections,
     access: deps.access,
+    targetAccess,
+    managedTargets,
     runOwnerMayRun,
     presetSignInToken: (runId, token) => {
       if (token) presetTokens.set(runId, token)

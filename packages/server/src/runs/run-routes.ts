@@ -57,7 +57,8 @@ export const runRouteDefinitions = {
     method: 'get',
     path: '/environments/{environmentId}/runs',
     tags,
-    summary: 'Runs of an environment (yours; all for environment administrators)',
+    summary:
+      'Runs of an environment the caller may see (its own, its connections’, its machines’; all for administrators)',
     request: {
       params: EnvironmentParams,
       query: z.object({

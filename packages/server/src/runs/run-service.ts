@@ -23,7 +23,7 @@ import { AppError } from '../errors/index.ts'
 import type { FlowRow } from '../flows/flow-service.ts'
 import type { FlowService } from '../flows/index.ts'
 import type { Principal } from '../identity/principal.ts'
-import type { MachineAccess } from '../machines/machine-access.ts'
+import type { Access, MachineAccess } from '../machines/machine-access.ts'
 import { type Database, prepareQuery, type WriteBatcher } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import { createConnectionThrottle, type ThrottleSlot } from './connection-throttle.ts'
@@ -72,6 +72,20 @@ export interface KnownAtAdmission {
  */
 const SETTINGS_FRESH_MS = 2_000
 
+/** Access to a target that manages its queue. */
+const MANAGES: readonly Access[] = ['coOwner', 'owner', 'admin']
+
+/** Who a principal is to a run (`relationTo`). */
+interface RunRelation {
+  /** A tenant or environment administrator. */
+  readonly admin: boolean
+  /** The run's caller or its run owner. */
+  readonly requester: boolean
+  readonly ownsConnection: boolean
+  /** An administrator, or an owner or co-owner of the run's target. */
+  readonly manager: boolean
+}
+
 export function createRunService(deps: {
   db: Kysely<Database>
   store: RunStore
@@ -80,6 +94,10 @@ export function createRunService(deps: {
   flows: FlowService
   connections: ConnectionService
   access: MachineAccess
+  /** The principal's access to a run target (a machine's own group, or a machine group). */
+  targetAccess: (principal: Principal, groupId: string) => Promise<Access | undefined>
+  /** The targets of an environment whose queues the principal manages (co-owner or more). */
+  managedTargets: (principal: Principal, environmentId: string) => Promise<string[]>
   /** Whether a principal (the run owner) may run through the connection now. */
   runOwnerMayRun: (run: RunOwnerSubject, known: KnownAtAdmission) => Promise<boolean>
   /** Keeps a sign-in token minted at request time for the run; undefined forgets it. */
@@ -127,16 +145,47 @@ export function createRunService(deps: {
     return settings
   }
 
-  /** The run, if the caller may see it: its caller, the connection's owner, admins. */
+  /**
+   * Who someone is to a run (reference §2.11–2.12). Its caller, its run owner and its
+   * connection's owner see it and may cancel it; the caller and the run owner may change its
+   * priority. Whoever manages its target (co-owner or owner of the machine or group) sees the
+   * queue and orders it: priority, move to top and its undo. Administrators may do everything.
+   * Anyone else does not see the run at all.
+   */
+  async function relationTo(principal: Principal, run: RunRow): Promise<RunRelation> {
+    const is = (type: string, id: string) => principal.type === type && principal.id === id
+    const requester = is(run.caller_type, run.caller_id) || is(run.run_owner_type, run.run_owner_id)
+    const ownsConnection = run.connection_owner_id === principal.id
+    const admin =
+      principal.isTenantAdmin ||
+      (await deps.access.rolesIn(principal, run.environment_id)).includes('EnvironmentAdmin')
+    const manager =
+      admin || MANAGES.includes((await deps.targetAccess(principal, run.target_group_id)) ?? 'user')
+    return { admin, requester, ownsConnection, manager }
+  }
+
+  /** Who the principal is to the run; not found when it may not see the run. */
+  async function seenBy(principal: Principal, run: RunRow): Promise<RunRelation> {
+    const relation = await relationTo(principal, run)
+    const { requester, ownsConnection, manager } = relation
+    if (!requester && !ownsConnection && !manager) throw new AppError('ResourceNotFound')
+    return relation
+  }
+
+  async function find(principal: Principal, id: string) {
+    const run = await store.find(principal.tenant.id, id)
+    if (!run) throw new AppError('ResourceNotFound')
+    return { run, relation: await seenBy(principal, run) }
+  }
+
+  /** The run, if the principal may see it (`relationTo`). */
   async function visible(principal: Principal, id: string): Promise<RunRow> {
     const run = await store.find(principal.tenant.id, id)
     if (!run) throw new AppError('ResourceNotFound')
-    const mine = run.caller_type === principal.type && run.caller_id === principal.id
-    const ownsConnection = run.connection_owner_id === principal.id
-    if (mine || ownsConnection || principal.isTenantAdmin) return run
-    const roles = await deps.access.rolesIn(principal, run.environment_id)
-    if (roles.includes('EnvironmentAdmin')) return run
-    throw new AppError('ResourceNotFound')
+    // Most reads are by the caller polling its run: answered without reading rights.
+    if (run.caller_type !== principal.type || run.caller_id !== principal.id)
+      await seenBy(principal, run)
+    return run
   }
 
   return {
@@ -387,17 +436,28 @@ export function createRunService(deps: {
         .selectAll()
         .where('tenant_id', '=', principal.tenant.id)
         .where('environment_id', '=', environmentId)
-      if (!admin)
+      if (!admin) {
+        const managed = await deps.managedTargets(principal, environmentId)
         query = query.where((eb) =>
-          eb.or([eb('caller_id', '=', principal.id), eb('connection_owner_id', '=', principal.id)]),
+          eb.or([
+            eb('caller_id', '=', principal.id),
+            eb('run_owner_id', '=', principal.id),
+            eb('connection_owner_id', '=', principal.id),
+            ...(managed.length > 0 ? [eb('target_group_id', 'in', managed)] : []),
+          ]),
         )
+      }
       if (filter.status) query = query.where('status', '=', filter.status as RunRow['status'])
       if (filter.parentRunId) query = query.where('parent_run_id', '=', filter.parentRunId)
       return query.orderBy('requested_at', 'desc').limit(500).execute()
     },
 
     async cancel(principal: Principal, id: string): Promise<RunRow> {
-      const run = await visible(principal, id)
+      const { run, relation } = await find(principal, id)
+      if (!relation.admin && !relation.requester && !relation.ownsConnection)
+        throw new AppError('Forbidden', {
+          message: "Only the run's caller, run owner, connection owner or an admin may cancel it.",
+        })
       if (!(await dispatcher.cancel(run, `Cancelled by ${principal.name}.`)))
         throw new AppError('RunNotCancellable')
       return (await store.byId(id)) ?? run
@@ -407,6 +467,9 @@ export function createRunService(deps: {
       const runs = await this.list(principal, environmentId, { parentRunId })
       let cancelled = 0
       for (const run of runs) {
+        // Listed as the keeper of its machine: seen, not the keeper's to cancel.
+        const { admin, requester, ownsConnection } = await relationTo(principal, run)
+        if (!admin && !requester && !ownsConnection) continue
         if (await dispatcher.cancel(run, `Cancelled with parent run ${parentRunId}.`)) cancelled++
       }
       return { cancelled }
@@ -420,7 +483,18 @@ export function createRunService(deps: {
         movedToTop?: boolean | undefined
       },
     ): Promise<RunRow> {
-      const run = await visible(principal, id)
+      const { run, relation } = await find(principal, id)
+      if (changes.movedToTop !== undefined && !relation.manager)
+        throw new AppError('Forbidden', {
+          message: 'Only an owner or co-owner of the machine or group may move a run to the top.',
+          details: { requiredAccess: 'coOwner' },
+        })
+      if (changes.priority !== undefined && !relation.manager && !relation.requester)
+        throw new AppError('Forbidden', {
+          message:
+            "Only the run's caller, run owner, or an owner or co-owner of the machine or group may change its priority.",
+          details: { requiredAccess: 'coOwner' },
+        })
       const at = deps.clock.now().toISOString()
       const set: Partial<RunRow> = {}
       if (changes.priority !== undefined) {
