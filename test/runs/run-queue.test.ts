@@ -263,21 +263,26 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     await waitForRun(t.url, m.token, first.body.id)
   })
 
-  it('calls the callback URL once the run ended, retrying after a 5xx', async () => {
-    const received: { status: string; id: string }[] = []
+  /** An HTTPS endpoint on 127.0.0.1 that answers each callback with `answer(try)`. */
+  async function callbackHook(answer: (attempt: number) => number) {
+    const received: { status: string; id: string; at: number }[] = []
     const { certPem, keyPem } = ca.issueServerCertificate()
     const hook = createHttpsServer({ cert: certPem, key: keyPem }, (req, res) => {
       let body = ''
       req.on('data', (chunk: Buffer) => (body += chunk.toString()))
       req.on('end', () => {
-        received.push(JSON.parse(body) as { status: string; id: string })
-        // The first try fails: the second must come a second later.
-        res.writeHead(received.length === 1 ? 503 : 204).end()
+        received.push({ ...(JSON.parse(body) as { status: string; id: string }), at: Date.now() })
+        res.writeHead(answer(received.length)).end()
       })
     })
     await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve))
+    return { received, port: (hook.address() as { port: number }).port, close: () => hook.close() }
+  }
+
+  it('calls the callback URL once the run ended, retrying after a 5xx', async () => {
+    // The first try fails: the second comes a second later.
+    const { received, port, close } = await callbackHook((attempt) => (attempt === 1 ? 503 : 204))
     try {
-      const port = (hook.address() as { port: number }).port
       // By host name: the address it resolves to (127.0.0.1) is the one allowed and connected to.
       const started = await run({ callbackUrl: `https://localhost:${port}/hooks/run` })
       await waitFor(() => received.length === 2, 'two callback tries')
@@ -285,6 +290,7 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
         [started.body.id, 'Succeeded'],
         [started.body.id, 'Succeeded'],
       ])
+      expect(received[1].at - received[0].at).toBeGreaterThanOrEqual(950)
       const done = await waitForRun(t.url, m.token, started.body.id, (r) =>
         (r.events as { kind: string }[]).some((e) => e.kind === 'callback'),
       )
@@ -293,7 +299,27 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
         details: { delivered: true, tries: 2, lastStatus: 204 },
       })
     } finally {
-      hook.close()
+      close()
+    }
+  })
+
+  it('gives a callback up after three tries that timed out (408)', async () => {
+    const { received, port, close } = await callbackHook(() => 408)
+    try {
+      const started = await run({ callbackUrl: `https://localhost:${port}/hooks/run` })
+      const done = await waitForRun(t.url, m.token, started.body.id, (r) =>
+        (r.events as { kind: string }[]).some((e) => e.kind === 'callback'),
+      )
+      expect(done.events.at(-1)).toMatchObject({
+        kind: 'callback',
+        details: { delivered: false, tries: 3, lastStatus: 408 },
+      })
+      expect(received).toHaveLength(3)
+      // No fourth try comes later.
+      await new Promise((resolve) => setTimeout(resolve, 1_500))
+      expect(received).toHaveLength(3)
+    } finally {
+      close()
     }
   })
 
