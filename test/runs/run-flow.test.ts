@@ -2,8 +2,12 @@
  * The Run desktop flow action end to end: a real server, a real agent process running as root,
  * an OS account made by the test behind a username-and-password connection. The flow really
  * runs as that account, in its own workspace, with its inputs; outputs, run owner and machine
- * credential user come back; files it writes belong to the account.
+ * credential user come back; files it writes belong to the account, and it has the account's
+ * groups. An account whose password changed after the connection was made fails the agent's PAM
+ * check: the run fails with WindowsIdentityIncorrect and nothing starts.
  */
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import {
   chmodSync,
   existsSync,
@@ -21,11 +25,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { assertBuilt } from '../support/cli-process.ts'
 import { eventually } from '../support/eventually.ts'
 import { type OsUser, skipReason } from '../support/os-users.ts'
-import { type RunMachine, startRunMachine } from '../support/run-machine.ts'
+import { RUN_ACCOUNT_PASSWORD, type RunMachine, startRunMachine } from '../support/run-machine.ts'
 import { pushFlow, waitForRun } from '../support/runs.ts'
 import { api, startTestServer, type TestServer } from '../support/test-server.ts'
 
-const reason = skipReason(['useradd', 'chpasswd', 'setpriv'])
+const reason = skipReason(['useradd', 'chpasswd', 'setpriv', 'groupadd', 'usermod'])
 if (reason) process.stderr.write(`run suite skipped: ${reason}\n`)
 
 describe.skipIf(reason !== undefined)('running a desktop flow on a real machine', () => {
@@ -216,6 +220,53 @@ fs.writeFileSync(process.env.DESKLINK_OUTPUTS, JSON.stringify({ sum: inputs.a + 
     // What the agent reports after the kill does not change the outcome.
     const final = await api(t.url, token, 'GET', `/runs/${started.body.id}`)
     expect(final.body.status).toBe('Cancelled')
+  })
+
+  it('runs a flow with the supplementary groups of the account', async () => {
+    const group = `dlg${randomBytes(3).toString('hex')}`
+    execFileSync('groupadd', [group])
+    try {
+      execFileSync('usermod', ['--append', '--groups', group, account.name])
+      const groupsOf = (text: string) => text.trim().split(/\s+/).map(Number).sort()
+      const expected = groupsOf(execFileSync('id', ['-G', account.name]).toString())
+      expect(expected.length).toBeGreaterThan(1)
+      const flow = await pushFlow(t.url, token, environmentId, {
+        name: 'groups',
+        script: 'printf \'{"groups":"%s"}\' "$(id -G)" > "$DESKLINK_OUTPUTS"',
+        outputs: [{ name: 'groups' }],
+      })
+      const started = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+        connectionId,
+      })
+      const run = await waitForRun(t.url, token, started.body.id)
+      expect(run.status).toBe('Succeeded')
+      expect(groupsOf(run.outputs.groups as string)).toEqual(expected)
+    } finally {
+      execFileSync('groupdel', [group])
+    }
+  })
+
+  it('fails an unattended run whose account no longer takes the connection password', async () => {
+    // Changed on the machine after the connection was made: the agent's PAM check refuses it.
+    execFileSync('chpasswd', { input: `${account.name}:Another-password-7\n` })
+    try {
+      const marker = join(outDir, 'ran-with-old-password')
+      const flow = await pushFlow(t.url, token, environmentId, {
+        name: 'never-starts',
+        script: `touch "${marker}"`,
+      })
+      const started = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+        connectionId,
+      })
+      const run = await waitForRun(t.url, token, started.body.id)
+      expect(run).toMatchObject({
+        status: 'Failed',
+        error: { code: 'WindowsIdentityIncorrect' },
+      })
+      expect(existsSync(marker)).toBe(false)
+    } finally {
+      execFileSync('chpasswd', { input: `${account.name}:${RUN_ACCOUNT_PASSWORD}\n` })
+    }
   })
 })
 
