@@ -4,7 +4,15 @@
  * killed mid-run (the run fails with RunLeaseExpired once its lease runs out; a restarted agent
  * clears its journal without running anything again).
  */
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -75,18 +83,31 @@ describe.skipIf(reason !== undefined)('runs across crashes (server and agent pro
 
   it('finishes a run whose server was killed with SIGKILL, and records it once', async () => {
     const marker = join(outDir, 'started-count')
+    const go = join(outDir, 'go')
     const flow = await pushFlow(base, m.token, m.environmentId, {
       name: 'survives-server',
-      script: `echo started >> "${marker}"\nsleep 3\nprintf '{"done":true}' > "$DESKLINK_OUTPUTS"`,
+      // It ends only once the test says so: while the server is down.
+      script: [
+        `echo started >> "${marker}"`,
+        `while [ ! -e "${go}" ]; do sleep 0.1; done`,
+        `printf '{"done":true}' > "$DESKLINK_OUTPUTS"`,
+      ].join('\n'),
       outputs: [{ name: 'done', type: 'boolean' }],
     })
     const started = await api(base, m.token, 'POST', `/desktop-flows/${flow.id}/runs`, {
       connectionId: m.connectionId,
     })
+    const runId = started.body.id as string
     await waitFor(() => existsSync(marker), 'the flow to start')
     server.child.kill('SIGKILL')
     await server.exited()
-    await new Promise((r) => setTimeout(r, 500))
+    writeFileSync(go, '')
+    // The run ends with no server to tell: the machine's journal keeps its result.
+    const journaled = join(m.home.env.DESKLINK_AGENT_STATE_DIR, 'runs', `${runId}.json`)
+    await waitFor(
+      () => existsSync(journaled) && readFileSync(journaled, 'utf8').includes('"finished"'),
+      'the result to be journaled',
+    )
     await startServer()
     const run = await waitForRun(base, m.token, started.body.id, undefined, 30_000)
     expect(run.error).toBeNull()
