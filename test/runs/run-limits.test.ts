@@ -1,0 +1,79 @@
+/**
+ * The limits of a run request, as the reference sets them: inputs of at most 2 MB
+ * (`PayloadTooLarge` past it), and a run timeout that is the flow's own when the request names
+ * none, else three hours, and at most 24 hours. The machine is in maintenance: runs stay queued.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { type ChannelTestbed, startChannelTestbed } from '../support/channel-testbed.ts'
+import { pushFlow } from '../support/runs.ts'
+import { api } from '../support/test-server.ts'
+
+const MB = 1024 * 1024
+
+describe('run request limits', () => {
+  let bed: ChannelTestbed
+  const queued: string[] = []
+
+  const request = async (flowId: string, body: Record<string, unknown>) => {
+    const answer = await api(bed.t.url, bed.token, 'POST', `/desktop-flows/${flowId}/runs`, {
+      connectionId: bed.connectionId,
+      ...body,
+    })
+    if (answer.status === 202) queued.push(answer.body.id as string)
+    return answer
+  }
+
+  beforeAll(async () => {
+    bed = await startChannelTestbed('sqlite')
+    const maintenance = await api(
+      bed.t.url,
+      bed.token,
+      'PATCH',
+      `/machines/${bed.machine.machineId}`,
+      { settings: { maintenanceMode: true } },
+    )
+    expect(maintenance.status, maintenance.text).toBe(200)
+  })
+  afterAll(async () => {
+    for (const runId of queued) await api(bed.t.url, bed.token, 'POST', `/runs/${runId}/cancel`)
+    await bed?.close()
+  })
+
+  it('takes inputs of up to 2 MB, and refuses more with PayloadTooLarge', async () => {
+    const flow = await pushFlow(bed.t.url, bed.token, bed.environmentId, {
+      name: 'takes-a-blob',
+      script: 'true',
+      inputs: [{ name: 'blob', type: 'text', required: true }],
+    })
+    // The inputs' JSON: {"blob":"…"} is 11 characters around the value.
+    const fits = await request(flow.id, { inputs: { blob: 'x'.repeat(2 * MB - 11) } })
+    expect(fits.status, fits.text.slice(0, 300)).toBe(202)
+    const over = await request(flow.id, { inputs: { blob: 'x'.repeat(2 * MB - 10) } })
+    expect(over.status).toBe(413)
+    expect(over.body.error).toMatchObject({
+      code: 'PayloadTooLarge',
+      details: { sizeBytes: 2 * MB + 1, maxBytes: 2 * MB },
+    })
+  })
+
+  it('times a run out after the flow’s timeout, else three hours, and at most a day', async () => {
+    const plain = await pushFlow(bed.t.url, bed.token, bed.environmentId, {
+      name: 'no-timeout',
+      script: 'true',
+    })
+    const quick = await pushFlow(bed.t.url, bed.token, bed.environmentId, {
+      name: 'ten-minutes',
+      script: 'true',
+      timeoutSeconds: 600,
+    })
+    expect((await request(plain.id, {})).body.timeoutSeconds).toBe(3 * 3600)
+    expect((await request(quick.id, {})).body.timeoutSeconds).toBe(600)
+    expect((await request(quick.id, { timeoutSeconds: 24 * 3600 })).body.timeoutSeconds).toBe(
+      24 * 3600,
+    )
+    const tooLong = await request(quick.id, { timeoutSeconds: 24 * 3600 + 1 })
+    expect(tooLong.status).toBe(400)
+    expect(tooLong.body.error.code).toBe('InvalidRequestBody')
+  })
+})
