@@ -66,6 +66,13 @@ describe('desklink runs and flows sharing, from the command line', () => {
     const first = (await request()).id as string
     const second = (await request()).id as string
     expect([await waiting(first), await waiting(second)]).toEqual([1, 2])
+    // Read by a person: where it stands, and why the machine does not take it.
+    const head = await cli(['runs', 'show', first])
+    expect(head.stdout).toMatch(/^position:\s+1$/m)
+    expect(head.stdout).toMatch(/^waitingFor:\s+.*maintenance/im)
+    const behind = await cli(['runs', 'show', second])
+    expect(behind.stdout).toMatch(/^position:\s+2$/m)
+    expect(behind.stdout).toContain(`behind run ${first}`)
 
     expect((await json(['runs', 'set-priority', second, 'high'])).priority).toBe('high')
     expect([await waiting(first), await waiting(second)]).toEqual([2, 1])

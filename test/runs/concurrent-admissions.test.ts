@@ -61,8 +61,18 @@ describe.each(BACKENDS)('runs requested at once, on %s', (backend) => {
     }
     const running: string[] = []
     for (let i = 0; i < SLOTS; i++) running.push(await takeOffer())
-    // Both slots are taken: nothing more comes until a run ends.
+    // Both slots are taken: nothing more comes until a run ends, and the head of the queue
+    // says so.
     expect(await bed.channel.comes('runOffer', 500)).toBe(false)
+    const waiting = await Promise.all(
+      requested
+        .filter((runId) => !offered.includes(runId))
+        .map(async (runId) => (await api(t.url, token, 'GET', `/runs/${runId}`)).body),
+    )
+    const head = waiting.find((run) => run.waiting?.position === 1)
+    expect(head?.waiting.machines).toMatchObject([
+      { machineId: machine.machineId, code: 'UIFlowAlreadyRunning' },
+    ])
 
     // Each run that ends frees its slot for exactly one more.
     while (offered.length < REQUESTS) {

@@ -109,6 +109,10 @@ describe.each(BACKENDS)('queue permissions, on %s', (backend) => {
     expect(top.body.waiting.position).toBe(1)
     const low = await as('keeper', 'PATCH', `/runs/${second}`, { priority: 'low' })
     expect(low.status, low.text).toBe(200)
+    const changes = (low.body.events as { kind: string; details: unknown }[]).filter(
+      (e) => e.kind === 'queueChanged',
+    )
+    expect(changes.map((e) => e.details)).toEqual([{ priority: 'high' }, { priority: 'low' }])
     const cancel = await as('keeper', 'POST', `/runs/${first}/cancel`)
     expect(cancel.status, cancel.text).toBe(403)
     const parent = await as(

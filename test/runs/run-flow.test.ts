@@ -91,6 +91,15 @@ describe.skipIf(reason !== undefined)('running a desktop flow on a real machine'
     ])
     expect(statSync(target).uid).toBe(account.uid)
     const connection = (await api(t.url, token, 'GET', `/connections/${connectionId}`)).body
+    const machine = (await api(t.url, token, 'GET', `/machines/${machineId}`)).body
+    // Who and where, as recorded on the run; its time with and without the queue.
+    expect(run).toMatchObject({
+      connectionOwnerId: connection.ownerId,
+      targetGroupId: machine.groupId,
+    })
+    expect(run.executionDurationMs).toBe(Date.parse(run.finishedAt) - Date.parse(run.startedAt))
+    expect(run.totalDurationMs).toBe(Date.parse(run.finishedAt) - Date.parse(run.requestedAt))
+    expect(run.totalDurationMs).toBeGreaterThanOrEqual(run.executionDurationMs)
     expect(connection.lastUsedAt).toEqual(expect.any(String))
     const inventory = (await api(t.url, token, 'GET', `/connections/${connectionId}/inventory`))
       .body.items
