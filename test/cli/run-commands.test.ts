@@ -2,7 +2,7 @@
  * The queue from the command line, as the built `desklink` command: runs requested with a
  * parent run id and a callback URL, their priority changed, moved to the top and back, every
  * run of the parent cancelled; a flow shared and unshared; an environment's run limits shown
- * and changed. Against a real server, with a test machine in maintenance so that runs wait.
+ * and changed; a credential shared with the same verbs. Against a real server, with a test machine in maintenance so that runs wait.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -102,7 +102,7 @@ describe('desklink runs and flows sharing, from the command line', () => {
     }
   })
 
-  it('shares a flow with a user, and stops', async () => {
+  it('shares a flow and a credential with a user, and stops', async () => {
     const { t, token, flow } = bed
     const peer = await api(t.url, token, 'POST', '/users', {
       username: 'flow-peer',
@@ -146,6 +146,36 @@ describe('desklink runs and flows sharing, from the command line', () => {
     expect((await api(t.url, peerToken, 'GET', `/desktop-flows/${flow.id}`)).status).toBe(404)
     const both = await cli(['flows', 'share', flow.id, '--user', 'x', '--service-principal', 'y'])
     expect(both.code).toBe(2)
+    // Credentials are shared with the same verbs, at their own levels.
+    const credential = await api(
+      t.url,
+      token,
+      'POST',
+      `/environments/${bed.environmentId}/credentials`,
+      {
+        name: 'shared-secret',
+        usage: 'flow',
+        username: { value: 'svc' },
+        secret: { store: 'builtin', value: 'not-shown-anywhere' },
+      },
+    )
+    expect(credential.status, credential.text).toBe(201)
+    const credentialShare = await json([
+      'credentials',
+      'share',
+      credential.body.id,
+      '--user',
+      peer.body.id,
+      '--access',
+      'userCanShare',
+    ])
+    expect(credentialShare).toMatchObject({ principalId: peer.body.id, access: 'userCanShare' })
+    const credentialShares = await cli(['credentials', 'shares', credential.body.id, '--json'])
+    expect(JSON.parse(credentialShares.stdout)).toEqual([credentialShare])
+    await json(['credentials', 'unshare', credential.body.id, credentialShare.id as string])
+    expect(
+      JSON.parse((await cli(['credentials', 'shares', credential.body.id, '--json'])).stdout),
+    ).toEqual([])
   })
 
   it('shows and changes the run limits of an environment', async () => {

@@ -13,6 +13,7 @@ import type { Credential, SecretStore } from '@desklink/protocol'
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
+import { registerShareVerbs } from './share-verbs.ts'
 
 type Items<T> = { items: T[] }
 const id = (value: string) => encodeURIComponent(value)
@@ -237,41 +238,9 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
         ),
       ),
     )
-  credentials
-    .command('share <credentialId>')
-    .description(
-      'Share: coOwner (use, edit, delete, share), user (use) or userCanShare (use, share).',
-    )
-    .option('--user <id>', 'user id')
-    .option('--service-principal <clientId>', 'service principal client id')
-    .option('--access <access>', 'coOwner, user or userCanShare', 'user')
-    .option('--json', 'print JSON')
-    .action(async (credentialId, o) => {
-      if (Boolean(o.user) === Boolean(o.servicePrincipal))
-        throw new CliError('InvalidOption', 'Name exactly one of --user or --service-principal.', {
-          exitCode: 2,
-        })
-      const body = {
-        principalType: o.user ? 'user' : 'servicePrincipal',
-        principalId: o.user ?? o.servicePrincipal,
-        access: o.access,
-      }
-      printObject(
-        io,
-        o,
-        await api().request<Record<string, unknown>>(
-          'POST',
-          `/credentials/${id(credentialId)}/shares`,
-          body,
-        ),
-      )
-    })
-  credentials
-    .command('unshare <credentialId> <shareId>')
-    .description('Stop sharing a credential.')
-    .option('--json', 'print JSON')
-    .action(async (credentialId, shareId, o) => {
-      await api().request('DELETE', `/credentials/${id(credentialId)}/shares/${id(shareId)}`)
-      printObject(io, o, { deleted: shareId })
-    })
+  registerShareVerbs(credentials, io, {
+    base: (credentialId) => `/credentials/${id(credentialId)}`,
+    accessHelp: 'coOwner (use, edit, delete, share), user (use) or userCanShare (use, share)',
+    levels: 'coOwner, user or userCanShare',
+  })
 }

@@ -1,7 +1,7 @@
 /**
  * `shares`, `share` and `unshare` under a command whose resources are shared the same way
- * (machines, machine groups, desktop flows): with a user or a service principal, as co-owner or
- * user.
+ * (machines, machine groups, desktop flows, credentials): with a user or a service principal, at
+ * one of the resource's access levels.
  *
  * @module
  */
@@ -22,6 +22,8 @@ export function registerShareVerbs(
     readonly base: (resourceId: string) => string
     /** What each access level allows, for `share --help`. */
     readonly accessHelp: string
+    /** The access levels `--access` takes, for `share --help`. */
+    readonly levels?: string
   },
 ): void {
   const { base } = options
@@ -41,7 +43,7 @@ export function registerShareVerbs(
     .description(`Share as ${options.accessHelp}.`)
     .option('--user <id>', 'user id')
     .option('--service-principal <clientId>', 'service principal client id')
-    .option('--access <access>', 'coOwner or user', 'user')
+    .option('--access <access>', options.levels ?? 'coOwner or user', 'user')
     .option('--json', 'print JSON')
     .action(async (resourceId, o) => {
       if (Boolean(o.user) === Boolean(o.servicePrincipal)) {
