@@ -1,7 +1,8 @@
 /**
  * A machine's presence, as the agent channel shows it, on both databases: a run for a machine
  * that is offline waits in its queue (saying so) and goes once the machine is back; a run that
- * lasts several leases goes on while the machine's heartbeats renew it. Heartbeats every 500 ms
+ * lasts several leases goes on while the machine's heartbeats renew it; a run waiting for a
+ * machine that is deleted fails at once. Heartbeats every 500 ms
  * here, so a lease is 1.5 s.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -85,5 +86,24 @@ describe.each(BACKENDS)('machine presence, on %s', (backend) => {
     const ended = await waitForRun(bed.t.url, bed.token, runId)
     expect(ended.status).toBe('Succeeded')
     expect(ended.error).toBeNull()
+  })
+
+  // Last: the machine is gone afterwards.
+  it('fails the runs waiting for a machine at once when it is deleted', async () => {
+    const { t, token, machine } = bed
+    const maintenance = await api(t.url, token, 'PATCH', `/machines/${machine.machineId}`, {
+      settings: { maintenanceMode: true },
+    })
+    expect(maintenance.status, maintenance.text).toBe(200)
+    const requested = await requestRun()
+    expect(requested.status, requested.text).toBe(202)
+    const runId = requested.body.id as string
+    await waitForRun(t.url, token, runId, (r) => r.waiting?.machines?.length > 0)
+    clearInterval(beating)
+    const deleted = await api(t.url, token, 'DELETE', `/machines/${machine.machineId}`)
+    expect(deleted.status, deleted.text).toBe(204)
+    // Its target has no machine left: the run can never go, so it does not wait 6 hours.
+    const ended = await waitForRun(t.url, token, runId, undefined, 5_000)
+    expect(ended).toMatchObject({ status: 'Failed', error: { code: 'GroupIsEmpty' } })
   })
 })

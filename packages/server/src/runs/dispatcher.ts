@@ -553,6 +553,17 @@ export function createDispatcher(deps: {
   }
 
   /**
+   * A machine that was deleted, or went to another group, may have been the last of a target
+   * whose runs wait: they then fail at once (`GroupIsEmpty`) instead of waiting out their queue
+   * timeout. Which target it left is not known here (the machine's row changed already), so
+   * every queue that holds runs gets a pass; kicks of one target while its pass waits to start
+   * share that pass.
+   */
+  function lookAtWaitingQueues(): void {
+    for (const groupId of queues.targetsWithRuns()) void kick(groupId)
+  }
+
+  /**
    * Runs one pass per group at a time (and no admission's placement beside it: `inTurn`). A
    * kick during a pass asks for one more pass after it; kicks while that one still waits to
    * start join it (it will see everything they announce).
@@ -785,12 +796,16 @@ export function createDispatcher(deps: {
     promisePlace: (groupId: string, max: number): Promise<PromisedPlace | undefined> =>
       queues.promisePlace(groupId, max),
 
-    /** Settings of a machine or its group changed: its queue is looked at again. */
+    /**
+     * Settings of a machine or its group changed, or it joined or left a group: its queue is
+     * looked at again, and so is every queue that holds runs (`lookAtWaitingQueues`).
+     */
     async machineChanged(machineId: string): Promise<void> {
       machines.settingsChanged(machineId)
       targetMembers.dropAll()
       const groupId = await groupOf(machineId)
       if (groupId) void kick(groupId)
+      lookAtWaitingQueues()
     },
 
     /** A machine was deleted (or replaced by a new registration). */
@@ -798,6 +813,7 @@ export function createDispatcher(deps: {
       machines.settingsChanged(machineId)
       targetMembers.dropAll()
       holdings.forget(machineId)
+      lookAtWaitingQueues()
     },
 
     machineConnected(machineId: string): void {
