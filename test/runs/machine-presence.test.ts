@@ -98,7 +98,12 @@ describe.each(BACKENDS)('machine presence, on %s', (backend) => {
     const requested = await requestRun()
     expect(requested.status, requested.text).toBe(202)
     const runId = requested.body.id as string
-    await waitForRun(t.url, token, runId, (r) => r.waiting?.machines?.length > 0)
+    await waitForRun(
+      t.url,
+      token,
+      runId,
+      (r) => ((r.waiting as { machines?: unknown[] } | null)?.machines?.length ?? 0) > 0,
+    )
     clearInterval(beating)
     const deleted = await api(t.url, token, 'DELETE', `/machines/${machine.machineId}`)
     expect(deleted.status, deleted.text).toBe(204)
