@@ -123,14 +123,48 @@ export function createRuns(deps: {
     }
   }
 
+  /**
+   * The targets of an environment the principal owns or co-owns: machines alone (their own
+   * group) and machine groups. One read each, as a list of runs asks it every time.
+   */
   async function managedTargets(principal: Principal, environmentId: string) {
-    const manages = (access: string) => access !== 'user' && access !== 'userCanShare'
-    const machines = await deps.machines.listMachines(principal, environmentId)
-    const groups = await deps.machines.listGroups(principal, environmentId)
-    return [
-      ...machines.filter((m) => manages(m.access)).map((m) => m.machine.standaloneGroupId),
-      ...groups.filter((g) => manages(g.access)).map((g) => g.group.id),
-    ]
+    if ((await deps.access.rolesIn(principal, environmentId)).length === 0) return []
+    const tenantId = principal.tenant.id
+    const coOwned = (type: 'machine' | 'machineGroup') =>
+      db
+        .selectFrom('resource_shares')
+        .select('resource_id')
+        .where('tenant_id', '=', tenantId)
+        .where('resource_type', '=', type)
+        .where('principal_type', '=', principal.type)
+        .where('principal_id', '=', principal.id)
+        .where('access', '=', 'coOwner')
+    const machines = await db
+      .selectFrom('machines')
+      .select('standalone_group_id as target')
+      .where('tenant_id', '=', tenantId)
+      .where('environment_id', '=', environmentId)
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('owner_type', '=', principal.type), eb('owner_id', '=', principal.id)]),
+          eb('id', 'in', coOwned('machine')),
+        ]),
+      )
+      .execute()
+    const groups = await db
+      .selectFrom('machine_groups')
+      .select('id as target')
+      .where('tenant_id', '=', tenantId)
+      .where('environment_id', '=', environmentId)
+      .where('type', '=', 'standard')
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('owner_type', '=', principal.type), eb('owner_id', '=', principal.id)]),
+          eb('id', 'in', coOwned('machineGroup')),
+        ]),
+      )
+      .execute()
+    return [...machines, ...groups].map((row) => row.target)
   }
 
   async function checkRunOwner(run: RunOwnerSubject, known: KnownAtAdmission): Promise<boolean> {

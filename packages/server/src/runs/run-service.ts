@@ -153,8 +153,7 @@ export function createRunService(deps: {
    * Anyone else does not see the run at all.
    */
   async function relationTo(principal: Principal, run: RunRow): Promise<RunRelation> {
-    const is = (type: string, id: string) => principal.type === type && principal.id === id
-    const requester = is(run.caller_type, run.caller_id) || is(run.run_owner_type, run.run_owner_id)
+    const requester = requested(principal, run)
     const ownsConnection = run.connection_owner_id === principal.id
     const admin =
       principal.isTenantAdmin ||
@@ -164,27 +163,31 @@ export function createRunService(deps: {
     return { admin, requester, ownsConnection, manager }
   }
 
-  /** Who the principal is to the run; not found when it may not see the run. */
-  async function seenBy(principal: Principal, run: RunRow): Promise<RunRelation> {
-    const relation = await relationTo(principal, run)
-    const { requester, ownsConnection, manager } = relation
-    if (!requester && !ownsConnection && !manager) throw new AppError('ResourceNotFound')
-    return relation
-  }
+  /** The run's caller or run owner. */
+  const requested = (principal: Principal, run: RunRow) =>
+    (principal.type === run.caller_type && principal.id === run.caller_id) ||
+    (principal.type === run.run_owner_type && principal.id === run.run_owner_id)
+  /** The run's caller, run owner or connection owner: they see it without reading rights. */
+  const requestedOrConnected = (principal: Principal, run: RunRow) =>
+    requested(principal, run) || run.connection_owner_id === principal.id
+
+  const sees = (r: RunRelation) => r.requester || r.ownsConnection || r.manager
 
   async function find(principal: Principal, id: string) {
     const run = await store.find(principal.tenant.id, id)
-    if (!run) throw new AppError('ResourceNotFound')
-    return { run, relation: await seenBy(principal, run) }
+    const relation = run && (await relationTo(principal, run))
+    if (!run || !relation || !sees(relation)) throw new AppError('ResourceNotFound')
+    return { run, relation }
   }
 
   /** The run, if the principal may see it (`relationTo`). */
   async function visible(principal: Principal, id: string): Promise<RunRow> {
     const run = await store.find(principal.tenant.id, id)
     if (!run) throw new AppError('ResourceNotFound')
-    // Most reads are by the caller polling its run: answered without reading rights.
-    if (run.caller_type !== principal.type || run.caller_id !== principal.id)
-      await seenBy(principal, run)
+    // Most reads are by its caller, run owner or connection owner polling it: answered
+    // without reading rights.
+    if (requestedOrConnected(principal, run)) return run
+    if (!sees(await relationTo(principal, run))) throw new AppError('ResourceNotFound')
     return run
   }
 
@@ -465,11 +468,13 @@ export function createRunService(deps: {
 
     async cancelParent(principal: Principal, environmentId: string, parentRunId: string) {
       const runs = await this.list(principal, environmentId, { parentRunId })
+      const admin =
+        principal.isTenantAdmin ||
+        (await deps.access.rolesIn(principal, environmentId)).includes('EnvironmentAdmin')
       let cancelled = 0
       for (const run of runs) {
         // Listed as the keeper of its machine: seen, not the keeper's to cancel.
-        const { admin, requester, ownsConnection } = await relationTo(principal, run)
-        if (!admin && !requester && !ownsConnection) continue
+        if (!admin && !requestedOrConnected(principal, run)) continue
         if (await dispatcher.cancel(run, `Cancelled with parent run ${parentRunId}.`)) cancelled++
       }
       return { cancelled }
