@@ -143,10 +143,14 @@ describe.skipIf(!postgres)('PostgreSQL connections lost', () => {
     // The take's commit reaches PostgreSQL; while its answer is held back, the machine
     // reconnects. Read back, the take was for the old connection: the new one has not said
     // what it holds yet (its first heartbeat could give the run back while it is offered).
-    proxy.armCommitLoss('runs', { holdMs: 1_500 })
+    proxy.armCommitLoss('runs', { holdMs: 3_000 })
     const answer = requestRun()
     await proxy.committed()
+    let lostAlready = false
+    void proxy.lost().then(() => (lostAlready = true))
     await bed.reconnect()
+    // Else the take would be read back while the machine had no connection at all.
+    expect(lostAlready).toBe(false)
     await proxy.lost()
     const first = await answer
     expect(first.status, first.text).toBe(202)

@@ -54,7 +54,12 @@ describe.each(BACKENDS)('machine presence, on %s', (backend) => {
     const requested = await requestRun()
     expect(requested.status, requested.text).toBe(202)
     const runId = requested.body.id as string
-    const queued = await waitForRun(bed.t.url, bed.token, runId, (r) => r.waiting !== null)
+    const queued = await waitForRun(
+      bed.t.url,
+      bed.token,
+      runId,
+      (r) => ((r.waiting as { machines?: unknown[] } | null)?.machines?.length ?? 0) > 0,
+    )
     expect(queued.status).toBe('Queued')
     expect(queued.waiting.machines).toMatchObject([
       { machineId: bed.machine.machineId, code: 'NoListenerConnected' },

@@ -1,7 +1,8 @@
 /**
  * The run store on real databases (SQLite and PostgreSQL): the queue order as one index walk,
- * a run's place counted in it, conditional transitions recorded with their event, what machines
- * hold, and the next deadline. The dispatcher's decisions rest on these answers.
+ * a run's place counted in it, conditional transitions recorded with their event (one that
+ * gives an offer back holds only for that offer, unstarted), what machines hold, and the next
+ * deadline. The dispatcher's decisions rest on these answers.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -105,6 +106,29 @@ describe.each(BACKENDS)('the run store on %s', (backend) => {
     expect(events.map((e) => [e.kind, e.details])).toEqual([
       ['offered', JSON.stringify({ machineId: 'machine-a' })],
     ])
+  })
+
+  it('gives back only the offer it names, and only while it has not started', async () => {
+    const run = queuedRun(uuidv7(), 0, {
+      status: 'Running',
+      machine_id: 'machine-a',
+      offered_at: at(1),
+    })
+    await store.insert(run)
+    const giveBack = (offeredAt: string) =>
+      store.move(
+        run.id,
+        'Running',
+        { status: 'Queued', machine_id: null, offered_at: null },
+        { at: at(3), kind: 'requeued', machineId: 'machine-a', unstarted: true, offeredAt },
+      )
+    // An earlier offer of the run (it was given back and taken again since): not this one.
+    expect(await giveBack(at(0))).toBeUndefined()
+    await store.transition(run.id, 'Running', { started_at: at(2) })
+    expect(await giveBack(at(1))).toBeUndefined()
+    await store.transition(run.id, 'Running', { started_at: null })
+    expect(await giveBack(at(1))).toMatchObject({ status: 'Queued', machine_id: null })
+    expect((await store.eventsOf([run.id])).map((e) => e.kind)).toEqual(['requeued'])
   })
 
   it('tells what machines hold, and when the next deadline falls', async () => {

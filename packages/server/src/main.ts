@@ -209,14 +209,14 @@ export async function startServer(
     const hub: { current?: ChannelHub } = {}
     const dispatcherRef: { current?: Dispatcher } = {}
     const notifier: AgentNotifier = {
-      machineChanged: async (machineId) => {
+      machineChanged: async (machineId, left) => {
         await hub.current?.machineChanged(machineId)
         // Settings (maintenance, slots, ...) decide placement: look at the queue again.
-        await dispatcherRef.current?.machineChanged(machineId)
+        await dispatcherRef.current?.machineChanged(machineId, left)
       },
-      machineDeleted: (machineId) => {
-        hub.current?.machineDeleted(machineId)
-        dispatcherRef.current?.machineDeleted(machineId)
+      machineDeleted: (machineId, targets) => {
+        hub.current?.machineDeleted(machineId, targets)
+        dispatcherRef.current?.machineDeleted(machineId, targets)
       },
     }
     const machineAccess = createMachineAccess({

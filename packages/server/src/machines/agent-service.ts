@@ -232,7 +232,8 @@ export function createAgentService(deps: AgentServiceDeps) {
           await tx.deleteGroup(replaced.tenantId, replaced.standaloneGroupId)
         }
       })
-      if (replaced) deps.notifier.machineDeleted(replaced.id)
+      if (replaced)
+        deps.notifier.machineDeleted(replaced.id, [replaced.groupId, replaced.standaloneGroupId])
       const machine = await machines.findMachineForAgent(machineId)
       if (!machine) throw new Error('registered machine vanished')
       return machine
@@ -325,7 +326,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         standaloneGroupId: machine.standaloneGroupId,
         groupId: group.id,
       })
-      await deps.notifier.machineChanged(machine.id)
+      await deps.notifier.machineChanged(machine.id, machine.groupId)
       return group
     },
 

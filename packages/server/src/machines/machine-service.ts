@@ -28,10 +28,15 @@ export const REGISTRATION_TOKEN_TTL_MS = 3_600_000
 export const hashRegistrationToken = (token: string): string =>
   createHash('sha256').update(token.trim(), 'utf8').digest('base64url')
 
-/** Tells connected agents what changed; implemented by the channel hub. */
+/** Tells connected agents, and the run queues, what changed. */
 export interface AgentNotifier {
-  machineChanged(machineId: string): Promise<void>
-  machineDeleted(machineId: string): void
+  /**
+   * The machine's settings changed, or its group did; `left`: the target it has just left (a
+   * machine group, or its own group when it joined one), whose queue may have no machine now.
+   */
+  machineChanged(machineId: string, left?: string): Promise<void>
+  /** The machine is gone; `targets`: its group and its own group, whose queues lost it. */
+  machineDeleted(machineId: string, targets: readonly string[]): void
 }
 
 export interface MachineServiceDeps {
@@ -237,7 +242,7 @@ export function createMachineService(deps: MachineServiceDeps) {
       await machines.deleteMachine(principal.tenant.id, id)
       await machines.deleteGroup(principal.tenant.id, machine.standaloneGroupId)
       await shares.deleteAllFor(principal.tenant.id, 'machine', id)
-      deps.notifier.machineDeleted(id)
+      deps.notifier.machineDeleted(id, [machine.groupId, machine.standaloneGroupId])
     },
 
     async listGroups(principal: Principal, environmentId?: string): Promise<GroupView[]> {
@@ -328,7 +333,7 @@ export function createMachineService(deps: MachineServiceDeps) {
       }
       await machines.deleteGroup(principal.tenant.id, id)
       await shares.deleteAllFor(principal.tenant.id, 'machineGroup', id)
-      for (const member of members) await deps.notifier.machineChanged(member.id)
+      for (const member of members) await deps.notifier.machineChanged(member.id, id)
     },
 
     async listMembers(principal: Principal, id: string): Promise<MachineView[]> {
@@ -352,7 +357,7 @@ export function createMachineService(deps: MachineServiceDeps) {
         groupId: machine.standaloneGroupId,
         settings: group.settings,
       })
-      await deps.notifier.machineChanged(machineId)
+      await deps.notifier.machineChanged(machineId, groupId)
     },
 
     async listMachineShares(principal: Principal, id: string): Promise<ShareRecord[]> {

@@ -81,6 +81,8 @@ const LAST_USE_PRECISION_MS = 1_000
 const WHOLE_QUEUE = 1_000_000
 /** How often a take whose outcome is not known yet is read again, while it cannot be read. */
 const READ_BACK_AGAIN_MS = 1_000
+/** How long such a take is read again at most. */
+const SETTLE_FOR_MS = 10 * 60_000
 
 /** A run placed on a machine in a pass, to be taken and offered with the others of the pass. */
 interface PlannedOffer {
@@ -153,6 +155,8 @@ export function createDispatcher(deps: {
   const unstoredStarts = new Map<string, { at: number }>()
   /** Starts on their way to the database: a result of the run waits for its start to land. */
   const storingStarts = new Map<string, Promise<void>>()
+  /** Timers of takes read again later (`settleLater`), cleared when the dispatcher stops. */
+  const settling = new Set<NodeJS.Timeout>()
   /** Runs whose admission awaits their first pass, and how that pass left them. */
   const firstPassOf = new Map<string, FirstPass | undefined>()
   /**
@@ -397,41 +401,53 @@ export function createDispatcher(deps: {
 
   /**
    * A take whose commit failed and whose read-back failed too (the database out of reach, as in
-   * a restart or a failover) is read again every second until it can be, within the lease. A
-   * run it stored taken was never offered (no offer goes out before the take is known stored):
-   * it goes back to its queue. Left alone, it would stay `Running` on a machine that never heard
-   * of it until its lease ran out, and fail with `RunLeaseExpired`.
+   * a restart or a failover) is read again every second until it can be (for some minutes at
+   * most). A run it stored taken was never offered (no offer goes out before the take is known
+   * stored): it goes back to its queue. Left alone, it would stay `Running` on a machine that
+   * never heard of it until its lease ran out, and fail with `RunLeaseExpired`. The requeue
+   * holds only while the run is still this take, unstarted, so it cannot undo a later one.
    */
   function settleLater(planned: readonly PlannedOffer[], at: number): void {
+    // Should the database stay away longer, the lease still ends the run.
+    dueAt(at + deps.leaseMs)
     const attempt = async () => {
-      if (stopped) return
       let current: (RunRow | undefined)[]
       try {
         current = await Promise.all(planned.map((p) => store.byId(p.run.id)))
       } catch {
-        if (now().getTime() + READ_BACK_AGAIN_MS < at + deps.leaseMs) later()
-        return
+        return later()
       }
+      let unsettled = false
       for (const [i, { machine }] of planned.entries()) {
         const row = current[i]
         const takenHere =
           row?.status === 'Running' &&
           row.machine_id === machine.machineId &&
           row.offered_at === iso(at)
-        if (!takenHere) continue
-        const back = await requeue(row, machine.machineId, 'requeued', {
-          machineId: machine.machineId,
-          reason: 'offer not sent',
-        })
-        if (back) void kick(back.target_group_id)
+        if (!takenHere || stopped) continue
+        try {
+          const back = await requeue(row, machine.machineId, 'requeued', {
+            machineId: machine.machineId,
+            reason: 'offer not sent',
+          })
+          if (back) void kick(back.target_group_id)
+        } catch {
+          unsettled = true
+        }
       }
+      if (unsettled) later()
     }
-    const later = () =>
-      setTimeout(() => {
-        attempt().catch((error: unknown) => {
-          logger.error({ err: error }, 'settling a take whose commit failed failed')
-        })
+    const later = () => {
+      if (stopped || now().getTime() - at > SETTLE_FOR_MS) {
+        if (!stopped) logger.error({ at: iso(at) }, 'a take whose commit failed was not settled')
+        return
+      }
+      const timer = setTimeout(() => {
+        settling.delete(timer)
+        void attempt()
       }, READ_BACK_AGAIN_MS).unref()
+      settling.add(timer)
+    }
     later()
   }
 
@@ -447,14 +463,20 @@ export function createDispatcher(deps: {
   ): Promise<RunRow | undefined> {
     const back = await writes
       .write((trx) =>
-        store
-          .within(trx)
-          .move(
-            run.id,
-            'Running',
-            { status: 'Queued', machine_id: null, offered_at: null, lease_expires_at: null },
-            { at: iso(), kind, details, machineId },
-          ),
+        store.within(trx).move(
+          run.id,
+          'Running',
+          { status: 'Queued', machine_id: null, offered_at: null, lease_expires_at: null },
+          // Still this offer, never started: a start or a later offer is never undone.
+          {
+            at: iso(),
+            kind,
+            details,
+            machineId,
+            unstarted: true,
+            ...(run.offered_at !== null && { offeredAt: run.offered_at }),
+          },
+        ),
       )
       // Back in its queue either way: the index must hold it.
       .catch((error: unknown) => readBack(run.id, error, (row) => row.status === 'Queued'))
@@ -550,17 +572,6 @@ export function createDispatcher(deps: {
       if (!extended) break
     }
     await offerAll(planned)
-  }
-
-  /**
-   * A machine that was deleted, or went to another group, may have been the last of a target
-   * whose runs wait: they then fail at once (`GroupIsEmpty`) instead of waiting out their queue
-   * timeout. Which target it left is not known here (the machine's row changed already), so
-   * every queue that holds runs gets a pass; kicks of one target while its pass waits to start
-   * share that pass.
-   */
-  function lookAtWaitingQueues(): void {
-    for (const groupId of queues.targetsWithRuns()) void kick(groupId)
   }
 
   /**
@@ -798,22 +809,24 @@ export function createDispatcher(deps: {
 
     /**
      * Settings of a machine or its group changed, or it joined or left a group: its queue is
-     * looked at again, and so is every queue that holds runs (`lookAtWaitingQueues`).
+     * looked at again, and so is the queue of the target it `left` (it may have been its last
+     * machine: the runs there then fail at once, `GroupIsEmpty`, instead of waiting out their
+     * queue timeout).
      */
-    async machineChanged(machineId: string): Promise<void> {
+    async machineChanged(machineId: string, left?: string): Promise<void> {
       machines.settingsChanged(machineId)
       targetMembers.dropAll()
       const groupId = await groupOf(machineId)
       if (groupId) void kick(groupId)
-      lookAtWaitingQueues()
+      if (left !== undefined && left !== groupId) void kick(left)
     },
 
-    /** A machine was deleted (or replaced by a new registration). */
-    machineDeleted(machineId: string): void {
+    /** A machine was deleted (or replaced by a new registration): its targets' queues too. */
+    machineDeleted(machineId: string, targets: readonly string[]): void {
       machines.settingsChanged(machineId)
       targetMembers.dropAll()
       holdings.forget(machineId)
-      lookAtWaitingQueues()
+      for (const groupId of new Set(targets)) void kick(groupId)
     },
 
     machineConnected(machineId: string): void {
@@ -981,6 +994,8 @@ export function createDispatcher(deps: {
 
     stop(): void {
       stopped = true
+      for (const timer of settling) clearTimeout(timer)
+      settling.clear()
       deadlines.stop()
       reasons.stop()
     },

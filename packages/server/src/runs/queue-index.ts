@@ -175,11 +175,6 @@ export function createQueueIndex(readQueue: (groupId: string) => Promise<RunRow[
       change(run.target_group_id, { kind: 'drop', runId: run.id })
     },
 
-    /** The targets whose queue, as read here, holds runs. */
-    targetsWithRuns(): string[] {
-      return [...groups].filter(([, queue]) => queue.runs.length > 0).map(([groupId]) => groupId)
-    },
-
     /** Forgets a target's queue: it is read again on its next use. */
     forget(groupId: string): void {
       groups.delete(groupId)

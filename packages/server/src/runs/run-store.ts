@@ -145,19 +145,24 @@ function prepareRunQueries(db: Kysely<Database>) {
         statuses: readonly RunStatusValue[],
         byMachine: boolean,
         unstarted: boolean,
-      ) => `${columns.join(',')} ${statuses.join(',')} ${byMachine} ${unstarted}`,
-      (columns, statuses, byMachine, unstarted) =>
-        prepareQuery(db, (q, a: Partial<RunRow> & { id: string; machineId?: string }) => {
-          const set = Object.fromEntries(columns.map((c) => [c, a[c]])) as Partial<RunRow>
-          let query = q
-            .updateTable('runs')
-            .set(set)
-            .where('id', '=', a.id)
-            .where('status', 'in', statuses)
-          if (byMachine) query = query.where('machine_id', '=', a.machineId ?? '')
-          if (unstarted) query = query.where('started_at', 'is', null)
-          return query.returningAll()
-        }),
+        byOffer: boolean,
+      ) => `${columns.join(',')} ${statuses.join(',')} ${byMachine} ${unstarted} ${byOffer}`,
+      (columns, statuses, byMachine, unstarted, byOffer) =>
+        prepareQuery(
+          db,
+          (q, a: Partial<RunRow> & { id: string; machineId?: string; offeredAt?: string }) => {
+            const set = Object.fromEntries(columns.map((c) => [c, a[c]])) as Partial<RunRow>
+            let query = q
+              .updateTable('runs')
+              .set(set)
+              .where('id', '=', a.id)
+              .where('status', 'in', statuses)
+            if (byMachine) query = query.where('machine_id', '=', a.machineId ?? '')
+            if (unstarted) query = query.where('started_at', 'is', null)
+            if (byOffer) query = query.where('offered_at', '=', a.offeredAt ?? '')
+            return query.returningAll()
+          },
+        ),
     ),
     requestTimes: prepareQuery(db, (q, a: { connectionId: string; since: string }) =>
       q
@@ -191,8 +196,11 @@ export function createRunStore(
     id: string,
     from: RunStatusValue | readonly RunStatusValue[],
     changes: Partial<RunRow>,
-    /** Only if the run is on this machine; only if it has not started. */
-    extra?: { machineId?: string; unstarted?: boolean },
+    /**
+     * Only if the run is on this machine; only if it has not started; only if it is still the
+     * offer made at this time.
+     */
+    extra?: { machineId?: string; unstarted?: boolean; offeredAt?: string },
   ): Promise<RunRow | undefined> {
     const statuses = typeof from === 'string' ? [from] : [...from]
     // Kysely leaves out a column set to undefined; so does the prepared shape.
@@ -200,8 +208,17 @@ export function createRunStore(
       (c) => changes[c] !== undefined,
     )
     const byMachine = extra?.machineId !== undefined
-    const prepared = queries.transitionOf(columns, statuses, byMachine, extra?.unstarted === true)
-    return prepared.first({ ...changes, id, machineId: extra?.machineId }, db)
+    const prepared = queries.transitionOf(
+      columns,
+      statuses,
+      byMachine,
+      extra?.unstarted === true,
+      extra?.offeredAt !== undefined,
+    )
+    return prepared.first(
+      { ...changes, id, machineId: extra?.machineId, offeredAt: extra?.offeredAt },
+      db,
+    )
   }
 
   async function event(
@@ -237,11 +254,11 @@ export function createRunStore(
       id: string,
       from: RunStatusValue | readonly RunStatusValue[],
       changes: Partial<RunRow>,
-      recorded: RecordedEvent & { machineId?: string; unstarted?: boolean },
+      recorded: RecordedEvent & { machineId?: string; unstarted?: boolean; offeredAt?: string },
       earlier?: RecordedEvent,
     ): Promise<RunRow | undefined> {
-      const { machineId, unstarted } = recorded
-      const moved = await transition(id, from, changes, { machineId, unstarted })
+      const { machineId, unstarted, offeredAt } = recorded
+      const moved = await transition(id, from, changes, { machineId, unstarted, offeredAt })
       if (!moved) return undefined
       if (earlier) await event(moved, earlier.at, earlier.kind, earlier.details)
       await event(moved, recorded.at, recorded.kind, recorded.details)
