@@ -147,7 +147,7 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         runMode: o.mode,
         priority: o.priority,
         inputs: parseInputs(o.input),
-        ...(o.timeout && { timeoutSeconds: Number(o.timeout) }),
+        ...(o.timeout && { timeoutSeconds: wholeNumber(o.timeout) }),
         ...(o.idempotencyKey && { idempotencyKey: o.idempotencyKey }),
         ...(o.parentRunId && { parentRunId: o.parentRunId }),
         ...(o.callbackUrl && { callbackUrl: o.callbackUrl }),
