@@ -32,6 +32,7 @@ import type { Logger } from '../logging/index.ts'
 import { type Database, prepareQuery, type WriteBatcher } from '../storage/index.ts'
 import type { Clock } from '../system/index.ts'
 import { createDeadlineTimer } from './deadline-timer.ts'
+import { createFailedCommits } from './failed-commits.ts'
 import { shownOutputs } from './flow-inputs.ts'
 import { createMachineHoldings } from './machine-holdings.ts'
 import { capacityOf, createMachinePictures } from './machine-pictures.ts'
@@ -79,10 +80,6 @@ const LEASE_GRACE_MS = 5_000
 const LAST_USE_PRECISION_MS = 1_000
 /** A limit that reads a whole queue (queues are bounded far below it by `maxQueuedRuns`). */
 const WHOLE_QUEUE = 1_000_000
-/** How often a take whose outcome is not known yet is read again, while it cannot be read. */
-const READ_BACK_AGAIN_MS = 1_000
-/** How long such a take is read again at most. */
-const SETTLE_FOR_MS = 10 * 60_000
 
 /** A run placed on a machine in a pass, to be taken and offered with the others of the pass. */
 interface PlannedOffer {
@@ -155,8 +152,22 @@ export function createDispatcher(deps: {
   const unstoredStarts = new Map<string, { at: number }>()
   /** Starts on their way to the database: a result of the run waits for its start to land. */
   const storingStarts = new Map<string, Promise<void>>()
-  /** Timers of takes read again later (`settleLater`), cleared when the dispatcher stops. */
-  const settling = new Set<NodeJS.Timeout>()
+  /** What writes whose commit failed stored after all (`failed-commits.ts`). */
+  const failedCommits = createFailedCommits({
+    store,
+    logger,
+    now: () => now().getTime(),
+    leaseMs: deps.leaseMs,
+    dueAt: (ms) => dueAt(ms),
+    async giveBack(row, machineId) {
+      const back = await requeue(row, machineId, 'requeued', {
+        machineId,
+        reason: 'offer not sent',
+      })
+      if (back) void kick(back.target_group_id)
+    },
+  })
+  const { readBack } = failedCommits
   /** Runs whose admission awaits their first pass, and how that pass left them. */
   const firstPassOf = new Map<string, FirstPass | undefined>()
   /**
@@ -324,7 +335,11 @@ export function createDispatcher(deps: {
       for (const id of stored) await connectionUsed.all({ id, at: iso(at) }, trx)
       return { rows, stored }
     })
-    const taken: Taken = await write.catch((error: unknown) => storedAfterAll(planned, at, error))
+    const taken: Taken = await write.catch(async (error: unknown) => ({
+      ...(await failedCommits.takenAfterAll(planned, at, error)),
+      stored: [],
+      afterFailedCommit: true,
+    }))
     if (lastUseStored.size >= 10_000) lastUseStored.clear()
     for (const id of taken.stored) lastUseStored.set(id, at)
     for (const [i, { run, machine, message }] of planned.entries()) {
@@ -351,104 +366,6 @@ export function createDispatcher(deps: {
     // The lease, or a timeout shorter than it.
     const shortest = Math.min(...planned.map((p) => p.run.timeout_seconds))
     dueAt(at + Math.min(deps.leaseMs, shortest * 1000 + LEASE_GRACE_MS))
-  }
-
-  /**
-   * The run as a write whose commit failed left it, when `stored` says the write happened after
-   * all (the commit's answer was lost); otherwise, or when it cannot be read, `error` is thrown.
-   */
-  async function readBack(
-    runId: string,
-    error: unknown,
-    stored: (row: RunRow) => boolean,
-  ): Promise<RunRow> {
-    const row = await store.byId(runId).catch(() => undefined)
-    if (!row || !stored(row)) throw error
-    logger.warn({ err: error, runId }, 'a write failed to commit, yet was stored')
-    return row
-  }
-
-  /**
-   * What a take at `at` stored after all, when its commit failed: the commit's answer may have
-   * been lost after the database committed. A run stored taken is offered like any other;
-   * otherwise it would stay `Running` on a machine that never heard of it until its lease ran
-   * out. Throws `error` when the take stored nothing, or when nothing can be read (then it is
-   * read again later: `settleLater`).
-   */
-  async function storedAfterAll(
-    planned: readonly PlannedOffer[],
-    at: number,
-    error: unknown,
-  ): Promise<Taken> {
-    const current = await Promise.all(planned.map((p) => store.byId(p.run.id))).catch(() => {
-      settleLater(planned, at)
-      throw error
-    })
-    const rows = current.map((row, i) =>
-      row?.status === 'Running' &&
-      row.machine_id === planned[i].machine.machineId &&
-      row.offered_at === iso(at)
-        ? row
-        : undefined,
-    )
-    if (rows.every((row) => row === undefined)) throw error
-    logger.warn({ err: error }, 'a take failed to commit, yet was stored: its offers go out')
-    const stillQueued = new Set(
-      current.filter((row) => row?.status === 'Queued').map((row) => row!.id),
-    )
-    return { rows, stored: [], stillQueued, afterFailedCommit: true }
-  }
-
-  /**
-   * A take whose commit failed and whose read-back failed too (the database out of reach, as in
-   * a restart or a failover) is read again every second until it can be (for some minutes at
-   * most). A run it stored taken was never offered (no offer goes out before the take is known
-   * stored): it goes back to its queue. Left alone, it would stay `Running` on a machine that
-   * never heard of it until its lease ran out, and fail with `RunLeaseExpired`. The requeue
-   * holds only while the run is still this take, unstarted, so it cannot undo a later one.
-   */
-  function settleLater(planned: readonly PlannedOffer[], at: number): void {
-    // Should the database stay away longer, the lease still ends the run.
-    dueAt(at + deps.leaseMs)
-    const attempt = async () => {
-      let current: (RunRow | undefined)[]
-      try {
-        current = await Promise.all(planned.map((p) => store.byId(p.run.id)))
-      } catch {
-        return later()
-      }
-      let unsettled = false
-      for (const [i, { machine }] of planned.entries()) {
-        const row = current[i]
-        const takenHere =
-          row?.status === 'Running' &&
-          row.machine_id === machine.machineId &&
-          row.offered_at === iso(at)
-        if (!takenHere || stopped) continue
-        try {
-          const back = await requeue(row, machine.machineId, 'requeued', {
-            machineId: machine.machineId,
-            reason: 'offer not sent',
-          })
-          if (back) void kick(back.target_group_id)
-        } catch {
-          unsettled = true
-        }
-      }
-      if (unsettled) later()
-    }
-    const later = () => {
-      if (stopped || now().getTime() - at > SETTLE_FOR_MS) {
-        if (!stopped) logger.error({ at: iso(at) }, 'a take whose commit failed was not settled')
-        return
-      }
-      const timer = setTimeout(() => {
-        settling.delete(timer)
-        void attempt()
-      }, READ_BACK_AGAIN_MS).unref()
-      settling.add(timer)
-    }
-    later()
   }
 
   /**
@@ -994,8 +911,7 @@ export function createDispatcher(deps: {
 
     stop(): void {
       stopped = true
-      for (const timer of settling) clearTimeout(timer)
-      settling.clear()
+      failedCommits.stop()
       deadlines.stop()
       reasons.stop()
     },
