@@ -185,6 +185,8 @@ describe('desklink runs and flows sharing, from the command line', () => {
       runsPerMinutePerConnection: 70,
       queueTimeoutSeconds: 21_600,
       signInQueueTimeoutSeconds: 3_600,
+      maxRunInputBytes: 2 * 1024 * 1024,
+      maxRunTimeoutSeconds: 86_400,
     })
     expect(
       await json([

@@ -1,7 +1,8 @@
 /**
  * The limits of a run request, as the reference sets them: inputs of at most 2 MB
  * (`PayloadTooLarge` past it), and a run timeout that is the flow's own when the request names
- * none, else three hours, and at most 24 hours. The machine is in maintenance: runs stay queued.
+ * none, else three hours, and at most 24 hours; an environment may lower both. The machine is in
+ * maintenance: runs stay queued.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -75,5 +76,36 @@ describe('run request limits', () => {
     const tooLong = await request(quick.id, { timeoutSeconds: 24 * 3600 + 1 })
     expect(tooLong.status).toBe(400)
     expect(tooLong.body.error.code).toBe('InvalidRequestBody')
+  })
+
+  it('takes lower limits from the environment’s settings', async () => {
+    const settings = (changes: Record<string, number>) =>
+      api(bed.t.url, bed.token, 'PATCH', `/environments/${bed.environmentId}/run-settings`, changes)
+    const lowered = await settings({ maxRunInputBytes: 4096, maxRunTimeoutSeconds: 600 })
+    expect(lowered.status, lowered.text).toBe(200)
+    try {
+      const flow = await pushFlow(bed.t.url, bed.token, bed.environmentId, {
+        name: 'an-hour',
+        script: 'true',
+        inputs: [{ name: 'blob', type: 'text' }],
+        timeoutSeconds: 3600,
+      })
+      const big = await request(flow.id, { inputs: { blob: 'x'.repeat(5000) } })
+      expect(big.status).toBe(413)
+      expect(big.body.error).toMatchObject({ code: 'PayloadTooLarge', details: { maxBytes: 4096 } })
+      const long = await request(flow.id, { timeoutSeconds: 601 })
+      expect(long.status).toBe(400)
+      expect(long.body.error).toMatchObject({
+        code: 'InvalidRequestBody',
+        details: { field: 'timeoutSeconds', max: 600 },
+      })
+      // The flow's own hour is cut to the environment's longest.
+      expect((await request(flow.id, {})).body.timeoutSeconds).toBe(600)
+      expect((await request(flow.id, { timeoutSeconds: 600 })).status).toBe(202)
+    } finally {
+      await settings({ maxRunInputBytes: 2 * MB, maxRunTimeoutSeconds: 24 * 3600 })
+    }
+    const above = await settings({ maxRunInputBytes: 2 * MB + 1 })
+    expect(above.status).toBe(400)
   })
 })

@@ -266,6 +266,8 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     )
     .option('--queue-timeout <seconds>', 'how long a run may wait in its queue')
     .option('--sign-in-queue-timeout <seconds>', 'the same, for connect-with-sign-in connections')
+    .option('--max-input-bytes <n>', 'largest run inputs, bytes (2 MB at most)')
+    .option('--max-run-timeout <seconds>', 'longest run timeout (24 h at most)')
     .option('--json', 'print JSON')
     .action(async (o) => {
       const changes = {
@@ -276,6 +278,10 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         ...(o.queueTimeout !== undefined && { queueTimeoutSeconds: wholeNumber(o.queueTimeout) }),
         ...(o.signInQueueTimeout !== undefined && {
           signInQueueTimeoutSeconds: wholeNumber(o.signInQueueTimeout),
+        }),
+        ...(o.maxInputBytes !== undefined && { maxRunInputBytes: wholeNumber(o.maxInputBytes) }),
+        ...(o.maxRunTimeout !== undefined && {
+          maxRunTimeoutSeconds: wholeNumber(o.maxRunTimeout),
         }),
       }
       const path = `/environments/${id(o.environment)}/run-settings`

@@ -6,7 +6,11 @@
  */
 import { z } from 'zod'
 
-import { DEFAULT_RUN_TIMEOUT_SECONDS, MAX_RUN_TIMEOUT_SECONDS } from './flow-schemas.ts'
+import {
+  DEFAULT_RUN_TIMEOUT_SECONDS,
+  MAX_RUN_INPUT_BYTES,
+  MAX_RUN_TIMEOUT_SECONDS,
+} from './flow-schemas.ts'
 import { Id, PrincipalType } from './identity-schemas.ts'
 
 export const RunMode = z.enum(['attended', 'unattended'])
@@ -128,6 +132,10 @@ export const RunSettings = z.strictObject({
     .int()
     .min(1)
     .max(24 * 3600),
+  /** Largest run inputs (their JSON), bytes: 2 MB at most, what an offer carries. */
+  maxRunInputBytes: z.int().min(1024).max(MAX_RUN_INPUT_BYTES),
+  /** Longest timeout a run may have, seconds (24 h at most): a flow's longer one is cut to it. */
+  maxRunTimeoutSeconds: z.int().min(60).max(MAX_RUN_TIMEOUT_SECONDS),
 })
 export type RunSettings = z.infer<typeof RunSettings>
 
@@ -136,6 +144,8 @@ export const RUN_SETTINGS_DEFAULTS: RunSettings = {
   runsPerMinutePerConnection: 70,
   queueTimeoutSeconds: 6 * 3600,
   signInQueueTimeoutSeconds: 3600,
+  maxRunInputBytes: MAX_RUN_INPUT_BYTES,
+  maxRunTimeoutSeconds: MAX_RUN_TIMEOUT_SECONDS,
 }
 
 export const UpdateRunSettingsRequest = RunSettings.partial()

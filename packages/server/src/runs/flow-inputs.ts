@@ -25,12 +25,17 @@ export interface CheckedInputs {
   readonly shown: Record<string, unknown>
 }
 
-export function checkInputs(manifest: FlowManifest, given: Record<string, unknown>): CheckedInputs {
+export function checkInputs(
+  manifest: FlowManifest,
+  given: Record<string, unknown>,
+  /** The environment's limit (`maxRunInputBytes`), 2 MB at most. */
+  maxBytes = MAX_RUN_INPUT_BYTES,
+): CheckedInputs {
   const size = Buffer.byteLength(JSON.stringify(given))
-  if (size > MAX_RUN_INPUT_BYTES) {
+  if (size > maxBytes) {
     throw new AppError('PayloadTooLarge', {
-      message: 'The run inputs are larger than 2 MB.',
-      details: { sizeBytes: size, maxBytes: MAX_RUN_INPUT_BYTES },
+      message: `The run inputs are larger than the limit of ${maxBytes} bytes.`,
+      details: { sizeBytes: size, maxBytes },
     })
   }
   const problems: { input: string; problem: string }[] = []

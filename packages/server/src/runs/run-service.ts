@@ -258,7 +258,16 @@ export function createRunService(deps: {
       if (connection.type === 'signIn' && request.runMode !== 'attended')
         throw new AppError('RunModeNotAllowedForConnection')
       const manifest = JSON.parse(version.manifest) as FlowManifest
-      const inputs = checkInputs(manifest, request.inputs)
+      const settings = await settingsOf(flow.environment_id)
+      const inputs = checkInputs(manifest, request.inputs, settings.maxRunInputBytes)
+      if (
+        request.timeoutSeconds !== undefined &&
+        request.timeoutSeconds > settings.maxRunTimeoutSeconds
+      )
+        throw new AppError('InvalidRequestBody', {
+          message: `The run timeout is at most ${settings.maxRunTimeoutSeconds} s in this environment.`,
+          details: { field: 'timeoutSeconds', max: settings.maxRunTimeoutSeconds },
+        })
 
       const group = await groupOf.first({
         tenantId: principal.tenant.id,
@@ -267,7 +276,6 @@ export function createRunService(deps: {
       if (!group) throw new AppError('XrmMachineGroupNotFound')
       if (!(await dispatcher.hasMachines(group.id))) throw new AppError('GroupIsEmpty')
 
-      const settings = await settingsOf(flow.environment_id)
       const nowMs = deps.clock.now().getTime()
       const place = await dispatcher.promisePlace(group.id, settings.maxQueuedRuns)
       if (!place) {
@@ -328,8 +336,13 @@ export function createRunService(deps: {
           status: 'Queued',
           sealed_inputs: sealedInputs,
           shown_inputs: JSON.stringify(inputs.shown),
+          // The request's, else the flow's (cut to the environment's longest), else 3 h.
           timeout_seconds:
-            request.timeoutSeconds ?? manifest.timeoutSeconds ?? DEFAULT_RUN_TIMEOUT_SECONDS,
+            request.timeoutSeconds ??
+            Math.min(
+              manifest.timeoutSeconds ?? DEFAULT_RUN_TIMEOUT_SECONDS,
+              settings.maxRunTimeoutSeconds,
+            ),
           callback_url: request.callbackUrl ?? null,
           idempotency_key: request.idempotencyKey ?? null,
           parent_run_id: request.parentRunId ?? null,
