@@ -155,12 +155,50 @@ export function createRunService(deps: {
   async function relationTo(principal: Principal, run: RunRow): Promise<RunRelation> {
     const requester = requested(principal, run)
     const ownsConnection = run.connection_owner_id === principal.id
-    const admin =
-      principal.isTenantAdmin ||
-      (await deps.access.rolesIn(principal, run.environment_id)).includes('EnvironmentAdmin')
+    const admin = await isAdminIn(principal, run.environment_id)
     const manager =
       admin || MANAGES.includes((await deps.targetAccess(principal, run.target_group_id)) ?? 'user')
     return { admin, requester, ownsConnection, manager }
+  }
+
+  /** A tenant administrator, or an administrator of the environment. */
+  async function isAdminIn(principal: Principal, environmentId: string): Promise<boolean> {
+    return (
+      principal.isTenantAdmin ||
+      (await deps.access.rolesIn(principal, environmentId)).includes('EnvironmentAdmin')
+    )
+  }
+
+  /**
+   * The runs of an environment the principal may see (`relationTo`), newest first, and whether
+   * it sees them as an administrator.
+   */
+  async function runsSeenBy(
+    principal: Principal,
+    environmentId: string,
+    filter: { status?: string | undefined; parentRunId?: string | undefined },
+  ) {
+    await deps.access.assertEnvironmentVisible(principal, environmentId)
+    const admin = await isAdminIn(principal, environmentId)
+    let query = db
+      .selectFrom('runs')
+      .selectAll()
+      .where('tenant_id', '=', principal.tenant.id)
+      .where('environment_id', '=', environmentId)
+    if (!admin) {
+      const managed = await deps.managedTargets(principal, environmentId)
+      query = query.where((eb) =>
+        eb.or([
+          eb('caller_id', '=', principal.id),
+          eb('run_owner_id', '=', principal.id),
+          eb('connection_owner_id', '=', principal.id),
+          ...(managed.length > 0 ? [eb('target_group_id', 'in', managed)] : []),
+        ]),
+      )
+    }
+    if (filter.status) query = query.where('status', '=', filter.status as RunRow['status'])
+    if (filter.parentRunId) query = query.where('parent_run_id', '=', filter.parentRunId)
+    return { admin, runs: await query.orderBy('requested_at', 'desc').limit(500).execute() }
   }
 
   /** The run's caller or run owner. */
@@ -205,10 +243,7 @@ export function createRunService(deps: {
       changes: Partial<RunSettings>,
     ) {
       await deps.access.assertEnvironmentVisible(principal, environmentId)
-      if (
-        !principal.isTenantAdmin &&
-        !(await deps.access.rolesIn(principal, environmentId)).includes('EnvironmentAdmin')
-      )
+      if (!(await isAdminIn(principal, environmentId)))
         throw new AppError('Forbidden', { details: { requiredRole: 'EnvironmentAdmin' } })
       const next = { ...(await settingsOf(environmentId)), ...changes }
       await db
@@ -443,29 +478,7 @@ export function createRunService(deps: {
       environmentId: string,
       filter: { status?: string | undefined; parentRunId?: string | undefined },
     ) {
-      await deps.access.assertEnvironmentVisible(principal, environmentId)
-      const admin =
-        principal.isTenantAdmin ||
-        (await deps.access.rolesIn(principal, environmentId)).includes('EnvironmentAdmin')
-      let query = db
-        .selectFrom('runs')
-        .selectAll()
-        .where('tenant_id', '=', principal.tenant.id)
-        .where('environment_id', '=', environmentId)
-      if (!admin) {
-        const managed = await deps.managedTargets(principal, environmentId)
-        query = query.where((eb) =>
-          eb.or([
-            eb('caller_id', '=', principal.id),
-            eb('run_owner_id', '=', principal.id),
-            eb('connection_owner_id', '=', principal.id),
-            ...(managed.length > 0 ? [eb('target_group_id', 'in', managed)] : []),
-          ]),
-        )
-      }
-      if (filter.status) query = query.where('status', '=', filter.status as RunRow['status'])
-      if (filter.parentRunId) query = query.where('parent_run_id', '=', filter.parentRunId)
-      return query.orderBy('requested_at', 'desc').limit(500).execute()
+      return (await runsSeenBy(principal, environmentId, filter)).runs
     },
 
     async cancel(principal: Principal, id: string): Promise<RunRow> {
@@ -480,10 +493,7 @@ export function createRunService(deps: {
     },
 
     async cancelParent(principal: Principal, environmentId: string, parentRunId: string) {
-      const runs = await this.list(principal, environmentId, { parentRunId })
-      const admin =
-        principal.isTenantAdmin ||
-        (await deps.access.rolesIn(principal, environmentId)).includes('EnvironmentAdmin')
+      const { admin, runs } = await runsSeenBy(principal, environmentId, { parentRunId })
       let cancelled = 0
       for (const run of runs) {
         // Listed as the keeper of its machine: seen, not the keeper's to cancel.
