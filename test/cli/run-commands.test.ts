@@ -187,6 +187,7 @@ describe('desklink runs and flows sharing, from the command line', () => {
       signInQueueTimeoutSeconds: 3_600,
       maxRunInputBytes: 2 * 1024 * 1024,
       maxRunTimeoutSeconds: 86_400,
+      defaultRunTimeoutSeconds: 10_800,
     })
     expect(
       await json([
@@ -197,11 +198,14 @@ describe('desklink runs and flows sharing, from the command line', () => {
         '20',
         '--runs-per-minute',
         '5',
+        '--default-run-timeout',
+        '900',
       ]),
     ).toMatchObject({
       maxQueuedRuns: 20,
       runsPerMinutePerConnection: 5,
       queueTimeoutSeconds: 21_600,
+      defaultRunTimeoutSeconds: 900,
     })
     const bad = await cli(['runs', 'settings', ...environment, '--queue-timeout', 'soon'])
     expect(bad.code).toBe(2)

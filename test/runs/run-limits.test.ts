@@ -78,6 +78,31 @@ describe('run request limits', () => {
     expect(tooLong.body.error.code).toBe('InvalidRequestBody')
   })
 
+  it('gives a flow without a timeout of its own the environment’s default', async () => {
+    const settings = (changes: Record<string, number>) =>
+      api(bed.t.url, bed.token, 'PATCH', `/environments/${bed.environmentId}/run-settings`, changes)
+    const plain = await pushFlow(bed.t.url, bed.token, bed.environmentId, {
+      name: 'default-timeout',
+      script: 'true',
+    })
+    const own = await pushFlow(bed.t.url, bed.token, bed.environmentId, {
+      name: 'own-timeout',
+      script: 'true',
+      timeoutSeconds: 600,
+    })
+    expect((await settings({ defaultRunTimeoutSeconds: 900 })).status).toBe(200)
+    try {
+      expect((await request(plain.id, {})).body.timeoutSeconds).toBe(900)
+      expect((await request(own.id, {})).body.timeoutSeconds).toBe(600)
+      // A default above the longest is cut to it, as a flow's own timeout is.
+      await settings({ defaultRunTimeoutSeconds: 7200, maxRunTimeoutSeconds: 1800 })
+      expect((await request(plain.id, {})).body.timeoutSeconds).toBe(1800)
+    } finally {
+      await settings({ defaultRunTimeoutSeconds: 3 * 3600, maxRunTimeoutSeconds: 24 * 3600 })
+    }
+    expect((await request(plain.id, {})).body.timeoutSeconds).toBe(3 * 3600)
+  })
+
   it('takes lower limits from the environment’s settings', async () => {
     const settings = (changes: Record<string, number>) =>
       api(bed.t.url, bed.token, 'PATCH', `/environments/${bed.environmentId}/run-settings`, changes)

@@ -268,6 +268,10 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .option('--sign-in-queue-timeout <seconds>', 'the same, for connect-with-sign-in connections')
     .option('--max-input-bytes <n>', 'largest run inputs, bytes (2 MB at most)')
     .option('--max-run-timeout <seconds>', 'longest run timeout (24 h at most)')
+    .option(
+      '--default-run-timeout <seconds>',
+      'timeout of a run whose request and flow give none (3 h by default)',
+    )
     .option('--json', 'print JSON')
     .action(async (o) => {
       const changes = {
@@ -282,6 +286,9 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         ...(o.maxInputBytes !== undefined && { maxRunInputBytes: wholeNumber(o.maxInputBytes) }),
         ...(o.maxRunTimeout !== undefined && {
           maxRunTimeoutSeconds: wholeNumber(o.maxRunTimeout),
+        }),
+        ...(o.defaultRunTimeout !== undefined && {
+          defaultRunTimeoutSeconds: wholeNumber(o.defaultRunTimeout),
         }),
       }
       const path = `/environments/${id(o.environment)}/run-settings`

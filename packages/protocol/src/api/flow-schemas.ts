@@ -49,7 +49,8 @@ export const FlowManifest = z.strictObject({
   inputs: z.array(FlowParameter).max(100).default([]),
   outputs: z.array(FlowParameter).max(100).default([]),
   needsDisplay: z.boolean().default(false),
-  timeoutSeconds: z.int().min(1).max(MAX_RUN_TIMEOUT_SECONDS).default(DEFAULT_RUN_TIMEOUT_SECONDS),
+  /** The flow's run timeout; absent, a run has its environment's `defaultRunTimeoutSeconds`. */
+  timeoutSeconds: z.int().min(1).max(MAX_RUN_TIMEOUT_SECONDS).optional(),
 })
 export type FlowManifest = z.infer<typeof FlowManifest>
 

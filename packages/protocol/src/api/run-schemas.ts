@@ -136,6 +136,8 @@ export const RunSettings = z.strictObject({
   maxRunInputBytes: z.int().min(1024).max(MAX_RUN_INPUT_BYTES),
   /** Longest timeout a run may have, seconds (24 h at most): a flow's longer one is cut to it. */
   maxRunTimeoutSeconds: z.int().min(60).max(MAX_RUN_TIMEOUT_SECONDS),
+  /** The timeout of a run whose request and flow name none (cut to the longest). */
+  defaultRunTimeoutSeconds: z.int().min(60).max(MAX_RUN_TIMEOUT_SECONDS),
 })
 export type RunSettings = z.infer<typeof RunSettings>
 
@@ -146,6 +148,7 @@ export const RUN_SETTINGS_DEFAULTS: RunSettings = {
   signInQueueTimeoutSeconds: 3600,
   maxRunInputBytes: MAX_RUN_INPUT_BYTES,
   maxRunTimeoutSeconds: MAX_RUN_TIMEOUT_SECONDS,
+  defaultRunTimeoutSeconds: DEFAULT_RUN_TIMEOUT_SECONDS,
 }
 
 export const UpdateRunSettingsRequest = RunSettings.partial()

@@ -8,7 +8,6 @@
  */
 import {
   type CreateRunRequest,
-  DEFAULT_RUN_TIMEOUT_SECONDS,
   type FlowManifest,
   NO_INPUTS,
   RUN_SETTINGS_DEFAULTS,
@@ -371,11 +370,11 @@ export function createRunService(deps: {
           status: 'Queued',
           sealed_inputs: sealedInputs,
           shown_inputs: JSON.stringify(inputs.shown),
-          // The request's, else the flow's (cut to the environment's longest), else 3 h.
+          // The request's, else the flow's or the environment's default, cut to its longest.
           timeout_seconds:
             request.timeoutSeconds ??
             Math.min(
-              manifest.timeoutSeconds ?? DEFAULT_RUN_TIMEOUT_SECONDS,
+              manifest.timeoutSeconds ?? settings.defaultRunTimeoutSeconds,
               settings.maxRunTimeoutSeconds,
             ),
           callback_url: request.callbackUrl ?? null,
