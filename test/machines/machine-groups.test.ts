@@ -2,7 +2,8 @@
  * Machine groups with real agent processes: the first machine creates the group key and
  * password, a wrong password fails on the machine and changes nothing, the right one joins,
  * the group limit holds, members inherit settings pushed over the channel, leaving keeps the
- * group settings, and the database never holds the group private key or password in usable form.
+ * group settings, a run waiting for the group fails at once when its last machine goes, and the
+ * database never holds the group private key or password in usable form.
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import type { MachineJoinedGroup } from '../../packages/server/src/machines/index.ts'
 import { createMembershipEvents } from '../../packages/server/src/machines/index.ts'
+import { openStorage } from '../../packages/server/src/storage/index.ts'
 import { type AgentHome, createAgentHome } from '../support/agent-home.ts'
 import {
   assertBuilt,
@@ -19,6 +21,8 @@ import {
   spawnDesklink,
   waitFor,
 } from '../support/cli-process.ts'
+import { insertConnectionRow } from '../support/connection-rows.ts'
+import { pushFlow, waitForRun } from '../support/runs.ts'
 import { registerTestMachine } from '../support/test-machine.ts'
 import {
   ADMIN_PASSWORD,
@@ -196,12 +200,48 @@ describe('machine groups (real server, real agent processes)', () => {
     expect(own.body.error.code).toBe('SettingsInheritedFromGroup')
   })
 
+  /** A run for the group, waiting while no member can take it. */
+  let waitingRunId = ''
+  const waitingFor = (machineIds: string[]) =>
+    waitForRun(t.url, token, waitingRunId, (r) => {
+      const machines = (r.waiting as { machines?: { machineId: string }[] } | null)?.machines
+      return machines?.map((m) => m.machineId).join() === [...machineIds].sort().join()
+    })
+
+  it('keeps a run for the group waiting while no member can take it, saying why', async () => {
+    const me = (await api(t.url, token, 'GET', '/me')).body
+    const storage = openStorage(t.database.url)
+    // Stored as tested: no machine here has the connection's OS account to vouch for it.
+    const connectionId = await insertConnectionRow(
+      storage.db,
+      { tenantId: me.tenant.id, environmentId, userId: me.id },
+      groupId,
+    ).finally(() => storage.close())
+    const flow = await pushFlow(t.url, token, environmentId, { name: 'payroll', script: 'true' })
+    const requested = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+      connectionId,
+    })
+    expect(requested.status, requested.text).toBe(202)
+    waitingRunId = requested.body.id
+    const queued = await waitingFor([a.machineId, b.machineId])
+    expect(queued.status).toBe('Queued')
+    // A's agent is not running here; B's is, in the group's maintenance.
+    expect(queued.waiting.machines).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ machineId: a.machineId, code: 'NoListenerConnected' }),
+        expect.objectContaining({ machineId: b.machineId, code: 'MachineInMaintenance' }),
+      ]),
+    )
+  })
+
   it('leaves the group keeping the group settings', async () => {
     const left = await desklink(['agent', 'leave-group', '--json'], { env: a.home.env })
     expect(left.code).toBe(0)
     const after = await machine(a.machineId)
     expect(after.groupId).toBe(a.standaloneGroupId)
     expect(after.settings).toMatchObject({ maintenanceMode: true, slots: 3 })
+    // The group still has B: its run waits for B alone.
+    expect((await waitingFor([b.machineId])).status).toBe('Queued')
   })
 
   it('tells a member removed by an administrator, which forgets the group key', async () => {
@@ -214,6 +254,12 @@ describe('machine groups (real server, real agent processes)', () => {
       () => JSON.parse(readFileSync(stateFile, 'utf8')).groupId === b.standaloneGroupId,
       'agent B to leave',
     )
+  })
+
+  it('fails the run waiting for the group at once when its last machine left', async () => {
+    // Not after its queue timeout of 6 hours: nothing could ever take it.
+    const ended = await waitForRun(t.url, token, waitingRunId, undefined, 5_000)
+    expect(ended).toMatchObject({ status: 'Failed', error: { code: 'GroupIsEmpty' } })
   })
 
   it('never stores the group password or the group private key in the database', () => {

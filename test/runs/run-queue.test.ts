@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { openStorage } from '../../packages/server/src/storage/index.ts'
 import { assertBuilt, waitFor } from '../support/cli-process.ts'
+import { insertConnectionRow } from '../support/connection-rows.ts'
 import { createTestCa, type TestCa } from '../support/fakes/test-ca.ts'
 import { skipReason } from '../support/os-users.ts'
 import { type RunMachine, startRunMachine } from '../support/run-machine.ts'
@@ -396,39 +397,10 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
       name: `empty-${randomUUID().slice(0, 8)}`,
     })
     const storage = openStorage(t.database.url)
-    const fixture = async (targetGroupId: string, type: 'password' | 'signIn') => {
-      const id = randomUUID()
-      const at = new Date().toISOString()
-      const me = (await api(t.url, m.token, 'GET', '/me')).body
-      await storage.db
-        .insertInto('connections')
-        .values({
-          id,
-          tenant_id: me.tenant.id,
-          environment_id: m.environmentId,
-          name: `fixture-${id}`,
-          target_group_id: targetGroupId,
-          type,
-          username: 'svc',
-          sealed_password: 'sealed',
-          sealed_refresh_token: null,
-          credential_id: null,
-          owner_type: 'user',
-          owner_id: me.id,
-          run_owner_type: 'user',
-          run_owner_id: me.id,
-          run_owner_explicit: 0,
-          status: 'Connected',
-          status_error: null,
-          os_account: 'svc',
-          last_tested_at: at,
-          last_used_at: null,
-          created_at: at,
-          updated_at: at,
-        })
-        .execute()
-      return id
-    }
+    const me = (await api(t.url, m.token, 'GET', '/me')).body
+    const owner = { tenantId: me.tenant.id, environmentId: m.environmentId, userId: me.id }
+    const fixture = (targetGroupId: string, type: 'password' | 'signIn') =>
+      insertConnectionRow(storage.db, owner, targetGroupId, type)
     try {
       const empty = await run({ connectionId: await fixture(group.body.id, 'password') })
       expect(empty.status).toBe(400)
