@@ -126,7 +126,7 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .option('--input <name=value>', 'an input (repeat for more)', collect, [] as string[])
     .option('--mode <mode>', 'attended or unattended', 'unattended')
     .option('--priority <priority>', 'high, normal or low', 'normal')
-    .option('--timeout <seconds>', 'run timeout (default: the flow’s, else 3 h)')
+    .option('--timeout <seconds>', 'run timeout (default: the flow’s, else the environment’s)')
     .option('--idempotency-key <key>', 'a retry with the same key returns the same run')
     .option('--parent-run-id <id>', 'an outside workflow run this run belongs to')
     .option('--callback-url <url>', 'an HTTPS URL the server posts the run to once it ended')
