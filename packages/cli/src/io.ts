@@ -20,21 +20,28 @@ export interface CliIo {
   readonly selfCommand: readonly string[]
 }
 
-/** An error the CLI reports as one clear line (plus details with --json) and an exit code. */
+/**
+ * An error the CLI reports as one clear line with what its details say (all of it with --json),
+ * and an exit code.
+ */
 export class CliError extends Error {
   readonly exitCode: number
   readonly code: string
+  /** The API's `details` (the fields or inputs to fix, a limit), when it sent any. */
   readonly details: unknown
+  /** The API request's id, to quote when reporting a server error. */
+  readonly requestId: string | undefined
 
   constructor(
     code: string,
     message: string,
-    options: { exitCode?: number; details?: unknown } = {},
+    options: { exitCode?: number; details?: unknown; requestId?: string | undefined } = {},
   ) {
     super(message)
     this.name = 'CliError'
     this.code = code
     this.exitCode = options.exitCode ?? 1
     this.details = options.details
+    this.requestId = options.requestId
   }
 }

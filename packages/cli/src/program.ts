@@ -15,6 +15,7 @@ import { registerMachineCommands } from './commands/machine-commands.ts'
 import { registerRunCommands } from './commands/run-commands.ts'
 import { registerServerCommands } from './commands/server-commands.ts'
 import { CliError, type CliIo } from './io.ts'
+import { printError } from './output/print-error.ts'
 
 export const CLI_VERSION = '0.1.0'
 
@@ -62,11 +63,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     // Help and version end with 0; anything else commander refuses is a usage error.
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2
     if (error instanceof CliError) {
-      if (json)
-        io.err(
-          `${JSON.stringify({ error: { code: error.code, message: error.message, details: error.details } })}\n`,
-        )
-      else io.err(`Error (${error.code}): ${error.message}\n`)
+      printError(io, error, json)
       return error.exitCode
     }
     if (error instanceof TypeError && /DESKLINK_|master key|must be/.test(error.message)) {

@@ -104,11 +104,8 @@ export function apiClientFor(io: CliIo): ApiClient {
         const code = error?.code ?? 'HttpError'
         const remediation = isErrorCode(code) ? ` ${ERROR_CODES[code].remediation}` : ''
         throw new CliError(code, `${error?.message ?? `HTTP ${response.status}`}${remediation}`, {
-          details: {
-            status: response.status,
-            details: error?.details,
-            requestId: (payload as ApiErrorBody | undefined)?.requestId,
-          },
+          details: error?.details,
+          requestId: (payload as ApiErrorBody | undefined)?.requestId,
         })
       }
       return payload as T

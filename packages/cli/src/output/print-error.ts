@@ -1,0 +1,72 @@
+/**
+ * How the CLI reports an error: for people, one line with the code and what to do, then what
+ * the details say (each field or input to fix, a limit); for programs (`--json`), the API's
+ * own error body on standard error.
+ *
+ * @module
+ */
+import type { CliError, CliIo } from '../io.ts'
+
+/** Codes whose remediation asks for the request id (the server failed, not the request). */
+const QUOTE_REQUEST_ID = new Set(['InternalError', 'HttpError'])
+
+export function printError(io: CliIo, error: CliError, json: boolean): void {
+  if (json) {
+    const body = {
+      error: {
+        code: error.code,
+        message: error.message,
+        ...(error.details !== undefined && { details: error.details }),
+      },
+      ...(error.requestId !== undefined && { requestId: error.requestId }),
+    }
+    io.err(`${JSON.stringify(body)}\n`)
+    return
+  }
+  const lines = [`Error (${error.code}): ${error.message}`]
+  for (const line of detailLines(error.details)) lines.push(`  ${line}`)
+  if (error.requestId && QUOTE_REQUEST_ID.has(error.code))
+    lines.push(`  request id: ${error.requestId}`)
+  io.err(`${lines.join('\n')}\n`)
+}
+
+interface Issue {
+  path?: string
+  message?: string
+}
+interface Problem {
+  input?: string
+  problem?: string
+}
+/** A machine's last refusal of a run that waited out its queue (`NoCandidateMachine`). */
+interface SubError {
+  machineName?: string
+  code?: string
+  reason?: string
+}
+
+const text = (value: unknown): string =>
+  typeof value === 'string' ? value : (JSON.stringify(value) ?? '')
+
+/**
+ * The details as lines: validation issues, input problems and machines' refusals one per line,
+ * anything else as `key: value`.
+ */
+export function detailLines(details: unknown): string[] {
+  if (details === undefined || details === null) return []
+  if (typeof details !== 'object') return [text(details)]
+  const lines: string[] = []
+  for (const [key, value] of Object.entries(details)) {
+    if (key === 'issues' && Array.isArray(value))
+      for (const issue of value as Issue[])
+        lines.push(`${issue.path || '(request)'}: ${text(issue.message)}`)
+    else if (key === 'problems' && Array.isArray(value))
+      for (const problem of value as Problem[])
+        lines.push(`${text(problem.input)}: ${text(problem.problem)}`)
+    else if (key === 'subErrors' && Array.isArray(value))
+      for (const sub of value as SubError[])
+        lines.push(`${text(sub.machineName)}: ${text(sub.reason)} (${text(sub.code)})`)
+    else lines.push(`${key}: ${text(value)}`)
+  }
+  return lines
+}
