@@ -180,6 +180,11 @@ describe('the README first command, with real processes', () => {
       const machines = JSON.parse(list.stdout) as { name: string; status: string }[]
       return machines.length === 1 && machines[0].status === 'connected'
     }, 'the local agent to connect')
+    // Where desklink up runs, the agent's status is the local agent's.
+    const status = await desklink(['agent', 'status'], { cwd, env: adminConfig })
+    expect(status.code, status.stderr).toBe(0)
+    expect(status.stderr).toContain('The local agent of desklink up')
+    expect(status.stdout).toMatch(/^registration:\s+active$/m)
     expect(statSync(join(cwd, '.desklink', 'agent', 'keys', 'identity.pem')).mode & 0o777).toBe(
       0o600,
     )
@@ -191,31 +196,38 @@ describe('the README first command, with real processes', () => {
       expect(up.output()).toContain("sample:   desktop flow 'hello-desklink'")
       const account = createOsUser('dlfirst', 'First-run-password-8')
       try {
+        // As the README says: the machine by name, the environment left to its default.
         const machine = (
           JSON.parse(
             (await desklink(['machines', 'list', '--json'], { cwd, env: adminConfig })).stdout,
-          ) as { id: string }[]
-        )[0].id
-        const environment = (
-          JSON.parse(
-            (await desklink(['env', 'list', '--json'], { cwd, env: adminConfig })).stdout,
-          ) as { id: string }[]
-        )[0].id
-        const connection = await desklink(
-          [
-            'connections',
-            'create',
-            'my-account',
-            '--environment',
-            environment,
-            '--machine',
-            machine,
-            '--username',
-            account.name,
-          ],
-          { cwd, env: adminConfig, stdin: 'First-run-password-8\n' },
-        )
-        expect(connection.stdout).toContain('Connected')
+          ) as { name: string }[]
+        )[0].name
+        const create = (password: string) =>
+          desklink(
+            [
+              'connections',
+              'create',
+              'my-account',
+              '--machine',
+              machine,
+              '--username',
+              account.name,
+            ],
+            { cwd, env: adminConfig, stdin: `${password}\n` },
+          )
+        // A wrong password: the connection is kept with its error, and the error says what next.
+        const wrong = await create('not-the-password')
+        expect(wrong.code).toBe(1)
+        expect(wrong.stdout).toMatch(/status:\s+Error/)
+        expect(wrong.stderr).toContain("The connection 'my-account' is saved with status Error")
+        expect(wrong.stderr).toContain('--password-stdin')
+        const fixed = await desklink(['connections', 'update', 'my-account', '--password-stdin'], {
+          cwd,
+          env: adminConfig,
+          stdin: 'First-run-password-8\n',
+        })
+        expect(fixed.code, fixed.stderr).toBe(0)
+        expect(fixed.stdout).toMatch(/status:\s+Connected/)
         const run = await desklink(['run', 'hello-desklink', '--connection', 'my-account'], {
           cwd,
           env: adminConfig,
@@ -244,10 +256,10 @@ describe('the README first command, with real processes', () => {
           join(flowDir, 'main.js'),
           "const fs = require('fs')\nconst { n } = JSON.parse(fs.readFileSync(process.env.DESKLINK_INPUTS, 'utf8'))\nfs.writeFileSync(process.env.DESKLINK_OUTPUTS, JSON.stringify({ doubled: n * 2 }))\n",
         )
-        const pushed = await desklink(
-          ['flows', 'push', 'my-flow', '--environment', environment, '--json'],
-          { cwd, env: adminConfig },
-        )
+        const pushed = await desklink(['flows', 'push', 'my-flow', '--json'], {
+          cwd,
+          env: adminConfig,
+        })
         expect(pushed.code, pushed.stderr).toBe(0)
         expect(JSON.parse(pushed.stdout)).toMatchObject({ name: 'double', version: 1 })
         const doubled = await desklink(

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { type ChannelTestbed, startChannelTestbed } from '../support/channel-testbed.ts'
-import { assertBuilt, desklink } from '../support/cli-process.ts'
+import { assertBuilt, desklink, spawnDesklink, waitFor } from '../support/cli-process.ts'
 import { waitForRun } from '../support/runs.ts'
 import { ADMIN_PASSWORD, api, signIn } from '../support/test-server.ts'
 
@@ -82,9 +82,10 @@ describe('desklink runs and flows sharing, from the command line', () => {
     expect((await json(['runs', 'move-to-top', first, '--undo'])).movedToTopAt).toBeNull()
     expect([await waiting(first), await waiting(second)]).toEqual([2, 1])
 
+    // Refused before anything is sent: a usage error.
     const wrong = await cli(['runs', 'set-priority', second, 'urgent'])
-    expect(wrong.code).toBe(1)
-    expect(wrong.stderr).toContain('InvalidRequestBody')
+    expect(wrong.code).toBe(2)
+    expect(wrong.stderr).toContain("priority takes high, normal, low, not 'urgent'")
 
     expect(
       await json(['runs', 'cancel-parent', 'workflow-7', '--environment', bed.environmentId]),
@@ -100,6 +101,93 @@ describe('desklink runs and flows sharing, from the command line', () => {
         details: { delivered: false, refused: expect.stringContaining('internal') },
       })
     }
+  })
+
+  it('says what to fix: the details of an error, as lines or as the API body', async () => {
+    const environment = ['--environment', bed.environmentId]
+    const above = await cli(['runs', 'settings', ...environment, '--max-input-bytes', '3000000'])
+    expect(above.code).toBe(1)
+    expect(above.stderr).toMatch(/^Error \(InvalidRequestBody\): .*Fix the fields listed/m)
+    expect(above.stderr).toMatch(/^ {2}maxRunInputBytes: .*2097152/m)
+    const asJson = await cli([
+      'runs',
+      'settings',
+      ...environment,
+      '--max-input-bytes',
+      '3000000',
+      '--json',
+    ])
+    const body = JSON.parse(asJson.stderr)
+    expect(body).toMatchObject({
+      error: {
+        code: 'InvalidRequestBody',
+        details: { issues: [{ path: 'maxRunInputBytes', message: expect.any(String) }] },
+      },
+      requestId: expect.any(String),
+    })
+
+    const flow = await api(
+      bed.t.url,
+      bed.token,
+      'POST',
+      `/environments/${bed.environmentId}/desktop-flows`,
+      {
+        manifest: {
+          name: 'counted',
+          runtime: 'shell',
+          entry: 'main.sh',
+          inputs: [{ name: 'times', type: 'number', required: true }],
+        },
+        files: [{ path: 'main.sh', contentBase64: Buffer.from('true').toString('base64') }],
+      },
+    )
+    expect(flow.status, flow.text).toBe(201)
+    // By name, in the caller's first environment: no --environment needed.
+    const inputs = await cli(['run', 'counted', '--connection', 'picky', '--input', 'times=abc'])
+    expect(inputs.code).toBe(1)
+    expect(inputs.stderr).toContain('Error (InvalidFlowInputs)')
+    expect(inputs.stderr).toMatch(/^ {2}times: must be of type number$/m)
+
+    const missing = await cli(['run', 'no-such-flow', '--connection', 'picky'])
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toContain(
+      "Error (ResourceNotFound): No desktop flow named 'no-such-flow'",
+    )
+    expect(missing.stderr).toContain('desklink flows list --environment')
+    expect((await json(['flows', 'show', 'counted'])).id).toBe(flow.body.id)
+    expect((await json(['connections', 'show', 'picky'])).id).toBe(bed.connectionId)
+    const listed = (await json(['flows', 'list'])) as unknown as { name: string }[]
+    expect(listed.map((f) => f.name)).toContain('counted')
+  })
+
+  it('stops waiting on Ctrl+C and says how to follow or cancel the run, which goes on', async () => {
+    const { t, token, machine, flow } = bed
+    await api(t.url, token, 'PATCH', `/machines/${machine.machineId}`, {
+      settings: { maintenanceMode: true },
+    })
+    const waiter = spawnDesklink(['run', flow.id, '--connection', 'picky'], {
+      DESKLINK_CONFIG_DIR: configDir,
+    })
+    try {
+      const runId = await waitFor(
+        () => /^Run (\S+)$/m.exec(waiter.output())?.[1],
+        'the run id, before waiting',
+      )
+      await waitFor(() => waiter.output().includes('Queued (position 1)'), 'the queued line')
+      waiter.child.kill('SIGINT')
+      expect(await waiter.exited()).toBe(130)
+      expect(waiter.output()).toContain(`Error (StoppedWaiting): Stopped waiting; run ${runId}`)
+      expect(waiter.output()).toContain(`desklink runs cancel ${runId}`)
+      expect((await api(t.url, token, 'GET', `/runs/${runId}`)).body.status).toBe('Queued')
+      expect((await json(['runs', 'cancel', runId])).status).toBe('Cancelled')
+    } finally {
+      await waiter.stop()
+    }
+    const noWait = await cli(['run', flow.id, '--connection', 'picky', '--no-wait'])
+    expect(noWait.code, noWait.stderr).toBe(0)
+    const queuedId = /^id:\s+(\S+)$/m.exec(noWait.stdout)?.[1]
+    expect(noWait.stderr).toContain(`Follow it with: desklink runs show ${queuedId}`)
+    await cli(['runs', 'cancel', queuedId ?? ''])
   })
 
   it('shares a flow and a credential with a user, and stops', async () => {

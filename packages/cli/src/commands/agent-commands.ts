@@ -8,6 +8,7 @@
  */
 import { spawn } from 'node:child_process'
 import { hostname, release } from 'node:os'
+import { join } from 'node:path'
 
 import type { Command } from '@commander-js/extra-typings'
 import {
@@ -27,6 +28,7 @@ import { pino } from 'pino'
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject } from '../output/print.ts'
+import { localAgentStateDir } from './local-agent.ts'
 
 /** Runs the PAM check in a child process: PAM blocks for seconds on a wrong password. */
 function runPamCheck(
@@ -176,12 +178,23 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
     .description('Show what the agent knows: registration, group, connection, sessions.')
     .option('--json', 'print JSON')
     .action((o) => {
-      const store = createStateStore(config().stateDir)
-      const state = store.read()
+      let store = createStateStore(config().stateDir)
+      let state = store.read()
+      // Not registered as a service: the local agent of `desklink up` started here, if any.
+      const upAgent = localAgentStateDir(io.env.DESKLINK_DATA_DIR ?? join(io.cwd, '.desklink'))
+      if (!state && io.env.DESKLINK_AGENT_STATE_DIR === undefined) {
+        const local = createStateStore(upAgent)
+        state = local.read()
+        if (state) {
+          store = local
+          if (!o.json) io.err(`The local agent of desklink up (${upAgent}):\n`)
+        }
+      }
       if (!state)
         throw new CliError(
           'NotRegistered',
-          'This machine is not registered: run desklink agent register.',
+          `This machine is not registered (${config().stateDir}): run desklink agent register. ` +
+            'For the local agent of desklink up, run this where desklink up runs.',
           { exitCode: 2 },
         )
       const status = store.readStatus()

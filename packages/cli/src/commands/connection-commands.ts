@@ -30,7 +30,9 @@ import {
 } from '../client/oauth-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
+import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
 import { tryOpenBrowser } from './login-commands.ts'
+import { idOf } from './names.ts'
 
 type Items<T> = { items: T[] }
 const id = (value: string) => encodeURIComponent(value)
@@ -50,15 +52,45 @@ function summary(c: Connection): Record<string, unknown> {
   }
 }
 
-/** A stored connection whose test failed: the output above says why; the exit code says so too. */
+/**
+ * A stored connection whose test failed: the output above says why, the error what to do next
+ * (the connection stays, with its status); the exit code says so too.
+ */
 function failed(c: Connection): never {
+  const next =
+    c.type === 'signIn'
+      ? `desklink connections update ${c.id} --sign-in`
+      : c.type === 'password'
+        ? `echo -n "$PASSWORD" | desklink connections update ${c.id} --username <user> --password-stdin`
+        : `desklink connections test ${c.id}`
   throw new CliError(
     c.error?.code ?? 'ConnectionNotConnected',
-    `The connection's test failed: ${c.error?.message ?? c.status}`,
-    {
-      details: c.error?.details,
-    },
+    `The connection's test failed: ${(c.error?.message ?? c.status).replace(/\.?$/, '.')} ` +
+      `The connection '${c.name}' is saved with status ${c.status}: fix it with \`${next}\`, ` +
+      `or delete it with \`desklink connections delete ${c.id}\`.`,
+    { details: c.error?.details },
   )
+}
+
+/** The public key a password for the connection's target is sealed to. */
+async function targetPublicKey(client: ApiClient, c: Connection): Promise<string> {
+  const { items } = await client.request<Items<Machine>>(
+    'GET',
+    `/machines?environmentId=${id(c.environmentId)}`,
+  )
+  // A machine target is the machine's own group (its key is in the machine's own view);
+  // otherwise a machine group.
+  const machine = items.find((m) => m.standaloneGroupId === c.targetGroupId)
+  const publicKey = machine
+    ? (await client.request<Machine>('GET', `/machines/${id(machine.id)}`)).standaloneGroupPublicKey
+    : (await client.request<MachineGroup>('GET', `/machine-groups/${id(c.targetGroupId)}`))
+        .publicKey
+  if (!publicKey)
+    throw new CliError(
+      'NoGroupKey',
+      'The target has no key yet: a machine must join the group first.',
+    )
+  return publicKey
 }
 
 interface SignInOptions {
@@ -106,12 +138,12 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
   connections
     .command('list')
     .description('List your connections in an environment.')
-    .requiredOption('--environment <id>', 'environment id')
+    .option('--environment <id>', ENVIRONMENT_HELP)
     .option('--json', 'print JSON')
     .action(async (o) => {
       const { items } = await api().request<Items<Connection>>(
         'GET',
-        `/environments/${id(o.environment)}/connections`,
+        `/environments/${id(await environmentOf(io, o.environment))}/connections`,
       )
       printTable(
         io,
@@ -136,8 +168,8 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
         'or user) with the password on standard input; it is sealed to the target here. Or --credential ID.\n' +
         'Or --sign-in: connect with sign-in (attended runs only) as the person who signs in.',
     )
-    .requiredOption('--environment <id>', 'environment id')
-    .option('--machine <id>', 'target machine')
+    .option('--environment <id>', ENVIRONMENT_HELP)
+    .option('--machine <id|name>', 'target machine')
     .option('--group <id>', 'target machine group')
     .option('--username <name>', 'the account the flows run as')
     .option('--credential <id>', 'use a credential instead of a password')
@@ -158,13 +190,15 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
           { exitCode: 2 },
         )
       const client = api()
-      const target = o.machine ? { machineId: o.machine } : { groupId: o.group ?? '' }
+      const environmentId = await environmentOf(io, o.environment)
+      const machineId = o.machine && (await idOf(io, 'machine', o.machine, environmentId))
+      const target = machineId ? { machineId } : { groupId: o.group ?? '' }
       let body: Record<string, unknown>
       if (o.credential) {
         body = { name, target, credentialId: o.credential }
       } else if (o.signIn) {
-        const groupId = o.machine
-          ? (await client.request<Machine>('GET', `/machines/${id(o.machine)}`)).standaloneGroupId
+        const groupId = machineId
+          ? (await client.request<Machine>('GET', `/machines/${id(machineId)}`)).standaloneGroupId
           : (o.group ?? '')
         body = { name, target, signIn: await signInFor(io, client, groupId, o) }
       } else {
@@ -173,8 +207,8 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
           throw new CliError('MissingPassword', 'Pass the password on standard input.', {
             exitCode: 2,
           })
-        const publicKey = o.machine
-          ? (await client.request<Machine>('GET', `/machines/${id(o.machine)}`))
+        const publicKey = machineId
+          ? (await client.request<Machine>('GET', `/machines/${id(machineId)}`))
               .standaloneGroupPublicKey
           : (await client.request<MachineGroup>('GET', `/machine-groups/${id(o.group ?? '')}`))
               .publicKey
@@ -194,7 +228,7 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
       }
       const created = await client.request<Connection>(
         'POST',
-        `/environments/${id(o.environment)}/connections`,
+        `/environments/${id(environmentId)}/connections`,
         body,
       )
       printObject(io, o, o.json ? created : summary(created))
@@ -202,53 +236,74 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
     })
 
   connections
-    .command('update <connectionId>')
+    .command('update <connection>')
     .description(
-      'Rename a connection (--name), or sign in again for a sign-in connection (--sign-in),\n' +
-        'which tests it again on a machine of its target.',
+      'Rename a connection (--name); change its account (--username, --password-stdin) or sign\n' +
+        'in again (--sign-in), which tests it again on a machine of its target.',
     )
+    .option('--environment <id>', `where to look up a name: ${ENVIRONMENT_HELP}`)
     .option('--name <name>', 'new display name')
+    .option('--username <name>', 'password connections: the account the flows run as')
+    .option('--password-stdin', 'password connections: a new password, on standard input')
     .option('--sign-in', 'sign in again (sign-in connections)')
     .option('--sign-in-username <name>', 'with --sign-in: no browser, password on standard input')
     .option('--no-browser', 'with --sign-in: print the sign-in address instead of opening it')
     .option('--timeout <seconds>', 'with --sign-in: how long to wait for the browser', '300')
     .option('--json', 'print JSON')
-    .action(async (connectionId, o) => {
+    .action(async (connection, o) => {
+      const connectionId = await idOf(io, 'connection', connection, o.environment)
       const client = api()
       const current = await client.request<Connection>('GET', `/connections/${id(connectionId)}`)
       const body: Record<string, unknown> = {
         ...(o.name && { name: o.name }),
+        ...(o.username && { username: o.username }),
+      }
+      if (o.passwordStdin) {
+        const password = (await io.readStdin()).replace(/\r?\n$/, '')
+        if (!password)
+          throw new CliError('MissingPassword', 'Pass the password on standard input.', {
+            exitCode: 2,
+          })
+        const publicKey = await targetPublicKey(client, current)
+        body.sealedPassword = await sealToGroup(publicKey, password, `connection:${current.id}`)
       }
       if (o.signIn) body.signIn = await signInFor(io, client, current.targetGroupId, o)
       const c = await client.request<Connection>('PATCH', `/connections/${id(connectionId)}`, body)
       printObject(io, o, o.json ? c : summary(c))
-      if (o.signIn && c.status !== 'Connected') failed(c)
+      const tested = o.signIn || o.username || o.passwordStdin
+      if (tested && c.status !== 'Connected') failed(c)
     })
 
   connections
-    .command('show <connectionId>')
+    .command('show <connection>')
     .description('Show a connection and its last test.')
+    .option('--environment <id>', `where to look up a name: ${ENVIRONMENT_HELP}`)
     .option('--json', 'print JSON')
-    .action(async (connectionId, o) => {
+    .action(async (connection, o) => {
+      const connectionId = await idOf(io, 'connection', connection, o.environment)
       const c = await api().request<Connection>('GET', `/connections/${id(connectionId)}`)
       printObject(io, o, o.json ? c : summary(c))
     })
 
   connections
-    .command('test <connectionId>')
+    .command('test <connection>')
     .description('Test a connection again on a machine of its target.')
+    .option('--environment <id>', `where to look up a name: ${ENVIRONMENT_HELP}`)
     .option('--json', 'print JSON')
-    .action(async (connectionId, o) => {
+    .action(async (connection, o) => {
+      const connectionId = await idOf(io, 'connection', connection, o.environment)
       const c = await api().request<Connection>('POST', `/connections/${id(connectionId)}/test`)
       printObject(io, o, o.json ? c : summary(c))
       if (c.status !== 'Connected') failed(c)
     })
 
   connections
-    .command('delete <connectionId>')
+    .command('delete <connection>')
     .description('Delete a connection.')
+    .option('--environment <id>', `where to look up a name: ${ENVIRONMENT_HELP}`)
     .option('--json', 'print JSON')
-    .action(async (connectionId, o) => {
+    .action(async (connection, o) => {
+      const connectionId = await idOf(io, 'connection', connection, o.environment)
       await api().request('DELETE', `/connections/${id(connectionId)}`)
       printObject(io, o, { deleted: connectionId })
     })

@@ -13,6 +13,7 @@ import type { Credential, SecretStore } from '@desklink/protocol'
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
+import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
 import { registerShareVerbs } from './share-verbs.ts'
 
 type Items<T> = { items: T[] }
@@ -41,12 +42,12 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
   stores
     .command('list')
     .description('List the secret stores of an environment.')
-    .requiredOption('--environment <id>', 'environment id')
+    .option('--environment <id>', ENVIRONMENT_HELP)
     .option('--json', 'print JSON')
     .action(async (o) => {
       const { items } = await api().request<Items<SecretStore>>(
         'GET',
-        `/environments/${id(o.environment)}/secret-stores`,
+        `/environments/${id(await environmentOf(io, o.environment))}/secret-stores`,
       )
       printTable(
         io,
@@ -67,7 +68,7 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
       'Configure a secret store from a JSON settings file (see docs/credentials/). Its secrets\n' +
         '(Vault token or AppRole secret id, Entra client secret or certificate) are sealed at once.',
     )
-    .requiredOption('--environment <id>', 'environment id')
+    .option('--environment <id>', ENVIRONMENT_HELP)
     .requiredOption('--settings <file>', 'JSON file with the store settings')
     .option('--json', 'print JSON')
     .action(async (name, o) => {
@@ -76,7 +77,7 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
         o,
         await api().request<SecretStore>(
           'POST',
-          `/environments/${id(o.environment)}/secret-stores`,
+          `/environments/${id(await environmentOf(io, o.environment))}/secret-stores`,
           { name, settings: readJson(io, o.settings) },
         ),
       )
@@ -103,12 +104,12 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
   credentials
     .command('list')
     .description('List the credentials you can use in an environment.')
-    .requiredOption('--environment <id>', 'environment id')
+    .option('--environment <id>', ENVIRONMENT_HELP)
     .option('--json', 'print JSON')
     .action(async (o) => {
       const { items } = await api().request<Items<Credential>>(
         'GET',
-        `/environments/${id(o.environment)}/credentials`,
+        `/environments/${id(await environmentOf(io, o.environment))}/credentials`,
       )
       printTable(
         io,
@@ -131,7 +132,7 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
         'and the secret with --secret-ref FILE (a store reference) or --secret-stdin (built-in store;\n' +
         'connection credentials also need --group). The secret is checked readable now.',
     )
-    .requiredOption('--environment <id>', 'environment id')
+    .option('--environment <id>', ENVIRONMENT_HELP)
     .option(
       '--usage <usage>',
       'connection (signs in the session) or flow (read by the flow)',
@@ -166,13 +167,17 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
       printObject(
         io,
         o,
-        await api().request<Credential>('POST', `/environments/${id(o.environment)}/credentials`, {
-          name,
-          description: o.description,
-          usage: o.usage,
-          username,
-          secret,
-        }),
+        await api().request<Credential>(
+          'POST',
+          `/environments/${id(await environmentOf(io, o.environment))}/credentials`,
+          {
+            name,
+            description: o.description,
+            usage: o.usage,
+            username,
+            secret,
+          },
+        ),
       )
     })
   credentials

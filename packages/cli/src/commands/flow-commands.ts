@@ -15,6 +15,8 @@ import type { DesktopFlow } from '@desklink/protocol'
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
+import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
+import { idOf } from './names.ts'
 import { registerShareVerbs } from './share-verbs.ts'
 
 export const MANIFEST_FILE = 'desklink-flow.json'
@@ -63,13 +65,13 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
       `Push the flow in a folder (${MANIFEST_FILE} plus its files): a new flow, or a new ` +
         'version of the flow of that name. The same content again changes nothing.',
     )
-    .requiredOption('--environment <id>', 'environment id')
+    .option('--environment <id>', ENVIRONMENT_HELP)
     .option('--json', 'print JSON')
     .action(async (dir, o) => {
       const body = readPackage(resolve(io.cwd, dir))
       const flow = await api().request<DesktopFlow>(
         'POST',
-        `/environments/${id(o.environment)}/desktop-flows`,
+        `/environments/${id(await environmentOf(io, o.environment))}/desktop-flows`,
         body,
       )
       printObject(
@@ -84,12 +86,12 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
   flows
     .command('list')
     .description('List the desktop flows you can see in an environment.')
-    .requiredOption('--environment <id>', 'environment id')
+    .option('--environment <id>', ENVIRONMENT_HELP)
     .option('--json', 'print JSON')
     .action(async (o) => {
       const { items } = await api().request<{ items: DesktopFlow[] }>(
         'GET',
-        `/environments/${id(o.environment)}/desktop-flows`,
+        `/environments/${id(await environmentOf(io, o.environment))}/desktop-flows`,
       )
       printTable(
         io,
@@ -107,10 +109,12 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
     })
 
   flows
-    .command('show <flowId>')
-    .description('Show a desktop flow: its version, runtime, inputs and outputs.')
+    .command('show <flow>')
+    .description('Show a desktop flow (id or name): its version, runtime, inputs and outputs.')
+    .option('--environment <id>', `where to look up a name: ${ENVIRONMENT_HELP}`)
     .option('--json', 'print JSON')
-    .action(async (flowId, o) => {
+    .action(async (flow, o) => {
+      const flowId = await idOf(io, 'flow', flow, o.environment)
       const f = await api().request<DesktopFlow>('GET', `/desktop-flows/${id(flowId)}`)
       const param = (p: { name: string; type: string; required: boolean; sensitive: boolean }) =>
         `${p.name}:${p.type}${p.required ? '!' : ''}${p.sensitive ? ' (sensitive)' : ''}`
@@ -133,10 +137,12 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
     })
 
   flows
-    .command('delete <flowId>')
-    .description('Delete a desktop flow and all its versions.')
+    .command('delete <flow>')
+    .description('Delete a desktop flow (id or name) and all its versions.')
+    .option('--environment <id>', `where to look up a name: ${ENVIRONMENT_HELP}`)
     .option('--json', 'print JSON')
-    .action(async (flowId, o) => {
+    .action(async (flow, o) => {
+      const flowId = await idOf(io, 'flow', flow, o.environment)
       await api().request('DELETE', `/desktop-flows/${id(flowId)}`)
       printObject(io, o, { deleted: flowId })
     })

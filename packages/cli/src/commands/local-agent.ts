@@ -43,13 +43,16 @@ function run(
   })
 }
 
+/** Where `desklink up` keeps its local agent's state, under its data directory. */
+export const localAgentStateDir = (dataDir: string) => join(dataDir, 'agent')
+
 export async function startLocalAgent(
   io: CliIo,
   server: RunningServer,
   dataDir: string,
 ): Promise<LocalAgent> {
   const env = {
-    DESKLINK_AGENT_STATE_DIR: join(dataDir, 'agent'),
+    DESKLINK_AGENT_STATE_DIR: localAgentStateDir(dataDir),
     DESKLINK_AGENT_POLICY: join(dataDir, 'agent-policy.json'),
   }
   const state = createStateStore(env.DESKLINK_AGENT_STATE_DIR)

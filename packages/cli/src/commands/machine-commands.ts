@@ -10,6 +10,7 @@ import type { Machine, MachineGroup } from '@desklink/protocol'
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
+import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
 import { registerShareVerbs } from './share-verbs.ts'
 
 type Items<T> = { items: T[] }
@@ -71,12 +72,12 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
   machines
     .command('token')
     .description('Create a one-time registration token for an environment (valid one hour).')
-    .requiredOption('--environment <id>', 'environment id')
+    .option('--environment <id>', ENVIRONMENT_HELP)
     .option('--json', 'print JSON')
     .action(async (o) => {
       const created = await api().request<{ token: string; expiresAt: string }>(
         'POST',
-        `/environments/${id(o.environment)}/registration-tokens`,
+        `/environments/${id(await environmentOf(io, o.environment))}/registration-tokens`,
         {},
       )
       if (o.json) return printObject(io, o, created)
@@ -176,12 +177,12 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
       .command('create <name>')
       .description('Create a machine group; machines join it with `desklink agent join-group`.'),
   )
-    .requiredOption('--environment <id>', 'environment id')
+    .option('--environment <id>', ENVIRONMENT_HELP)
     .option('--description <text>', 'description', '')
     .option('--json', 'print JSON')
     .action(async (name, o) => {
       const body = {
-        environmentId: o.environment,
+        environmentId: await environmentOf(io, o.environment),
         name,
         description: o.description,
         settings: settingsPatch(o),

@@ -6,11 +6,13 @@
  * @module
  */
 import type { Command } from '@commander-js/extra-typings'
-import type { Me, Run, RunSettings } from '@desklink/protocol'
+import type { Run, RunSettings } from '@desklink/protocol'
 
-import { type ApiClient, apiClientFor } from '../client/api-client.ts'
+import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
+import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
+import { idOf } from './names.ts'
 
 const id = (value: string) => encodeURIComponent(value)
 const ENDED = new Set(['Succeeded', 'Failed', 'Cancelled'])
@@ -49,55 +51,31 @@ function runSummary(run: Run): Record<string, unknown> {
     flow: `${run.flowName} (v${run.flowVersion})`,
     status: run.status,
     runMode: run.runMode,
-    machine: run.machineId ?? '',
-    machineCredentialUser: run.machineCredentialUser ?? '',
+    priority: run.movedToTopAt ? `${run.priority}, moved to top` : run.priority,
+    ...(run.machineId && { machine: run.machineId }),
+    ...(run.machineCredentialUser && { machineCredentialUser: run.machineCredentialUser }),
     runOwner: `${run.runOwnerType} ${run.runOwnerId}`,
+    ...(Object.keys(run.inputs).length > 0 && { inputs: JSON.stringify(run.inputs) }),
     ...(run.outputs && { outputs: JSON.stringify(run.outputs) }),
     ...(run.error && { error: `${run.error.code}: ${run.error.message}` }),
     ...(run.waiting && {
       position: run.waiting.position,
       waitingFor: whyWaiting(run.waiting),
     }),
-    durationMs: run.totalDurationMs ?? '',
+    ...(run.totalDurationMs !== null && { durationMs: run.totalDurationMs }),
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
-/**
- * Flows and connections may be named instead of given by id: the name is looked up in the
- * environment given, else in the first environment the caller has a role in.
- */
-async function resolveByName(
-  client: ApiClient,
-  kind: 'desktop-flows' | 'connections',
-  nameOrId: string,
-  environment: string | undefined,
-): Promise<string> {
-  if (UUID.test(nameOrId)) return nameOrId
-  const environmentId =
-    environment ?? (await client.request<Me>('GET', '/me')).roles[0]?.environmentId
-  if (!environmentId)
-    throw new CliError(
-      'NoEnvironment',
-      'Pass --environment: you have no role in any environment.',
-      {
-        exitCode: 2,
-      },
-    )
-  const { items } = await client.request<{ items: { id: string; name: string }[] }>(
-    'GET',
-    `/environments/${id(environmentId)}/${kind}`,
-  )
-  const found = items.filter((item) => item.name === nameOrId)
-  if (found.length !== 1)
-    throw new CliError(
-      'NotFound',
-      `${found.length === 0 ? 'No' : 'More than one'} ${kind === 'connections' ? 'connection' : 'desktop flow'} named '${nameOrId}' in environment ${environmentId}; give its id.`,
-      { exitCode: 2 },
-    )
-  return found[0].id
+/** A value of a closed set given on the command line, checked before anything is sent. */
+function oneOf<T extends string>(option: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value))
+    throw new CliError('InvalidOption', `${option} takes ${allowed.join(', ')}, not '${value}'.`, {
+      exitCode: 2,
+    })
+  return value as T
 }
+const PRIORITIES = ['high', 'normal', 'low'] as const
+const RUN_MODES = ['attended', 'unattended'] as const
 
 /** A whole number given on the command line; the server says whether it is within limits. */
 function wholeNumber(value: string): number {
@@ -139,21 +117,31 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         'a usage or configuration error.',
     )
     .action(async (flow, o) => {
+      const runMode = oneOf('--mode', o.mode, RUN_MODES)
+      const priority = oneOf('--priority', o.priority, PRIORITIES)
       const client = api()
-      const flowId = await resolveByName(client, 'desktop-flows', flow, o.environment)
-      const connectionId = await resolveByName(client, 'connections', o.connection, o.environment)
+      const flowId = await idOf(io, 'flow', flow, o.environment)
+      const connectionId = await idOf(io, 'connection', o.connection, o.environment)
       let run = await client.request<Run>('POST', `/desktop-flows/${id(flowId)}/runs`, {
         connectionId,
-        runMode: o.mode,
-        priority: o.priority,
+        runMode,
+        priority,
         inputs: parseInputs(o.input),
         ...(o.timeout && { timeoutSeconds: wholeNumber(o.timeout) }),
         ...(o.idempotencyKey && { idempotencyKey: o.idempotencyKey }),
         ...(o.parentRunId && { parentRunId: o.parentRunId }),
         ...(o.callbackUrl && { callbackUrl: o.callbackUrl }),
       })
+      if (!o.wait) {
+        printObject(io, o, o.json ? run : runSummary(run))
+        if (!o.json) io.err(`Follow it with: desklink runs show ${run.id}\n`)
+        return
+      }
+      if (!o.json && !ENDED.has(run.status)) io.err(`Run ${run.id}\n`)
+      // Ctrl+C stops the waiting, not the run: say so, and how to cancel it.
+      const stopped = io.waitForStop().then(() => true)
       let said = ''
-      while (o.wait && !ENDED.has(run.status)) {
+      while (!ENDED.has(run.status)) {
         const why = run.waiting ? whyWaiting(run.waiting) : ''
         const line =
           run.status === 'Queued'
@@ -161,13 +149,22 @@ export function registerRunCommands(program: Command, io: CliIo): void {
             : `Running on machine ${run.machineId ?? ''} as ${run.machineCredentialUser ?? ''}`
         if (line !== said && !o.json) io.err(`${line}\n`)
         said = line
-        await new Promise((r) => setTimeout(r, 500))
+        const pause = new Promise<false>((r) => setTimeout(() => r(false), 500))
+        if (await Promise.race([pause, stopped]))
+          throw new CliError(
+            'StoppedWaiting',
+            `Stopped waiting; run ${run.id} is still ${run.status} and goes on. ` +
+              `Follow it with \`desklink runs show ${run.id}\`; cancel it with ` +
+              `\`desklink runs cancel ${run.id}\`.`,
+            { exitCode: 130 },
+          )
         run = await client.request<Run>('GET', `/runs/${id(run.id)}`)
       }
       printObject(io, o, o.json ? run : runSummary(run))
       if (run.status === 'Failed' || run.status === 'Cancelled')
         throw new CliError(run.error?.code ?? run.status, run.error?.message ?? run.status, {
           exitCode: 1,
+          details: run.error?.details,
         })
     })
 
@@ -187,14 +184,14 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .description(
       'List runs of an environment you may see (yours, your connections’, your machines’; all for administrators).',
     )
-    .requiredOption('--environment <id>', 'environment id')
+    .option('--environment <id>', ENVIRONMENT_HELP)
     .option('--status <status>', 'Queued, Running, Succeeded, Failed or Cancelled')
     .option('--json', 'print JSON')
     .action(async (o) => {
       const query = o.status ? `?status=${id(o.status)}` : ''
       const { items } = await api().request<{ items: Run[] }>(
         'GET',
-        `/environments/${id(o.environment)}/runs${query}`,
+        `/environments/${id(await environmentOf(io, o.environment))}/runs${query}`,
       )
       printTable(
         io,
@@ -221,12 +218,12 @@ export function registerRunCommands(program: Command, io: CliIo): void {
   runs
     .command('cancel-parent <parentRunId>')
     .description('Cancel every queued or running run requested with this parent run id.')
-    .requiredOption('--environment <id>', 'environment id')
+    .option('--environment <id>', ENVIRONMENT_HELP)
     .option('--json', 'print JSON')
     .action(async (parentRunId, o) => {
       const answer = await api().request<{ cancelled: number }>(
         'POST',
-        `/environments/${id(o.environment)}/runs/cancel-parent`,
+        `/environments/${id(await environmentOf(io, o.environment))}/runs/cancel-parent`,
         { parentRunId },
       )
       printObject(io, o, answer)
@@ -250,7 +247,9 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .description('Change a queued run’s priority: high, normal or low.')
     .option('--json', 'print JSON')
     .action(async (runId, priority, o) => {
-      const run = await api().request<Run>('PATCH', `/runs/${id(runId)}`, { priority })
+      const run = await api().request<Run>('PATCH', `/runs/${id(runId)}`, {
+        priority: oneOf('priority', priority, PRIORITIES),
+      })
       printObject(io, o, o.json ? run : runSummary(run))
     })
   runs
@@ -258,7 +257,7 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .description(
       'Show an environment’s run limits, or change those given (environment administrators).',
     )
-    .requiredOption('--environment <id>', 'environment id')
+    .option('--environment <id>', ENVIRONMENT_HELP)
     .option('--max-queued-runs <n>', 'most queued runs per machine or group (UIFlowRunQueueFull)')
     .option(
       '--runs-per-minute <n>',
@@ -291,7 +290,7 @@ export function registerRunCommands(program: Command, io: CliIo): void {
           defaultRunTimeoutSeconds: wholeNumber(o.defaultRunTimeout),
         }),
       }
-      const path = `/environments/${id(o.environment)}/run-settings`
+      const path = `/environments/${id(await environmentOf(io, o.environment))}/run-settings`
       const settings =
         Object.keys(changes).length === 0
           ? await api().request<RunSettings>('GET', path)
