@@ -1,10 +1,12 @@
 /**
  * The queue from the command line, as the built `desklink` command: runs requested with a
- * parent run id and a callback URL, their priority changed, moved to the top and back, every
- * run of the parent cancelled; a flow shared and unshared; an environment's run limits shown
- * and changed; a credential shared with the same verbs. Against a real server, with a test machine in maintenance so that runs wait.
+ * parent run id and a callback URL, listed by parent, their priority changed, moved to the top
+ * and back, every run of the parent cancelled; errors with what to fix (details as lines, the
+ * API body with --json), names instead of ids, Ctrl+C while `desklink run` waits; a flow shared
+ * and unshared; an environment's run limits shown and changed; a credential shared with the
+ * same verbs. Against a real server, with a test machine in maintenance so that runs wait.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -70,6 +72,7 @@ describe('desklink runs and flows sharing, from the command line', () => {
     const head = await cli(['runs', 'show', first])
     expect(head.stdout).toMatch(/^position:\s+1$/m)
     expect(head.stdout).toMatch(/^waitingFor:\s+.*maintenance/im)
+    expect(head.stdout).toMatch(/^events:\n {2}\S+ {2}queued/m)
     const behind = await cli(['runs', 'show', second])
     expect(behind.stdout).toMatch(/^position:\s+2$/m)
     expect(behind.stdout).toContain(`behind run ${first}`)
@@ -87,6 +90,10 @@ describe('desklink runs and flows sharing, from the command line', () => {
     expect(wrong.code).toBe(2)
     expect(wrong.stderr).toContain("priority takes high, normal, low, not 'urgent'")
 
+    const ofParent = await json(['runs', 'list', '--parent-run-id', 'workflow-7'])
+    expect((ofParent as unknown as { id: string }[]).map((r) => r.id).sort()).toEqual(
+      [first, second].sort(),
+    )
     expect(
       await json(['runs', 'cancel-parent', 'workflow-7', '--environment', bed.environmentId]),
     ).toEqual({ cancelled: 2 })
@@ -158,6 +165,20 @@ describe('desklink runs and flows sharing, from the command line', () => {
     expect((await json(['connections', 'show', 'picky'])).id).toBe(bed.connectionId)
     const listed = (await json(['flows', 'list'])) as unknown as { name: string }[]
     expect(listed.map((f) => f.name)).toContain('counted')
+
+    // A folder whose manifest names an entry it does not hold: said before anything is sent.
+    const folder = mkdtempSync(join(tmpdir(), 'desklink-flow-'))
+    try {
+      writeFileSync(
+        join(folder, 'desklink-flow.json'),
+        JSON.stringify({ name: 'no-entry', runtime: 'shell', entry: 'main.sh' }),
+      )
+      const pushed = await cli(['flows', 'push', folder])
+      expect(pushed.code).toBe(2)
+      expect(pushed.stderr).toContain("Error (InvalidManifest): The manifest's entry 'main.sh'")
+    } finally {
+      rmSync(folder, { recursive: true, force: true })
+    }
   })
 
   it('stops waiting on Ctrl+C and says how to follow or cancel the run, which goes on', async () => {

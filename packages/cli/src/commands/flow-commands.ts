@@ -50,6 +50,13 @@ export function readPackage(dir: string): { manifest: unknown; files: unknown[] 
     }
   }
   walk(dir)
+  const entry = (manifest as { entry?: unknown } | null)?.entry
+  if (typeof entry === 'string' && !files.some((file) => file.path === entry))
+    throw new CliError(
+      'InvalidManifest',
+      `The manifest's entry '${entry}' is not in ${dir}: add the file, or name the right one.`,
+      { exitCode: 2 },
+    )
   return { manifest, files }
 }
 

@@ -178,6 +178,13 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .action(async (runId, o) => {
       const run = await api().request<Run>('GET', `/runs/${id(runId)}`)
       printObject(io, o, o.json ? run : runSummary(run))
+      if (o.json) return
+      // Its history, as the portal's run details show it.
+      io.out('events:\n')
+      for (const event of run.events)
+        io.out(
+          `  ${event.at}  ${event.kind}${event.details ? `  ${JSON.stringify(event.details)}` : ''}\n`,
+        )
     })
   runs
     .command('list')
@@ -186,9 +193,14 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     )
     .option('--environment <id>', ENVIRONMENT_HELP)
     .option('--status <status>', 'Queued, Running, Succeeded, Failed or Cancelled')
+    .option('--parent-run-id <id>', 'only the runs requested with this parent run id')
     .option('--json', 'print JSON')
     .action(async (o) => {
-      const query = o.status ? `?status=${id(o.status)}` : ''
+      const filters = new URLSearchParams({
+        ...(o.status && { status: o.status }),
+        ...(o.parentRunId && { parentRunId: o.parentRunId }),
+      }).toString()
+      const query = filters ? `?${filters}` : ''
       const { items } = await api().request<{ items: Run[] }>(
         'GET',
         `/environments/${id(await environmentOf(io, o.environment))}/runs${query}`,
