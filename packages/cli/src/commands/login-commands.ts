@@ -39,7 +39,7 @@ export function tryOpenBrowser(url: string): void {
 export function registerLoginCommands(program: Command, io: CliIo): void {
   program
     .command('login')
-    .summary('sign in to a Desklink server (browser, password on stdin, or service principal)')
+    .summary('Sign in to a Desklink server (browser, password on stdin, or service principal)')
     .description(
       'Sign in to a Desklink server.\n\n' +
         'People sign in in a browser (authorization code with PKCE; the CLI listens on a loopback port).\n' +
@@ -120,7 +120,9 @@ export function registerLoginCommands(program: Command, io: CliIo): void {
           timeoutMs: Number(options.timeout) * 1000,
           showUrl: (url) => {
             io.err(
-              `Open this address in a browser to sign in:\n\n  ${url}\n\nWaiting for the sign-in…\n`,
+              `Open this address in a browser to sign in:\n\n  ${url}\n\n` +
+                `Waiting for the sign-in (${options.timeout} s)… Without a browser, sign in with ` +
+                '--username and the password on standard input (--password-stdin).\n',
             )
             if (options.browser) tryOpenBrowser(url)
           },

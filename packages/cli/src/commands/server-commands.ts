@@ -78,7 +78,7 @@ export function registerServerCommands(program: Command, io: CliIo): void {
   withServerOptions(
     program
       .command('server')
-      .summary('run the Desklink server (JSON logs on stdout)')
+      .summary('Run the Desklink server (JSON logs on stdout)')
       .description(
         'Run the Desklink server (API, OAuth2 token issuer). Logs JSON lines to stdout.',
       ),
@@ -95,7 +95,7 @@ export function registerServerCommands(program: Command, io: CliIo): void {
   withServerOptions(
     program
       .command('up')
-      .summary('set up and run Desklink on this machine (server + SQLite under ./.desklink)')
+      .summary('Set up and run Desklink on this machine (server + SQLite under ./.desklink)')
       .description(
         'Set up and run Desklink on this machine: the server on 127.0.0.1 with SQLite under ./.desklink.\n' +
           'It also registers and runs a local agent for this machine (--no-agent to skip).\n' +
