@@ -237,7 +237,8 @@ describe('the README first command, with real processes', () => {
         expect(run.stdout).toContain('"greeting":"Hello, world"')
         expect(run.stdout).toContain(`"user":"${account.name}"`)
         expect(run.stdout).toMatch(new RegExp(`machineCredentialUser:\\s+${account.name}`))
-        expect(run.stdout).toMatch(/runOwner:\s+user [0-9a-f-]{36}/)
+        expect(run.stdout).toMatch(/runOwner:\s+user admin \([0-9a-f-]{36}\)/)
+        expect(run.stdout).toMatch(/machine:\s+\S+ \([0-9a-f-]{36}\)/)
 
         // A flow of one's own: a folder with a manifest, pushed, then run with an input.
         const flowDir = join(cwd, 'my-flow')

@@ -8,7 +8,7 @@
 import type { Command } from '@commander-js/extra-typings'
 import type { Run, RunSettings } from '@desklink/protocol'
 
-import { apiClientFor } from '../client/api-client.ts'
+import { type ApiClient, apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
 import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
@@ -64,6 +64,33 @@ function runSummary(run: Run): Record<string, unknown> {
     }),
     ...(run.totalDurationMs !== null && { durationMs: run.totalDurationMs }),
   }
+}
+
+/**
+ * The summary with the names people read beside the ids of the run's machine and run owner,
+ * where the caller may read them (otherwise the ids alone).
+ */
+async function namedSummary(client: ApiClient, run: Run): Promise<Record<string, unknown>> {
+  const summary = runSummary(run)
+  const nameAt = async (path: string): Promise<string | undefined> => {
+    try {
+      const found = await client.request<{ name?: string; username?: string }>('GET', path)
+      return found.username ?? found.name
+    } catch {
+      return undefined
+    }
+  }
+  const ownerPath =
+    run.runOwnerType === 'user'
+      ? `/users/${id(run.runOwnerId)}`
+      : `/service-principals/${id(run.runOwnerId)}`
+  const [machine, owner] = await Promise.all([
+    run.machineId ? nameAt(`/machines/${id(run.machineId)}`) : undefined,
+    nameAt(ownerPath),
+  ])
+  if (machine) summary.machine = `${machine} (${run.machineId})`
+  if (owner) summary.runOwner = `${run.runOwnerType} ${owner} (${run.runOwnerId})`
+  return summary
 }
 
 /** A value of a closed set given on the command line, checked before anything is sent. */
@@ -160,7 +187,7 @@ export function registerRunCommands(program: Command, io: CliIo): void {
           )
         run = await client.request<Run>('GET', `/runs/${id(run.id)}`)
       }
-      printObject(io, o, o.json ? run : runSummary(run))
+      printObject(io, o, o.json ? run : await namedSummary(client, run))
       if (run.status === 'Failed' || run.status === 'Cancelled')
         throw new CliError(run.error?.code ?? run.status, run.error?.message ?? run.status, {
           exitCode: 1,
@@ -176,8 +203,9 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .description('Show a run; while it is queued, its position and why each machine waits.')
     .option('--json', 'print JSON')
     .action(async (runId, o) => {
-      const run = await api().request<Run>('GET', `/runs/${id(runId)}`)
-      printObject(io, o, o.json ? run : runSummary(run))
+      const client = api()
+      const run = await client.request<Run>('GET', `/runs/${id(runId)}`)
+      printObject(io, o, o.json ? run : await namedSummary(client, run))
       if (o.json) return
       // Its history, as the portal's run details show it.
       io.out('events:\n')
