@@ -1,11 +1,11 @@
 /**
  * Who may do what with a connection, as one table: principals (owner, another user, a service
  * principal with use, with edit, without a share, an environment administrator, a principal of
- * another tenant) × actions (read, use, update, test, share, unshare, set run owner, delete). "Use"
- * starts a run through the connection (the flow is shared with everyone, so only the connection
- * decides). Plus the
- * rules of run owners and sharing: only connections with a service-principal run owner are
- * shared, only with service principals, use or edit; the run owner must agree.
+ * another tenant) × actions (read, use, update, the target key a new password is sealed to,
+ * test, share, unshare, set run owner, delete). "Use" starts a run through the connection (the
+ * flow is shared with everyone, so only the connection decides). Plus the rules of run owners
+ * and sharing: only connections with a service-principal run owner are shared, only with
+ * service principals, use or edit; the run owner must agree.
  */
 import { randomUUID } from 'node:crypto'
 
@@ -13,6 +13,7 @@ import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { openStorage } from '../../packages/server/src/storage/index.ts'
+import { insertConnectionRow } from '../support/connection-rows.ts'
 import { registerTestMachine, type TestMachine } from '../support/test-machine.ts'
 import {
   ADMIN_PASSWORD,
@@ -26,12 +27,14 @@ import {
 
 type Row =
   'owner' | 'otherUser' | 'spUse' | 'spEdit' | 'spNoShare' | 'environmentAdmin' | 'otherTenant'
-type Action = 'read' | 'use' | 'update' | 'test' | 'share' | 'unshare' | 'setRunOwner' | 'delete'
+type Action =
+  'read' | 'use' | 'update' | 'targetKey' | 'test' | 'share' | 'unshare' | 'setRunOwner' | 'delete'
 
 const ALL = (status: number): Record<Action, number> => ({
   read: status,
   use: status,
   update: status,
+  targetKey: status,
   test: status,
   share: status,
   unshare: status,
@@ -42,6 +45,7 @@ const FULL: Record<Action, number> = {
   read: 200,
   use: 202,
   update: 200,
+  targetKey: 200,
   test: 409,
   share: 201,
   unshare: 204,
@@ -55,6 +59,7 @@ const EXPECTED: Record<Row, Record<Action, number>> = {
     read: 200,
     use: 202,
     update: 403,
+    targetKey: 403,
     test: 403,
     share: 403,
     unshare: 403,
@@ -65,6 +70,7 @@ const EXPECTED: Record<Row, Record<Action, number>> = {
     read: 200,
     use: 202,
     update: 200,
+    targetKey: 200,
     test: 409,
     share: 403,
     unshare: 403,
@@ -138,41 +144,14 @@ describe('connection permissions', () => {
 
   /** A connection of `owner`, written as the API stores it (creating one needs a live machine). */
   async function connection(): Promise<string> {
-    const id = randomUUID()
     const storage = openStorage(t.database.url)
-    const now = new Date().toISOString()
-    try {
-      await storage.db
-        .insertInto('connections')
-        .values({
-          id,
-          tenant_id: (await api(t.url, admin, 'GET', '/me')).body.tenant.id,
-          environment_id: environmentId,
-          name: 'matrix',
-          target_group_id: machine.standaloneGroupId,
-          type: 'password',
-          username: 'svc',
-          sealed_password: 'sealed',
-          sealed_refresh_token: null,
-          credential_id: null,
-          owner_type: 'user',
-          owner_id: ids.owner,
-          run_owner_type: 'user',
-          run_owner_id: ids.owner,
-          run_owner_explicit: 0,
-          status: 'Connected',
-          status_error: null,
-          os_account: 'svc',
-          last_tested_at: now,
-          last_used_at: null,
-          created_at: now,
-          updated_at: now,
-        })
-        .execute()
-    } finally {
-      await storage.close()
-    }
-    return id
+    const tenantId = (await api(t.url, admin, 'GET', '/me')).body.tenant.id
+    return insertConnectionRow(
+      storage.db,
+      { tenantId, environmentId, userId: ids.owner },
+      machine.standaloneGroupId,
+      { name: 'matrix' },
+    ).finally(() => storage.close())
   }
 
   beforeAll(async () => {
@@ -286,6 +265,8 @@ describe('connection permissions', () => {
         read: (await as('GET', `/connections/${id}`)).status,
         use: (await as('POST', `/desktop-flows/${flowId}/runs`, { connectionId: id })).status,
         update: (await as('PATCH', `/connections/${id}`, { name: 'renamed' })).status,
+        // What a new password is sealed to: for those who may change the connection.
+        targetKey: (await as('GET', `/connections/${id}/target-key`)).status,
         test: (await as('POST', `/connections/${id}/test`)).status,
         share: (
           await as('POST', `/connections/${id}/shares`, {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { openStorage } from '../../packages/server/src/storage/index.ts'
 import { BACKENDS } from '../support/backends.ts'
+import { insertConnectionRow } from '../support/connection-rows.ts'
 import { registerTestMachine, type TestMachine } from '../support/test-machine.ts'
 import {
   ADMIN_PASSWORD,
@@ -153,6 +154,7 @@ const ROUTES: Record<string, RouteCase> = {
   },
   'GET /connections/{connectionId}': {},
   'GET /connections/{connectionId}/inventory': {},
+  'GET /connections/{connectionId}/target-key': {},
   'POST /connections/{connectionId}/test': {},
   'DELETE /connections/{connectionId}': {},
   'PATCH /connections/{connectionId}': { body: () => ({ name: 'renamed' }) },
@@ -352,41 +354,14 @@ describe.each(BACKENDS)('tenant isolation on %s', (backend) => {
     )
     // A connection needs a machine online to be created through the API; the fixture row is
     // written directly, as the API would have stored it.
-    const connectionId = randomUUID()
     const storage = openStorage(t.database.url)
-    try {
-      const now = new Date().toISOString()
-      const me = await api(t.url, token, 'GET', '/me')
-      await storage.db
-        .insertInto('connections')
-        .values({
-          id: connectionId,
-          tenant_id: created.body.tenant.id,
-          environment_id: environmentId,
-          name: `${slug}-connection`,
-          target_group_id: machine.standaloneGroupId,
-          type: 'password',
-          username: 'svc',
-          sealed_password: 'sealed',
-          sealed_refresh_token: null,
-          credential_id: null,
-          owner_type: 'user',
-          owner_id: me.body.id,
-          run_owner_type: 'user',
-          run_owner_id: me.body.id,
-          run_owner_explicit: 0,
-          status: 'Connected',
-          status_error: null,
-          os_account: 'svc',
-          last_tested_at: now,
-          last_used_at: null,
-          created_at: now,
-          updated_at: now,
-        })
-        .execute()
-    } finally {
-      await storage.close()
-    }
+    const me = await api(t.url, token, 'GET', '/me')
+    const connectionId = await insertConnectionRow(
+      storage.db,
+      { tenantId: created.body.tenant.id, environmentId, userId: me.body.id },
+      machine.standaloneGroupId,
+      { name: `${slug}-connection` },
+    ).finally(() => storage.close())
     const credentialShare = await api(
       t.url,
       token,

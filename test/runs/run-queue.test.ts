@@ -400,7 +400,7 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     const me = (await api(t.url, m.token, 'GET', '/me')).body
     const owner = { tenantId: me.tenant.id, environmentId: m.environmentId, userId: me.id }
     const fixture = (targetGroupId: string, type: 'password' | 'signIn') =>
-      insertConnectionRow(storage.db, owner, targetGroupId, type)
+      insertConnectionRow(storage.db, owner, targetGroupId, { type })
     try {
       const empty = await run({ connectionId: await fixture(group.body.id, 'password') })
       expect(empty.status).toBe(400)

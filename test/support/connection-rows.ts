@@ -15,12 +15,12 @@ export interface ConnectionOwner {
   readonly userId: string
 }
 
-/** Stores a connection of `owner` to `targetGroupId`; returns its id. */
+/** Stores a connection of `owner` to `targetGroupId` (a password one unless told); its id. */
 export async function insertConnectionRow(
   db: Kysely<Database>,
   owner: ConnectionOwner,
   targetGroupId: string,
-  type: 'password' | 'signIn' = 'password',
+  { type = 'password', name }: { type?: 'password' | 'signIn'; name?: string } = {},
 ): Promise<string> {
   const id = randomUUID()
   const at = new Date().toISOString()
@@ -30,7 +30,7 @@ export async function insertConnectionRow(
       id,
       tenant_id: owner.tenantId,
       environment_id: owner.environmentId,
-      name: `fixture-${id}`,
+      name: name ?? `fixture-${id}`,
       target_group_id: targetGroupId,
       type,
       username: 'svc',

@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto'
 import type { Command } from '@commander-js/extra-typings'
 import {
   type Connection,
+  type ConnectionTargetKey,
   groupAudience,
   type Machine,
   type MachineGroup,
@@ -70,27 +71,6 @@ function failed(c: Connection): never {
       `or delete it with \`desklink connections delete ${c.id}\`.`,
     { details: c.error?.details },
   )
-}
-
-/** The public key a password for the connection's target is sealed to. */
-async function targetPublicKey(client: ApiClient, c: Connection): Promise<string> {
-  const { items } = await client.request<Items<Machine>>(
-    'GET',
-    `/machines?environmentId=${id(c.environmentId)}`,
-  )
-  // A machine target is the machine's own group (its key is in the machine's own view);
-  // otherwise a machine group.
-  const machine = items.find((m) => m.standaloneGroupId === c.targetGroupId)
-  const publicKey = machine
-    ? (await client.request<Machine>('GET', `/machines/${id(machine.id)}`)).standaloneGroupPublicKey
-    : (await client.request<MachineGroup>('GET', `/machine-groups/${id(c.targetGroupId)}`))
-        .publicKey
-  if (!publicKey)
-    throw new CliError(
-      'NoGroupKey',
-      'The target has no key yet: a machine must join the group first.',
-    )
-  return publicKey
 }
 
 interface SignInOptions {
@@ -258,13 +238,23 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
         ...(o.name && { name: o.name }),
         ...(o.username && { username: o.username }),
       }
+      if ((o.passwordStdin || o.username) && current.type !== 'password')
+        throw new CliError(
+          'InvalidOption',
+          `--username and --password-stdin change password connections; '${current.name}' is a ` +
+            `${current.type === 'signIn' ? 'sign-in' : 'credential'} connection.`,
+          { exitCode: 2 },
+        )
       if (o.passwordStdin) {
         const password = (await io.readStdin()).replace(/\r?\n$/, '')
         if (!password)
           throw new CliError('MissingPassword', 'Pass the password on standard input.', {
             exitCode: 2,
           })
-        const publicKey = await targetPublicKey(client, current)
+        const { publicKey } = await client.request<ConnectionTargetKey>(
+          'GET',
+          `/connections/${id(current.id)}/target-key`,
+        )
         body.sealedPassword = await sealToGroup(publicKey, password, `connection:${current.id}`)
       }
       if (o.signIn) body.signIn = await signInFor(io, client, current.targetGroupId, o)

@@ -131,6 +131,10 @@ export const ConnectionShare = z.object({
   createdAt: z.iso.datetime(),
 })
 
+/** The public key a new password for the connection is sealed to (context `connection:<id>`). */
+export const ConnectionTargetKey = z.object({ targetGroupId: Id, publicKey: z.string() })
+export type ConnectionTargetKey = z.infer<typeof ConnectionTargetKey>
+
 export const UpdateConnectionRequest = z.strictObject({
   name: z.string().trim().min(1).max(100).optional(),
   username: ConnectionUsername.optional(),

@@ -6,6 +6,7 @@
 import {
   Connection,
   ConnectionShare,
+  ConnectionTargetKey,
   ConnectionUsage,
   CreateConnectionRequest,
   CreateConnectionShareRequest,
@@ -103,6 +104,15 @@ export const connectionRouteDefinitions = {
     summary: 'Stop sharing a connection',
     request: { params: z.object({ connectionId: Id, shareId: Id }) },
     responses: noContent,
+  }),
+  targetKey: route({
+    method: 'get',
+    path: '/connections/{connectionId}/target-key',
+    tags,
+    summary:
+      'The public key of the target, to seal a new password to (callers who may update the connection)',
+    request: { params: ConnectionParams },
+    responses: responses(200, ConnectionTargetKey),
   }),
   inventory: route({
     method: 'get',
@@ -203,6 +213,9 @@ export function registerConnectionRoutes(
       },
       200,
     ),
+  )
+  app.openapi(r.targetKey, async (c) =>
+    c.json(await connections.targetKey(c.get('principal'), c.req.valid('param').connectionId), 200),
   )
   app.openapi(r.get, async (c) =>
     c.json(out(await connections.get(c.get('principal'), c.req.valid('param').connectionId)), 200),

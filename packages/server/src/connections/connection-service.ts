@@ -202,6 +202,16 @@ export function createConnectionService(deps: {
     return { row, access }
   }
 
+  /** The public key of a connection's target group, when it has one. */
+  async function targetKeyOf(row: ConnectionRow): Promise<string | null> {
+    const group = await db
+      .selectFrom('machine_groups')
+      .select('public_key')
+      .where('id', '=', row.target_group_id)
+      .executeTakeFirst()
+    return group?.public_key ?? null
+  }
+
   /** Checks that a service principal agreed to be run owner: a JWT signed with its certificate key. */
   async function assertRunOwnerProof(
     principal: Principal,
@@ -520,6 +530,17 @@ export function createConnectionService(deps: {
     async forUse(principal: Principal, id: string) {
       return view(principal, id, 'use')
     },
+    /** What a new password is sealed to; for those who may change the connection. */
+    async targetKey(principal: Principal, id: string) {
+      const { row } = await view(principal, id, 'read', ['owner', 'admin', 'edit'])
+      const publicKey = await targetKeyOf(row)
+      if (!publicKey)
+        throw new AppError('InvalidRequestBody', {
+          message: 'The target has no key yet: a machine must join the group first.',
+        })
+      return { targetGroupId: row.target_group_id, publicKey }
+    },
+
     async update(
       principal: Principal,
       id: string,
@@ -561,14 +582,10 @@ export function createConnectionService(deps: {
           : undefined
       let sealed = changes.sealedPassword ?? null
       if (changes.password !== undefined) {
-        const group = await db
-          .selectFrom('machine_groups')
-          .select('public_key')
-          .where('id', '=', row.target_group_id)
-          .executeTakeFirst()
-        if (!group?.public_key)
+        const publicKey = await targetKeyOf(row)
+        if (!publicKey)
           throw new AppError('InvalidRequestBody', { message: 'The target group has no key.' })
-        sealed = await sealToGroup(group.public_key, changes.password, `connection:${row.id}`)
+        sealed = await sealToGroup(publicKey, changes.password, `connection:${row.id}`)
       }
       await db
         .updateTable('connections')
