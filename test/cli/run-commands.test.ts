@@ -65,8 +65,15 @@ describe('desklink runs and flows sharing, from the command line', () => {
         '--callback-url',
         'https://127.0.0.2:9/hooks/run',
       ])
+    // Of no parent: never listed with the parent's runs.
+    const unrelated = (await json(['run', flow.id, '--connection', connectionId, '--no-wait']))
+      .id as string
     const first = (await request()).id as string
     const second = (await request()).id as string
+    expect([await waiting(unrelated), await waiting(first), await waiting(second)]).toEqual([
+      1, 2, 3,
+    ])
+    await json(['runs', 'cancel', unrelated])
     expect([await waiting(first), await waiting(second)]).toEqual([1, 2])
     // Read by a person: where it stands, and why the machine does not take it.
     const head = await cli(['runs', 'show', first])
@@ -154,6 +161,32 @@ describe('desklink runs and flows sharing, from the command line', () => {
     expect(inputs.code).toBe(1)
     expect(inputs.stderr).toContain('Error (InvalidFlowInputs)')
     expect(inputs.stderr).toMatch(/^ {2}times: must be of type number$/m)
+
+    const empty = await cli(['flows', 'list', '--environment', ''])
+    expect(empty.code).toBe(2)
+    expect(empty.stderr).toContain('--environment is empty')
+    // Roles in two environments: the CLI asks which, rather than pick one.
+    const me = (await api(bed.t.url, bed.token, 'GET', '/me')).body
+    const other = await api(bed.t.url, bed.token, 'POST', '/environments', { name: 'second' })
+    expect(other.status, other.text).toBe(201)
+    try {
+      const role = await api(
+        bed.t.url,
+        bed.token,
+        'POST',
+        `/environments/${other.body.id}/role-assignments`,
+        { principalType: 'user', principalId: me.id, role: 'EnvironmentMaker' },
+      )
+      expect(role.status, role.text).toBe(201)
+      const which = await cli(['flows', 'list', '--json'])
+      expect(which.code).toBe(2)
+      expect(JSON.parse(which.stderr).error).toMatchObject({
+        code: 'NoEnvironment',
+        details: { environments: expect.arrayContaining([bed.environmentId, other.body.id]) },
+      })
+    } finally {
+      await api(bed.t.url, bed.token, 'DELETE', `/environments/${other.body.id}`)
+    }
 
     const missing = await cli(['run', 'no-such-flow', '--connection', 'picky'])
     expect(missing.code).toBe(2)

@@ -205,7 +205,8 @@ describe('machine groups (real server, real agent processes)', () => {
   const waitingFor = (machineIds: string[]) =>
     waitForRun(t.url, token, waitingRunId, (r) => {
       const machines = (r.waiting as { machines?: { machineId: string }[] } | null)?.machines
-      return machines?.map((m) => m.machineId).join() === [...machineIds].sort().join()
+      const ids = machines?.map((m) => m.machineId).sort()
+      return ids?.join() === [...machineIds].sort().join()
     })
 
   it('keeps a run for the group waiting while no member can take it, saying why', async () => {

@@ -25,7 +25,7 @@ export function buildProgram(io: CliIo): Command {
       'Desklink: a self-hosted control plane for desktop flows.\n\n' +
         'Start here:\n' +
         '  desklink up                 run a server with SQLite under ./.desklink\n' +
-        '  desklink login              sign in (in a browser, or --password-stdin)\n' +
+        '  desklink login              sign in: a browser, or --username, --password-stdin\n' +
         '  desklink whoami             show who you are signed in as',
     )
     .version(CLI_VERSION)

@@ -105,7 +105,10 @@ export function apiClientFor(io: CliIo): ApiClient {
         const remediation = isErrorCode(code) ? ` ${ERROR_CODES[code].remediation}` : ''
         throw new CliError(code, `${error?.message ?? `HTTP ${response.status}`}${remediation}`, {
           details: error?.details,
-          requestId: (payload as ApiErrorBody | undefined)?.requestId,
+          requestId:
+            (payload as ApiErrorBody | undefined)?.requestId ??
+            response.headers.get('x-request-id') ??
+            undefined,
         })
       }
       return payload as T

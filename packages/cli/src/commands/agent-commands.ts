@@ -8,7 +8,6 @@
  */
 import { spawn } from 'node:child_process'
 import { hostname, release } from 'node:os'
-import { join } from 'node:path'
 
 import type { Command } from '@commander-js/extra-typings'
 import {
@@ -28,7 +27,7 @@ import { pino } from 'pino'
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject } from '../output/print.ts'
-import { localAgentStateDir } from './local-agent.ts'
+import { defaultDataDir, localAgentStateDir } from './local-agent.ts'
 
 /** Runs the PAM check in a child process: PAM blocks for seconds on a wrong password. */
 function runPamCheck(
@@ -181,20 +180,21 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
       let store = createStateStore(config().stateDir)
       let state = store.read()
       // Not registered as a service: the local agent of `desklink up` started here, if any.
-      const upAgent = localAgentStateDir(io.env.DESKLINK_DATA_DIR ?? join(io.cwd, '.desklink'))
+      const upAgent = localAgentStateDir(defaultDataDir(io))
       if (!state && io.env.DESKLINK_AGENT_STATE_DIR === undefined) {
         const local = createStateStore(upAgent)
         state = local.read()
         if (state) {
           store = local
-          if (!o.json) io.err(`The local agent of desklink up (${upAgent}):\n`)
+          io.err(`The local agent of desklink up (${upAgent}):\n`)
         }
       }
       if (!state)
         throw new CliError(
           'NotRegistered',
           `This machine is not registered (${config().stateDir}): run desklink agent register. ` +
-            'For the local agent of desklink up, run this where desklink up runs.',
+            'For the local agent of desklink up, run this where desklink up runs ' +
+            '(or set DESKLINK_AGENT_STATE_DIR to <data dir>/agent).',
           { exitCode: 2 },
         )
       const status = store.readStatus()

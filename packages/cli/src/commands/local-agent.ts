@@ -43,6 +43,9 @@ function run(
   })
 }
 
+/** Where `desklink up` keeps its data without `--data-dir`. */
+export const defaultDataDir = (io: CliIo) => io.env.DESKLINK_DATA_DIR ?? join(io.cwd, '.desklink')
+
 /** Where `desklink up` keeps its local agent's state, under its data directory. */
 export const localAgentStateDir = (dataDir: string) => join(dataDir, 'agent')
 

@@ -67,6 +67,12 @@ export function registerLoginCommands(program: Command, io: CliIo): void {
         loadProfile(io)?.server ??
         DEFAULT_SERVER
       ).replace(/\/$/, '')
+      if (options.passwordStdin && !options.username)
+        throw new CliError(
+          'InvalidOption',
+          '--password-stdin signs in with a password: add --username <name>.',
+          { exitCode: 2 },
+        )
       const metadata = await discover(io.fetch, server, options.tenant)
       let tokens: TokenSet
       let profileExtras: Partial<Profile> = {}

@@ -166,7 +166,11 @@ export function registerRunCommands(program: Command, io: CliIo): void {
       }
       if (!o.json && !ENDED.has(run.status)) io.err(`Run ${run.id}\n`)
       // Ctrl+C stops the waiting, not the run: say so, and how to cancel it.
-      const stopped = io.waitForStop().then(() => true)
+      let signal = ''
+      const stopped = io.waitForStop().then((name) => {
+        signal = name
+        return true
+      })
       let said = ''
       while (!ENDED.has(run.status)) {
         const why = run.waiting ? whyWaiting(run.waiting) : ''
@@ -183,7 +187,7 @@ export function registerRunCommands(program: Command, io: CliIo): void {
             `Stopped waiting; run ${run.id} is still ${run.status} and goes on. ` +
               `Follow it with \`desklink runs show ${run.id}\`; cancel it with ` +
               `\`desklink runs cancel ${run.id}\`.`,
-            { exitCode: 130 },
+            { exitCode: signal === 'SIGTERM' ? 143 : 130 },
           )
         run = await client.request<Run>('GET', `/runs/${id(run.id)}`)
       }

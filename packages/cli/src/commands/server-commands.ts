@@ -19,7 +19,7 @@ import { pino } from 'pino'
 
 import type { CliIo } from '../io.ts'
 import { SAMPLE_FLOW, SAMPLE_FLOW_NAME } from '../sample/hello-flow.ts'
-import { type LocalAgent, startLocalAgent } from './local-agent.ts'
+import { defaultDataDir, type LocalAgent, startLocalAgent } from './local-agent.ts'
 
 interface ServerOptions {
   port?: string
@@ -107,7 +107,7 @@ export function registerServerCommands(program: Command, io: CliIo): void {
       const stop = io.waitForStop()
       const config = resolveServerConfig(io.env, {
         ...options,
-        dataDir: options.dataDir ?? io.env.DESKLINK_DATA_DIR ?? join(io.cwd, '.desklink'),
+        dataDir: options.dataDir ?? defaultDataDir(io),
       })
       mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
       const logFile = join(config.dataDir, 'server.log')
