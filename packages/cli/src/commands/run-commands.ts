@@ -127,7 +127,7 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         'is not running yet. Prints the outputs, the run owner and the machine credential user.',
     )
     .requiredOption('--connection <id|name>', 'the connection to run through')
-    .option('--environment <id>', 'where to look up names (default: your first environment)')
+    .option('--environment <id>', `where to look up names: ${ENVIRONMENT_HELP}`)
     .option('--input <name=value>', 'an input (repeat for more)', collect, [] as string[])
     .option('--mode <mode>', 'attended or unattended', 'unattended')
     .option('--priority <priority>', 'high, normal or low', 'normal')
