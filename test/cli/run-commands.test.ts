@@ -196,6 +196,8 @@ describe('desklink runs and flows sharing, from the command line', () => {
     expect(missing.stderr).toContain('desklink flows list --environment')
     expect((await json(['flows', 'show', 'counted'])).id).toBe(flow.body.id)
     expect((await json(['connections', 'show', 'picky'])).id).toBe(bed.connectionId)
+    expect((await json(['machines', 'show', 'picky'])).id).toBe(bed.machine.machineId)
+    expect(await json(['flows', 'shares', 'counted'])).toEqual([])
     const listed = (await json(['flows', 'list'])) as unknown as { name: string }[]
     expect(listed.map((f) => f.name)).toContain('counted')
 

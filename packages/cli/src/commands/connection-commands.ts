@@ -33,7 +33,7 @@ import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
 import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
 import { tryOpenBrowser } from './login-commands.ts'
-import { idOf } from './names.ts'
+import { idOf, namedArguments } from './names.ts'
 
 type Items<T> = { items: T[] }
 const id = (value: string) => encodeURIComponent(value)
@@ -215,13 +215,11 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
       if (created.status !== 'Connected') failed(created)
     })
 
-  connections
-    .command('update <connection>')
+  namedArguments(connections.command('update <connection>'), io, 'connection')
     .description(
       'Rename a connection (--name); change its account (--username, --password-stdin) or sign\n' +
         'in again (--sign-in), which tests it again on a machine of its target.',
     )
-    .option('--environment <id>', `where to look up a name: ${ENVIRONMENT_HELP}`)
     .option('--name <name>', 'new display name')
     .option('--username <name>', 'password connections: the account the flows run as')
     .option('--password-stdin', 'password connections: a new password, on standard input')
@@ -230,8 +228,7 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
     .option('--no-browser', 'with --sign-in: print the sign-in address instead of opening it')
     .option('--timeout <seconds>', 'with --sign-in: how long to wait for the browser', '300')
     .option('--json', 'print JSON')
-    .action(async (connection, o) => {
-      const connectionId = await idOf(io, 'connection', connection, o.environment)
+    .action(async (connectionId, o) => {
       const client = api()
       const current = await client.request<Connection>('GET', `/connections/${id(connectionId)}`)
       const body: Record<string, unknown> = {
@@ -264,36 +261,27 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
       if (tested && c.status !== 'Connected') failed(c)
     })
 
-  connections
-    .command('show <connection>')
+  namedArguments(connections.command('show <connection>'), io, 'connection')
     .description('Show a connection and its last test.')
-    .option('--environment <id>', `where to look up a name: ${ENVIRONMENT_HELP}`)
     .option('--json', 'print JSON')
-    .action(async (connection, o) => {
-      const connectionId = await idOf(io, 'connection', connection, o.environment)
+    .action(async (connectionId, o) => {
       const c = await api().request<Connection>('GET', `/connections/${id(connectionId)}`)
       printObject(io, o, o.json ? c : summary(c))
     })
 
-  connections
-    .command('test <connection>')
+  namedArguments(connections.command('test <connection>'), io, 'connection')
     .description('Test a connection again on a machine of its target.')
-    .option('--environment <id>', `where to look up a name: ${ENVIRONMENT_HELP}`)
     .option('--json', 'print JSON')
-    .action(async (connection, o) => {
-      const connectionId = await idOf(io, 'connection', connection, o.environment)
+    .action(async (connectionId, o) => {
       const c = await api().request<Connection>('POST', `/connections/${id(connectionId)}/test`)
       printObject(io, o, o.json ? c : summary(c))
       if (c.status !== 'Connected') failed(c)
     })
 
-  connections
-    .command('delete <connection>')
+  namedArguments(connections.command('delete <connection>'), io, 'connection')
     .description('Delete a connection.')
-    .option('--environment <id>', `where to look up a name: ${ENVIRONMENT_HELP}`)
     .option('--json', 'print JSON')
-    .action(async (connection, o) => {
-      const connectionId = await idOf(io, 'connection', connection, o.environment)
+    .action(async (connectionId, o) => {
       await api().request('DELETE', `/connections/${id(connectionId)}`)
       printObject(io, o, { deleted: connectionId })
     })

@@ -14,6 +14,7 @@ import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
 import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
+import { namedArguments } from './names.ts'
 import { registerShareVerbs } from './share-verbs.ts'
 
 type Items<T> = { items: T[] }
@@ -180,8 +181,7 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
         ),
       )
     })
-  credentials
-    .command('show <credentialId>')
+  namedArguments(credentials.command('show <credential>'), io, 'credential')
     .description('Show a credential: where its secret lives, never the secret.')
     .option('--json', 'print JSON')
     .action(async (credentialId, o) =>
@@ -191,8 +191,7 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
         await api().request<Credential>('GET', `/credentials/${id(credentialId)}`),
       ),
     )
-  credentials
-    .command('update <credentialId>')
+  namedArguments(credentials.command('update <credential>'), io, 'credential')
     .description('Rename or describe a credential (username and secret cannot change).')
     .option('--name <name>', 'new name')
     .option('--description <text>', 'new description')
@@ -207,16 +206,14 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
         }),
       ),
     )
-  credentials
-    .command('delete <credentialId>')
+  namedArguments(credentials.command('delete <credential>'), io, 'credential')
     .description('Delete a credential.')
     .option('--json', 'print JSON')
     .action(async (credentialId, o) => {
       await api().request('DELETE', `/credentials/${id(credentialId)}`)
       printObject(io, o, { deleted: credentialId })
     })
-  credentials
-    .command('test <credentialId>')
+  namedArguments(credentials.command('test <credential>'), io, 'credential')
     .description('Check that the secret can be read now (prints no secret).')
     .option('--json', 'print JSON')
     .action(async (credentialId, o) =>
@@ -229,8 +226,7 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
         ),
       ),
     )
-  credentials
-    .command('dependencies <credentialId>')
+  namedArguments(credentials.command('dependencies <credential>'), io, 'credential')
     .description('Show the connections that use a credential.')
     .option('--json', 'print JSON')
     .action(async (credentialId, o) =>
@@ -244,6 +240,7 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
       ),
     )
   registerShareVerbs(credentials, io, {
+    kind: 'credential',
     base: (credentialId) => `/credentials/${id(credentialId)}`,
     accessHelp: 'coOwner (use, edit, delete, share), user (use) or userCanShare (use, share)',
     levels: 'coOwner, user or userCanShare',

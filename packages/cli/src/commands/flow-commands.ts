@@ -16,7 +16,7 @@ import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
 import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
-import { idOf } from './names.ts'
+import { namedArguments } from './names.ts'
 import { registerShareVerbs } from './share-verbs.ts'
 
 export const MANIFEST_FILE = 'desklink-flow.json'
@@ -115,13 +115,10 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
       )
     })
 
-  flows
-    .command('show <flow>')
+  namedArguments(flows.command('show <flow>'), io, 'flow')
     .description('Show a desktop flow (id or name): its version, runtime, inputs and outputs.')
-    .option('--environment <id>', `where to look up a name: ${ENVIRONMENT_HELP}`)
     .option('--json', 'print JSON')
-    .action(async (flow, o) => {
-      const flowId = await idOf(io, 'flow', flow, o.environment)
+    .action(async (flowId, o) => {
       const f = await api().request<DesktopFlow>('GET', `/desktop-flows/${id(flowId)}`)
       const param = (p: { name: string; type: string; required: boolean; sensitive: boolean }) =>
         `${p.name}:${p.type}${p.required ? '!' : ''}${p.sensitive ? ' (sensitive)' : ''}`
@@ -143,18 +140,16 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
       )
     })
 
-  flows
-    .command('delete <flow>')
+  namedArguments(flows.command('delete <flow>'), io, 'flow')
     .description('Delete a desktop flow (id or name) and all its versions.')
-    .option('--environment <id>', `where to look up a name: ${ENVIRONMENT_HELP}`)
     .option('--json', 'print JSON')
-    .action(async (flow, o) => {
-      const flowId = await idOf(io, 'flow', flow, o.environment)
+    .action(async (flowId, o) => {
       await api().request('DELETE', `/desktop-flows/${id(flowId)}`)
       printObject(io, o, { deleted: flowId })
     })
 
   registerShareVerbs(flows, io, {
+    kind: 'flow',
     base: (flowId) => `/desktop-flows/${id(flowId)}`,
     accessHelp: 'co-owner (run, edit, share, delete) or user (run only)',
   })

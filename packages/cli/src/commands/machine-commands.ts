@@ -11,6 +11,7 @@ import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
 import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
+import { namedArguments } from './names.ts'
 import { registerShareVerbs } from './share-verbs.ts'
 
 type Items<T> = { items: T[] }
@@ -103,8 +104,7 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
         items,
       )
     })
-  machines
-    .command('show <machineId>')
+  namedArguments(machines.command('show <machine>'), io, 'machine')
     .description('Show a machine: status, sessions, settings.')
     .option('--json', 'print JSON')
     .action(async (machineId, o) => {
@@ -121,7 +121,9 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
       return undefined
     })
   withSettings(
-    machines.command('update <machineId>').description('Rename a machine or change its settings.'),
+    namedArguments(machines.command('update <machine>'), io, 'machine').description(
+      'Rename a machine or change its settings.',
+    ),
   )
     .option('--name <name>', 'new name')
     .option('--description <text>', 'new description')
@@ -134,8 +136,7 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
         machineRow(await api().request<Machine>('PATCH', `/machines/${id(machineId)}`, body)),
       )
     })
-  machines
-    .command('delete <machineId>')
+  namedArguments(machines.command('delete <machine>'), io, 'machine')
     .description('Delete a machine; its agent stops acting for it at once.')
     .option('--json', 'print JSON')
     .action(async (machineId, o) => {
@@ -143,6 +144,7 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
       printObject(io, o, { deleted: machineId })
     })
   registerShareVerbs(machines, io, {
+    kind: 'machine',
     base: (m) => `/machines/${id(m)}`,
     accessHelp: MEMBER_ACCESS,
   })
@@ -189,8 +191,7 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
       }
       printObject(io, o, await api().request<MachineGroup>('POST', '/machine-groups', body))
     })
-  groups
-    .command('show <groupId>')
+  namedArguments(groups.command('show <group>'), io, 'group')
     .description('Show a machine group.')
     .option('--json', 'print JSON')
     .action(async (groupId, o) =>
@@ -201,9 +202,9 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
       ),
     )
   withSettings(
-    groups
-      .command('update <groupId>')
-      .description('Rename a group or change the settings its machines inherit.'),
+    namedArguments(groups.command('update <group>'), io, 'group').description(
+      'Rename a group or change the settings its machines inherit.',
+    ),
   )
     .option('--name <name>', 'new name')
     .option('--description <text>', 'new description')
@@ -216,16 +217,14 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
         await api().request<MachineGroup>('PATCH', `/machine-groups/${id(groupId)}`, body),
       )
     })
-  groups
-    .command('delete <groupId>')
+  namedArguments(groups.command('delete <group>'), io, 'group')
     .description('Delete a group; its machines return to their own groups.')
     .option('--json', 'print JSON')
     .action(async (groupId, o) => {
       await api().request('DELETE', `/machine-groups/${id(groupId)}`)
       printObject(io, o, { deleted: groupId })
     })
-  groups
-    .command('members <groupId>')
+  namedArguments(groups.command('members <group>'), io, 'group')
     .description('List the machines of a group.')
     .option('--json', 'print JSON')
     .action(async (groupId, o) => {
@@ -235,8 +234,7 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
       )
       printTable(io, o, items.map(machineRow), ['id', 'name', 'status', 'sessions'], items)
     })
-  groups
-    .command('remove-member <groupId> <machineId>')
+  namedArguments(groups.command('remove-member <group> <machine>'), io, 'group', 'machine')
     .description('Remove a machine from a group.')
     .option('--json', 'print JSON')
     .action(async (groupId, machineId, o) => {
@@ -244,6 +242,7 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
       printObject(io, o, { removed: machineId })
     })
   registerShareVerbs(groups, io, {
+    kind: 'group',
     base: (g) => `/machine-groups/${id(g)}`,
     accessHelp: MEMBER_ACCESS,
   })

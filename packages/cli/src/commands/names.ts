@@ -1,40 +1,35 @@
 /**
- * Flows, connections and machines may be named instead of given by id: the name is looked up
- * among those the caller can see in the environment given (`--environment`), else in the first
- * environment the caller has a role in.
+ * Flows, connections, machines, machine groups and credentials may be named instead of given by
+ * id: the name is looked up among those the caller can see in the environment given
+ * (`--environment`), else in the caller's environment when its roles name only one.
  *
  * @module
  */
+import type { Command } from '@commander-js/extra-typings'
+
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
-import { environmentOf } from './environment-option.ts'
+import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const inEnvironment = (collection: string) => (environmentId: string) =>
+  `/environments/${encodeURIComponent(environmentId)}/${collection}`
+const filtered = (collection: string) => (environmentId: string) =>
+  `/${collection}?environmentId=${encodeURIComponent(environmentId)}`
 
 const KINDS = {
-  flow: {
-    what: 'desktop flow',
-    list: (environmentId: string) =>
-      `/environments/${encodeURIComponent(environmentId)}/desktop-flows`,
-    command: 'desklink flows list',
-  },
-  connection: {
-    what: 'connection',
-    list: (environmentId: string) =>
-      `/environments/${encodeURIComponent(environmentId)}/connections`,
-    command: 'desklink connections list',
-  },
-  machine: {
-    what: 'machine',
-    list: (environmentId: string) => `/machines?environmentId=${encodeURIComponent(environmentId)}`,
-    command: 'desklink machines list',
-  },
+  flow: { what: 'desktop flow', list: inEnvironment('desktop-flows'), command: 'flows' },
+  connection: { what: 'connection', list: inEnvironment('connections'), command: 'connections' },
+  machine: { what: 'machine', list: filtered('machines'), command: 'machines' },
+  group: { what: 'machine group', list: filtered('machine-groups'), command: 'groups' },
+  credential: { what: 'credential', list: inEnvironment('credentials'), command: 'credentials' },
 } as const
+export type NameKind = keyof typeof KINDS
 
-/** The id of the flow, connection or machine given by id or by name. */
+/** The id of the flow, connection, machine, group or credential given by id or by name. */
 export async function idOf(
   io: CliIo,
-  kind: keyof typeof KINDS,
+  kind: NameKind,
   nameOrId: string,
   environment: string | undefined,
 ): Promise<string> {
@@ -46,7 +41,7 @@ export async function idOf(
     list(environmentId),
   )
   const found = items.filter((item) => item.name === nameOrId)
-  const listing = `${command} --environment ${environmentId}`
+  const listing = `desklink ${command} list --environment ${environmentId}`
   if (found.length === 0)
     throw new CliError(
       'ResourceNotFound',
@@ -62,4 +57,24 @@ export async function idOf(
       { exitCode: 2, details: { ids: found.map((item) => item.id) } },
     )
   return found[0].id
+}
+
+/**
+ * Lets a command's arguments be names, one kind per argument in order (undefined: taken as
+ * given): each is looked up before the action runs, which then receives ids. Adds
+ * `--environment` for the look-up.
+ */
+export function namedArguments<C extends Command<string[]>>(
+  command: C,
+  io: CliIo,
+  ...kinds: (NameKind | undefined)[]
+): C {
+  command.option('--environment <id>', `where to look up names: ${ENVIRONMENT_HELP}`)
+  command.hook('preAction', async (_, action) => {
+    const { environment } = action.opts() as { environment?: string }
+    const args = action.processedArgs as string[]
+    for (const [i, kind] of kinds.entries())
+      if (kind && args[i] !== undefined) args[i] = await idOf(io, kind, args[i], environment)
+  })
+  return command
 }

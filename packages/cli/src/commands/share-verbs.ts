@@ -11,6 +11,7 @@ import type { Share } from '@desklink/protocol'
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
+import { namedArguments,type NameKind } from './names.ts'
 
 const id = (value: string) => encodeURIComponent(value)
 
@@ -18,7 +19,9 @@ export function registerShareVerbs(
   parent: Command,
   io: CliIo,
   options: {
-    /** The resource's API path, from the id given on the command line. */
+    /** What the resources are, so that they may be named instead of given by id. */
+    readonly kind: NameKind
+    /** The resource's API path, from its id. */
     readonly base: (resourceId: string) => string
     /** What each access level allows, for `share --help`. */
     readonly accessHelp: string
@@ -27,8 +30,7 @@ export function registerShareVerbs(
   },
 ): void {
   const { base } = options
-  parent
-    .command('shares <id>')
+  namedArguments(parent.command('shares <resource>'), io, options.kind)
     .description('List who it is shared with.')
     .option('--json', 'print JSON')
     .action(async (resourceId, o) => {
@@ -38,8 +40,7 @@ export function registerShareVerbs(
       )
       printTable(io, o, items, ['id', 'principalType', 'principalId', 'access'], items)
     })
-  parent
-    .command('share <id>')
+  namedArguments(parent.command('share <resource>'), io, options.kind)
     .description(`Share as ${options.accessHelp}.`)
     .option('--user <id>', 'user id')
     .option('--service-principal <clientId>', 'service principal client id')
@@ -62,8 +63,7 @@ export function registerShareVerbs(
         await apiClientFor(io).request<Share>('POST', `${base(resourceId)}/shares`, body),
       )
     })
-  parent
-    .command('unshare <id> <shareId>')
+  namedArguments(parent.command('unshare <resource> <shareId>'), io, options.kind)
     .description('Stop sharing.')
     .option('--json', 'print JSON')
     .action(async (resourceId, shareId, o) => {
