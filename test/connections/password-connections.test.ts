@@ -282,7 +282,7 @@ describe.skipIf(reason !== undefined)('username and password connections (real a
     expect(t.logs.join('\n')).not.toContain(PASSWORD)
   })
 
-  it('connects with a new credential made in the same call', async () => {
+  it('connects with a new credential made in the same call, which stays while it is used', async () => {
     const name = user('dln')
     const standaloneGroupId = (await api(t.url, token, 'GET', `/machines/${machineId}`)).body
       .standaloneGroupId as string
@@ -298,8 +298,28 @@ describe.skipIf(reason !== undefined)('username and password connections (real a
     })
     expect(created.status).toBe(201)
     expect(created.body).toMatchObject({ type: 'credential', status: 'Connected', osAccount: name })
-    const credential = await api(t.url, token, 'GET', `/credentials/${created.body.credentialId}`)
+    const credentialId = created.body.credentialId as string
+    const credential = await api(t.url, token, 'GET', `/credentials/${credentialId}`)
     expect(credential.body.name).toBe(`cred-${name}`)
+    // Its dependencies name the connection, and it cannot be deleted from under it.
+    const uses = { id: created.body.id, name: 'with-new-credential' }
+    expect(
+      (await api(t.url, token, 'GET', `/credentials/${credentialId}/dependencies`)).body,
+    ).toEqual({ connections: [uses] })
+    const refused = await api(t.url, token, 'DELETE', `/credentials/${credentialId}`)
+    expect(refused.status).toBe(409)
+    expect(refused.body.error).toMatchObject({
+      code: 'CredentialInUse',
+      details: { connections: [uses] },
+    })
+    expect((await api(t.url, token, 'GET', `/connections/${uses.id}`)).body.status).toBe(
+      'Connected',
+    )
+    expect((await api(t.url, token, 'DELETE', `/connections/${uses.id}`)).status).toBe(204)
+    expect(
+      (await api(t.url, token, 'GET', `/credentials/${credentialId}/dependencies`)).body,
+    ).toEqual({ connections: [] })
+    expect((await api(t.url, token, 'DELETE', `/credentials/${credentialId}`)).status).toBe(204)
   })
 
   it('breaks connections to the machine alone when it joins a machine group', async () => {

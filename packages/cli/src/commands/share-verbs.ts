@@ -11,7 +11,7 @@ import type { Share } from '@desklink/protocol'
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
-import { namedArguments,type NameKind } from './names.ts'
+import { namedArguments, type NameKind } from './names.ts'
 
 const id = (value: string) => encodeURIComponent(value)
 

@@ -273,6 +273,12 @@ export const ERROR_CODES = {
     message: 'Credentials still use this secret store.',
     remediation: 'Delete or replace the credentials that use it first.',
   },
+  CredentialInUse: {
+    status: 409,
+    message: 'Connections still use this credential.',
+    remediation:
+      'Delete the connections listed in details first (desklink credentials dependencies <id>).',
+  },
   CredentialReferenceImmutable: {
     status: 400,
     message: 'The username and secret of a credential cannot change after it is created.',

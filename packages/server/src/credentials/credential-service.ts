@@ -164,6 +164,16 @@ export function createCredentialService(deps: {
     return publicKey
   }
 
+  /** The connections that take their identity from a credential, by name. */
+  const connectionsUsing = (tenantId: string, credentialId: string) =>
+    db
+      .selectFrom('connections')
+      .select(['id', 'name'])
+      .where('tenant_id', '=', tenantId)
+      .where('credential_id', '=', credentialId)
+      .orderBy('name')
+      .execute()
+
   return {
     async create(
       principal: Principal,
@@ -283,8 +293,14 @@ export function createCredentialService(deps: {
       return view(principal, id)
     },
 
+    /** Refused while connections use it: they would fail at their next run. */
     async delete(principal: Principal, id: string): Promise<void> {
       assertManage((await view(principal, id)).access)
+      const users = await connectionsUsing(principal.tenant.id, id)
+      if (users.length > 0)
+        throw new AppError('CredentialInUse', {
+          details: { connections: users },
+        })
       await db
         .deleteFrom('credentials')
         .where('tenant_id', '=', principal.tenant.id)
@@ -350,13 +366,13 @@ export function createCredentialService(deps: {
         throw new AppError('ResourceNotFound')
     },
 
-    /** Connections that use the credential ("Show dependencies"); connections arrive later. */
+    /** Connections that use the credential ("Show dependencies"). */
     async dependencies(
       principal: Principal,
       id: string,
     ): Promise<{ connections: { id: string; name: string }[] }> {
       await view(principal, id)
-      return { connections: [] }
+      return { connections: await connectionsUsing(principal.tenant.id, id) }
     },
   }
 }
