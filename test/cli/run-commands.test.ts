@@ -162,6 +162,27 @@ describe('desklink runs and flows sharing, from the command line', () => {
     expect(inputs.stderr).toContain('Error (InvalidFlowInputs)')
     expect(inputs.stderr).toMatch(/^ {2}times: must be of type number$/m)
 
+    // Environments by name too.
+    const byName = (await json(['flows', 'list', '--environment', 'default'])) as unknown as {
+      name: string
+    }[]
+    expect(byName.map((f) => f.name)).toContain('counted')
+    const slots = await cli(['machines', 'update', 'picky', '--slots', 'abc'])
+    expect(slots.code).toBe(2)
+    expect(slots.stderr).toContain("--slots takes a whole number, not 'abc'")
+    const http = await cli([
+      'run',
+      'counted',
+      '--connection',
+      'picky',
+      '--input',
+      'times=1',
+      '--callback-url',
+      'http://example.test/hook',
+    ])
+    expect(http.code).toBe(1)
+    expect(http.stderr).toMatch(/^ {2}callbackUrl: must be an https:\/\/ URL$/m)
+
     const empty = await cli(['flows', 'list', '--environment', ''])
     expect(empty.code).toBe(2)
     expect(empty.stderr).toContain('--environment is empty')

@@ -28,6 +28,12 @@ const io: CliIo = {
   selfCommand: [process.execPath, ...process.argv.slice(1, 2)],
 }
 
+// A reader that went away (`desklink runs list | head -1`) ends the output, without a trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error
+  process.exit(process.exitCode ?? 0)
+})
+
 process.exitCode = await runCli(process.argv.slice(2), io)
 // Let stdout drain, then end even if a stray handle remains (for example a closed pool's timer).
 setImmediate(() => process.exit())

@@ -103,7 +103,9 @@ export function apiClientFor(io: CliIo): ApiClient {
         const error = (payload as Partial<ApiErrorBody> | undefined)?.error
         const code = error?.code ?? 'HttpError'
         const remediation = isErrorCode(code) ? ` ${ERROR_CODES[code].remediation}` : ''
-        throw new CliError(code, `${error?.message ?? `HTTP ${response.status}`}${remediation}`, {
+        // A message ends as a sentence before what to do follows it.
+        const message = (error?.message ?? `HTTP ${response.status}`).replace(/([^.!?])$/, '$1.')
+        throw new CliError(code, `${message}${remediation}`, {
           details: error?.details,
           requestId:
             (payload as ApiErrorBody | undefined)?.requestId ??

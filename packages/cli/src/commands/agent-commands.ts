@@ -72,17 +72,42 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
   const agent = program
     .command('agent')
     .description(
-      'The machine agent: register this machine, run the agent, join machine groups.\n' +
-        'State: DESKLINK_AGENT_STATE_DIR (default /var/lib/desklink-agent); trust policy: DESKLINK_AGENT_POLICY\n' +
+      'The machine agent: register this machine, run the agent, join machine groups. ' +
+        'State: DESKLINK_AGENT_STATE_DIR (default /var/lib/desklink-agent); trust policy: DESKLINK_AGENT_POLICY ' +
         '(default /etc/desklink/agent-policy.json, root-owned). See docs/agent.md.',
     )
   const config = () => resolveAgentConfig(io.env)
+  /**
+   * The agent registered here: the service's (DESKLINK_AGENT_STATE_DIR, else its default) or,
+   * when that is not registered and no state directory was given, the local agent of
+   * `desklink up` started in this directory (said on standard error).
+   */
+  const registeredAgent = () => {
+    const { stateDir } = config()
+    const service = createStateStore(stateDir)
+    const state = service.read()
+    if (state) return { store: service, state }
+    const upAgent = localAgentStateDir(defaultDataDir(io))
+    const local = createStateStore(upAgent)
+    const localState = io.env.DESKLINK_AGENT_STATE_DIR === undefined ? local.read() : undefined
+    if (localState) {
+      io.err(`The local agent of desklink up (${upAgent}):\n`)
+      return { store: local, state: localState }
+    }
+    throw new CliError(
+      'NotRegistered',
+      `This machine is not registered (${stateDir}): run desklink agent register. ` +
+        'For the local agent of desklink up, run this where desklink up runs ' +
+        '(or set DESKLINK_AGENT_STATE_DIR to <data dir>/agent).',
+      { exitCode: 2 },
+    )
+  }
 
   agent
     .command('register')
     .description(
-      'Register this machine with a one-time registration token read from standard input.\n' +
-        'Make the token with `desklink machines token --environment ID`. Keys are made here;\n' +
+      'Register this machine with a one-time registration token read from standard input. ' +
+        'Make the token with `desklink machines token --environment ID`. Keys are made here; ' +
         "only public keys are sent. The local policy must allow the token's tenant.",
     )
     .requiredOption('--server <url>', 'the server URL (its public URL)')
@@ -177,26 +202,7 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
     .description('Show what the agent knows: registration, group, connection, sessions.')
     .option('--json', 'print JSON')
     .action((o) => {
-      let store = createStateStore(config().stateDir)
-      let state = store.read()
-      // Not registered as a service: the local agent of `desklink up` started here, if any.
-      const upAgent = localAgentStateDir(defaultDataDir(io))
-      if (!state && io.env.DESKLINK_AGENT_STATE_DIR === undefined) {
-        const local = createStateStore(upAgent)
-        state = local.read()
-        if (state) {
-          store = local
-          io.err(`The local agent of desklink up (${upAgent}):\n`)
-        }
-      }
-      if (!state)
-        throw new CliError(
-          'NotRegistered',
-          `This machine is not registered (${config().stateDir}): run desklink agent register. ` +
-            'For the local agent of desklink up, run this where desklink up runs ' +
-            '(or set DESKLINK_AGENT_STATE_DIR to <data dir>/agent).',
-          { exitCode: 2 },
-        )
+      const { store, state } = registeredAgent()
       const status = store.readStatus()
       if (o.json) return printObject(io, o, { registration: state, status: status ?? null })
       printObject(io, o, {
@@ -215,8 +221,8 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
   agent
     .command('join-group <groupId>')
     .description(
-      'Join a machine group. The group password is read from standard input (at least 12 characters);\n' +
-        'the first machine sets it, later machines must give the same. You must be signed in\n' +
+      'Join a machine group. The group password is read from standard input (at least 12 characters); ' +
+        'the first machine sets it, later machines must give the same. You must be signed in ' +
         '(desklink login) as someone who manages both this machine and the group.',
     )
     .option('--json', 'print JSON')
@@ -224,7 +230,7 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
       asCli(async () => {
         const password = (await io.readStdin()).replace(/\r?\n$/, '')
         const result = await joinGroup({
-          state: createStateStore(config().stateDir),
+          state: registeredAgent().store,
           groupId,
           password,
           principalToken: await apiClientFor(io).accessToken(),
@@ -245,7 +251,7 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
     .action(async (o) =>
       asCli(async () => {
         await leaveGroup({
-          state: createStateStore(config().stateDir),
+          state: registeredAgent().store,
           principalToken: await apiClientFor(io).accessToken(),
           fetchFn: io.fetch,
         })

@@ -143,16 +143,16 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
   connections
     .command('create <name>')
     .description(
-      'Create a connection to a machine (--machine) or a machine group (--group) and test it there.\n' +
-        'Username and password: --username (DOMAIN\\user, MACHINE\\user, .\\user, local\\user, user@domain\n' +
-        'or user) with the password on standard input; it is sealed to the target here. Or --credential ID.\n' +
+      'Create a connection to a machine (--machine) or a machine group (--group) and test it there. ' +
+        'Username and password: --username (DOMAIN\\user, MACHINE\\user, .\\user, local\\user, user@domain ' +
+        'or user) with the password on standard input; it is sealed to the target here. Or --credential ID. ' +
         'Or --sign-in: connect with sign-in (attended runs only) as the person who signs in.',
     )
     .option('--environment <id>', ENVIRONMENT_HELP)
     .option('--machine <id|name>', 'target machine')
-    .option('--group <id>', 'target machine group')
+    .option('--group <id|name>', 'target machine group')
     .option('--username <name>', 'the account the flows run as')
-    .option('--credential <id>', 'use a credential instead of a password')
+    .option('--credential <id|name>', 'use a credential instead of a password')
     .option('--sign-in', 'connect with sign-in: sign in to the tenant in a browser')
     .option('--sign-in-username <name>', 'with --sign-in: no browser, password on standard input')
     .option('--no-browser', 'with --sign-in: print the sign-in address instead of opening it')
@@ -172,15 +172,18 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
       const client = api()
       const environmentId = await environmentOf(io, o.environment)
       const machineId = o.machine && (await idOf(io, 'machine', o.machine, environmentId))
-      const target = machineId ? { machineId } : { groupId: o.group ?? '' }
+      const groupId = o.group && (await idOf(io, 'group', o.group, environmentId))
+      const target = machineId ? { machineId } : { groupId: groupId ?? '' }
+      const credentialId =
+        o.credential && (await idOf(io, 'credential', o.credential, environmentId))
       let body: Record<string, unknown>
-      if (o.credential) {
-        body = { name, target, credentialId: o.credential }
+      if (credentialId) {
+        body = { name, target, credentialId }
       } else if (o.signIn) {
-        const groupId = machineId
+        const signInGroupId = machineId
           ? (await client.request<Machine>('GET', `/machines/${id(machineId)}`)).standaloneGroupId
-          : (o.group ?? '')
-        body = { name, target, signIn: await signInFor(io, client, groupId, o) }
+          : (groupId ?? '')
+        body = { name, target, signIn: await signInFor(io, client, signInGroupId, o) }
       } else {
         const password = (await io.readStdin()).replace(/\r?\n$/, '')
         if (!password)
@@ -190,7 +193,7 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
         const publicKey = machineId
           ? (await client.request<Machine>('GET', `/machines/${id(machineId)}`))
               .standaloneGroupPublicKey
-          : (await client.request<MachineGroup>('GET', `/machine-groups/${id(o.group ?? '')}`))
+          : (await client.request<MachineGroup>('GET', `/machine-groups/${id(groupId ?? '')}`))
               .publicKey
         if (!publicKey)
           throw new CliError(
@@ -217,7 +220,7 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
 
   namedArguments(connections.command('update <connection>'), io, 'connection')
     .description(
-      'Rename a connection (--name); change its account (--username, --password-stdin) or sign\n' +
+      'Rename a connection (--name); change its account (--username, --password-stdin) or sign ' +
         'in again (--sign-in), which tests it again on a machine of its target.',
     )
     .option('--name <name>', 'new display name')

@@ -8,13 +8,13 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 
 import type { Command } from '@commander-js/extra-typings'
-import type { Credential, SecretStore } from '@desklink/protocol'
+import type { Credential, Machine, SecretStore } from '@desklink/protocol'
 
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
 import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
-import { namedArguments } from './names.ts'
+import { idOf, namedArguments } from './names.ts'
 import { registerShareVerbs } from './share-verbs.ts'
 
 type Items<T> = { items: T[] }
@@ -30,6 +30,21 @@ function readJson(io: CliIo, file: string): unknown {
       { exitCode: 2 },
     )
   }
+}
+
+/** The group a built-in secret is sealed to: a group's, or a machine's own (`--machine`). */
+async function sealedTo(
+  io: CliIo,
+  o: { machine?: string | undefined; group?: string | undefined },
+  environmentId: string,
+): Promise<{ groupId?: string }> {
+  if (o.machine && o.group)
+    throw new CliError('InvalidOption', 'Give --machine or --group, not both.', { exitCode: 2 })
+  if (o.group) return { groupId: await idOf(io, 'group', o.group, environmentId) }
+  if (!o.machine) return {}
+  const machineId = await idOf(io, 'machine', o.machine, environmentId)
+  const machine = await apiClientFor(io).request<Machine>('GET', `/machines/${id(machineId)}`)
+  return { groupId: machine.standaloneGroupId }
 }
 
 export function registerCredentialCommands(program: Command, io: CliIo): void {
@@ -66,7 +81,7 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
   stores
     .command('create <name>')
     .description(
-      'Configure a secret store from a JSON settings file (see docs/credentials/). Its secrets\n' +
+      'Configure a secret store from a JSON settings file (see docs/credentials/). Its secrets ' +
         '(Vault token or AppRole secret id, Entra client secret or certificate) are sealed at once.',
     )
     .option('--environment <id>', ENVIRONMENT_HELP)
@@ -129,9 +144,10 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
   credentials
     .command('create <name>')
     .description(
-      'Create a credential. Give the username with --username or --username-ref FILE (a store reference),\n' +
-        'and the secret with --secret-ref FILE (a store reference) or --secret-stdin (built-in store;\n' +
-        'connection credentials also need --group). The secret is checked readable now.',
+      'Create a credential. Give the username with --username or --username-ref FILE (a store reference), ' +
+        'and the secret with --secret-ref FILE (a store reference) or --secret-stdin (built-in store; ' +
+        'connection credentials also need the --machine or --group they are sealed to). The ' +
+        'secret is checked readable now.',
     )
     .option('--environment <id>', ENVIRONMENT_HELP)
     .option(
@@ -144,7 +160,8 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
     .option('--username-ref <file>', 'JSON file: where the username lives in a store')
     .option('--secret-ref <file>', 'JSON file: where the secret lives in a store')
     .option('--secret-stdin', 'read a built-in secret from standard input')
-    .option('--group <groupId>', 'built-in connection secrets are sealed to this machine group')
+    .option('--machine <id|name>', 'built-in connection secrets: sealed to this machine')
+    .option('--group <id|name>', 'built-in connection secrets: sealed to this machine group')
     .option('--json', 'print JSON')
     .action(async (name, o) => {
       if (Boolean(o.username) === Boolean(o.usernameRef))
@@ -155,12 +172,13 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
         throw new CliError('InvalidOption', 'Give exactly one of --secret-ref or --secret-stdin.', {
           exitCode: 2,
         })
+      const environmentId = await environmentOf(io, o.environment)
       const secret = o.secretRef
         ? readJson(io, o.secretRef)
         : {
             store: 'builtin',
             value: (await io.readStdin()).replace(/\r?\n$/, ''),
-            ...(o.group && { groupId: o.group }),
+            ...(await sealedTo(io, o, environmentId)),
           }
       const username = o.username
         ? { value: o.username }
@@ -168,17 +186,13 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
       printObject(
         io,
         o,
-        await api().request<Credential>(
-          'POST',
-          `/environments/${id(await environmentOf(io, o.environment))}/credentials`,
-          {
-            name,
-            description: o.description,
-            usage: o.usage,
-            username,
-            secret,
-          },
-        ),
+        await api().request<Credential>('POST', `/environments/${id(environmentId)}/credentials`, {
+          name,
+          description: o.description,
+          usage: o.usage,
+          username,
+          secret,
+        }),
       )
     })
   namedArguments(credentials.command('show <credential>'), io, 'credential')

@@ -42,9 +42,9 @@ export function registerLoginCommands(program: Command, io: CliIo): void {
     .summary('Sign in to a Desklink server (browser, password on stdin, or service principal)')
     .description(
       'Sign in to a Desklink server.\n\n' +
-        'People sign in in a browser (authorization code with PKCE; the CLI listens on a loopback port).\n' +
-        'Without a browser, pass --username and the password on stdin (--password-stdin).\n' +
-        'Service principals use --client-id with --client-secret-stdin (or DESKLINK_CLIENT_SECRET),\n' +
+        'People sign in in a browser (authorization code with PKCE; the CLI listens on a loopback port). ' +
+        'Without a browser, pass --username and the password on stdin (--password-stdin). ' +
+        'Service principals use --client-id with --client-secret-stdin (or DESKLINK_CLIENT_SECRET), ' +
         'or --certificate-key FILE (private_key_jwt).',
     )
     .option('--server <url>', `server URL (env DESKLINK_SERVER)`)

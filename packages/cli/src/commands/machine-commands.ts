@@ -12,6 +12,7 @@ import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
 import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
 import { namedArguments } from './names.ts'
+import { wholeNumber } from './option-values.ts'
 import { registerShareVerbs } from './share-verbs.ts'
 
 type Items<T> = { items: T[] }
@@ -35,7 +36,7 @@ const yesNo = (name: string, value: string | undefined): boolean | undefined => 
 function settingsPatch(o: SettingsOptions): Record<string, unknown> | undefined {
   const patch = {
     maintenanceMode: yesNo('--maintenance', o.maintenance),
-    slots: o.slots === undefined ? undefined : Number(o.slots),
+    slots: o.slots === undefined ? undefined : wholeNumber('--slots', o.slots),
     reuseSessions: yesNo('--reuse-sessions', o.reuseSessions),
     extendedQueuePrioritization: yesNo('--extended-prioritization', o.extendedPrioritization),
   }
@@ -63,7 +64,7 @@ const machineRow = (m: Machine) => ({
   sessions: m.sessions
     .map((s) => `${s.user}${s.display ? `@${s.display}` : ''}:${s.state}`)
     .join(' '),
-  maintenance: m.effectiveSettings.maintenanceMode ? 'on' : '',
+  maintenance: m.effectiveSettings.maintenanceMode ? 'on' : 'off',
   access: m.access,
 })
 

@@ -9,9 +9,8 @@ import type { Command } from '@commander-js/extra-typings'
 
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
-import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
+import { ENVIRONMENT_HELP, environmentOf, isId } from './environment-option.ts'
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const inEnvironment = (collection: string) => (environmentId: string) =>
   `/environments/${encodeURIComponent(environmentId)}/${collection}`
 const filtered = (collection: string) => (environmentId: string) =>
@@ -33,7 +32,7 @@ export async function idOf(
   nameOrId: string,
   environment: string | undefined,
 ): Promise<string> {
-  if (UUID.test(nameOrId)) return nameOrId
+  if (isId(nameOrId)) return nameOrId
   const { what, list, command } = KINDS[kind]
   const environmentId = await environmentOf(io, environment)
   const { items } = await apiClientFor(io).request<{ items: { id: string; name: string }[] }>(

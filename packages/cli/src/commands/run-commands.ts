@@ -13,6 +13,7 @@ import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
 import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
 import { idOf } from './names.ts'
+import { oneOf, wholeNumber } from './option-values.ts'
 
 const id = (value: string) => encodeURIComponent(value)
 const ENDED = new Set(['Succeeded', 'Failed', 'Cancelled'])
@@ -93,25 +94,8 @@ async function namedSummary(client: ApiClient, run: Run): Promise<Record<string,
   return summary
 }
 
-/** A value of a closed set given on the command line, checked before anything is sent. */
-function oneOf<T extends string>(option: string, value: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(value))
-    throw new CliError('InvalidOption', `${option} takes ${allowed.join(', ')}, not '${value}'.`, {
-      exitCode: 2,
-    })
-  return value as T
-}
 const PRIORITIES = ['high', 'normal', 'low'] as const
 const RUN_MODES = ['attended', 'unattended'] as const
-
-/** A whole number given on the command line; the server says whether it is within limits. */
-function wholeNumber(value: string): number {
-  if (!/^\d+$/.test(value))
-    throw new CliError('InvalidOption', `Expected a whole number, got '${value}'.`, {
-      exitCode: 2,
-    })
-  return Number(value)
-}
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value]
@@ -154,13 +138,13 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         runMode,
         priority,
         inputs: parseInputs(o.input),
-        ...(o.timeout && { timeoutSeconds: wholeNumber(o.timeout) }),
+        ...(o.timeout && { timeoutSeconds: wholeNumber('--timeout', o.timeout) }),
         ...(o.idempotencyKey && { idempotencyKey: o.idempotencyKey }),
         ...(o.parentRunId && { parentRunId: o.parentRunId }),
         ...(o.callbackUrl && { callbackUrl: o.callbackUrl }),
       })
       if (!o.wait) {
-        printObject(io, o, o.json ? run : runSummary(run))
+        printObject(io, o, o.json ? run : await namedSummary(client, run))
         if (!o.json) io.err(`Follow it with: desklink runs show ${run.id}\n`)
         return
       }
@@ -318,20 +302,26 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .option('--json', 'print JSON')
     .action(async (o) => {
       const changes = {
-        ...(o.maxQueuedRuns !== undefined && { maxQueuedRuns: wholeNumber(o.maxQueuedRuns) }),
+        ...(o.maxQueuedRuns !== undefined && {
+          maxQueuedRuns: wholeNumber('--max-queued-runs', o.maxQueuedRuns),
+        }),
         ...(o.runsPerMinute !== undefined && {
-          runsPerMinutePerConnection: wholeNumber(o.runsPerMinute),
+          runsPerMinutePerConnection: wholeNumber('--runs-per-minute', o.runsPerMinute),
         }),
-        ...(o.queueTimeout !== undefined && { queueTimeoutSeconds: wholeNumber(o.queueTimeout) }),
+        ...(o.queueTimeout !== undefined && {
+          queueTimeoutSeconds: wholeNumber('--queue-timeout', o.queueTimeout),
+        }),
         ...(o.signInQueueTimeout !== undefined && {
-          signInQueueTimeoutSeconds: wholeNumber(o.signInQueueTimeout),
+          signInQueueTimeoutSeconds: wholeNumber('--sign-in-queue-timeout', o.signInQueueTimeout),
         }),
-        ...(o.maxInputBytes !== undefined && { maxRunInputBytes: wholeNumber(o.maxInputBytes) }),
+        ...(o.maxInputBytes !== undefined && {
+          maxRunInputBytes: wholeNumber('--max-input-bytes', o.maxInputBytes),
+        }),
         ...(o.maxRunTimeout !== undefined && {
-          maxRunTimeoutSeconds: wholeNumber(o.maxRunTimeout),
+          maxRunTimeoutSeconds: wholeNumber('--max-run-timeout', o.maxRunTimeout),
         }),
         ...(o.defaultRunTimeout !== undefined && {
-          defaultRunTimeoutSeconds: wholeNumber(o.defaultRunTimeout),
+          defaultRunTimeoutSeconds: wholeNumber('--default-run-timeout', o.defaultRunTimeout),
         }),
       }
       const path = `/environments/${id(await environmentOf(io, o.environment))}/run-settings`

@@ -97,8 +97,8 @@ export function registerServerCommands(program: Command, io: CliIo): void {
       .command('up')
       .summary('Set up and run Desklink on this machine (server + SQLite under ./.desklink)')
       .description(
-        'Set up and run Desklink on this machine: the server on 127.0.0.1 with SQLite under ./.desklink.\n' +
-          'It also registers and runs a local agent for this machine (--no-agent to skip).\n' +
+        'Set up and run Desklink on this machine: the server on 127.0.0.1 with SQLite under ./.desklink. ' +
+          'It also registers and runs a local agent for this machine (--no-agent to skip). ' +
           'Logs go to <data dir>/server.log and <data dir>/agent.log. Stop with Ctrl+C.',
       ),
   )

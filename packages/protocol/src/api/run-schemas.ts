@@ -28,7 +28,7 @@ export const CreateRunRequest = z.strictObject({
   timeoutSeconds: z.int().min(1).max(MAX_RUN_TIMEOUT_SECONDS).optional(),
   /** Called (HTTPS POST, the run as body) when the run ends; three tries on 5xx or 408. */
   callbackUrl: z
-    .url({ protocol: /^https$/ })
+    .url({ protocol: /^https$/, error: 'must be an https:// URL' })
     .max(2048)
     .optional(),
   /** Synchronous mode (the reference's AsyncDisabled): the request waits for the end. */

@@ -211,7 +211,8 @@ export const ERROR_CODES = {
   InvalidFlowInputs: {
     status: 400,
     message: 'The run inputs do not match the inputs of the desktop flow.',
-    remediation: 'Fix the inputs listed in details.problems (desklink flows show <id> lists them).',
+    remediation:
+      'Fix the inputs listed in details.problems (desklink flows show <flow> lists them).',
   },
   RunModeNotAllowedForConnection: {
     status: 400,

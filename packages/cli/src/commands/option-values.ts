@@ -1,0 +1,25 @@
+/**
+ * Option values checked on the command line, before anything is sent: a usage error (exit 2)
+ * names the option and what it takes. The server still checks ranges and limits.
+ *
+ * @module
+ */
+import { CliError } from '../io.ts'
+
+/** A whole number. */
+export function wholeNumber(option: string, value: string): number {
+  if (!/^\d+$/.test(value))
+    throw new CliError('InvalidOption', `${option} takes a whole number, not '${value}'.`, {
+      exitCode: 2,
+    })
+  return Number(value)
+}
+
+/** A value of a closed set. */
+export function oneOf<T extends string>(option: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value))
+    throw new CliError('InvalidOption', `${option} takes ${allowed.join(', ')}, not '${value}'.`, {
+      exitCode: 2,
+    })
+  return value as T
+}
