@@ -341,6 +341,31 @@ describe('desklink runs and flows sharing, from the command line', () => {
     expect(
       JSON.parse((await cli(['credentials', 'shares', credential.body.id, '--json'])).stdout),
     ).toEqual([])
+    // A connection credential sealed to a machine named on the command line: its own group.
+    const sealed = await desklink(
+      [
+        'credentials',
+        'create',
+        'picky-login',
+        '--usage',
+        'connection',
+        '--username',
+        'runner',
+        '--secret-stdin',
+        '--machine',
+        'picky',
+        '--json',
+      ],
+      { env: { DESKLINK_CONFIG_DIR: configDir }, stdin: 'runner-password\n' },
+    )
+    expect(sealed.code, sealed.stderr).toBe(0)
+    expect(JSON.parse(sealed.stdout).secret).toMatchObject({
+      store: 'builtin',
+      groupId: bed.machine.standaloneGroupId,
+    })
+    expect((await json(['credentials', 'show', 'picky-login'])).id).toBe(
+      JSON.parse(sealed.stdout).id,
+    )
   })
 
   it('shows and changes the run limits of an environment', async () => {
