@@ -38,6 +38,10 @@ import { idOf, namedArguments } from './names.ts'
 type Items<T> = { items: T[] }
 const id = (value: string) => encodeURIComponent(value)
 
+/** What the machine said of a failed test, when it said more than the error's message. */
+const detailOf = (c: Connection): string | undefined =>
+  (c.error?.details as { detail?: string } | undefined)?.detail
+
 function summary(c: Connection): Record<string, unknown> {
   return {
     id: c.id,
@@ -45,10 +49,8 @@ function summary(c: Connection): Record<string, unknown> {
     status: c.status,
     username: c.username ?? `(credential ${c.credentialId ?? ''})`,
     osAccount: c.osAccount ?? '',
-    ...(c.error && {
-      error: c.error.message,
-      reason: (c.error.details as { reason?: string; detail?: string } | undefined)?.detail ?? '',
-    }),
+    ...(c.error && { error: c.error.message }),
+    ...(detailOf(c) && { reason: detailOf(c) }),
     lastTestedAt: c.lastTestedAt ?? '',
   }
 }
@@ -132,7 +134,7 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
           id: c.id,
           name: c.name,
           status: c.status,
-          username: c.username ?? '',
+          username: c.username ?? (c.credentialId ? '(credential)' : ''),
           osAccount: c.osAccount ?? '',
         })),
         ['id', 'name', 'status', 'username', 'osAccount'],

@@ -56,11 +56,14 @@ const withSettings = <Args extends any[], Opts extends OptionValues>(
       'let lower-priority runs pass a blocked head of the queue',
     )
 
-const machineRow = (m: Machine) => ({
+/** Group names by id, of the groups the caller can see (a group it cannot see shows its id). */
+type GroupNames = ReadonlyMap<string, string>
+
+const machineRow = (m: Machine, groups: GroupNames = new Map()) => ({
   id: m.id,
   name: m.name,
   status: m.status,
-  group: m.groupId === m.standaloneGroupId ? '(standalone)' : m.groupId,
+  group: m.groupId === m.standaloneGroupId ? '(standalone)' : (groups.get(m.groupId) ?? m.groupId),
   sessions: m.sessions
     .map((s) => `${s.user}${s.display ? `@${s.display}` : ''}:${s.state}`)
     .join(' '),
@@ -70,6 +73,10 @@ const machineRow = (m: Machine) => ({
 
 export function registerMachineCommands(program: Command, io: CliIo): void {
   const api = () => apiClientFor(io)
+  const groupNames = async (): Promise<GroupNames> => {
+    const { items } = await api().request<Items<MachineGroup>>('GET', '/machine-groups')
+    return new Map(items.map((g) => [g.id, g.name]))
+  }
   const machines = program.command('machines').description('Machines that run desktop flows.')
   machines
     .command('token')
@@ -97,10 +104,11 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
     .action(async (o) => {
       const query = o.environment ? `?environmentId=${id(o.environment)}` : ''
       const { items } = await api().request<Items<Machine>>('GET', `/machines${query}`)
+      const groups = o.json ? new Map<string, string>() : await groupNames()
       printTable(
         io,
         o,
-        items.map(machineRow),
+        items.map((m) => machineRow(m, groups)),
         ['id', 'name', 'status', 'group', 'sessions', 'maintenance', 'access'],
         items,
       )
@@ -112,7 +120,7 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
       const m = await api().request<Machine>('GET', `/machines/${id(machineId)}`)
       if (o.json) return printObject(io, o, m)
       printObject(io, o, {
-        ...machineRow(m),
+        ...machineRow(m, await groupNames()),
         hostname: m.hostname,
         os: m.os,
         agentVersion: m.agentVersion,
@@ -233,7 +241,13 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
         'GET',
         `/machine-groups/${id(groupId)}/members`,
       )
-      printTable(io, o, items.map(machineRow), ['id', 'name', 'status', 'sessions'], items)
+      printTable(
+        io,
+        o,
+        items.map((m) => machineRow(m)),
+        ['id', 'name', 'status', 'sessions'],
+        items,
+      )
     })
   namedArguments(groups.command('remove-member <group> <machine>'), io, 'group', 'machine')
     .description('Remove a machine from a group.')
