@@ -18,6 +18,7 @@ import { type AgentHome, createAgentHome } from '../support/agent-home.ts'
 import { startAgentMachine } from '../support/agent-machine.ts'
 import { assertBuilt, desklink, type LongRunning, waitFor } from '../support/cli-process.ts'
 import { createOsUser, type OsUser, skipReason } from '../support/os-users.ts'
+import { pushFlow } from '../support/runs.ts'
 import {
   ADMIN_PASSWORD,
   api,
@@ -315,11 +316,20 @@ describe.skipIf(reason !== undefined)('username and password connections (real a
     expect((await api(t.url, token, 'GET', `/connections/${uses.id}`)).body.status).toBe(
       'Connected',
     )
+    // With force it goes, and the connection says why it no longer connects.
+    const forced = await api(t.url, token, 'DELETE', `/credentials/${credentialId}?force=true`)
+    expect(forced.status, forced.text).toBe(204)
+    expect((await api(t.url, token, 'GET', `/connections/${uses.id}`)).body).toMatchObject({
+      status: 'Error',
+      error: { code: 'CredentialDeleted', details: { credentialId } },
+    })
+    const flow = await pushFlow(t.url, token, environmentId, { name: 'orphan', script: 'true' })
+    const run = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+      connectionId: uses.id,
+    })
+    expect(run.status).toBe(409)
+    expect(run.body.error.code).toBe('CredentialDeleted')
     expect((await api(t.url, token, 'DELETE', `/connections/${uses.id}`)).status).toBe(204)
-    expect(
-      (await api(t.url, token, 'GET', `/credentials/${credentialId}/dependencies`)).body,
-    ).toEqual({ connections: [] })
-    expect((await api(t.url, token, 'DELETE', `/credentials/${credentialId}`)).status).toBe(204)
   })
 
   it('breaks connections to the machine alone when it joins a machine group', async () => {

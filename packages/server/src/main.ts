@@ -281,6 +281,9 @@ export async function startServer(
       clock,
       newId,
       isUniqueViolation: storage.isUniqueViolation,
+      // The connection service is made below, with what it needs of this one.
+      credentialDeleted: (tenantId, credentialId) =>
+        connections.breakCredentialConnections(tenantId, credentialId),
     })
     const cyberArk = createCyberArkApplicationService({
       db: storage.db,

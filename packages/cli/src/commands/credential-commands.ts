@@ -221,10 +221,15 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
       ),
     )
   namedArguments(credentials.command('delete <credential>'), io, 'credential')
-    .description('Delete a credential.')
+    .description(
+      'Delete a credential. Refused while connections use it, unless --force: they then fail ' +
+        'with CredentialDeleted until they are made again.',
+    )
+    .option('--force', 'delete it even though connections use it')
     .option('--json', 'print JSON')
     .action(async (credentialId, o) => {
-      await api().request('DELETE', `/credentials/${id(credentialId)}`)
+      const force = o.force ? '?force=true' : ''
+      await api().request('DELETE', `/credentials/${id(credentialId)}${force}`)
       printObject(io, o, { deleted: credentialId })
     })
   namedArguments(credentials.command('test <credential>'), io, 'credential')

@@ -278,7 +278,12 @@ export const ERROR_CODES = {
     status: 409,
     message: 'Connections still use this credential.',
     remediation:
-      'Delete the connections listed in details first (desklink credentials dependencies <id>).',
+      'Delete the connections listed in details first, or delete it with force (desklink credentials delete <id> --force): they then fail with CredentialDeleted.',
+  },
+  CredentialDeleted: {
+    status: 409,
+    message: "The connection's credential was deleted.",
+    remediation: 'Create the connection again, with another credential or a password.',
   },
   CredentialReferenceImmutable: {
     status: 400,

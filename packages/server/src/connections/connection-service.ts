@@ -720,6 +720,21 @@ export function createConnectionService(deps: {
         .where('id', '=', id)
         .execute()
     },
+    /** Their credential was deleted: the connections that used it no longer connect. */
+    async breakCredentialConnections(tenantId: string, credentialId: string): Promise<void> {
+      const error = {
+        code: 'CredentialDeleted',
+        message:
+          'The credential of this connection was deleted. Create the connection again with another identity.',
+        details: { credentialId },
+      }
+      await db
+        .updateTable('connections')
+        .set({ status: 'Error', status_error: JSON.stringify(error), updated_at: now() })
+        .where('tenant_id', '=', tenantId)
+        .where('credential_id', '=', credentialId)
+        .execute()
+    },
     /** A machine joined a group: connections that targeted it alone no longer work (§2.2.2). */
     async breakMachineConnections(
       tenantId: string,

@@ -69,8 +69,12 @@ export const credentialRouteDefinitions = {
     method: 'delete',
     path: '/credentials/{credentialId}',
     tags,
-    summary: 'Delete a credential',
-    request: { params: CredentialParams },
+    summary:
+      'Delete a credential; refused while connections use it unless force=true (they then fail)',
+    request: {
+      params: CredentialParams,
+      query: z.object({ force: z.enum(['true', 'false']).optional() }),
+    },
     responses: noContent,
   }),
   test: route({
@@ -244,7 +248,9 @@ export function registerCredentialRoutes(
     ),
   )
   app.openapi(r.delete, async (c) => {
-    await credentials.delete(c.get('principal'), c.req.valid('param').credentialId)
+    await credentials.delete(c.get('principal'), c.req.valid('param').credentialId, {
+      force: c.req.valid('query').force === 'true',
+    })
     return c.body(null, 204)
   })
   app.openapi(r.test, async (c) =>

@@ -75,6 +75,8 @@ export function createCredentialService(deps: {
   clock: Clock
   newId: IdGenerator
   isUniqueViolation: (error: unknown) => boolean
+  /** A credential deleted with force: the connections that used it can no longer connect. */
+  credentialDeleted?: (tenantId: string, credentialId: string) => Promise<void>
 }) {
   const { db } = deps
   const now = () => deps.clock.now().toISOString()
@@ -293,14 +295,18 @@ export function createCredentialService(deps: {
       return view(principal, id)
     },
 
-    /** Refused while connections use it: they would fail at their next run. */
-    async delete(principal: Principal, id: string): Promise<void> {
+    /**
+     * Refused while connections use it (they would fail at their next run), unless `force`:
+     * those connections then say they lost their credential, until they get another identity.
+     */
+    async delete(principal: Principal, id: string, { force = false } = {}): Promise<void> {
       assertManage((await view(principal, id)).access)
       const users = await connectionsUsing(principal.tenant.id, id)
-      if (users.length > 0)
+      if (users.length > 0 && !force)
         throw new AppError('CredentialInUse', {
           details: { connections: users },
         })
+      if (users.length > 0) await deps.credentialDeleted?.(principal.tenant.id, id)
       await db
         .deleteFrom('credentials')
         .where('tenant_id', '=', principal.tenant.id)
@@ -366,12 +372,12 @@ export function createCredentialService(deps: {
         throw new AppError('ResourceNotFound')
     },
 
-    /** Connections that use the credential ("Show dependencies"). */
+    /** Connections that use the credential ("Show dependencies"), for those who manage it. */
     async dependencies(
       principal: Principal,
       id: string,
     ): Promise<{ connections: { id: string; name: string }[] }> {
-      await view(principal, id)
+      assertManage((await view(principal, id)).access)
       return { connections: await connectionsUsing(principal.tenant.id, id) }
     },
   }
