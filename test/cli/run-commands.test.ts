@@ -219,6 +219,10 @@ describe('desklink runs and flows sharing, from the command line', () => {
     expect((await json(['connections', 'show', 'picky'])).id).toBe(bed.connectionId)
     expect((await json(['machines', 'show', 'picky'])).id).toBe(bed.machine.machineId)
     expect(await json(['flows', 'shares', 'counted'])).toEqual([])
+    // The share verbs look the name up: one that names nothing is a usage error.
+    const unknown = await cli(['flows', 'shares', 'no-such-flow'])
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain("No desktop flow named 'no-such-flow'")
     const listed = (await json(['flows', 'list'])) as unknown as { name: string }[]
     expect(listed.map((f) => f.name)).toContain('counted')
 

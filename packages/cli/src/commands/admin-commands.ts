@@ -20,6 +20,7 @@ import type {
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
+import { wholeNumber } from './option-values.ts'
 
 type Items<T> = { items: T[] }
 
@@ -314,7 +315,7 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
       const secret = await api().request<ServicePrincipalCredential & { clientSecret: string }>(
         'POST',
         `/service-principals/${id(clientId)}/secrets`,
-        { expiresInDays: Number(o.expiresInDays) },
+        { expiresInDays: wholeNumber('--expires-in-days', o.expiresInDays) },
       )
       if (o.json) return printObject(io, o, secret)
       printObject(io, o, { id: secret.id, expiresAt: secret.expiresAt })

@@ -28,6 +28,7 @@ import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject } from '../output/print.ts'
 import { defaultDataDir, localAgentStateDir } from './local-agent.ts'
+import { idOf } from './names.ts'
 
 /** Runs the PAM check in a child process: PAM blocks for seconds on a wrong password. */
 function runPamCheck(
@@ -219,18 +220,20 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
     })
 
   agent
-    .command('join-group <groupId>')
+    .command('join-group <group>')
     .description(
-      'Join a machine group. The group password is read from standard input (at least 12 characters); ' +
+      'Join a machine group (id, or name in the machine’s environment). The group password is read from standard input (at least 12 characters); ' +
         'the first machine sets it, later machines must give the same. You must be signed in ' +
         '(desklink login) as someone who manages both this machine and the group.',
     )
     .option('--json', 'print JSON')
-    .action(async (groupId, o) =>
+    .action(async (group, o) =>
       asCli(async () => {
+        const { store, state } = registeredAgent()
+        const groupId = await idOf(io, 'group', group, state.environmentId)
         const password = (await io.readStdin()).replace(/\r?\n$/, '')
         const result = await joinGroup({
-          state: registeredAgent().store,
+          state: store,
           groupId,
           password,
           principalToken: await apiClientFor(io).accessToken(),

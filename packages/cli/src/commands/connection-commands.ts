@@ -34,6 +34,7 @@ import { printObject, printTable } from '../output/print.ts'
 import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
 import { tryOpenBrowser } from './login-commands.ts'
 import { idOf, namedArguments } from './names.ts'
+import { wholeNumber } from './option-values.ts'
 
 type Items<T> = { items: T[] }
 const id = (value: string) => encodeURIComponent(value)
@@ -103,7 +104,7 @@ async function signInFor(
   return authorizeInBrowser({
     metadata,
     grant,
-    timeoutMs: Number(o.timeout) * 1000,
+    timeoutMs: wholeNumber('--timeout', o.timeout) * 1000,
     showUrl: (url) => {
       io.err(`Sign in for this connection in a browser:\n\n  ${url}\n\nWaiting for the sign-in…\n`)
       if (o.browser) tryOpenBrowser(url)

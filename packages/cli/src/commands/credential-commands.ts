@@ -172,6 +172,12 @@ export function registerCredentialCommands(program: Command, io: CliIo): void {
         throw new CliError('InvalidOption', 'Give exactly one of --secret-ref or --secret-stdin.', {
           exitCode: 2,
         })
+      if (o.secretRef && (o.machine || o.group))
+        throw new CliError(
+          'InvalidOption',
+          '--machine and --group seal a built-in secret (--secret-stdin); a store keeps its own.',
+          { exitCode: 2 },
+        )
       const environmentId = await environmentOf(io, o.environment)
       const secret = o.secretRef
         ? readJson(io, o.secretRef)

@@ -26,7 +26,7 @@ async function environmentNamed(io: CliIo, name: string): Promise<string> {
     found.length === 0 ? 'ResourceNotFound' : 'NameAmbiguous',
     `${found.length === 0 ? 'No' : 'More than one'} environment named '${name}' that you can ` +
       'see: `desklink env list` shows their names and ids.',
-    { exitCode: 2 },
+    { exitCode: 2, ...(found.length > 1 && { details: { ids: found.map((e) => e.id) } }) },
   )
 }
 

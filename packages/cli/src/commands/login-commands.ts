@@ -23,6 +23,7 @@ import {
 import { loadProfile, type Profile, removeProfile, saveProfile } from '../client/profile-store.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject } from '../output/print.ts'
+import { wholeNumber } from './option-values.ts'
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8470'
 
@@ -123,7 +124,7 @@ export function registerLoginCommands(program: Command, io: CliIo): void {
         tokens = await signInWithBrowser({
           fetchFn: io.fetch,
           metadata,
-          timeoutMs: Number(options.timeout) * 1000,
+          timeoutMs: wholeNumber('--timeout', options.timeout) * 1000,
           showUrl: (url) => {
             io.err(
               `Open this address in a browser to sign in:\n\n  ${url}\n\n` +

@@ -8,11 +8,11 @@ import type { Command, OptionValues } from '@commander-js/extra-typings'
 import type { Machine, MachineGroup } from '@desklink/protocol'
 
 import { apiClientFor } from '../client/api-client.ts'
-import { CliError, type CliIo } from '../io.ts'
+import type { CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
 import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
 import { namedArguments } from './names.ts'
-import { wholeNumber } from './option-values.ts'
+import { onOff, wholeNumber } from './option-values.ts'
 import { registerShareVerbs } from './share-verbs.ts'
 
 type Items<T> = { items: T[] }
@@ -26,19 +26,12 @@ interface SettingsOptions {
   extendedPrioritization?: string
 }
 
-const yesNo = (name: string, value: string | undefined): boolean | undefined => {
-  if (value === undefined) return undefined
-  if (/^(on|yes|true|1)$/i.test(value)) return true
-  if (/^(off|no|false|0)$/i.test(value)) return false
-  throw new CliError('InvalidOption', `${name} takes on or off, not '${value}'.`, { exitCode: 2 })
-}
-
 function settingsPatch(o: SettingsOptions): Record<string, unknown> | undefined {
   const patch = {
-    maintenanceMode: yesNo('--maintenance', o.maintenance),
+    maintenanceMode: onOff('--maintenance', o.maintenance),
     slots: o.slots === undefined ? undefined : wholeNumber('--slots', o.slots),
-    reuseSessions: yesNo('--reuse-sessions', o.reuseSessions),
-    extendedQueuePrioritization: yesNo('--extended-prioritization', o.extendedPrioritization),
+    reuseSessions: onOff('--reuse-sessions', o.reuseSessions),
+    extendedQueuePrioritization: onOff('--extended-prioritization', o.extendedPrioritization),
   }
   return Object.values(patch).some((v) => v !== undefined) ? patch : undefined
 }
@@ -102,7 +95,9 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
     .option('--environment <id>', 'only this environment')
     .option('--json', 'print JSON')
     .action(async (o) => {
-      const query = o.environment ? `?environmentId=${id(o.environment)}` : ''
+      const query = o.environment
+        ? `?environmentId=${id(await environmentOf(io, o.environment))}`
+        : ''
       const { items } = await api().request<Items<Machine>>('GET', `/machines${query}`)
       const groups = o.json ? new Map<string, string>() : await groupNames()
       printTable(
@@ -167,7 +162,9 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
     .option('--environment <id>', 'only this environment')
     .option('--json', 'print JSON')
     .action(async (o) => {
-      const query = o.environment ? `?environmentId=${id(o.environment)}` : ''
+      const query = o.environment
+        ? `?environmentId=${id(await environmentOf(io, o.environment))}`
+        : ''
       const { items } = await api().request<Items<MachineGroup>>('GET', `/machine-groups${query}`)
       printTable(
         io,

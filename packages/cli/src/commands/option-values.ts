@@ -23,3 +23,13 @@ export function oneOf<T extends string>(option: string, value: string, allowed: 
     })
   return value as T
 }
+
+/** A switch: on or off (yes/no, true/false, 1/0); undefined when not given. */
+export function onOff(option: string, value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined
+  if (/^(on|yes|true|1)$/i.test(value)) return true
+  if (/^(off|no|false|0)$/i.test(value)) return false
+  throw new CliError('InvalidOption', `${option} takes on or off, not '${value}'.`, {
+    exitCode: 2,
+  })
+}

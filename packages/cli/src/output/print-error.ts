@@ -45,6 +45,13 @@ interface SubError {
   reason?: string
 }
 
+/** Something named, listed in details (the connections that use a credential, say). */
+const isNamed = (value: unknown): value is { id: string; name: string } =>
+  typeof value === 'object' &&
+  value !== null &&
+  typeof (value as { id?: unknown }).id === 'string' &&
+  typeof (value as { name?: unknown }).name === 'string'
+
 const text = (value: unknown): string =>
   typeof value === 'string' ? value : (JSON.stringify(value) ?? '')
 
@@ -66,6 +73,8 @@ export function detailLines(details: unknown): string[] {
     else if (key === 'subErrors' && Array.isArray(value))
       for (const sub of value as SubError[])
         lines.push(`${text(sub.machineName)}: ${text(sub.reason)} (${text(sub.code)})`)
+    else if (Array.isArray(value) && value.every(isNamed))
+      lines.push(`${key}: ${value.map((item) => `${item.name} (${item.id})`).join(', ')}`)
     else lines.push(`${key}: ${text(value)}`)
   }
   return lines
