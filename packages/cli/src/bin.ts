@@ -28,11 +28,14 @@ const io: CliIo = {
   selfCommand: [process.execPath, ...process.argv.slice(1, 2)],
 }
 
-// A reader that went away (`desklink runs list | head -1`) ends the output, without a trace.
-process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+// A reader that went away (`desklink runs list | head -1`) ends the output, without a trace:
+// with the command's own status once it has one, else as a process a closed pipe stops (141).
+const onClosedPipe = (error: NodeJS.ErrnoException) => {
   if (error.code !== 'EPIPE') throw error
-  process.exit(process.exitCode ?? 0)
-})
+  process.exit(process.exitCode ?? 141)
+}
+process.stdout.on('error', onClosedPipe)
+process.stderr.on('error', onClosedPipe)
 
 process.exitCode = await runCli(process.argv.slice(2), io)
 // Let stdout drain, then end even if a stray handle remains (for example a closed pool's timer).

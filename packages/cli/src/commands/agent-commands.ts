@@ -7,7 +7,9 @@
  * @module
  */
 import { spawn } from 'node:child_process'
+import { statSync } from 'node:fs'
 import { hostname, release } from 'node:os'
+import { join } from 'node:path'
 
 import type { Command } from '@commander-js/extra-typings'
 import {
@@ -78,6 +80,15 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
         '(default /etc/desklink/agent-policy.json, root-owned). See docs/agent.md.',
     )
   const config = () => resolveAgentConfig(io.env)
+  /** Whether a path is there, readable or not (a file in a root-only directory is). */
+  const pathExists = (path: string) => {
+    try {
+      statSync(path)
+      return true
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code !== 'ENOENT'
+    }
+  }
   /**
    * The agent registered here: the service's (DESKLINK_AGENT_STATE_DIR, else its default) or,
    * when that is not registered and no state directory was given, the local agent of
@@ -90,7 +101,10 @@ export function registerAgentCommands(program: Command, io: CliIo): void {
     if (state) return { store: service, state }
     const upAgent = localAgentStateDir(defaultDataDir(io))
     const local = createStateStore(upAgent)
-    const localState = io.env.DESKLINK_AGENT_STATE_DIR === undefined ? local.read() : undefined
+    // Only where no service agent is registered: one this user cannot read still is.
+    const noService =
+      io.env.DESKLINK_AGENT_STATE_DIR === undefined && !pathExists(join(stateDir, 'state.json'))
+    const localState = noService ? local.read() : undefined
     if (localState) {
       io.err(`The local agent of desklink up (${upAgent}):\n`)
       return { store: local, state: localState }
