@@ -148,7 +148,7 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
     .description(
       'Create a connection to a machine (--machine) or a machine group (--group) and test it there. ' +
         'Username and password: --username (DOMAIN\\user, MACHINE\\user, .\\user, local\\user, user@domain ' +
-        'or user) with the password on standard input; it is sealed to the target here. Or --credential ID. ' +
+        'or user) with the password on standard input; it is sealed to the target here. Or --credential (id or name). ' +
         'Or --sign-in: connect with sign-in (attended runs only) as the person who signs in.',
     )
     .option('--environment <id>', ENVIRONMENT_HELP)
