@@ -212,6 +212,21 @@ export function createConnectionService(deps: {
     return group?.public_key ?? null
   }
 
+  /** Sets the tenant's connections whose `column` is `value` to `Error`, saying why. */
+  async function breakConnections(
+    tenantId: string,
+    column: 'credential_id' | 'target_group_id',
+    value: string,
+    error: { code: string; message: string; details: Record<string, unknown> },
+  ): Promise<void> {
+    await db
+      .updateTable('connections')
+      .set({ status: 'Error', status_error: JSON.stringify(error), updated_at: now() })
+      .where('tenant_id', '=', tenantId)
+      .where(column, '=', value)
+      .execute()
+  }
+
   /** Checks that a service principal agreed to be run owner: a JWT signed with its certificate key. */
   async function assertRunOwnerProof(
     principal: Principal,
@@ -721,39 +736,25 @@ export function createConnectionService(deps: {
         .execute()
     },
     /** Their credential was deleted: the connections that used it no longer connect. */
-    async breakCredentialConnections(tenantId: string, credentialId: string): Promise<void> {
-      const error = {
+    breakCredentialConnections: (tenantId: string, credentialId: string): Promise<void> =>
+      breakConnections(tenantId, 'credential_id', credentialId, {
         code: 'CredentialDeleted',
         message:
           'The credential of this connection was deleted. Create the connection again with another identity.',
         details: { credentialId },
-      }
-      await db
-        .updateTable('connections')
-        .set({ status: 'Error', status_error: JSON.stringify(error), updated_at: now() })
-        .where('tenant_id', '=', tenantId)
-        .where('credential_id', '=', credentialId)
-        .execute()
-    },
+      }),
     /** A machine joined a group: connections that targeted it alone no longer work (§2.2.2). */
-    async breakMachineConnections(
+    breakMachineConnections: (
       tenantId: string,
       standaloneGroupId: string,
       groupId: string,
-    ): Promise<void> {
-      const error = {
+    ): Promise<void> =>
+      breakConnections(tenantId, 'target_group_id', standaloneGroupId, {
         code: 'MachineJoinedGroup',
         message:
           'The machine joined a machine group; connections to the machine alone no longer work. Create a connection to the group.',
         details: { groupId },
-      }
-      await db
-        .updateTable('connections')
-        .set({ status: 'Error', status_error: JSON.stringify(error), updated_at: now() })
-        .where('tenant_id', '=', tenantId)
-        .where('target_group_id', '=', standaloneGroupId)
-        .execute()
-    },
+      }),
   }
 }
 
