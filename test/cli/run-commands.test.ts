@@ -17,6 +17,10 @@ import { assertBuilt, desklink, spawnDesklink, waitFor } from '../support/cli-pr
 import { waitForRun } from '../support/runs.ts'
 import { ADMIN_PASSWORD, api, signIn } from '../support/test-server.ts'
 
+// Each step starts the real `desklink` process (about half a second each, more on a busy
+// machine), and a test takes twenty or thirty of them.
+const MANY_COMMANDS = { timeout: 120_000 }
+
 describe('desklink runs and flows sharing, from the command line', () => {
   let bed: ChannelTestbed
   let configDir: string
@@ -46,7 +50,7 @@ describe('desklink runs and flows sharing, from the command line', () => {
     if (configDir) rmSync(configDir, { recursive: true, force: true })
   })
 
-  it('reorders queued runs and cancels every run of a parent', async () => {
+  it('reorders queued runs and cancels every run of a parent', MANY_COMMANDS, async () => {
     const { t, token, machine, flow, connectionId } = bed
     const maintenance = await api(t.url, token, 'PATCH', `/machines/${machine.machineId}`, {
       settings: { maintenanceMode: true },
@@ -117,129 +121,133 @@ describe('desklink runs and flows sharing, from the command line', () => {
     }
   })
 
-  it('says what to fix: the details of an error, as lines or as the API body', async () => {
-    const environment = ['--environment', bed.environmentId]
-    const above = await cli(['runs', 'settings', ...environment, '--max-input-bytes', '3000000'])
-    expect(above.code).toBe(1)
-    expect(above.stderr).toMatch(/^Error \(InvalidRequestBody\): .*Fix the fields listed/m)
-    expect(above.stderr).toMatch(/^ {2}maxRunInputBytes: .*2097152/m)
-    const asJson = await cli([
-      'runs',
-      'settings',
-      ...environment,
-      '--max-input-bytes',
-      '3000000',
-      '--json',
-    ])
-    const body = JSON.parse(asJson.stderr)
-    expect(body).toMatchObject({
-      error: {
-        code: 'InvalidRequestBody',
-        details: { issues: [{ path: 'maxRunInputBytes', message: expect.any(String) }] },
-      },
-      requestId: expect.any(String),
-    })
-
-    const flow = await api(
-      bed.t.url,
-      bed.token,
-      'POST',
-      `/environments/${bed.environmentId}/desktop-flows`,
-      {
-        manifest: {
-          name: 'counted',
-          runtime: 'shell',
-          entry: 'main.sh',
-          inputs: [{ name: 'times', type: 'number', required: true }],
+  it(
+    'says what to fix: the details of an error, as lines or as the API body',
+    MANY_COMMANDS,
+    async () => {
+      const environment = ['--environment', bed.environmentId]
+      const above = await cli(['runs', 'settings', ...environment, '--max-input-bytes', '3000000'])
+      expect(above.code).toBe(1)
+      expect(above.stderr).toMatch(/^Error \(InvalidRequestBody\): .*Fix the fields listed/m)
+      expect(above.stderr).toMatch(/^ {2}maxRunInputBytes: .*2097152/m)
+      const asJson = await cli([
+        'runs',
+        'settings',
+        ...environment,
+        '--max-input-bytes',
+        '3000000',
+        '--json',
+      ])
+      const body = JSON.parse(asJson.stderr)
+      expect(body).toMatchObject({
+        error: {
+          code: 'InvalidRequestBody',
+          details: { issues: [{ path: 'maxRunInputBytes', message: expect.any(String) }] },
         },
-        files: [{ path: 'main.sh', contentBase64: Buffer.from('true').toString('base64') }],
-      },
-    )
-    expect(flow.status, flow.text).toBe(201)
-    // By name, in the caller's first environment: no --environment needed.
-    const inputs = await cli(['run', 'counted', '--connection', 'picky', '--input', 'times=abc'])
-    expect(inputs.code).toBe(1)
-    expect(inputs.stderr).toContain('Error (InvalidFlowInputs)')
-    expect(inputs.stderr).toMatch(/^ {2}times: must be of type number$/m)
+        requestId: expect.any(String),
+      })
 
-    // Environments by name too.
-    const byName = (await json(['flows', 'list', '--environment', 'default'])) as unknown as {
-      name: string
-    }[]
-    expect(byName.map((f) => f.name)).toContain('counted')
-    const slots = await cli(['machines', 'update', 'picky', '--slots', 'abc'])
-    expect(slots.code).toBe(2)
-    expect(slots.stderr).toContain("--slots takes a whole number, not 'abc'")
-    const http = await cli([
-      'run',
-      'counted',
-      '--connection',
-      'picky',
-      '--input',
-      'times=1',
-      '--callback-url',
-      'http://example.test/hook',
-    ])
-    expect(http.code).toBe(1)
-    expect(http.stderr).toMatch(/^ {2}callbackUrl: must be an https:\/\/ URL$/m)
-
-    const empty = await cli(['flows', 'list', '--environment', ''])
-    expect(empty.code).toBe(2)
-    expect(empty.stderr).toContain('--environment is empty')
-    // Roles in two environments: the CLI asks which, rather than pick one.
-    const me = (await api(bed.t.url, bed.token, 'GET', '/me')).body
-    const other = await api(bed.t.url, bed.token, 'POST', '/environments', { name: 'second' })
-    expect(other.status, other.text).toBe(201)
-    try {
-      const role = await api(
+      const flow = await api(
         bed.t.url,
         bed.token,
         'POST',
-        `/environments/${other.body.id}/role-assignments`,
-        { principalType: 'user', principalId: me.id, role: 'EnvironmentMaker' },
+        `/environments/${bed.environmentId}/desktop-flows`,
+        {
+          manifest: {
+            name: 'counted',
+            runtime: 'shell',
+            entry: 'main.sh',
+            inputs: [{ name: 'times', type: 'number', required: true }],
+          },
+          files: [{ path: 'main.sh', contentBase64: Buffer.from('true').toString('base64') }],
+        },
       )
-      expect(role.status, role.text).toBe(201)
-      const which = await cli(['flows', 'list', '--json'])
-      expect(which.code).toBe(2)
-      expect(JSON.parse(which.stderr).error).toMatchObject({
-        code: 'NoEnvironment',
-        details: { environments: expect.arrayContaining([bed.environmentId, other.body.id]) },
-      })
-    } finally {
-      await api(bed.t.url, bed.token, 'DELETE', `/environments/${other.body.id}`)
-    }
+      expect(flow.status, flow.text).toBe(201)
+      // By name, in the caller's first environment: no --environment needed.
+      const inputs = await cli(['run', 'counted', '--connection', 'picky', '--input', 'times=abc'])
+      expect(inputs.code).toBe(1)
+      expect(inputs.stderr).toContain('Error (InvalidFlowInputs)')
+      expect(inputs.stderr).toMatch(/^ {2}times: must be of type number$/m)
 
-    const missing = await cli(['run', 'no-such-flow', '--connection', 'picky'])
-    expect(missing.code).toBe(2)
-    expect(missing.stderr).toContain(
-      "Error (ResourceNotFound): No desktop flow named 'no-such-flow'",
-    )
-    expect(missing.stderr).toContain('desklink flows list --environment')
-    expect((await json(['flows', 'show', 'counted'])).id).toBe(flow.body.id)
-    expect((await json(['connections', 'show', 'picky'])).id).toBe(bed.connectionId)
-    expect((await json(['machines', 'show', 'picky'])).id).toBe(bed.machine.machineId)
-    expect(await json(['flows', 'shares', 'counted'])).toEqual([])
-    // The share verbs look the name up: one that names nothing is a usage error.
-    const unknown = await cli(['flows', 'shares', 'no-such-flow'])
-    expect(unknown.code).toBe(2)
-    expect(unknown.stderr).toContain("No desktop flow named 'no-such-flow'")
-    const listed = (await json(['flows', 'list'])) as unknown as { name: string }[]
-    expect(listed.map((f) => f.name)).toContain('counted')
+      // Environments by name too.
+      const byName = (await json(['flows', 'list', '--environment', 'default'])) as unknown as {
+        name: string
+      }[]
+      expect(byName.map((f) => f.name)).toContain('counted')
+      const slots = await cli(['machines', 'update', 'picky', '--slots', 'abc'])
+      expect(slots.code).toBe(2)
+      expect(slots.stderr).toContain("--slots takes a whole number, not 'abc'")
+      const http = await cli([
+        'run',
+        'counted',
+        '--connection',
+        'picky',
+        '--input',
+        'times=1',
+        '--callback-url',
+        'http://example.test/hook',
+      ])
+      expect(http.code).toBe(1)
+      expect(http.stderr).toMatch(/^ {2}callbackUrl: must be an https:\/\/ URL$/m)
 
-    // A folder whose manifest names an entry it does not hold: said before anything is sent.
-    const folder = mkdtempSync(join(tmpdir(), 'desklink-flow-'))
-    try {
-      writeFileSync(
-        join(folder, 'desklink-flow.json'),
-        JSON.stringify({ name: 'no-entry', runtime: 'shell', entry: 'main.sh' }),
+      const empty = await cli(['flows', 'list', '--environment', ''])
+      expect(empty.code).toBe(2)
+      expect(empty.stderr).toContain('--environment is empty')
+      // Roles in two environments: the CLI asks which, rather than pick one.
+      const me = (await api(bed.t.url, bed.token, 'GET', '/me')).body
+      const other = await api(bed.t.url, bed.token, 'POST', '/environments', { name: 'second' })
+      expect(other.status, other.text).toBe(201)
+      try {
+        const role = await api(
+          bed.t.url,
+          bed.token,
+          'POST',
+          `/environments/${other.body.id}/role-assignments`,
+          { principalType: 'user', principalId: me.id, role: 'EnvironmentMaker' },
+        )
+        expect(role.status, role.text).toBe(201)
+        const which = await cli(['flows', 'list', '--json'])
+        expect(which.code).toBe(2)
+        expect(JSON.parse(which.stderr).error).toMatchObject({
+          code: 'NoEnvironment',
+          details: { environments: expect.arrayContaining([bed.environmentId, other.body.id]) },
+        })
+      } finally {
+        await api(bed.t.url, bed.token, 'DELETE', `/environments/${other.body.id}`)
+      }
+
+      const missing = await cli(['run', 'no-such-flow', '--connection', 'picky'])
+      expect(missing.code).toBe(2)
+      expect(missing.stderr).toContain(
+        "Error (ResourceNotFound): No desktop flow named 'no-such-flow'",
       )
-      const pushed = await cli(['flows', 'push', folder])
-      expect(pushed.code).toBe(2)
-      expect(pushed.stderr).toContain("Error (InvalidManifest): The manifest's entry 'main.sh'")
-    } finally {
-      rmSync(folder, { recursive: true, force: true })
-    }
-  })
+      expect(missing.stderr).toContain('desklink flows list --environment')
+      expect((await json(['flows', 'show', 'counted'])).id).toBe(flow.body.id)
+      expect((await json(['connections', 'show', 'picky'])).id).toBe(bed.connectionId)
+      expect((await json(['machines', 'show', 'picky'])).id).toBe(bed.machine.machineId)
+      expect(await json(['flows', 'shares', 'counted'])).toEqual([])
+      // The share verbs look the name up: one that names nothing is a usage error.
+      const unknown = await cli(['flows', 'shares', 'no-such-flow'])
+      expect(unknown.code).toBe(2)
+      expect(unknown.stderr).toContain("No desktop flow named 'no-such-flow'")
+      const listed = (await json(['flows', 'list'])) as unknown as { name: string }[]
+      expect(listed.map((f) => f.name)).toContain('counted')
+
+      // A folder whose manifest names an entry it does not hold: said before anything is sent.
+      const folder = mkdtempSync(join(tmpdir(), 'desklink-flow-'))
+      try {
+        writeFileSync(
+          join(folder, 'desklink-flow.json'),
+          JSON.stringify({ name: 'no-entry', runtime: 'shell', entry: 'main.sh' }),
+        )
+        const pushed = await cli(['flows', 'push', folder])
+        expect(pushed.code).toBe(2)
+        expect(pushed.stderr).toContain("Error (InvalidManifest): The manifest's entry 'main.sh'")
+      } finally {
+        rmSync(folder, { recursive: true, force: true })
+      }
+    },
+  )
 
   it('stops waiting on Ctrl+C and says how to follow or cancel the run, which goes on', async () => {
     const { t, token, machine, flow } = bed
@@ -271,7 +279,7 @@ describe('desklink runs and flows sharing, from the command line', () => {
     await cli(['runs', 'cancel', queuedId ?? ''])
   })
 
-  it('shares a flow and a credential with a user, and stops', async () => {
+  it('shares a flow and a credential with a user, and stops', MANY_COMMANDS, async () => {
     const { t, token, flow } = bed
     const peer = await api(t.url, token, 'POST', '/users', {
       username: 'flow-peer',

@@ -70,10 +70,14 @@ export function namedArguments<C extends Command<string[]>>(
 ): C {
   command.option('--environment <id>', `where to look up names: ${ENVIRONMENT_HELP}`)
   command.hook('preAction', async (_, action) => {
-    const { environment } = action.opts() as { environment?: string }
+    let { environment } = action.opts() as { environment?: string }
     const args = action.processedArgs as string[]
-    for (const [i, kind] of kinds.entries())
-      if (kind && args[i] !== undefined) args[i] = await idOf(io, kind, args[i], environment)
+    for (const [i, kind] of kinds.entries()) {
+      if (!kind || args[i] === undefined || isId(args[i])) continue
+      // Found once, for every name given.
+      environment = await environmentOf(io, environment)
+      args[i] = await idOf(io, kind, args[i], environment)
+    }
   })
   return command
 }

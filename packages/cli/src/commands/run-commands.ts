@@ -11,7 +11,7 @@ import type { Run, RunSettings } from '@desklink/protocol'
 import { type ApiClient, apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
-import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
+import { ENVIRONMENT_HELP, environmentOf, isId } from './environment-option.ts'
 import { idOf } from './names.ts'
 import { oneOf, wholeNumber } from './option-values.ts'
 
@@ -131,8 +131,12 @@ export function registerRunCommands(program: Command, io: CliIo): void {
       const runMode = oneOf('--mode', o.mode, RUN_MODES)
       const priority = oneOf('--priority', o.priority, PRIORITIES)
       const client = api()
-      const flowId = await idOf(io, 'flow', flow, o.environment)
-      const connectionId = await idOf(io, 'connection', o.connection, o.environment)
+      // Names are looked up in one environment, found once.
+      const environment = [flow, o.connection].every(isId)
+        ? o.environment
+        : await environmentOf(io, o.environment)
+      const flowId = await idOf(io, 'flow', flow, environment)
+      const connectionId = await idOf(io, 'connection', o.connection, environment)
       let run = await client.request<Run>('POST', `/desktop-flows/${id(flowId)}/runs`, {
         connectionId,
         runMode,
