@@ -506,7 +506,7 @@ describe('credentials and secret stores', () => {
   })
 
   describe('sharing and store rules', () => {
-    it('lets a user-can-share pass on use, never co-ownership, and not take shares away', async () => {
+    it('lets a user-can-share pass on use, never co-ownership, and not take shares away or see dependencies', async () => {
       const users: Record<string, { id: string; token: string }> = {}
       for (const name of ['sharer', 'receiver']) {
         const created = await call('POST', '/users', {
@@ -559,6 +559,13 @@ describe('credentials and secret stores', () => {
           })
         ).status,
       ).toBe(403)
+      // What depends on it is for those who manage it.
+      expect(
+        (await asSharer('GET', `/credentials/${credential.body.id}/dependencies`)).status,
+      ).toBe(403)
+      expect((await call('GET', `/credentials/${credential.body.id}/dependencies`)).body).toEqual({
+        connections: [],
+      })
     })
 
     it('refuses to delete a store that credentials use, and stores without TLS', async () => {
