@@ -235,16 +235,6 @@ describe('machine groups (real server, real agent processes)', () => {
     )
   })
 
-  it('leaves the group keeping the group settings', async () => {
-    const left = await desklink(['agent', 'leave-group', '--json'], { env: a.home.env })
-    expect(left.code).toBe(0)
-    const after = await machine(a.machineId)
-    expect(after.groupId).toBe(a.standaloneGroupId)
-    expect(after.settings).toMatchObject({ maintenanceMode: true, slots: 3 })
-    // The group still has B: its run waits for B alone.
-    expect((await waitingFor([b.machineId])).status).toBe('Queued')
-  })
-
   it('tells a member removed by an administrator, which forgets the group key', async () => {
     expect(
       (await api(t.url, token, 'DELETE', `/machine-groups/${groupId}/members/${b.machineId}`))
@@ -255,9 +245,19 @@ describe('machine groups (real server, real agent processes)', () => {
       () => JSON.parse(readFileSync(stateFile, 'utf8')).groupId === b.standaloneGroupId,
       'agent B to leave',
     )
+    // The group still has A: its run waits for A alone.
+    expect((await waitingFor([a.machineId])).status).toBe('Queued')
   })
 
-  it('fails the run waiting for the group at once when its last machine left', async () => {
+  it('leaves the group keeping the group settings', async () => {
+    const left = await desklink(['agent', 'leave-group', '--json'], { env: a.home.env })
+    expect(left.code).toBe(0)
+    const after = await machine(a.machineId)
+    expect(after.groupId).toBe(a.standaloneGroupId)
+    expect(after.settings).toMatchObject({ maintenanceMode: true, slots: 3 })
+  })
+
+  it('fails the run waiting for the group at once when its last machine left it', async () => {
     // Not after its queue timeout of 6 hours: nothing could ever take it.
     const ended = await waitForRun(t.url, token, waitingRunId, undefined, 5_000)
     expect(ended).toMatchObject({ status: 'Failed', error: { code: 'GroupIsEmpty' } })
