@@ -542,8 +542,17 @@ export function createConnectionService(deps: {
       }))
     },
     /** The connection, if the caller may run flows through it (owner, admin, edit, use). */
+    /**
+     * A connection to run through. One whose credential was deleted says so, rather than fail
+     * later as the run owner's missing right to a credential that is gone.
+     */
     async forUse(principal: Principal, id: string) {
-      return view(principal, id, 'use')
+      const used = await view(principal, id, 'use')
+      const broken = used.row.status_error
+        ? (JSON.parse(used.row.status_error) as { code?: string }).code
+        : undefined
+      if (broken === 'CredentialDeleted') throw new AppError('CredentialDeleted')
+      return used
     },
     /** What a new password is sealed to; for those who may change the connection. */
     async targetKey(principal: Principal, id: string) {

@@ -291,11 +291,6 @@ export function createRunService(deps: {
       }
       if (connection.type === 'signIn' && request.runMode !== 'attended')
         throw new AppError('RunModeNotAllowedForConnection')
-      // Said as it is, rather than as the run owner's missing right to a credential now gone.
-      const broken = connection.status_error
-        ? (JSON.parse(connection.status_error) as { code?: string }).code
-        : undefined
-      if (broken === 'CredentialDeleted') throw new AppError('CredentialDeleted')
       const manifest = JSON.parse(version.manifest) as FlowManifest
       const settings = await settingsOf(flow.environment_id)
       const inputs = checkInputs(manifest, request.inputs, settings.maxRunInputBytes)
