@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Command } from '@commander-js/extra-typings'
+import { type Command, Option } from '@commander-js/extra-typings'
 import type { Run, RunSettings } from '@desklink/protocol'
 
 import { type ApiClient, apiClientFor } from '../client/api-client.ts'
@@ -100,6 +100,33 @@ const RUN_MODES = ['attended', 'unattended'] as const
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value]
 }
+
+/** The run limits `runs settings` changes: its option, the setting, and what it is. */
+const RUN_LIMITS: readonly (readonly [string, keyof RunSettings, string])[] = [
+  [
+    '--max-queued-runs <n>',
+    'maxQueuedRuns',
+    'most queued runs per machine or group (UIFlowRunQueueFull)',
+  ],
+  [
+    '--runs-per-minute <n>',
+    'runsPerMinutePerConnection',
+    'most runs requested per minute through one connection (DesktopFlowsActionThrottled)',
+  ],
+  ['--queue-timeout <seconds>', 'queueTimeoutSeconds', 'how long a run may wait in its queue'],
+  [
+    '--sign-in-queue-timeout <seconds>',
+    'signInQueueTimeoutSeconds',
+    'the same, for connect-with-sign-in connections',
+  ],
+  ['--max-input-bytes <n>', 'maxRunInputBytes', 'largest run inputs, bytes (2 MB at most)'],
+  ['--max-run-timeout <seconds>', 'maxRunTimeoutSeconds', 'longest run timeout (24 h at most)'],
+  [
+    '--default-run-timeout <seconds>',
+    'defaultRunTimeoutSeconds',
+    'timeout of a run whose request and flow give none (3 h by default)',
+  ],
+]
 
 export function registerRunCommands(program: Command, io: CliIo): void {
   const api = () => apiClientFor(io)
@@ -284,55 +311,27 @@ export function registerRunCommands(program: Command, io: CliIo): void {
       })
       printObject(io, o, o.json ? run : runSummary(run))
     })
-  runs
+  const settings = runs
     .command('settings')
     .description(
       'Show an environment’s run limits, or change those given (environment administrators).',
     )
     .option('--environment <id>', ENVIRONMENT_HELP)
-    .option('--max-queued-runs <n>', 'most queued runs per machine or group (UIFlowRunQueueFull)')
-    .option(
-      '--runs-per-minute <n>',
-      'most runs requested per minute through one connection (DesktopFlowsActionThrottled)',
+  for (const [flags, , help] of RUN_LIMITS) settings.option(flags, help)
+  settings.option('--json', 'print JSON').action(async (o) => {
+    const given = o as Record<string, string | undefined>
+    const changes = Object.fromEntries(
+      RUN_LIMITS.flatMap(([flags, setting]) => {
+        const option = new Option(flags)
+        const value = given[option.attributeName()]
+        return value === undefined ? [] : [[setting, wholeNumber(option.long ?? flags, value)]]
+      }),
     )
-    .option('--queue-timeout <seconds>', 'how long a run may wait in its queue')
-    .option('--sign-in-queue-timeout <seconds>', 'the same, for connect-with-sign-in connections')
-    .option('--max-input-bytes <n>', 'largest run inputs, bytes (2 MB at most)')
-    .option('--max-run-timeout <seconds>', 'longest run timeout (24 h at most)')
-    .option(
-      '--default-run-timeout <seconds>',
-      'timeout of a run whose request and flow give none (3 h by default)',
-    )
-    .option('--json', 'print JSON')
-    .action(async (o) => {
-      const changes = {
-        ...(o.maxQueuedRuns !== undefined && {
-          maxQueuedRuns: wholeNumber('--max-queued-runs', o.maxQueuedRuns),
-        }),
-        ...(o.runsPerMinute !== undefined && {
-          runsPerMinutePerConnection: wholeNumber('--runs-per-minute', o.runsPerMinute),
-        }),
-        ...(o.queueTimeout !== undefined && {
-          queueTimeoutSeconds: wholeNumber('--queue-timeout', o.queueTimeout),
-        }),
-        ...(o.signInQueueTimeout !== undefined && {
-          signInQueueTimeoutSeconds: wholeNumber('--sign-in-queue-timeout', o.signInQueueTimeout),
-        }),
-        ...(o.maxInputBytes !== undefined && {
-          maxRunInputBytes: wholeNumber('--max-input-bytes', o.maxInputBytes),
-        }),
-        ...(o.maxRunTimeout !== undefined && {
-          maxRunTimeoutSeconds: wholeNumber('--max-run-timeout', o.maxRunTimeout),
-        }),
-        ...(o.defaultRunTimeout !== undefined && {
-          defaultRunTimeoutSeconds: wholeNumber('--default-run-timeout', o.defaultRunTimeout),
-        }),
-      }
-      const path = `/environments/${id(await environmentOf(io, o.environment))}/run-settings`
-      const settings =
-        Object.keys(changes).length === 0
-          ? await api().request<RunSettings>('GET', path)
-          : await api().request<RunSettings>('PATCH', path, changes)
-      printObject(io, o, settings)
-    })
+    const path = `/environments/${id(await environmentOf(io, o.environment))}/run-settings`
+    const current =
+      Object.keys(changes).length === 0
+        ? await api().request<RunSettings>('GET', path)
+        : await api().request<RunSettings>('PATCH', path, changes)
+    printObject(io, o, current)
+  })
 }
