@@ -172,6 +172,49 @@ fs.writeFileSync(process.env.DESKLINK_OUTPUTS, JSON.stringify({ sum: inputs.a + 
     expect(run.error.message).toContain('something broke')
   })
 
+  it("masks sensitive inputs in a failed flow's last output, whatever their type and wherever the cut falls", async () => {
+    const printsInputs = await pushFlow(t.url, token, environmentId, {
+      name: 'prints-its-inputs',
+      script: 'cat "$DESKLINK_INPUTS" >&2\nexit 3',
+      inputs: [
+        { name: 'text', type: 'text', sensitive: true },
+        { name: 'pin', type: 'number', sensitive: true },
+        { name: 'key', type: 'json', sensitive: true },
+      ],
+    })
+    // A secret followed by just enough for the output kept for the message to cut it.
+    const cutsASecret = await pushFlow(t.url, token, environmentId, {
+      name: 'cuts-a-secret',
+      script: `printf '%s%2030s' "$(sed -e 's/.*"cut":"\\([^"]*\\)".*/\\1/' "$DESKLINK_INPUTS")" '' >&2\nexit 3`,
+      inputs: [{ name: 'cut', type: 'text', sensitive: true }],
+    })
+    const failedWith = async (flowId: string, inputs: Record<string, unknown>) => {
+      const started = await api(t.url, token, 'POST', `/desktop-flows/${flowId}/runs`, {
+        connectionId,
+        inputs,
+      })
+      const run = await waitForRun(t.url, token, started.body.id)
+      expect(run).toMatchObject({ status: 'Failed', error: { code: 'FlowFailed' } })
+      return run.error.message as string
+    }
+
+    const printed = await failedWith(printsInputs.id, {
+      text: 'text-canary-secret',
+      pin: 98765431,
+      key: { nested: 'json-canary-secret' },
+    })
+    for (const secret of ['text-canary-secret', '98765431', 'json-canary-secret'])
+      expect(printed).not.toContain(secret)
+    expect(printed).toContain('***')
+    const cut = await failedWith(cutsASecret.id, { cut: 'cut-canary-secret-9f3e' })
+    expect(cut).not.toContain('secret-9f3e')
+    expect(cut).toContain('***')
+    // A value too short to be masked without garbling the rest withholds the output.
+    const short = await failedWith(printsInputs.id, { text: 'ab', pin: 98765431, key: {} })
+    expect(short).toContain('withheld')
+    expect(short).not.toContain('"ab"')
+  })
+
   it('refuses inputs that do not match the flow', async () => {
     const flow = await pushFlow(t.url, token, environmentId, {
       name: 'typed',

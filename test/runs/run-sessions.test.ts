@@ -2,16 +2,17 @@
  * The session rules of machine selection with real sessions (reference §3.4–3.5): an Xvfb
  * display started as the connection's account is its session. Attended runs need that session
  * active and unlocked and run inside it (DISPLAY); unattended runs wait while the account has a
- * session of any state, unless the machine reuses sessions. Each waiting run says why.
+ * session of any state, unless the machine reuses sessions. Each waiting run says why. An
+ * attended run still has its connection's password checked with PAM.
  */
-import type { ChildProcess } from 'node:child_process'
+import { type ChildProcess, execFileSync } from 'node:child_process'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { assertBuilt, waitFor } from '../support/cli-process.ts'
 import { asUser, freeDisplay, prepareX11SocketDir, stopProcess } from '../support/displays.ts'
 import { skipReason } from '../support/os-users.ts'
-import { type RunMachine, startRunMachine } from '../support/run-machine.ts'
+import { RUN_ACCOUNT_PASSWORD, type RunMachine, startRunMachine } from '../support/run-machine.ts'
 import { pushFlow, waitForRun } from '../support/runs.ts'
 import { api, startTestServer, type TestServer } from '../support/test-server.ts'
 
@@ -72,6 +73,22 @@ describe.skipIf(reason !== undefined)('session rules with real sessions', () => 
     xvfb = asUser(m.account, ['Xvfb', display, '-nolisten', 'tcp'])
     const done = await waitForRun(t.url, m.token, attended)
     expect(done).toMatchObject({ status: 'Succeeded', outputs: { display } })
+  })
+
+  it("refuses an attended run whose password the account no longer takes, even in the user's session", async () => {
+    await waitFor(async () => (await sessionState()) === 'active', 'the session')
+    // Changed on the machine after the connection was made: an open session proves nothing.
+    execFileSync('chpasswd', { input: `${m.account.name}:Another-password-7\n` })
+    try {
+      const refused = await waitForRun(t.url, m.token, (await run('attended')).body.id)
+      expect(refused).toMatchObject({
+        status: 'Failed',
+        outputs: null,
+        error: { code: 'WindowsIdentityIncorrect' },
+      })
+    } finally {
+      execFileSync('chpasswd', { input: `${m.account.name}:${RUN_ACCOUNT_PASSWORD}\n` })
+    }
   })
 
   it('keeps unattended runs off a machine where the user has a session, unless it reuses sessions', async () => {

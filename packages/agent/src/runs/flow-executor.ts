@@ -12,14 +12,15 @@
 import { spawn } from 'node:child_process'
 import {
   chmodSync,
-  chownSync,
   closeSync,
   constants,
   existsSync,
   fstatSync,
+  lchownSync,
   mkdirSync,
   openSync,
   readSync,
+  rmdirSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -66,10 +67,39 @@ const OUTPUT_LIMIT = 1024 * 1024
 const STDERR_TAIL = 2048
 const STDERR_GRACE_MS = 500
 
+/** Sensitive values shorter than this are not masked in text: the text is withheld instead. */
+const SHORTEST_MASKED = 4
+const MASK = '***'
+
 export function mask(text: string, secrets: readonly string[]): string {
-  return secrets
-    .filter((s) => s.length >= 3)
-    .reduce((out, secret) => out.split(secret).join('***'), text)
+  return (
+    [...secrets]
+      .filter((s) => s.length >= SHORTEST_MASKED)
+      // Longest first: a value's JSON goes whole before its parts do.
+      .sort((a, b) => b.length - a.length)
+      .reduce((out, secret) => out.split(secret).join(MASK), text)
+  )
+}
+
+/** Every form a sensitive value may take in what a flow prints: itself, its JSON, its parts. */
+export function secretForms(value: unknown): string[] {
+  if (typeof value === 'string') return value === '' ? [] : [value]
+  if (typeof value === 'number') return [String(value)]
+  if (typeof value !== 'object' || value === null) return []
+  return [JSON.stringify(value), ...Object.values(value).flatMap(secretForms)]
+}
+
+/**
+ * What the flow last wrote to stderr, for its failure's message, with every sensitive value
+ * masked; withheld when a sensitive value is too short to be masked without garbling the rest.
+ * `tail` holds more than is shown, by the longest value, so that a value the cut would split is
+ * masked whole before the cut.
+ */
+function lastOutput(tail: string, secrets: readonly string[]): string {
+  if (tail.trim() === '') return ''
+  if (secrets.some((s) => s.length < SHORTEST_MASKED))
+    return ' Its last output is withheld: a sensitive value is too short to be masked in it.'
+  return ` Last output: ${mask(tail, secrets).slice(-STDERR_TAIL).trim()}`
 }
 
 /** Reads the outputs file the flow wrote, refusing anything but a regular file of the account. */
@@ -83,7 +113,13 @@ function readOutputs(file: string, uid: number): Record<string, unknown> | null 
       throw new Error('the outputs file is not a regular file of the run account, or too large')
     const buffer = Buffer.alloc(stat.size)
     readSync(fd, buffer, 0, stat.size, 0)
-    const parsed = JSON.parse(buffer.toString('utf8')) as unknown
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(buffer.toString('utf8'))
+    } catch {
+      // Not the parser's message: it quotes the file, which may hold sensitive outputs.
+      throw new Error('the outputs file is not valid JSON')
+    }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
       throw new Error('the outputs file must hold a JSON object')
     return parsed as Record<string, unknown>
@@ -97,6 +133,45 @@ function untraversable(dir: string): string | undefined {
   for (let current = dirname(dir); ; current = dirname(current)) {
     if ((statSync(current).mode & 0o001) === 0) return current
     if (current === dirname(current)) return undefined
+  }
+}
+
+/**
+ * Removes a run's workspace. What is in it may be the account's, and a process of the account
+ * may still change it: root deleting in there could be led by a link swapped in mid-walk to
+ * delete elsewhere. So the account empties it (it can delete nothing that is not its own), and
+ * root only removes the directory left, empty, from the base that is root's.
+ */
+async function removeWorkspace(workspace: string, account: OsAccount | undefined): Promise<void> {
+  if (!existsSync(workspace)) return
+  if (!account) {
+    rmSync(workspace, { recursive: true, force: true })
+    return
+  }
+  await new Promise<void>((resolve) => {
+    const emptying = spawn(
+      'setpriv',
+      [
+        `--reuid=${account.uid}`,
+        `--regid=${account.gid}`,
+        '--clear-groups',
+        '--reset-env',
+        '--',
+        'find',
+        workspace,
+        '-mindepth',
+        '1',
+        '-delete',
+      ],
+      { stdio: 'ignore', env: {} },
+    )
+    emptying.on('error', () => resolve())
+    emptying.on('exit', () => resolve())
+  })
+  try {
+    rmdirSync(workspace)
+  } catch {
+    // Not empty (a process of the account's still writes there): it stays, the account's.
   }
 }
 
@@ -144,33 +219,34 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
           },
         }
       const workspace = join(options.workDir, spec.runId)
-      rmSync(workspace, { recursive: true, force: true })
+      // Left by an earlier attempt of this run (the agent restarted): it may hold the account's.
+      await removeWorkspace(workspace, asRoot ? spec.account : undefined)
+      // Built as root's, where the account can do nothing, and handed over once complete: root
+      // never writes into a directory of the account's, where a link the account (or a process
+      // of an earlier run) planted would take root's write, or its chown, elsewhere.
       mkdirSync(workspace, { mode: 0o700 })
-      const own = (path: string) => {
-        if (asRoot) chownSync(path, spec.account.uid, spec.account.gid)
-      }
-      own(workspace)
+      const made: string[] = []
       for (const file of spec.pkg.files) {
         const path = join(workspace, file.path)
-        let dir = dirname(path)
-        const made: string[] = []
-        while (!existsSync(dir)) {
-          made.unshift(dir)
-          dir = dirname(dir)
-        }
-        for (const d of made) {
-          mkdirSync(d, { mode: 0o700 })
-          own(d)
+        const dirs: string[] = []
+        for (let dir = dirname(path); !existsSync(dir); dir = dirname(dir)) dirs.unshift(dir)
+        for (const dir of dirs) {
+          mkdirSync(dir, { mode: 0o700 })
+          made.push(dir)
         }
         writeFileSync(path, Buffer.from(file.contentBase64, 'base64'), {
           mode: file.executable ? 0o700 : 0o600,
+          flag: 'wx',
         })
-        own(path)
+        made.push(path)
       }
       const inputsFile = join(workspace, '.desklink-inputs.json')
       const outputsFile = join(workspace, '.desklink-outputs.json')
-      writeFileSync(inputsFile, JSON.stringify(spec.inputs), { mode: 0o600 })
-      own(inputsFile)
+      writeFileSync(inputsFile, JSON.stringify(spec.inputs), { mode: 0o600, flag: 'wx' })
+      made.push(inputsFile)
+      if (asRoot)
+        for (const path of [...made.reverse(), workspace])
+          lchownSync(path, spec.account.uid, spec.account.gid)
 
       const runtimeDir = `/run/user/${spec.account.uid}`
       const environment = [
@@ -212,8 +288,9 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
         env: {},
       })
       let stderr = ''
+      const kept = STDERR_TAIL + Math.max(0, ...spec.secrets.map((secret) => secret.length))
       child.stderr.on('data', (chunk: Buffer) => {
-        stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_TAIL)
+        stderr = (stderr + chunk.toString('utf8')).slice(-kept)
       })
       const killGroup = () => {
         try {
@@ -278,27 +355,25 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
             error: { code: 'InvalidFlowOutputs', message: (error as Error).message },
           }
         }
-        if (exit.code === 0) return { status: 'Succeeded', exitCode: 0, outputs, error: null }
         const secrets = [
           ...spec.secrets,
-          ...spec.sensitiveOutputs
-            .map((name) => outputs?.[name])
-            .filter((v): v is string => typeof v === 'string'),
+          ...spec.sensitiveOutputs.flatMap((name) => secretForms(outputs?.[name])),
         ]
+        // Sensitive outputs never leave the machine: the server would only mask them.
+        if (outputs)
+          for (const name of spec.sensitiveOutputs) if (name in outputs) outputs[name] = MASK
+        if (exit.code === 0) return { status: 'Succeeded', exitCode: 0, outputs, error: null }
         return {
           status: 'Failed',
           exitCode: exit.code,
           outputs,
           error: {
             code: 'FlowFailed',
-            message: mask(
-              `The flow exited with code ${String(exit.code)}.${stderr ? ` Last output: ${stderr.trim()}` : ''}`,
-              secrets,
-            ),
+            message: `The flow exited with code ${String(exit.code)}.${lastOutput(stderr, secrets)}`,
           },
         }
       } finally {
-        rmSync(workspace, { recursive: true, force: true })
+        await removeWorkspace(workspace, asRoot ? spec.account : undefined)
       }
     },
   }

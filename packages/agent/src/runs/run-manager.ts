@@ -23,7 +23,7 @@ import {
 } from '@desklink/protocol'
 
 import type { AgentLogger } from '../agent-logger.ts'
-import type { FlowExecutor, OsAccount } from './flow-executor.ts'
+import { type FlowExecutor, type OsAccount, secretForms } from './flow-executor.ts'
 import type { FlowPackage } from './flow-packages.ts'
 import { currentBootId, type RunJournal } from './run-journal.ts'
 
@@ -108,9 +108,7 @@ export function createRunManager(deps: RunManagerDeps) {
         'WindowsIdentityIncorrect',
         `No account '${identity.account}' exists on this machine.`,
       )
-    const secrets = offer.sensitive
-      .map((name) => inputs[name])
-      .filter((v): v is string => typeof v === 'string')
+    const secrets = offer.sensitive.flatMap((name) => secretForms(inputs[name]))
     const result = await deps.executor.run({
       runId: offer.runId,
       pkg,
@@ -156,7 +154,9 @@ export function createRunManager(deps: RunManagerDeps) {
         startedAt,
         finishedAt: new Date().toISOString(),
       })
-    if (offer.runMode === 'unattended') {
+    // A connection's password is checked for every run that has one, attended ones too: a
+    // user's open session proves nothing about the password stored in the connection.
+    if (offer.runMode === 'unattended' || identity.password !== undefined) {
       const checked = await deps.checkPassword(identity.account, identity.password ?? '')
       if (!checked.ok)
         return failNow(

@@ -1,0 +1,97 @@
+/**
+ * A run's workspace on the machine, prepared by the agent as root for the run's OS account: a
+ * process of that account (its attended session, or one an earlier flow left behind) that
+ * knows the run id and plants links in the workspace while it is being filled must not turn
+ * root's writes or ownership changes onto files elsewhere.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { createScriptExecutor } from '../../packages/agent/src/runs/flow-executor.ts'
+import { accountInfo } from '../../packages/agent/src/runs/run-manager.ts'
+import { createOsUser, type OsUser, skipReason } from '../support/os-users.ts'
+
+const reason = skipReason(['useradd', 'setpriv', 'find'])
+if (reason) process.stderr.write(`flow workspace suite skipped: ${reason}\n`)
+
+describe.skipIf(reason !== undefined)("a run's workspace on the machine", () => {
+  let user: OsUser
+  let base: string
+  let workDir: string
+  let racer: ChildProcess | undefined
+
+  beforeAll(() => {
+    user = createOsUser('dlws')
+    base = mkdtempSync(join(tmpdir(), 'desklink-workspace-'))
+    // Run accounts must pass through to the work directory.
+    chmodSync(base, 0o711)
+    workDir = join(base, 'runs')
+  })
+  afterAll(() => {
+    racer?.kill('SIGKILL')
+    user?.remove()
+    if (base) rmSync(base, { recursive: true, force: true })
+  })
+
+  it('does not follow links the account plants while the workspace is being filled', async () => {
+    const account = accountInfo(user.name)
+    if (!account) throw new Error('the test account is missing')
+    const victim = join(base, 'root-owned.txt')
+    writeFileSync(victim, 'root-owned original\n', { mode: 0o644 })
+    const runId = randomUUID()
+    const workspace = join(workDir, runId)
+    // As the account: link the inputs file, and a package file, to root's file, as soon as the
+    // workspace lets it, over and over.
+    racer = spawn(
+      'setpriv',
+      [
+        `--reuid=${account.uid}`,
+        `--regid=${account.gid}`,
+        '--clear-groups',
+        '/bin/sh',
+        '-c',
+        `while :; do ln -s ${victim} ${workspace}/.desklink-inputs.json; ln -s ${victim} ${workspace}/f1999.txt; done 2>/dev/null`,
+      ],
+      { stdio: 'ignore' },
+    )
+    // Many files: the workspace takes a while to fill, which gives the account its chance.
+    const files = Array.from({ length: 2000 }, (_, i) => ({
+      path: `f${String(i).padStart(4, '0')}.txt`,
+      executable: false,
+      contentBase64: Buffer.alloc(1024, 65).toString('base64'),
+    }))
+    files.push({ path: 'main.sh', executable: false, contentBase64: btoa('exit 0\n') })
+    const running = createScriptExecutor({ workDir }).run({
+      runId,
+      pkg: {
+        manifest: {
+          name: 'many-files',
+          description: '',
+          runtime: 'shell',
+          entry: 'main.sh',
+          inputs: [],
+          outputs: [],
+          needsDisplay: false,
+        },
+        files,
+      },
+      inputs: { planted: 'by-the-account' },
+      secrets: [],
+      sensitiveOutputs: [],
+      account,
+      timeoutSeconds: 30,
+      signal: new AbortController().signal,
+      onStarted: () => undefined,
+    })
+    const result = await running.catch((error: unknown) => error)
+    racer.kill('SIGKILL')
+    expect(statSync(victim).uid).toBe(0)
+    expect(readFileSync(victim, 'utf8')).toBe('root-owned original\n')
+    expect(result).toMatchObject({ status: 'Succeeded', error: null })
+  })
+})
