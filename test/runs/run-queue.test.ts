@@ -160,9 +160,14 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     await new Promise((r) => setTimeout(r, 1200))
     const head = await show(attended)
     expect(head.waiting.machines[0]).toMatchObject({ code: 'AttendedUserNotLoggedIn' })
+    // No pass looked at it: each machine's verdict now, the free one's that the head goes first.
     expect(await show(unattended)).toMatchObject({
       status: 'Queued',
-      waiting: { position: 2, machines: [], blockedBy: attended },
+      waiting: {
+        position: 2,
+        machines: [{ machineId: m.machineId, code: 'BlockedByQueueHead' }],
+        blockedBy: attended,
+      },
     })
 
     await m.setMachine({ extendedQueuePrioritization: true })
@@ -170,6 +175,27 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     const cancelled = await api(t.url, m.token, 'POST', `/runs/${attended}/cancel`)
     expect(cancelled.body).toMatchObject({ status: 'Cancelled' })
     await m.setMachine({ extendedQueuePrioritization: false })
+  })
+
+  it('times out a run behind a blocked head with its own reason for each machine', async () => {
+    await settings({ queueTimeoutSeconds: 2 })
+    try {
+      const attended = (await run({ runMode: 'attended', priority: 'high' })).body.id
+      const unattended = (await run({ priority: 'low' })).body.id
+      const [head, behind] = await Promise.all(
+        [attended, unattended].map((id) => waitForRun(t.url, m.token, id)),
+      )
+      expect(head.error).toMatchObject({
+        code: 'NoCandidateMachine',
+        details: { subErrors: [{ machineId: m.machineId, code: 'AttendedUserNotLoggedIn' }] },
+      })
+      expect(behind.error).toMatchObject({
+        code: 'NoCandidateMachine',
+        details: { subErrors: [{ machineId: m.machineId, code: 'BlockedByQueueHead' }] },
+      })
+    } finally {
+      await settings({ queueTimeoutSeconds: 6 * 3600 })
+    }
   })
 
   it("fails a run that waits past the queue timeout with NoCandidateMachine and each machine's reason", async () => {
@@ -470,7 +496,7 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     })
 
     // Admitted while the run owner may run it, then its access to the flow, or to the
-    // machine, is taken away while the run waits: when the machine is free, the run does not go.
+    // machine, is taken away while the run waits: when the machine is free, the run fails.
     for (const share of [
       `/desktop-flows/${flowId}/shares/${flowShare.body.id}`,
       `/machines/${m.machineId}/shares/${machineShare.body.id}`,
@@ -483,14 +509,14 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
       // A granted check stands for two seconds (docs/runs.md); after that it is made again.
       await new Promise((resolve) => setTimeout(resolve, 2_500))
       await m.setMachine({ maintenanceMode: false, slots: 1 })
-      const blocked = await waitFor(async () => {
-        const current = await show(waiting.body.id)
-        return current.waiting?.machines?.[0]?.code === 'RunOwnerLacksAccess' ? current : undefined
-      }, 'the waiting run refused for its run owner')
-      expect(blocked.status).toBe('Queued')
-      expect(blocked.startedAt).toBeNull()
-      const cancelled = await api(t.url, m.token, 'POST', `/runs/${waiting.body.id}/cancel`)
-      expect(cancelled.status).toBe(200)
+      // It fails rather than wait: no machine can change the run owner's rights, and waiting it
+      // would hold up the runs behind it.
+      const refusedAtDispatch = await waitForRun(t.url, m.token, waiting.body.id)
+      expect(refusedAtDispatch).toMatchObject({
+        status: 'Failed',
+        startedAt: null,
+        error: { code: 'RunOwnerLacksAccess' },
+      })
       // The flow back: only the machine is missing next time.
       if (share.startsWith('/desktop-flows')) {
         const again = await api(t.url, m.token, 'POST', `/desktop-flows/${flowId}/shares`, {

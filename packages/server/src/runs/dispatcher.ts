@@ -36,7 +36,13 @@ import { createFailedCommits } from './failed-commits.ts'
 import { shownOutputs } from './flow-inputs.ts'
 import { createMachineHoldings } from './machine-holdings.ts'
 import { capacityOf, createMachinePictures } from './machine-pictures.ts'
-import { type MachinePicture, place, type Refusal } from './placement.ts'
+import {
+  type MachinePicture,
+  place,
+  type Refusal,
+  refusalsBehind,
+  waitsOnlyForSession,
+} from './placement.ts'
 import { createQueueIndex, type PromisedPlace } from './queue-index.ts'
 import {
   type ConnectionForRun,
@@ -455,18 +461,18 @@ export function createDispatcher(deps: {
         pictures.filter((p) => !excluded.has(p.machineId)),
         { runMode: run.run_mode, osUser: connection.os_account },
       )
-      let outcome: ReturnType<typeof place> =
+      const outcome: ReturnType<typeof place> =
         'machine' in placed ? placed : { refusals: [...placed.refusals, ...excluded.values()] }
       // The run owner's rights are checked when the run is about to go, not while it waits.
+      // Refused, the run fails: no machine can change that, and waiting it would hold up the
+      // runs behind it until its queue timeout.
       if ('machine' in outcome && !(await ports.runOwnerMayRun(run, connection))) {
-        outcome = {
-          refusals: pictures.map((p) => ({
-            machineId: p.machineId,
-            machineName: p.machineName,
-            code: 'RunOwnerLacksAccess',
-            reason: 'The run owner may not use this target, read the flow or read the credential.',
-          })),
-        }
+        await fail(run, 'Queued', {
+          code: 'RunOwnerLacksAccess',
+          message:
+            "The connection's run owner may no longer use the target, read the flow or read the credential.",
+        })
+        continue
       }
       if ('machine' in outcome) {
         const next = await plan(
@@ -483,10 +489,11 @@ export function createDispatcher(deps: {
         }
         continue
       }
-      // Head-of-line blocking: without extended prioritization nothing passes a waiting run
-      // (unless it turned out to be gone).
-      if (!(await reasons.record(run, outcome.refusals, !extended))) continue
-      if (!extended) break
+      // Head-of-line blocking: nothing passes a waiting run (unless it turned out to be gone),
+      // but with extended prioritization one that waits only for its user's session.
+      const passable = extended && waitsOnlyForSession(outcome.refusals, run.run_mode)
+      if (!(await reasons.record(run, outcome.refusals, !passable))) continue
+      if (!passable) break
     }
     await offerAll(planned)
   }
@@ -611,10 +618,39 @@ export function createDispatcher(deps: {
     return groupId
   }
 
+  /**
+   * Why a queued run waits, machine by machine: as the last pass noted, or, for a run no pass
+   * has looked at (it waits behind the head of its queue, `blockedBy`), each machine's verdict
+   * now, where a machine that could take it says the head goes first.
+   */
+  async function reasonsOf(
+    run: RunRow,
+  ): Promise<{ machines: Refusal[]; blockedBy: string | null }> {
+    const noted = JSON.parse(whyWaiting(run) ?? '[]') as Refusal[]
+    if (noted.length > 0) return { machines: noted, blockedBy: null }
+    const head = (await queues.head(run.target_group_id, 1))[0] as RunRow | undefined
+    const connection = await connectionOf(run.connection_id)
+    if (!connection) return { machines: [], blockedBy: null }
+    const pictures = await machines.of(await targetMembers.of(run.target_group_id))
+    const refused = rejectedBy.get(run.id)
+    const ahead = head && head.id !== run.id ? head : undefined
+    const verdicts = refusalsBehind(
+      pictures,
+      { runMode: run.run_mode, osUser: connection.os_account },
+      ahead,
+    ).map((verdict) => refused?.get(verdict.machineId) ?? verdict)
+    return { machines: verdicts, blockedBy: ahead?.id ?? null }
+  }
+
   async function expire(): Promise<void> {
     const at = now().getTime()
-    for (const run of await store.pastQueueDeadline(iso(at))) {
-      const refusals = JSON.parse(whyWaiting(run) ?? '[]') as Refusal[]
+    const due = await store.pastQueueDeadline(iso(at))
+    // Each one's reasons before any fails: a run behind another that times out with it was
+    // held up by it, which it no longer says once that one has left the queue.
+    const reasons: Refusal[][] = []
+    for (const run of due) reasons.push((await reasonsOf(run)).machines)
+    for (const [i, run] of due.entries()) {
+      const refusals = reasons[i]
       await fail(run, 'Queued', {
         code: 'NoCandidateMachine',
         message: 'No machine able to run the desktop flow has been found.',
@@ -900,13 +936,7 @@ export function createDispatcher(deps: {
       if (run.status !== 'Queued') return null
       // Not in the index while it is being taken: its place is then counted in the database.
       const position = (await queues.positionOf(run)) ?? (await store.positionOf(run))
-      const machines = JSON.parse(whyWaiting(run) ?? '[]') as Refusal[]
-      // Not looked at yet: it waits behind the head of the queue (head-of-line blocking).
-      const blockedBy =
-        machines.length === 0 && position > 1
-          ? ((await queues.head(run.target_group_id, 1))[0]?.id ?? null)
-          : null
-      return { position, machines, blockedBy }
+      return { position, ...(await reasonsOf(run)) }
     },
 
     stop(): void {

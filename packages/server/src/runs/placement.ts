@@ -110,3 +110,63 @@ export function place(
   }
   return { refusals }
 }
+
+/** Refusals that say the run's user has no usable session on the machine (reference §3.4). */
+const SESSION_REFUSALS = new Set([
+  'AttendedUserNotLoggedIn',
+  'AttendedUserSessionNotActive',
+  'SessionExistsForTheUserWhenUnattended',
+  'UnattendedUserSessionLocked',
+  'UnattendedUserSessionDisconnected',
+])
+/** Refusals of a machine that could take no run of this mode now, whatever its user. */
+const UNAVAILABLE_REFUSALS = new Set(['NoListenerConnected', 'MachineInMaintenance'])
+
+/**
+ * Whether a run that could not be placed waits only for its user's session: extended queue
+ * prioritization moves past such a run, and past nothing else (reference §3.3). Machines that
+ * could take no run (offline, in maintenance, every unattended slot busy) do not count; at
+ * least one must have turned it down for the session. Any other refusal (a machine that turned
+ * the offer down, say) holds the queue as without extended prioritization.
+ */
+export function waitsOnlyForSession(
+  refusals: readonly Refusal[],
+  runMode: RunNeeds['runMode'],
+): boolean {
+  // UIFlowAlreadyRunning: for an attended run, its user's session is busy with another run;
+  // for an unattended one, the machine's slots are.
+  const forSession = (code: string) =>
+    SESSION_REFUSALS.has(code) || (runMode === 'attended' && code === 'UIFlowAlreadyRunning')
+  const unavailable = (code: string) =>
+    UNAVAILABLE_REFUSALS.has(code) || (runMode === 'unattended' && code === 'UIFlowAlreadyRunning')
+  return (
+    refusals.some((r) => forSession(r.code)) &&
+    refusals.every((r) => forSession(r.code) || unavailable(r.code))
+  )
+}
+
+/**
+ * Each machine's verdict on a queued run no pass has looked at (it waits behind the head of
+ * its queue): its refusal, or, where the machine could take it, that the head goes first.
+ * Without a run ahead, a machine that could take it says nothing: the next pass places it.
+ */
+export function refusalsBehind(
+  machines: readonly MachinePicture[],
+  run: RunNeeds,
+  head: { readonly id: string } | undefined,
+): Refusal[] {
+  return machines.flatMap((machine) => {
+    const verdict = judge(machine, run)
+    if (verdict.ok && !head) return []
+    return {
+      machineId: machine.machineId,
+      machineName: machine.machineName,
+      ...(verdict.ok
+        ? {
+            code: 'BlockedByQueueHead',
+            reason: `The machine could take the run, but run ${head?.id} is ahead of it in the queue and goes first.`,
+          }
+        : { code: verdict.code, reason: verdict.reason }),
+    }
+  })
+}
