@@ -2,7 +2,8 @@
  * Who may see and order a queue (reference §2.11–2.12), on both databases: the run's caller
  * changes its priority and cancels it, but only an owner or co-owner of the machine moves it to
  * the top; that co-owner sees the runs queued on the machine (and lists them) and orders them,
- * but does not cancel them (one by one or by their parent run); anyone else does not see them.
+ * but does not cancel them (one by one or by their parent run); anyone else does not see them,
+ * nor does the caller once it has no role left in the environment.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -19,6 +20,7 @@ describe.each(BACKENDS)('queue permissions, on %s', (backend) => {
     stranger: '',
   }
   let runIds: string[] = []
+  const assignments: Record<string, string> = {}
 
   const as = (who: keyof typeof token, method: string, path: string, body?: unknown) =>
     api(bed.t.url, token[who], method, path, body)
@@ -32,11 +34,12 @@ describe.each(BACKENDS)('queue permissions, on %s', (backend) => {
       const user = await admin('POST', '/users', { username: who, password: `${who}-password-1` })
       expect(user.status, user.text).toBe(201)
       ids[who] = user.body.id as string
-      await admin('POST', `/environments/${bed.environmentId}/role-assignments`, {
+      const assigned = await admin('POST', `/environments/${bed.environmentId}/role-assignments`, {
         principalType: 'user',
         principalId: ids[who],
         role: 'EnvironmentMaker',
       })
+      assignments[who] = assigned.body.id as string
       token[who] = (await signIn(bed.t.url, 'default', who, `${who}-password-1`)).access_token
     }
     const { machine, flow } = bed
@@ -140,6 +143,31 @@ describe.each(BACKENDS)('queue permissions, on %s', (backend) => {
       const cancelled = await as('requester', 'POST', `/runs/${runId}/cancel`)
       expect(cancelled.status, cancelled.text).toBe(200)
       expect(cancelled.body.status).toBe('Cancelled')
+    }
+  })
+
+  it('hides its runs from the caller once it has no role left in the environment', async () => {
+    const [first] = runIds
+    expect((await as('requester', 'GET', `/runs/${first}`)).status).toBe(200)
+    const removed = await admin(
+      'DELETE',
+      `/environments/${bed.environmentId}/role-assignments/${assignments.requester}`,
+    )
+    expect(removed.status, removed.text).toBe(204)
+    const unknown = await as('requester', 'GET', `/runs/${crypto.randomUUID()}`)
+    for (const [method, path] of [
+      ['GET', `/runs/${first}`],
+      ['POST', `/runs/${first}/cancel`],
+      ['PATCH', `/runs/${first}`],
+    ] as const) {
+      const answer = await as(
+        'requester',
+        method,
+        path,
+        method === 'PATCH' ? { priority: 'low' } : undefined,
+      )
+      expect(answer.status, `${method} ${path}`).toBe(404)
+      expect(answer.body.error).toEqual(unknown.body.error)
     }
   })
 })

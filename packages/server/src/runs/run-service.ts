@@ -210,8 +210,18 @@ export function createRunService(deps: {
 
   const sees = (r: RunRelation) => r.requester || r.ownsConnection || r.manager
 
-  async function find(principal: Principal, id: string) {
+  /**
+   * The run, when the principal still has a role in its environment. Whoever lost every role
+   * there sees none of its runs, not even those they started: as if they did not exist.
+   */
+  async function inItsEnvironment(principal: Principal, id: string): Promise<RunRow | undefined> {
     const run = await store.find(principal.tenant.id, id)
+    if (!run || principal.isTenantAdmin) return run
+    return (await deps.access.rolesIn(principal, run.environment_id)).length > 0 ? run : undefined
+  }
+
+  async function find(principal: Principal, id: string) {
+    const run = await inItsEnvironment(principal, id)
     const relation = run && (await relationTo(principal, run))
     if (!run || !relation || !sees(relation)) throw new AppError('ResourceNotFound')
     return { run, relation }
@@ -219,7 +229,7 @@ export function createRunService(deps: {
 
   /** The run, if the principal may see it (`relationTo`). */
   async function visible(principal: Principal, id: string): Promise<RunRow> {
-    const run = await store.find(principal.tenant.id, id)
+    const run = await inItsEnvironment(principal, id)
     if (!run) throw new AppError('ResourceNotFound')
     // Most reads are by its caller, run owner or connection owner polling it: answered
     // without reading rights.
