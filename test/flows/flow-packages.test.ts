@@ -1,7 +1,7 @@
 /**
  * Desktop flow packages through the API of a real server, on SQLite and PostgreSQL: versions
  * addressed by content, who may push a new version (owner, co-owner) and who may only run it
- * (user), the 16 MB limit, pushes of one name at once, and deletion.
+ * (user), the 16 MB limit, paths and manifest size, pushes of one name at once, and deletion.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -122,6 +122,27 @@ describe.each(BACKENDS)('desktop flow packages on %s', (backend) => {
     const listed = (await api(t.url, admin, 'GET', `/environments/${environmentId}/desktop-flows`))
       .body.items as { name: string }[]
     expect(listed.map((f) => f.name)).not.toContain('too-large')
+  })
+
+  it('refuses a path with a control character, and a manifest of more than 256 KiB', async () => {
+    const nul = await push(admin, pkg('nul-path', [file('main.sh', 'true'), file('a\u0000b', 'x')]))
+    expect(nul.status, nul.text).toBe(400)
+    expect(nul.body.error.code).toBe('InvalidRequestBody')
+    const heavy = await push(admin, {
+      manifest: {
+        name: 'heavy-manifest',
+        runtime: 'shell',
+        entry: 'main.sh',
+        inputs: [{ name: 'blob', default: 'x'.repeat(256 * 1024) }],
+      },
+      files: [file('main.sh', 'true')],
+    })
+    expect(heavy.status, heavy.text.slice(0, 300)).toBe(400)
+    expect(heavy.body.error.code).toBe('InvalidRequestBody')
+    const listed = (await api(t.url, admin, 'GET', `/environments/${environmentId}/desktop-flows`))
+      .body.items as { name: string }[]
+    expect(listed.map((f) => f.name)).not.toContain('nul-path')
+    expect(listed.map((f) => f.name)).not.toContain('heavy-manifest')
   })
 
   it('keeps pushes of one new name at once as one flow, each change its own version', async () => {

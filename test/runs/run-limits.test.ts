@@ -1,6 +1,6 @@
 /**
- * The limits of a run request, as the reference sets them: inputs of at most 2 MB
- * (`PayloadTooLarge` past it), and a run timeout that is the flow's own when the request names
+ * The limits of a run request, as the reference sets them: inputs of at most 2 MB, the flow's
+ * defaults included (`PayloadTooLarge` past it), and a run timeout that is the flow's own when the request names
  * none, else three hours, and at most 24 hours; an environment may lower both. The machine is in
  * maintenance: runs stay queued.
  */
@@ -56,6 +56,29 @@ describe('run request limits', () => {
       code: 'PayloadTooLarge',
       details: { sizeBytes: 2 * MB + 1, maxBytes: 2 * MB },
     })
+  })
+
+  it('counts the flow’s defaults in the inputs’ limit', async () => {
+    const settings = (changes: Record<string, number>) =>
+      api(bed.t.url, bed.token, 'PATCH', `/environments/${bed.environmentId}/run-settings`, changes)
+    const flow = await pushFlow(bed.t.url, bed.token, bed.environmentId, {
+      name: 'large-default',
+      script: 'true',
+      inputs: [{ name: 'blob', type: 'text', default: 'x'.repeat(5000) }],
+    })
+    expect((await settings({ maxRunInputBytes: 4096 })).status).toBe(200)
+    try {
+      const over = await request(flow.id, {})
+      expect(over.status, over.text.slice(0, 300)).toBe(413)
+      expect(over.body.error).toMatchObject({
+        code: 'PayloadTooLarge',
+        details: { sizeBytes: 5011, maxBytes: 4096 },
+      })
+      // The caller's own value takes the default's place.
+      expect((await request(flow.id, { inputs: { blob: 'small' } })).status).toBe(202)
+    } finally {
+      await settings({ maxRunInputBytes: 2 * MB })
+    }
   })
 
   it('times a run out after the flow’s timeout, else three hours, and at most a day', async () => {

@@ -39,19 +39,35 @@ export const PackagePath = z
     (p) => !p.startsWith('/') && !p.split('/').some((s) => s === '..' || s === '' || s === '.'),
     'a relative path without . or .. segments',
   )
+  // NUL also separates the parts of a package's digest, which must read one way only.
+  .refine(
+    (p) => ![...p].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f),
+    'a path without control characters',
+  )
 
-export const FlowManifest = z.strictObject({
-  name: z.string().trim().min(1).max(100),
-  description: z.string().max(2000).default(''),
-  runtime: FlowRuntime,
-  /** The file run: a script for node, python and shell; a program for exec. */
-  entry: PackagePath,
-  inputs: z.array(FlowParameter).max(100).default([]),
-  outputs: z.array(FlowParameter).max(100).default([]),
-  needsDisplay: z.boolean().default(false),
-  /** The flow's run timeout; absent, a run has its environment's `defaultRunTimeoutSeconds`. */
-  timeoutSeconds: z.int().min(1).max(MAX_RUN_TIMEOUT_SECONDS).optional(),
-})
+/**
+ * A manifest's size, as JSON: its defaults go into every run's inputs, which are at most 2 MB,
+ * and it is stored and sent whole with each version.
+ */
+export const MAX_MANIFEST_BYTES = 256 * 1024
+
+export const FlowManifest = z
+  .strictObject({
+    name: z.string().trim().min(1).max(100),
+    description: z.string().max(2000).default(''),
+    runtime: FlowRuntime,
+    /** The file run: a script for node, python and shell; a program for exec. */
+    entry: PackagePath,
+    inputs: z.array(FlowParameter).max(100).default([]),
+    outputs: z.array(FlowParameter).max(100).default([]),
+    needsDisplay: z.boolean().default(false),
+    /** The flow's run timeout; absent, a run has its environment's `defaultRunTimeoutSeconds`. */
+    timeoutSeconds: z.int().min(1).max(MAX_RUN_TIMEOUT_SECONDS).optional(),
+  })
+  .refine(
+    (m) => new TextEncoder().encode(JSON.stringify(m)).length <= MAX_MANIFEST_BYTES,
+    `the manifest is at most ${MAX_MANIFEST_BYTES / 1024} KiB as JSON, defaults and descriptions included`,
+  )
 export type FlowManifest = z.infer<typeof FlowManifest>
 
 export const PackageFile = z.strictObject({

@@ -31,13 +31,15 @@ export function checkInputs(
   /** The environment's limit (`maxRunInputBytes`), 2 MB at most. */
   maxBytes = MAX_RUN_INPUT_BYTES,
 ): CheckedInputs {
-  const size = Buffer.byteLength(JSON.stringify(given))
-  if (size > maxBytes) {
-    throw new AppError('PayloadTooLarge', {
-      message: `The run inputs are larger than the limit of ${maxBytes} bytes.`,
-      details: { sizeBytes: size, maxBytes },
-    })
+  const tooLarge = (values: Record<string, unknown>) => {
+    const size = Buffer.byteLength(JSON.stringify(values))
+    if (size > maxBytes)
+      throw new AppError('PayloadTooLarge', {
+        message: `The run inputs, the flow's defaults included, are larger than the limit of ${maxBytes} bytes.`,
+        details: { sizeBytes: size, maxBytes },
+      })
   }
+  tooLarge(given)
   const problems: { input: string; problem: string }[] = []
   const declared = new Map(manifest.inputs.map((p) => [p.name, p]))
   for (const name of Object.keys(given)) {
@@ -59,6 +61,9 @@ export function checkInputs(
     shown[parameter.name] = parameter.sensitive ? MASK : value
   }
   if (problems.length > 0) throw new AppError('InvalidFlowInputs', { details: { problems } })
+  // Measured again with the defaults the flow added, when it added any.
+  if (manifest.inputs.some((p) => !Object.hasOwn(given, p.name) && p.default !== undefined))
+    tooLarge(values)
   return { values, shown }
 }
 
