@@ -1,6 +1,7 @@
 /**
  * The limits of a run request, as the reference sets them: inputs of at most 2 MB, the flow's
- * defaults included (`PayloadTooLarge` past it), and a run timeout that is the flow's own when the request names
+ * defaults included (`PayloadTooLarge` past it); runs per minute per connection, counted before
+ * the target is looked at, with when to try again; and a run timeout that is the flow's own when the request names
  * none, else three hours, and at most 24 hours; an environment may lower both. The machine is in
  * maintenance: runs stay queued.
  */
@@ -78,6 +79,55 @@ describe('run request limits', () => {
       expect((await request(flow.id, { inputs: { blob: 'small' } })).status).toBe(202)
     } finally {
       await settings({ maxRunInputBytes: 2 * MB })
+    }
+  })
+
+  it('throttles each connection at its limit per minute before looking at the target, and says when to try again', async () => {
+    const settings = (changes: Record<string, number>) =>
+      api(bed.t.url, bed.token, 'PATCH', `/environments/${bed.environmentId}/run-settings`, changes)
+    const flow = await pushFlow(bed.t.url, bed.token, bed.environmentId, {
+      name: 'throttled',
+      script: 'true',
+    })
+    const connection = async (name: string) => {
+      const made = await api(
+        bed.t.url,
+        bed.token,
+        'POST',
+        `/environments/${bed.environmentId}/connections`,
+        {
+          name,
+          target: { machineId: bed.machine.machineId },
+          username: 'runner',
+          password: 'runner-password',
+        },
+      )
+      expect(made.body.status, made.text).toBe('Connected')
+      return made.body.id as string
+    }
+    const [first, second] = [await connection('throttled-1'), await connection('throttled-2')]
+    const through = (connectionId: string) => request(flow.id, { connectionId })
+    // Earlier tests' runs still wait in the queue (the machine is in maintenance).
+    const room = { runsPerMinutePerConnection: 3, maxQueuedRuns: queued.length + 3 }
+    expect((await settings(room)).status).toBe(200)
+    try {
+      // Three in the minute go; the queue is then full as well, and the throttle answers first.
+      for (let i = 0; i < 3; i++) expect((await through(first)).status).toBe(202)
+      const throttled = await through(first)
+      expect(throttled.status).toBe(429)
+      expect(throttled.body.error).toMatchObject({
+        code: 'DesktopFlowsActionThrottled',
+        details: { limitPerMinute: 3 },
+      })
+      const retryAfter = Number(throttled.headers.get('retry-after'))
+      expect(retryAfter).toBe(throttled.body.error.details.retryAfterSeconds)
+      expect(retryAfter).toBeGreaterThanOrEqual(1)
+      expect(retryAfter).toBeLessThanOrEqual(60)
+      // Counted per connection: another one is not throttled (its run finds the queue full).
+      const other = await through(second)
+      expect(other.body.error.code).toBe('UIFlowRunQueueFull')
+    } finally {
+      await settings({ runsPerMinutePerConnection: 70, maxQueuedRuns: 500 })
     }
   })
 

@@ -291,12 +291,12 @@ describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
       await storedRun(connection, 10 * MINUTE - 30_000)
       await storedRun(connection, 10 * MINUTE - 1_000)
       const { throttle, reads } = throttleOver()
-      expect(await throttle.take(connection, 3, now)).toBeDefined()
-      expect(await throttle.take(connection, 3, now + 10)).toBeUndefined()
+      expect(await throttle.take(connection, 3, now)).toHaveProperty('slot')
+      // Full until the older of the two stored runs leaves the window, 30 s after `now`.
+      expect(await throttle.take(connection, 3, now + 10)).toEqual({ retryAfterMs: 29_990 })
       expect(reads()).toBe(1)
-      // The older of the two stored runs leaves the window 30 s later.
-      expect(await throttle.take(connection, 3, now + 30_001)).toBeDefined()
-      expect(await throttle.take(connection, 3, now + 30_002)).toBeUndefined()
+      expect(await throttle.take(connection, 3, now + 30_001)).toHaveProperty('slot')
+      expect(await throttle.take(connection, 3, now + 30_002)).toHaveProperty('retryAfterMs')
       expect(reads()).toBe(1)
     })
 
@@ -307,32 +307,38 @@ describe.each(BACKENDS)('dispatcher memory on %s', (backend) => {
       const slots = await Promise.all(
         Array.from({ length: 8 }, (_, i) => throttle.take(connection, 3, now + i)),
       )
-      expect(slots.filter((s) => s !== undefined)).toHaveLength(3)
+      expect(slots.filter((s) => 'slot' in s)).toHaveLength(3)
     })
 
     it('takes a slot back when the run was not stored after all', async () => {
       const connection = uuidv7()
       const now = Date.parse(at(30 * MINUTE))
       const { throttle } = throttleOver()
-      const first = await throttle.take(connection, 2, now)
-      const second = await throttle.take(connection, 2, now + 1)
+      const slotOf = async (atMs: number) => {
+        const taken = await throttle.take(connection, 2, atMs)
+        return 'slot' in taken ? taken.slot : undefined
+      }
+      const first = await slotOf(now)
+      const second = await slotOf(now + 1)
       expect(second).toBeDefined()
-      expect(await throttle.take(connection, 2, now + 2)).toBeUndefined()
+      expect(await slotOf(now + 2)).toBeUndefined()
       second?.release()
       second?.release() // twice gives back one slot, not two
-      expect(await throttle.take(connection, 2, now + 3)).toBeDefined()
-      expect(await throttle.take(connection, 2, now + 4)).toBeUndefined()
+      expect(await slotOf(now + 3)).toBeDefined()
+      expect(await slotOf(now + 4)).toBeUndefined()
       expect(first).toBeDefined()
     })
 
-    it('counts a run from the request time it was stored with', async () => {
+    it('counts a run from the request time it was stored with, and says when to try again', async () => {
       const connection = uuidv7()
       const now = Date.parse(at(40 * MINUTE))
       const { throttle } = throttleOver()
       // Admission took 30 s (a slow sign-in token, say): the run was stored requested then.
-      ;(await throttle.take(connection, 1, now))?.keep(now + 30_000)
-      expect(await throttle.take(connection, 1, now + MINUTE + 1)).toBeUndefined()
-      expect(await throttle.take(connection, 1, now + 30_000 + MINUTE + 1)).toBeDefined()
+      const taken = await throttle.take(connection, 1, now)
+      if ('slot' in taken) taken.slot.keep(now + 30_000)
+      // Refused until that run is a minute old: in 29,999 ms.
+      expect(await throttle.take(connection, 1, now + MINUTE + 1)).toEqual({ retryAfterMs: 29_999 })
+      expect(await throttle.take(connection, 1, now + 30_000 + MINUTE + 1)).toHaveProperty('slot')
     })
   })
 })

@@ -43,6 +43,13 @@ export const ERROR_CODES = {
     message: 'The request body must be JSON.',
     remediation: 'Send Content-Type: application/json.',
   },
+  IdempotencyKeyReused: {
+    status: 422,
+    message:
+      'This idempotency key was used for another request: another flow, connection, run mode, parent, callback, timeout or inputs.',
+    remediation:
+      'Use a new key for a new run; to get the first run, send its request again unchanged (details name the run and what differs).',
+  },
   PayloadTooLarge: {
     status: 413,
     message: 'The request body is larger than the server accepts.',
@@ -238,7 +245,7 @@ export const ERROR_CODES = {
     status: 429,
     message: 'Too many runs were requested through this connection in the last minute.',
     remediation:
-      'Retry after the time in the Retry-After header (the limit is a setting, 70 a minute by default).',
+      'Try again after retryAfterSeconds (in details and in the Retry-After header); the limit is in details, and environment administrators set it (runsPerMinutePerConnection).',
   },
   RunOwnerLacksAccess: {
     status: 403,

@@ -73,14 +73,14 @@ export function createConnectionThrottle(
 
   return {
     /**
-     * A slot for a run requested through the connection now, or undefined when `limit` runs
-     * were requested through it in the last minute.
+     * A slot for a run requested through the connection now; when `limit` runs were requested
+     * through it in the last minute, how long until one of them leaves the minute instead.
      */
     async take(
       connectionId: string,
       limit: number,
       nowMs: number,
-    ): Promise<ThrottleSlot | undefined> {
+    ): Promise<{ slot: ThrottleSlot } | { retryAfterMs: number }> {
       sweep(nowMs)
       const window = await windowOf(connectionId, nowMs)
       const { times } = window
@@ -88,7 +88,9 @@ export function createConnectionThrottle(
       while (expired < times.length && times[expired] < nowMs - WINDOW_MS) expired += 1
       times.splice(0, expired)
       window.lastUse = Math.max(window.lastUse, nowMs)
-      if (times.length >= limit) return undefined
+      // The oldest runs that would have to leave the minute for this one to fit.
+      if (times.length >= limit)
+        return { retryAfterMs: times[times.length - limit] + WINDOW_MS - nowMs }
       insert(times, nowMs)
       window.pending += 1
       let open = true
@@ -101,11 +103,13 @@ export function createConnectionThrottle(
         return true
       }
       return {
-        keep(atMs) {
-          if (close()) insert(times, atMs)
-        },
-        release() {
-          close()
+        slot: {
+          keep(atMs) {
+            if (close()) insert(times, atMs)
+          },
+          release() {
+            close()
+          },
         },
       }
     },

@@ -25,9 +25,11 @@ import type { Principal } from '../identity/principal.ts'
 import type { Access, MachineAccess } from '../machines/machine-access.ts'
 import { type Database, prepareQuery, type WriteBatcher } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
-import { createConnectionThrottle, type ThrottleSlot } from './connection-throttle.ts'
+import { createConnectionThrottle } from './connection-throttle.ts'
 import type { Dispatcher, FirstPass } from './dispatcher.ts'
 import { checkInputs } from './flow-inputs.ts'
+import { assertSameRequest } from './idempotent-retry.ts'
+import type { PromisedPlace } from './queue-index.ts'
 import {
   PRIORITY_RANK,
   queueRankOf,
@@ -286,7 +288,16 @@ export function createRunService(deps: {
           principal.id,
           request.idempotencyKey,
         )
-        if (found) dispatcher.found(found)
+        if (!found) return undefined
+        await assertSameRequest(found, flowId, request, async () => {
+          const version = await db
+            .selectFrom('flow_versions')
+            .select('manifest')
+            .where('id', '=', found.flow_version_id)
+            .executeTakeFirst()
+          return version && (JSON.parse(version.manifest) as FlowManifest)
+        })
+        dispatcher.found(found)
         return found
       }
       const earlier = await retried()
@@ -313,29 +324,34 @@ export function createRunService(deps: {
           details: { field: 'timeoutSeconds', max: settings.maxRunTimeoutSeconds },
         })
 
-      const group = await groupOf.first({
-        tenantId: principal.tenant.id,
-        id: connection.target_group_id,
-      })
-      if (!group) throw new AppError('XrmMachineGroupNotFound')
-      if (!(await dispatcher.hasMachines(group.id))) throw new AppError('GroupIsEmpty')
-
+      // The throttle, then the target (reference §3.2, steps 3 and 4). The throttle's slot is
+      // kept once the run is stored, and given back otherwise; the place in the queue is held
+      // until the run is in the queue's count (or stored already taken), or admission gave up.
       const nowMs = deps.clock.now().getTime()
-      const place = await dispatcher.promisePlace(group.id, settings.maxQueuedRuns)
-      if (!place) {
-        throw new AppError('UIFlowRunQueueFull', {
-          message: `The desktop flow run queue is full. Run queue max size: '${settings.maxQueuedRuns}'`,
+      const limit = settings.runsPerMinutePerConnection
+      const taken = await throttle.take(connection.id, limit, nowMs)
+      if ('retryAfterMs' in taken) {
+        throw new AppError('DesktopFlowsActionThrottled', {
+          message: `More than ${limit} runs were requested through this connection in the last minute.`,
+          details: {
+            limitPerMinute: limit,
+            retryAfterSeconds: Math.max(1, Math.ceil(taken.retryAfterMs / 1000)),
+          },
         })
       }
-      // The place is held until the run is in the queue's count (or stored already taken), or
-      // admission gave up; the throttle's slot is kept once the run is stored, and given back
-      // otherwise.
-      let slot: ThrottleSlot | undefined
+      const { slot } = taken
+      let place: PromisedPlace | undefined
       try {
-        slot = await throttle.take(connection.id, settings.runsPerMinutePerConnection, nowMs)
-        if (!slot) {
-          throw new AppError('DesktopFlowsActionThrottled', {
-            details: { limitPerMinute: settings.runsPerMinutePerConnection, retryAfterSeconds: 60 },
+        const group = await groupOf.first({
+          tenantId: principal.tenant.id,
+          id: connection.target_group_id,
+        })
+        if (!group) throw new AppError('XrmMachineGroupNotFound')
+        if (!(await dispatcher.hasMachines(group.id))) throw new AppError('GroupIsEmpty')
+        place = await dispatcher.promisePlace(group.id, settings.maxQueuedRuns)
+        if (!place) {
+          throw new AppError('UIFlowRunQueueFull', {
+            message: `The desktop flow run queue is full. Run queue max size: '${settings.maxQueuedRuns}'`,
           })
         }
         const id = deps.newId()
@@ -450,8 +466,8 @@ export function createRunService(deps: {
           known: { flowName: flow.name, flowVersion: version.version, events: [queued] },
         }
       } finally {
-        place.release()
-        slot?.release()
+        place?.release()
+        slot.release()
       }
     },
 
