@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { type ChannelTestbed, startChannelTestbed } from '../support/channel-testbed.ts'
 import { assertBuilt, desklink, spawnDesklink, waitFor } from '../support/cli-process.ts'
-import { waitForRun } from '../support/runs.ts'
+import { pushFlow, waitForRun } from '../support/runs.ts'
 import { ADMIN_PASSWORD, api, signIn } from '../support/test-server.ts'
 
 // Each step starts the real `desklink` process (about half a second each, more on a busy
@@ -87,6 +87,7 @@ describe('desklink runs and flows sharing, from the command line', () => {
     const behind = await cli(['runs', 'show', second])
     expect(behind.stdout).toMatch(/^position:\s+2$/m)
     expect(behind.stdout).toContain(`behind run ${first}`)
+    expect(behind.stdout).toMatch(/^waitingFor:.*\(MachineInMaintenance\)/m)
 
     expect((await json(['runs', 'set-priority', second, 'high'])).priority).toBe('high')
     expect([await waiting(first), await waiting(second)]).toEqual([2, 1])
@@ -248,6 +249,31 @@ describe('desklink runs and flows sharing, from the command line', () => {
       }
     },
   )
+
+  it('explains a run that timed out in its queue: each machine’s reason and what to do', async () => {
+    const settings = (changes: Record<string, unknown>) =>
+      api(bed.t.url, bed.token, 'PATCH', `/environments/${bed.environmentId}/run-settings`, changes)
+    const machine = (maintenanceMode: boolean) =>
+      api(bed.t.url, bed.token, 'PATCH', `/machines/${bed.machine.machineId}`, {
+        settings: { maintenanceMode },
+      })
+    const flow = await pushFlow(bed.t.url, bed.token, bed.environmentId, {
+      name: 'times-out-queued',
+      script: 'true',
+    })
+    await settings({ queueTimeoutSeconds: 1 })
+    await machine(true)
+    try {
+      const ran = await cli(['run', flow.id, '--connection', bed.connectionId])
+      expect(ran.code).toBe(1)
+      expect(ran.stdout).toMatch(/^error:\s+NoCandidateMachine: /m)
+      expect(ran.stdout).toMatch(/^machines:\s+picky: .*\(MachineInMaintenance\)$/m)
+      expect(ran.stdout).toMatch(/^whatToDo:\s+Read each machine's reason/m)
+    } finally {
+      await settings({ queueTimeoutSeconds: 6 * 3600 })
+      await machine(false)
+    }
+  })
 
   it('stops waiting on Ctrl+C and says how to follow or cancel the run, which goes on', async () => {
     const { t, token, machine, flow } = bed

@@ -27,6 +27,8 @@ import {
 } from 'node:fs'
 import { dirname, join } from 'node:path'
 
+import type { RunCode } from '@desklink/protocol'
+
 import type { FlowPackage } from './flow-packages.ts'
 
 export interface OsAccount {
@@ -56,7 +58,7 @@ export interface FlowResult {
   readonly status: 'Succeeded' | 'Failed' | 'Cancelled'
   readonly exitCode: number | null
   readonly outputs: Record<string, unknown> | null
-  readonly error: { code: string; message: string } | null
+  readonly error: { code: RunCode; message: string } | null
 }
 
 export interface FlowExecutor {

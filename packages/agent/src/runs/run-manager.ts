@@ -17,6 +17,7 @@ import {
   type AgentRunFinished,
   NO_INPUTS,
   openWithGroupKey,
+  type RunCode,
   type ServerRunOffer,
   type SessionInfo,
   unattendedSessionRefusal,
@@ -29,7 +30,8 @@ import { currentBootId, type RunJournal } from './run-journal.ts'
 
 /** Who the run acts as, or why it cannot. */
 export type Identity =
-  { ok: true; account: string; password?: string } | { ok: false; code: string; message: string }
+  | { ok: true; account: string; password?: string }
+  | { ok: false; code: RunCode; message: string }
 
 export interface RunManagerDeps {
   readonly journal: RunJournal
@@ -74,7 +76,7 @@ export function createRunManager(deps: RunManagerDeps) {
   const failNow = (
     runId: string,
     startedAt: string,
-    code: string,
+    code: RunCode,
     message: string,
     osAccount: string | null = null,
   ) =>
@@ -203,7 +205,7 @@ export function createRunManager(deps: RunManagerDeps) {
       // downloads) and a cancel that comes meanwhile is not lost.
       const controller = new AbortController()
       active.set(offer.runId, controller)
-      const reject = (code: string, reason: string) => {
+      const reject = (code: RunCode, reason: string) => {
         active.delete(offer.runId)
         logger.info({ runId: offer.runId, code }, 'run offer rejected')
         deps.send({ type: 'runRejected', runId: offer.runId, code, reason })

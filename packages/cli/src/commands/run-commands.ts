@@ -6,7 +6,14 @@
  * @module
  */
 import { type Command, Option } from '@commander-js/extra-typings'
-import type { Run, RunSettings } from '@desklink/protocol'
+import {
+  ERROR_CODES,
+  isErrorCode,
+  type MachineRefusal,
+  type Run,
+  RUN_CODES,
+  type RunSettings,
+} from '@desklink/protocol'
 
 import { type ApiClient, apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
@@ -39,11 +46,31 @@ export function parseInputs(pairs: readonly string[]): Record<string, unknown> {
   return inputs
 }
 
-/** Why a queued run waits: the run at the head it waits behind, or each machine's reason. */
+/** Why a queued run waits: the run at the head it waits behind, and each machine's reason. */
 function whyWaiting(waiting: NonNullable<Run['waiting']>): string {
-  return waiting.blockedBy
-    ? `behind run ${waiting.blockedBy} (head of the queue)`
-    : waiting.machines.map((m) => `${m.machineName}: ${m.reason}`).join('; ')
+  return [
+    ...(waiting.blockedBy ? [`behind run ${waiting.blockedBy} (head of the queue)`] : []),
+    ...waiting.machines.map((m) => `${m.machineName}: ${m.reason} (${m.code})`),
+  ].join('; ')
+}
+
+/** What to do about the code a run ended with, when the code is one Desklink documents. */
+function remedyFor(code: string): string | undefined {
+  if (Object.hasOwn(RUN_CODES, code)) return RUN_CODES[code as keyof typeof RUN_CODES].remediation
+  return isErrorCode(code) ? ERROR_CODES[code].remediation : undefined
+}
+
+/** A failed run's error: its code and message, each machine's reason, and what to do. */
+function errorSummary(error: NonNullable<Run['error']>): Record<string, string> {
+  const subErrors = (error.details as { subErrors?: MachineRefusal[] } | undefined)?.subErrors
+  const remedy = remedyFor(error.code)
+  return {
+    error: `${error.code}: ${error.message}`,
+    ...(subErrors?.length && {
+      machines: subErrors.map((m) => `${m.machineName}: ${m.reason} (${m.code})`).join('; '),
+    }),
+    ...(remedy && { whatToDo: remedy }),
+  }
 }
 
 function runSummary(run: Run): Record<string, unknown> {
@@ -58,7 +85,7 @@ function runSummary(run: Run): Record<string, unknown> {
     runOwner: `${run.runOwnerType} ${run.runOwnerId}`,
     ...(Object.keys(run.inputs).length > 0 && { inputs: JSON.stringify(run.inputs) }),
     ...(run.outputs && { outputs: JSON.stringify(run.outputs) }),
-    ...(run.error && { error: `${run.error.code}: ${run.error.message}` }),
+    ...(run.error && errorSummary(run.error)),
     ...(run.waiting && {
       position: run.waiting.position,
       waitingFor: whyWaiting(run.waiting),

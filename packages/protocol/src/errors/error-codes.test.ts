@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs'
 
 import { describe, expect, it } from 'vitest'
 
+import { AGENT_ERROR_CODES } from './agent-error-codes.ts'
 import { ERROR_CODES, isErrorCode } from './error-codes.ts'
+import { RUN_CODES } from './run-codes.ts'
 
 describe('the error code table', () => {
   const docs = readFileSync(new URL('../../../../docs/errors.md', import.meta.url), 'utf8')
@@ -23,6 +25,17 @@ describe('the error code table', () => {
       expect(entry.status >= 400 && entry.status < 600).toBe(true)
       expect(entry.message.length).toBeGreaterThan(0)
       expect(entry.remediation.length).toBeGreaterThan(0)
+    }
+  })
+
+  it('documents every run code in the run codes table of docs/errors.md, and each code in one table only', () => {
+    const runTable = docs.slice(docs.indexOf('## Run codes'), docs.indexOf('## Agent codes'))
+    for (const [code, entry] of Object.entries(RUN_CODES)) {
+      expect(runTable, code).toMatch(new RegExp(`\\|\\s*\`${code}\`\\s*\\|`))
+      expect(entry.meaning.length * entry.remediation.length, code).toBeGreaterThan(0)
+      expect(Object.hasOwn(ERROR_CODES, code) || Object.hasOwn(AGENT_ERROR_CODES, code), code).toBe(
+        false,
+      )
     }
   })
 

@@ -22,6 +22,7 @@
 import {
   type AgentRunFinished,
   type MachineSettings,
+  type RunCode,
   type ServerMessage,
   type SessionInfo,
 } from '@desklink/protocol'
@@ -76,7 +77,7 @@ export interface FirstPass {
 }
 
 export interface RunError {
-  readonly code: string
+  readonly code: RunCode
   readonly message: string
   readonly details?: unknown
 }

@@ -12,6 +12,7 @@
  */
 import {
   type MachineSettings,
+  type RunCode,
   type SessionInfo,
   unattendedSessionRefusal,
 } from '@desklink/protocol'
@@ -40,7 +41,7 @@ export interface Refusal {
   readonly reason: string
 }
 
-export type Verdict = { ok: true } | { ok: false; code: string; reason: string }
+export type Verdict = { ok: true } | { ok: false; code: RunCode; reason: string }
 
 export function judge(machine: MachinePicture, run: RunNeeds): Verdict {
   if (!machine.connected)
