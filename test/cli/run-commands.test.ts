@@ -267,7 +267,10 @@ describe('desklink runs and flows sharing, from the command line', () => {
       const ran = await cli(['run', flow.id, '--connection', bed.connectionId])
       expect(ran.code).toBe(1)
       expect(ran.stdout).toMatch(/^error:\s+NoCandidateMachine: /m)
-      expect(ran.stdout).toMatch(/^machines:\s+picky: .*\(MachineInMaintenance\)$/m)
+      // In maintenance (or found offline, on a loaded machine): its reason, with its code.
+      expect(ran.stdout).toMatch(
+        /^machines:\s+picky: .*\((MachineInMaintenance|NoListenerConnected)\)$/m,
+      )
       expect(ran.stdout).toMatch(/^whatToDo:\s+Read each machine's reason/m)
     } finally {
       await settings({ queueTimeoutSeconds: 6 * 3600 })
