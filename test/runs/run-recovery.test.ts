@@ -2,7 +2,8 @@
  * Runs survive crashes without starting twice: the server killed with SIGKILL mid-run (the run
  * completes on the machine, is reported after the restart and recorded once), and the agent
  * killed mid-run (the run fails with RunLeaseExpired once its lease runs out; a restarted agent
- * clears its journal without running anything again).
+ * clears its journal without running anything again). A callback owed by a run that ended is
+ * made by the restarted server when the one killed had not made it.
  */
 import {
   chmodSync,
@@ -13,6 +14,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs'
+import { createServer as createHttpsServer } from 'node:https'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,6 +22,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { assertBuilt, type LongRunning, spawnDesklink, waitFor } from '../support/cli-process.ts'
+import { createTestCa, type TestCa } from '../support/fakes/test-ca.ts'
 import { skipReason } from '../support/os-users.ts'
 import { type RunMachine, startRunMachine } from '../support/run-machine.ts'
 import { pushFlow, waitForRun } from '../support/runs.ts'
@@ -45,6 +48,7 @@ describe.skipIf(reason !== undefined)('runs across crashes (server and agent pro
   let base: string
   let server: LongRunning
   let m: RunMachine
+  let ca: TestCa
 
   const startServer = async () => {
     server = spawnDesklink(['server'], env)
@@ -70,13 +74,18 @@ describe.skipIf(reason !== undefined)('runs across crashes (server and agent pro
       DESKLINK_PORT: String(port),
       DESKLINK_ADMIN_PASSWORD: ADMIN_PASSWORD,
       DESKLINK_AGENT_HEARTBEAT_MS: '500',
+      DESKLINK_CALLBACK_CA_FILE: join(dataDir, 'callback-ca.pem'),
+      DESKLINK_CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
     }
+    ca = createTestCa()
+    writeFileSync(env.DESKLINK_CALLBACK_CA_FILE, ca.caPem)
     await startServer()
     m = await startRunMachine(() => base)
   })
   afterAll(async () => {
     await m?.remove()
     await server?.stop()
+    ca?.remove()
     rmSync(dataDir, { recursive: true, force: true })
     rmSync(outDir, { recursive: true, force: true })
   })
@@ -121,6 +130,49 @@ describe.skipIf(reason !== undefined)('runs across crashes (server and agent pro
       () => readdirSync(join(m.home.env.DESKLINK_AGENT_STATE_DIR, 'runs')).length === 0,
       'the journal to clear',
     )
+  })
+
+  it('makes a callback its server was killed before making, once it is back', async () => {
+    // The first try hangs: the server is killed while it waits for the answer.
+    const received: string[] = []
+    const { certPem, keyPem } = ca.issueServerCertificate()
+    const hook = createHttpsServer({ cert: certPem, key: keyPem }, (req, res) => {
+      let body = ''
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()))
+      req.on('end', () => {
+        received.push(body)
+        if (received.length > 1) res.writeHead(200).end()
+      })
+    })
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = hook.address() as { port: number }
+      const flow = await pushFlow(base, m.token, m.environmentId, {
+        name: 'calls-back',
+        script: 'true',
+      })
+      const started = await api(base, m.token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+        connectionId: m.connectionId,
+        callbackUrl: `https://127.0.0.1:${port}/hooks/run`,
+      })
+      const runId = started.body.id as string
+      await waitFor(() => received.length === 1, 'the first try of the callback')
+      server.child.kill('SIGKILL')
+      await server.exited()
+      await startServer()
+      await waitFor(() => received.length === 2, 'the callback made after the restart')
+      expect(JSON.parse(received[1])).toMatchObject({ id: runId, status: 'Succeeded' })
+      const run = await waitForRun(base, m.token, runId, (r) =>
+        (r.events as { kind: string }[]).some((e) => e.kind === 'callback'),
+      )
+      const callbacks = run.events.filter((e: { kind: string }) => e.kind === 'callback')
+      expect(callbacks).toEqual([
+        expect.objectContaining({ details: expect.objectContaining({ delivered: true }) }),
+      ])
+    } finally {
+      hook.closeAllConnections()
+      await new Promise((resolve) => hook.close(resolve))
+    }
   })
 
   it('fails a run whose agent was killed with RunLeaseExpired, and never runs it again', async () => {

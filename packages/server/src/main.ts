@@ -423,6 +423,12 @@ export async function startServer(
     // Released before the HTTP server: agent sockets would otherwise hold it open.
     releasers.add('agent channel', () => channel.close())
     await runs.dispatcher.start()
+    // Not awaited: the server answers while it makes them.
+    void runs.callbacks
+      .resume()
+      .catch((error: unknown) =>
+        logger.error({ err: error }, 'making the callbacks still owed failed'),
+      )
     logger.info({ url, publicUrl }, 'listening')
 
     return {

@@ -20,7 +20,10 @@ import type { Logger } from '../logging/index.ts'
 
 export const CALLBACK_TRIES = 3
 const RETRY_DELAY_MS = 1000
+/** Silence on the socket for this long ends a try. */
 const TIMEOUT_MS = 10_000
+/** A try ends after this long in all: a target that trickles its answer holds no socket open. */
+const TRY_MS = 15_000
 
 const retryable = (status: number) => status >= 500 || status === 408
 
@@ -70,7 +73,7 @@ function post(
   caPem: string | undefined,
   to: { address: string; family: number },
 ): Promise<number> {
-  return new Promise((resolve, reject) => {
+  return new Promise<number>((resolve, reject) => {
     const req = request(
       url,
       {
@@ -97,6 +100,8 @@ function post(
     )
     req.on('timeout', () => req.destroy(new Error('timed out')))
     req.on('error', reject)
+    const whole = setTimeout(() => req.destroy(new Error('took too long')), TRY_MS)
+    req.on('close', () => clearTimeout(whole))
     req.end(payload)
   })
 }

@@ -198,8 +198,9 @@ export function createDispatcher(deps: {
   ): Promise<boolean> {
     const at = iso()
     const final = await writes
-      .write((trx) =>
-        store.within(trx).move(
+      .write(async (trx) => {
+        const within = store.within(trx)
+        const ended = await within.move(
           run.id,
           from,
           { status, finished_at: at, lease_expires_at: null, ...changes },
@@ -210,8 +211,12 @@ export function createDispatcher(deps: {
             ...(machineId !== undefined && { machineId }),
           },
           earlier,
-        ),
-      )
+        )
+        // Owed in the commit that ends the run: a server stopped before it is made makes it
+        // when it starts again.
+        if (ended?.callback_url) await within.oweCallback(ended, at)
+        return ended
+      })
       .catch((error: unknown) =>
         readBack(run.id, error, (row) => row.status === status && row.finished_at === at),
       )

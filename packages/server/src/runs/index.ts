@@ -21,8 +21,8 @@ import type { MachineAccess } from '../machines/machine-access.ts'
 import type { MachineService } from '../machines/machine-service.ts'
 import type { Database, WriteBatcher } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
-import { deliverCallback } from './callbacks.ts'
 import { createDispatcher } from './dispatcher.ts'
+import { createRunCallbacks } from './run-callbacks.ts'
 import type { ConnectionForRun } from './run-facts.ts'
 import { createRunMapper } from './run-routes.ts'
 import { createRunService, type KnownAtAdmission } from './run-service.ts'
@@ -230,6 +230,18 @@ export function createRuns(deps: {
     service?: ReturnType<typeof createRunService>
     toApi?: ReturnType<typeof createRunMapper>
   } = {}
+  const callbacks = createRunCallbacks({
+    store,
+    writes: deps.writes,
+    body: (run) => {
+      if (!late.toApi) throw new Error('runs are not wired yet')
+      return late.toApi(run)
+    },
+    clock: deps.clock,
+    logger: deps.logger,
+    caPem: deps.callbackCaPem,
+    allowedHosts: deps.callbackAllowedHosts,
+  })
   const dispatcher = createDispatcher({
     db,
     store,
@@ -246,24 +258,7 @@ export function createRuns(deps: {
       onEnded(run) {
         presetTokens.delete(run.id)
         late.service?.ended(run)
-        const { toApi } = late
-        if (run.callback_url && toApi) {
-          const url = run.callback_url
-          void toApi(run)
-            .then((body) =>
-              deliverCallback(url, body, {
-                logger: deps.logger,
-                caPem: deps.callbackCaPem,
-                allowedHosts: deps.callbackAllowedHosts,
-              }),
-            )
-            .then((outcome) =>
-              store.event(run, deps.clock.now().toISOString(), 'callback', outcome),
-            )
-            .catch((error: unknown) =>
-              deps.logger.error({ err: error, runId: run.id }, 'callback failed'),
-            )
-        }
+        callbacks.ended(run)
       },
     },
   })
@@ -289,5 +284,5 @@ export function createRuns(deps: {
   const toApi = createRunMapper({ db, store, dispatcher })
   late.service = service
   late.toApi = toApi
-  return { service, dispatcher, toApi }
+  return { service, dispatcher, toApi, callbacks }
 }

@@ -264,6 +264,27 @@ export function createRunStore(
       await event(moved, recorded.at, recorded.kind, recorded.details)
       return moved
     },
+    /** Notes that the run, which just ended, is owed its callback. */
+    async oweCallback(run: Pick<RunRow, 'id' | 'tenant_id'>, endedAt: string): Promise<void> {
+      await db
+        .insertInto('pending_callbacks')
+        .values({ run_id: run.id, tenant_id: run.tenant_id, ended_at: endedAt })
+        .onConflict((oc) => oc.column('run_id').doNothing())
+        .execute()
+    },
+    /** The run's callback was made (or given up): it is owed no more. */
+    async paidCallback(runId: string): Promise<void> {
+      await db.deleteFrom('pending_callbacks').where('run_id', '=', runId).execute()
+    },
+    /** Runs that ended and are still owed their callback, oldest first. */
+    async owedCallbacks(): Promise<RunRow[]> {
+      return db
+        .selectFrom('pending_callbacks')
+        .innerJoin('runs', 'runs.id', 'pending_callbacks.run_id')
+        .selectAll('runs')
+        .orderBy('pending_callbacks.ended_at')
+        .execute()
+    },
     async insert(row: RunRow): Promise<void> {
       await queries.insert.all(row, db)
     },

@@ -349,6 +349,13 @@ export interface RunTable {
   refusals: string | null
 }
 
+/** A callback a run that ended is owed (migration 0013). */
+export interface PendingCallbackTable {
+  run_id: string
+  tenant_id: string
+  ended_at: string
+}
+
 export interface RunEventTable {
   id: string
   tenant_id: string
@@ -383,4 +390,5 @@ export interface Database {
   flow_versions: FlowVersionTable
   runs: RunTable
   run_events: RunEventTable
+  pending_callbacks: PendingCallbackTable
 }

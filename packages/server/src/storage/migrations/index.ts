@@ -19,6 +19,7 @@ import { migration0009DispatchIndexes } from './0009-dispatch-indexes.ts'
 import { migration0010PartialRunIndexes } from './0010-partial-run-indexes.ts'
 import { migration0011RunEventsByRun } from './0011-run-events-by-run.ts'
 import { migration0012PartialIdempotencyIndex } from './0012-partial-idempotency-index.ts'
+import { migration0013PendingCallbacks } from './0013-pending-callbacks.ts'
 
 /** The migrations for a database; the few that differ between databases are told which. */
 const migrations = (dialect: DialectName): Readonly<Record<string, Migration>> => ({
@@ -34,6 +35,7 @@ const migrations = (dialect: DialectName): Readonly<Record<string, Migration>> =
   '0010-partial-run-indexes': migration0010PartialRunIndexes,
   '0011-run-events-by-run': migration0011RunEventsByRun(dialect),
   '0012-partial-idempotency-index': migration0012PartialIdempotencyIndex,
+  '0013-pending-callbacks': migration0013PendingCallbacks,
 })
 
 export const migrationsFor = (dialect: DialectName): MigrationProvider => ({
