@@ -108,7 +108,12 @@ describe('desklink runs and flows sharing, from the command line', () => {
     )
     expect(
       await json(['runs', 'cancel-parent', 'workflow-7', '--environment', bed.environmentId]),
-    ).toEqual({ cancelled: 2 })
+    ).toEqual({ cancelled: 2, runIds: expect.arrayContaining([first, second]) })
+    // Nothing of that parent left to cancel: said so, and not an error.
+    const none = await cli(['runs', 'cancel-parent', 'workflow-7'])
+    expect(none.code).toBe(0)
+    expect(none.stdout).toMatch(/^cancelled:\s+0$/m)
+    expect(none.stderr).toContain("No queued or running run of parent 'workflow-7'")
     for (const runId of [first, second]) {
       const ended = await waitForRun(t.url, token, runId, (r) =>
         (r.events as { kind: string }[]).some((e) => e.kind === 'callback'),

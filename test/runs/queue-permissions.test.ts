@@ -126,7 +126,7 @@ describe.each(BACKENDS)('queue permissions, on %s', (backend) => {
         parentRunId: 'workflow-1',
       },
     )
-    expect(parent.body).toEqual({ cancelled: 0 })
+    expect(parent.body).toEqual({ cancelled: 0, runIds: [] })
   })
 
   it('hides the runs from anyone else', async () => {

@@ -272,12 +272,33 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
         `/environments/${m.environmentId}/runs/cancel-parent`,
         { parentRunId: 'workflow-7' },
       )
-      expect(parent.body).toEqual({ cancelled: 2 })
+      expect(parent.body).toEqual({ cancelled: 2, runIds: expect.arrayContaining([a, b]) })
       expect((await show(a)).status).toBe('Cancelled')
       expect((await show(b)).status).toBe('Cancelled')
     } finally {
       await m.setMachine({ maintenanceMode: false })
     }
+  })
+
+  it("cancels a parent's running runs too, and leaves those that ended", async () => {
+    const sleeps = await pushFlow(t.url, m.token, m.environmentId, {
+      name: 'sleeps',
+      script: 'sleep 30',
+    })
+    const ended = (await run({ parentRunId: 'workflow-9' })).body.id
+    expect((await waitForRun(t.url, m.token, ended)).status).toBe('Succeeded')
+    const running = (await run({ parentRunId: 'workflow-9' }, sleeps.id)).body.id
+    await waitForRun(t.url, m.token, running, (r) => r.status === 'Running')
+    const parent = await api(
+      t.url,
+      m.token,
+      'POST',
+      `/environments/${m.environmentId}/runs/cancel-parent`,
+      { parentRunId: 'workflow-9' },
+    )
+    expect(parent.body).toEqual({ cancelled: 1, runIds: [running] })
+    expect(await show(running)).toMatchObject({ status: 'Cancelled' })
+    expect(await show(ended)).toMatchObject({ status: 'Succeeded' })
   })
 
   it('answers a retried request with the same idempotency key with the same run', async () => {

@@ -307,12 +307,18 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .option('--environment <id>', ENVIRONMENT_HELP)
     .option('--json', 'print JSON')
     .action(async (parentRunId, o) => {
-      const answer = await api().request<{ cancelled: number }>(
+      const answer = await api().request<{ cancelled: number; runIds: string[] }>(
         'POST',
         `/environments/${id(await environmentOf(io, o.environment))}/runs/cancel-parent`,
         { parentRunId },
       )
-      printObject(io, o, answer)
+      if (o.json) return printObject(io, o, answer)
+      if (answer.cancelled === 0)
+        io.err(
+          `No queued or running run of parent '${parentRunId}' that you may cancel. ` +
+            `\`desklink runs list --parent-run-id ${parentRunId}\` lists its runs.\n`,
+        )
+      printObject(io, o, { cancelled: answer.cancelled, runIds: answer.runIds.join(', ') })
     })
   runs
     .command('move-to-top <runId>')

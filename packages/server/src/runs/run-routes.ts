@@ -90,7 +90,7 @@ export const runRouteDefinitions = {
     tags,
     summary: 'Cancel every queued or running run of an outside parent run',
     request: { params: EnvironmentParams, body: jsonBody(CancelParentRequest) },
-    responses: responses(200, z.object({ cancelled: z.int() })),
+    responses: responses(200, z.object({ cancelled: z.int(), runIds: z.array(z.uuid()) })),
   }),
   getSettings: route({
     method: 'get',

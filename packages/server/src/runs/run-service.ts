@@ -177,7 +177,12 @@ export function createRunService(deps: {
   async function runsSeenBy(
     principal: Principal,
     environmentId: string,
-    filter: { status?: string | undefined; parentRunId?: string | undefined },
+    filter: {
+      status?: string | undefined
+      parentRunId?: string | undefined
+      /** Only runs not ended (queued or running), however many: no cap of 500. */
+      unended?: boolean
+    },
   ) {
     await deps.access.assertEnvironmentVisible(principal, environmentId)
     const admin = await isAdminIn(principal, environmentId)
@@ -199,7 +204,9 @@ export function createRunService(deps: {
     }
     if (filter.status) query = query.where('status', '=', filter.status as RunRow['status'])
     if (filter.parentRunId) query = query.where('parent_run_id', '=', filter.parentRunId)
-    return { admin, runs: await query.orderBy('requested_at', 'desc').limit(500).execute() }
+    if (filter.unended) query = query.where('status', 'in', ['Queued', 'Running'])
+    else query = query.limit(500)
+    return { admin, runs: await query.orderBy('requested_at', 'desc').execute() }
   }
 
   /** The run's caller or run owner. */
@@ -517,15 +524,20 @@ export function createRunService(deps: {
       return (await store.byId(id)) ?? run
     },
 
+    /** Cancels the parent's queued and running runs the principal may cancel; their ids. */
     async cancelParent(principal: Principal, environmentId: string, parentRunId: string) {
-      const { admin, runs } = await runsSeenBy(principal, environmentId, { parentRunId })
-      let cancelled = 0
+      const { admin, runs } = await runsSeenBy(principal, environmentId, {
+        parentRunId,
+        unended: true,
+      })
+      const runIds: string[] = []
       for (const run of runs) {
         // Listed as the keeper of its machine: seen, not the keeper's to cancel.
         if (!admin && !requestedOrConnected(principal, run)) continue
-        if (await dispatcher.cancel(run, `Cancelled with parent run ${parentRunId}.`)) cancelled++
+        if (await dispatcher.cancel(run, `Cancelled with parent run ${parentRunId}.`))
+          runIds.push(run.id)
       }
-      return { cancelled }
+      return { cancelled: runIds.length, runIds }
     },
 
     async update(
