@@ -174,6 +174,20 @@ describe('desklink runs and flows sharing, from the command line', () => {
       expect(inputs.code).toBe(1)
       expect(inputs.stderr).toContain('Error (InvalidFlowInputs)')
       expect(inputs.stderr).toMatch(/^ {2}times: must be of type number$/m)
+      // Inputs from standard input keep values off the command line; --input adds and wins.
+      const fromStdin = await desklink(
+        ['run', 'counted', '--connection', 'picky', '--inputs-file', '-', '--no-wait', '--json'],
+        { env: { DESKLINK_CONFIG_DIR: configDir }, stdin: '{"times": 3}' },
+      )
+      expect(fromStdin.code, fromStdin.stderr).toBe(0)
+      expect(JSON.parse(fromStdin.stdout).inputs).toEqual({ times: 3 })
+      await json(['runs', 'cancel', JSON.parse(fromStdin.stdout).id])
+      const notAnObject = await desklink(
+        ['run', 'counted', '--connection', 'picky', '--inputs-file', '-'],
+        { env: { DESKLINK_CONFIG_DIR: configDir }, stdin: '[1, 2]' },
+      )
+      expect(notAnObject.code).toBe(2)
+      expect(notAnObject.stderr).toContain('--inputs-file must hold one JSON object')
 
       // Environments by name too.
       const byName = (await json(['flows', 'list', '--environment', 'default'])) as unknown as {

@@ -5,6 +5,9 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+
 import { type Command, Option } from '@commander-js/extra-typings'
 import {
   ERROR_CODES,
@@ -44,6 +47,30 @@ export function parseInputs(pairs: readonly string[]): Record<string, unknown> {
     inputs[pair.slice(0, at)] = value
   }
   return inputs
+}
+
+/** The inputs of `--inputs-file`: one JSON object, from a file or standard input (`-`). */
+async function inputsFrom(io: CliIo, path: string): Promise<Record<string, unknown>> {
+  let text: string
+  try {
+    text = path === '-' ? await io.readStdin() : readFileSync(resolve(io.cwd, path), 'utf8')
+  } catch (error) {
+    throw new CliError('InvalidOption', `--inputs-file: ${(error as Error).message}`, {
+      exitCode: 2,
+    })
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    // Not the parser's message: it would quote the file, which may hold secrets.
+    parsed = undefined
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new CliError('InvalidOption', '--inputs-file must hold one JSON object of inputs.', {
+      exitCode: 2,
+    })
+  return parsed as Record<string, unknown>
 }
 
 /** Why a queued run waits: the run at the head it waits behind, and each machine's reason. */
@@ -167,6 +194,11 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .requiredOption('--connection <id|name>', 'the connection to run through')
     .option('--environment <id>', `where to look up names: ${ENVIRONMENT_HELP}`)
     .option('--input <name=value>', 'an input (repeat for more)', collect, [] as string[])
+    .option(
+      '--inputs-file <path>',
+      'inputs as one JSON object, from a file, or - for standard input: keeps sensitive values ' +
+        'off the command line and out of shell history (--input adds to it and wins)',
+    )
     .option('--mode <mode>', 'attended or unattended', 'unattended')
     .option('--priority <priority>', 'high, normal or low', 'normal')
     .option('--timeout <seconds>', 'run timeout (default: the flow’s, else the environment’s)')
@@ -195,7 +227,10 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         connectionId,
         runMode,
         priority,
-        inputs: parseInputs(o.input),
+        inputs: {
+          ...(o.inputsFile && (await inputsFrom(io, o.inputsFile))),
+          ...parseInputs(o.input),
+        },
         ...(o.timeout && { timeoutSeconds: wholeNumber('--timeout', o.timeout) }),
         ...(o.idempotencyKey && { idempotencyKey: o.idempotencyKey }),
         ...(o.parentRunId && { parentRunId: o.parentRunId }),
