@@ -2,7 +2,8 @@
  * Synchronous runs through a connect-with-sign-in connection: the sign-in token is minted when
  * the request arrives (the caller waits), so a run that waits for the person's session longer
  * than the token lives fails with `PasswordlessTokenExpiry` instead of running (reference
- * §3.10). Tokens live 15 s on this server, so the suite signs in again whenever it calls the API.
+ * §3.10). Runs through such connections wait in the queue for at most their own, shorter timeout.
+ * Tokens live 15 s on this server, so the suite signs in again whenever it calls the API.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -12,7 +13,7 @@ import { startAgentMachine } from '../support/agent-machine.ts'
 import { assertBuilt, type LongRunning } from '../support/cli-process.ts'
 import { asUser, freeDisplay, prepareX11SocketDir, stopProcess } from '../support/displays.ts'
 import { missingTools, type OsUser, skipReason } from '../support/os-users.ts'
-import { pushFlow } from '../support/runs.ts'
+import { pushFlow, waitForRun } from '../support/runs.ts'
 import { createSignInPerson } from '../support/sign-in-person.ts'
 import {
   ADMIN_PASSWORD,
@@ -71,8 +72,8 @@ describe.skipIf(reason !== undefined)('a synchronous run whose sign-in token exp
     await t?.close()
   })
 
-  it('fails with PasswordlessTokenExpiry when the session comes after the token expired', async () => {
-    const token = await personToken()
+  /** A connect-with-sign-in connection of the person to the machine, made by the person. */
+  async function signInConnection(token: string, name: string): Promise<string> {
     const groupId = (await api(t.url, token, 'GET', `/machines/${machineId}`)).body
       .standaloneGroupId
     const { verifier, challenge } = pkcePair()
@@ -91,12 +92,44 @@ describe.skipIf(reason !== undefined)('a synchronous run whose sign-in token exp
       'POST',
       `/environments/${environmentId}/connections`,
       {
-        name: 'sync-sign-in',
+        name,
         target: { machineId },
         signIn: { code, codeVerifier: verifier, redirectUri: REDIRECT_URI },
       },
     )
     expect(connection.status, connection.text).toBe(201)
+    return connection.body.id as string
+  }
+
+  it('gives a run through a sign-in connection the shorter queue timeout of such connections', async () => {
+    const admin = await adminToken()
+    const settings = (changes: Record<string, number>) =>
+      api(t.url, admin, 'PATCH', `/environments/${environmentId}/run-settings`, changes)
+    const token = await personToken()
+    const connectionId = await signInConnection(token, 'waits-for-session')
+    const flow = await pushFlow(t.url, token, environmentId, { name: 'waits', script: 'true' })
+    expect((await settings({ signInQueueTimeoutSeconds: 2 })).status).toBe(200)
+    try {
+      // The person is not signed in on the machine: the run waits, 2 s and not 6 h.
+      const queued = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
+        connectionId,
+        runMode: 'attended',
+      })
+      expect(queued.status, queued.text).toBe(202)
+      const ended = await waitForRun(t.url, await adminToken(), queued.body.id)
+      expect(ended.error).toMatchObject({
+        code: 'NoCandidateMachine',
+        details: { subErrors: [{ machineId, code: 'AttendedUserNotLoggedIn' }] },
+      })
+      expect(Date.parse(ended.finishedAt) - Date.parse(ended.requestedAt)).toBeLessThan(10_000)
+    } finally {
+      await settings({ signInQueueTimeoutSeconds: 3600 })
+    }
+  })
+
+  it('fails with PasswordlessTokenExpiry when the session comes after the token expired', async () => {
+    const token = await personToken()
+    const connectionId = await signInConnection(token, 'sync-sign-in')
     const flow = await pushFlow(t.url, token, environmentId, {
       name: 'never-runs',
       script: 'true',
@@ -104,7 +137,7 @@ describe.skipIf(reason !== undefined)('a synchronous run whose sign-in token exp
 
     // The person is not signed in on the machine: the attended run waits, and the caller too.
     const answer = api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
-      connectionId: connection.body.id,
+      connectionId,
       runMode: 'attended',
       wait: true,
     })
