@@ -2,7 +2,8 @@
  * Runs through a connection whose identity is a credential kept in a vault (a protocol-level
  * fake of HashiCorp Vault on 127.0.0.1 over HTTPS): the secret is read when the run is offered
  * and travels sealed to the machine's group; with the vault down, the run fails with a coded
- * error, and the vault is asked once for it, not once at admission and again by the queue.
+ * error, and the vault is asked once for it, not once at admission and again by the queue. A run
+ * whose run owner may no longer read the credential is refused.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -16,7 +17,7 @@ import {
 import { createTestCa, type TestCa } from '../support/fakes/test-ca.ts'
 import { startVaultFake, type VaultFake } from '../support/fakes/vault-fake.ts'
 import { waitForRun } from '../support/runs.ts'
-import { api } from '../support/test-server.ts'
+import { api, signIn } from '../support/test-server.ts'
 
 const CANARY = 'canary-run-vault-secret-4e7d1'
 
@@ -140,5 +141,63 @@ describe.each(BACKENDS)('runs with a vault credential, on %s', (backend) => {
     } finally {
       vault.setDown(false)
     }
+  })
+  it("refuses a run whose run owner may no longer read the connection's credential", async () => {
+    const { t, token, environmentId, machine, flow } = bed
+    const user = await api(t.url, token, 'POST', '/users', {
+      username: 'payroll-runner',
+      password: 'payroll-runner-password-1',
+    })
+    expect(user.status, user.text).toBe(201)
+    const principal = { principalType: 'user', principalId: user.body.id }
+    await api(t.url, token, 'POST', `/environments/${environmentId}/role-assignments`, {
+      ...principal,
+      role: 'EnvironmentMaker',
+    })
+    for (const path of [`/machines/${machine.machineId}`, `/desktop-flows/${flow.id}`]) {
+      const shared = await api(t.url, token, 'POST', `${path}/shares`, {
+        ...principal,
+        access: 'user',
+      })
+      expect(shared.status, shared.text).toBe(201)
+    }
+    const shareCredential = () =>
+      api(t.url, token, 'POST', `/credentials/${credentialId}/shares`, {
+        ...principal,
+        access: 'user',
+      })
+    const credentialShare = await shareCredential()
+    expect(credentialShare.status, credentialShare.text).toBe(201)
+    const runner = (await signIn(t.url, 'default', 'payroll-runner', 'payroll-runner-password-1'))
+      .access_token
+    // The user's own connection: the user is its run owner.
+    const own = await api(t.url, runner, 'POST', `/environments/${environmentId}/connections`, {
+      name: 'payroll-of-runner',
+      target: { machineId: machine.machineId },
+      credentialId,
+    })
+    expect(own.body.status, own.text).toBe('Connected')
+    const request = () =>
+      api(t.url, runner, 'POST', `/desktop-flows/${flow.id}/runs`, { connectionId: own.body.id })
+
+    const unshared = await api(
+      t.url,
+      token,
+      'DELETE',
+      `/credentials/${credentialId}/shares/${credentialShare.body.id}`,
+    )
+    expect(unshared.status, unshared.text).toBe(204)
+    const refused = await request()
+    expect(refused.status, refused.text).toBe(403)
+    expect(refused.body.error.code).toBe('RunOwnerLacksAccess')
+
+    // Read again: the run goes.
+    expect((await shareCredential()).status).toBe(201)
+    const admitted = await request()
+    expect(admitted.status, admitted.text).toBe(202)
+    const offer = await bed.channel.next('runOffer')
+    expect(offer.runId).toBe(admitted.body.id)
+    bed.ws.send(succeededMessage(offer.runId))
+    expect((await waitForRun(t.url, token, admitted.body.id)).status).toBe('Succeeded')
   })
 })

@@ -3,9 +3,14 @@
  * display started as the connection's account is its session. Attended runs need that session
  * active and unlocked and run inside it (DISPLAY); unattended runs wait while the account has a
  * session of any state, unless the machine reuses sessions. Each waiting run says why. An
- * attended run still has its connection's password checked with PAM.
+ * attended run still has its connection's password checked with PAM, and a session takes one
+ * attended run at a time.
  */
 import { type ChildProcess, execFileSync } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -73,6 +78,29 @@ describe.skipIf(reason !== undefined)('session rules with real sessions', () => 
     xvfb = asUser(m.account, ['Xvfb', display, '-nolisten', 'tcp'])
     const done = await waitForRun(t.url, m.token, attended)
     expect(done).toMatchObject({ status: 'Succeeded', outputs: { display } })
+  })
+
+  it('runs one attended run at a time in a session: the next waits with UIFlowAlreadyRunning', async () => {
+    await waitFor(async () => (await sessionState()) === 'active', 'the session')
+    const release = join(tmpdir(), `desklink-release-${randomUUID()}`)
+    const holds = await pushFlow(t.url, m.token, m.environmentId, {
+      name: 'holds-the-session',
+      script: `while [ ! -e "${release}" ]; do sleep 0.1; done`,
+    })
+    try {
+      const first = await api(t.url, m.token, 'POST', `/desktop-flows/${holds.id}/runs`, {
+        connectionId: m.connectionId,
+        runMode: 'attended',
+      })
+      await waitForRun(t.url, m.token, first.body.id, (r) => r.status === 'Running')
+      const second = (await run('attended')).body.id
+      await waitsWith(second, 'UIFlowAlreadyRunning')
+      writeFileSync(release, '')
+      expect((await waitForRun(t.url, m.token, first.body.id)).status).toBe('Succeeded')
+      expect((await waitForRun(t.url, m.token, second)).status).toBe('Succeeded')
+    } finally {
+      rmSync(release, { force: true })
+    }
   })
 
   it("refuses an attended run whose password the account no longer takes, even in the user's session", async () => {
