@@ -438,6 +438,7 @@ describe('desklink runs and flows sharing, from the command line', () => {
       maxRunInputBytes: 2 * 1024 * 1024,
       maxRunTimeoutSeconds: 86_400,
       defaultRunTimeoutSeconds: 10_800,
+      queueEventsTtlMinutes: 10_080,
     })
     expect(
       await json([

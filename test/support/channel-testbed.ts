@@ -3,6 +3,7 @@
  * a password connection to it with a flow that runs `true`: for tests that play the agent's
  * part themselves (offers answered, results sent, reconnects).
  */
+import type { ServerOverrides } from '@desklink/server'
 import { expect } from 'vitest'
 import type WebSocket from 'ws'
 
@@ -33,8 +34,9 @@ export interface ChannelTestbed {
 export async function startChannelTestbed(
   backend: Backend,
   env: Record<string, string> = {},
+  overrides: ServerOverrides = {},
 ): Promise<ChannelTestbed> {
-  const t = await startTestServer(backend, env)
+  const t = await startTestServer(backend, env, overrides)
   const token = (await signIn(t.url, 'default', 'admin', ADMIN_PASSWORD)).access_token
   const environmentId = (await api(t.url, token, 'GET', '/me')).body.roles[0].environmentId
   const machine = await registerTestMachine(t.url, token, environmentId, 'picky')

@@ -344,11 +344,13 @@ export async function startServer(
       newId,
       logger,
       leaseMs: config.agentHeartbeatMs * 3,
+      eventsSweepMs: config.runEventsSweepMs,
       callbackCaPem: config.callbackCaFile && readFileSync(config.callbackCaFile, 'utf8'),
       callbackAllowedHosts: config.callbackAllowedHosts,
     })
     dispatcherRef.current = runs.dispatcher
     releasers.add('run dispatcher', () => runs.dispatcher.stop())
+    releasers.add('run events retention', () => runs.retention.stop())
     membership.onMachineJoinedGroup((event) =>
       connections.breakMachineConnections(event.tenantId, event.standaloneGroupId, event.groupId),
     )
@@ -423,6 +425,7 @@ export async function startServer(
     // Released before the HTTP server: agent sockets would otherwise hold it open.
     releasers.add('agent channel', () => channel.close())
     await runs.dispatcher.start()
+    runs.retention.start()
     // Not awaited: the server answers while it makes them.
     void runs.callbacks
       .resume()

@@ -180,6 +180,11 @@ const RUN_LIMITS: readonly (readonly [string, keyof RunSettings, string])[] = [
     'defaultRunTimeoutSeconds',
     'timeout of a run whose request and flow give none (3 h by default)',
   ],
+  [
+    '--queue-events-ttl <minutes>',
+    'queueEventsTtlMinutes',
+    'how long the events of a run that ended are kept, from its request (7 days by default)',
+  ],
 ]
 
 export function registerRunCommands(program: Command, io: CliIo): void {

@@ -138,6 +138,14 @@ export const RunSettings = z.strictObject({
   maxRunTimeoutSeconds: z.int().min(60).max(MAX_RUN_TIMEOUT_SECONDS),
   /** The timeout of a run whose request and flow name none (cut to the longest). */
   defaultRunTimeoutSeconds: z.int().min(60).max(MAX_RUN_TIMEOUT_SECONDS),
+  /**
+   * How long the events of a run that ended are kept, counted from its request (the
+   * reference's `desktopFlowQueueLogsTtlMinutes`): an hour at least, a year at most.
+   */
+  queueEventsTtlMinutes: z
+    .int()
+    .min(60)
+    .max(365 * 24 * 60),
 })
 export type RunSettings = z.infer<typeof RunSettings>
 
@@ -149,6 +157,7 @@ export const RUN_SETTINGS_DEFAULTS: RunSettings = {
   maxRunInputBytes: MAX_RUN_INPUT_BYTES,
   maxRunTimeoutSeconds: MAX_RUN_TIMEOUT_SECONDS,
   defaultRunTimeoutSeconds: DEFAULT_RUN_TIMEOUT_SECONDS,
+  queueEventsTtlMinutes: 7 * 24 * 60,
 }
 
 export const UpdateRunSettingsRequest = RunSettings.partial()

@@ -51,6 +51,8 @@ export interface ServerConfig {
   readonly shutdownTimeoutMs: number
   /** How often agents send heartbeats, ms; silence for three intervals closes the channel. @defaultValue 15,000 (env `DESKLINK_AGENT_HEARTBEAT_MS`) */
   readonly agentHeartbeatMs: number
+  /** How often the events of runs past their environment's retention are deleted, ms. @defaultValue 3,600,000 (env `DESKLINK_RUN_EVENTS_SWEEP_MS`) */
+  readonly runEventsSweepMs: number
   /** Most machines in one machine group. @defaultValue 50 (env `DESKLINK_MAX_GROUP_MEMBERS`) */
   readonly maxGroupMembers: number
   /** PEM file of extra CAs trusted for run callback targets. @defaultValue none (env `DESKLINK_CALLBACK_CA_FILE`) */
@@ -82,6 +84,7 @@ export const SERVER_DEFAULTS = {
   maxBodyBytes: 1024 * 1024,
   shutdownTimeoutMs: 10_000,
   agentHeartbeatMs: 15_000,
+  runEventsSweepMs: 3_600_000,
   maxGroupMembers: 50,
 } as const satisfies Partial<ServerConfig>
 
@@ -188,6 +191,12 @@ export function resolveServerConfig(
       'DESKLINK_AGENT_HEARTBEAT_MS',
       env.DESKLINK_AGENT_HEARTBEAT_MS,
       SERVER_DEFAULTS.agentHeartbeatMs,
+      100,
+    ),
+    runEventsSweepMs: integer(
+      'DESKLINK_RUN_EVENTS_SWEEP_MS',
+      env.DESKLINK_RUN_EVENTS_SWEEP_MS,
+      SERVER_DEFAULTS.runEventsSweepMs,
       100,
     ),
     maxGroupMembers: integer(

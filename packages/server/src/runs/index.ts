@@ -22,6 +22,7 @@ import type { MachineService } from '../machines/machine-service.ts'
 import type { Database, WriteBatcher } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
 import { createDispatcher } from './dispatcher.ts'
+import { createEventRetention } from './event-retention.ts'
 import { createRunCallbacks } from './run-callbacks.ts'
 import type { ConnectionForRun } from './run-facts.ts'
 import { createRunMapper } from './run-routes.ts'
@@ -58,6 +59,8 @@ export function createRuns(deps: {
   newId: IdGenerator
   logger: Logger
   leaseMs: number
+  /** How often run events past retention are deleted, ms. */
+  eventsSweepMs: number
   /** Extra CA certificates (PEM) trusted for callback targets. */
   callbackCaPem?: string | undefined
   /** Internal hosts or addresses callbacks may reach all the same. */
@@ -284,5 +287,13 @@ export function createRuns(deps: {
   const toApi = createRunMapper({ db, store, dispatcher })
   late.service = service
   late.toApi = toApi
-  return { service, dispatcher, toApi, callbacks }
+  const retention = createEventRetention({
+    db,
+    writes: deps.writes,
+    settingsOf: service.settingsOf,
+    clock: deps.clock,
+    logger: deps.logger,
+    everyMs: deps.eventsSweepMs,
+  })
+  return { service, dispatcher, toApi, callbacks, retention }
 }
