@@ -89,7 +89,11 @@ describe('desklink runs and flows sharing, from the command line', () => {
     expect(behind.stdout).toContain(`behind run ${first}`)
     expect(behind.stdout).toMatch(/^waitingFor:.*\(MachineInMaintenance\)/m)
 
-    expect((await json(['runs', 'set-priority', second, 'high'])).priority).toBe('high')
+    // Priorities in any case; the answer names the run owner, as runs show does.
+    const raised = await cli(['runs', 'set-priority', second, 'High'])
+    expect(raised.code, raised.stderr).toBe(0)
+    expect(raised.stdout).toMatch(/^priority:\s+high$/m)
+    expect(raised.stdout).toMatch(/^runOwner:\s+user admin \(/m)
     expect([await waiting(first), await waiting(second)]).toEqual([2, 1])
 
     expect((await json(['runs', 'move-to-top', first])).movedToTopAt).not.toBeNull()
@@ -109,6 +113,13 @@ describe('desklink runs and flows sharing, from the command line', () => {
     expect(
       await json(['runs', 'cancel-parent', 'workflow-7', '--environment', bed.environmentId]),
     ).toEqual({ cancelled: 2, runIds: expect.arrayContaining([first, second]) })
+    // A run no longer queued says what it is; one that does not exist says it is a run.
+    const late = await cli(['runs', 'set-priority', first, 'low'])
+    expect(late.code).toBe(1)
+    expect(late.stderr).toContain('this run is Cancelled')
+    const unknown = await cli(['runs', 'show', '00000000-0000-7000-8000-000000000000'])
+    expect(unknown.code).not.toBe(0)
+    expect(unknown.stderr).toContain('No run 00000000-0000-7000-8000-000000000000 that you may see')
     // Nothing of that parent left to cancel: said so, and not an error.
     const none = await cli(['runs', 'cancel-parent', 'workflow-7'])
     expect(none.code).toBe(0)

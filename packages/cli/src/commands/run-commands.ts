@@ -121,20 +121,23 @@ function runSummary(run: Run): Record<string, unknown> {
   }
 }
 
+/** The name (or username) of what `path` reads, when the caller may read it. */
+async function nameOf(client: ApiClient, path: string): Promise<string | undefined> {
+  try {
+    const found = await client.request<{ name?: string; username?: string }>('GET', path)
+    return found.username ?? found.name
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * The summary with the names people read beside the ids of the run's machine and run owner,
  * where the caller may read them (otherwise the ids alone).
  */
 async function namedSummary(client: ApiClient, run: Run): Promise<Record<string, unknown>> {
   const summary = runSummary(run)
-  const nameAt = async (path: string): Promise<string | undefined> => {
-    try {
-      const found = await client.request<{ name?: string; username?: string }>('GET', path)
-      return found.username ?? found.name
-    } catch {
-      return undefined
-    }
-  }
+  const nameAt = (path: string) => nameOf(client, path)
   const ownerPath =
     run.runOwnerType === 'user'
       ? `/users/${id(run.runOwnerId)}`
@@ -219,8 +222,8 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         'a usage or configuration error.',
     )
     .action(async (flow, o) => {
-      const runMode = oneOf('--mode', o.mode, RUN_MODES)
-      const priority = oneOf('--priority', o.priority, PRIORITIES)
+      const runMode = oneOf('--mode', o.mode.toLowerCase(), RUN_MODES)
+      const priority = oneOf('--priority', o.priority.toLowerCase(), PRIORITIES)
       const client = api()
       // Names are looked up in one environment, found once.
       const environment = [flow, o.connection].every(isId)
@@ -254,12 +257,18 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         return true
       })
       let said = ''
+      /** The machine the run went to, by name once read. */
+      let machine: { id: string; shown: string } | undefined
       while (!ENDED.has(run.status)) {
         const why = run.waiting ? whyWaiting(run.waiting) : ''
+        if (run.machineId && machine?.id !== run.machineId) {
+          const name = await nameOf(client, `/machines/${id(run.machineId)}`)
+          machine = { id: run.machineId, shown: name ?? run.machineId }
+        }
         const line =
           run.status === 'Queued'
             ? `Queued (position ${run.waiting?.position ?? '?'})${why ? `: ${why}` : ''}`
-            : `Running on machine ${run.machineId ?? ''} as ${run.machineCredentialUser ?? ''}`
+            : `Running on machine ${machine?.shown ?? ''} as ${run.machineCredentialUser ?? ''}`
         if (line !== said && !o.json) io.err(`${line}\n`)
         said = line
         const pause = new Promise<false>((r) => setTimeout(() => r(false), 500))
@@ -290,7 +299,14 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .option('--json', 'print JSON')
     .action(async (runId, o) => {
       const client = api()
-      const run = await client.request<Run>('GET', `/runs/${id(runId)}`)
+      const run = await client.request<Run>('GET', `/runs/${id(runId)}`).catch((error: unknown) => {
+        if (!(error instanceof CliError) || error.code !== 'ResourceNotFound') throw error
+        throw new CliError(
+          'ResourceNotFound',
+          `No run ${runId} that you may see. \`desklink runs list\` lists the runs you may see.`,
+          { exitCode: error.exitCode, requestId: error.requestId },
+        )
+      })
       printObject(io, o, o.json ? run : await namedSummary(client, run))
       if (o.json) return
       // Its history, as the portal's run details show it.
@@ -338,8 +354,9 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .description('Cancel a queued or running run.')
     .option('--json', 'print JSON')
     .action(async (runId, o) => {
-      const run = await api().request<Run>('POST', `/runs/${id(runId)}/cancel`)
-      printObject(io, o, o.json ? run : runSummary(run))
+      const client = api()
+      const run = await client.request<Run>('POST', `/runs/${id(runId)}/cancel`)
+      printObject(io, o, o.json ? run : await namedSummary(client, run))
     })
   runs
     .command('cancel-parent <parentRunId>')
@@ -369,20 +386,22 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .option('--undo', 'undo the move to top')
     .option('--json', 'print JSON')
     .action(async (runId, o) => {
-      const run = await api().request<Run>('PATCH', `/runs/${id(runId)}`, {
+      const client = api()
+      const run = await client.request<Run>('PATCH', `/runs/${id(runId)}`, {
         movedToTop: o.undo !== true,
       })
-      printObject(io, o, o.json ? run : runSummary(run))
+      printObject(io, o, o.json ? run : await namedSummary(client, run))
     })
   runs
     .command('set-priority <runId> <priority>')
     .description('Change a queued run’s priority: high, normal or low.')
     .option('--json', 'print JSON')
     .action(async (runId, priority, o) => {
-      const run = await api().request<Run>('PATCH', `/runs/${id(runId)}`, {
-        priority: oneOf('priority', priority, PRIORITIES),
+      const client = api()
+      const run = await client.request<Run>('PATCH', `/runs/${id(runId)}`, {
+        priority: oneOf('priority', priority.toLowerCase(), PRIORITIES),
       })
-      printObject(io, o, o.json ? run : runSummary(run))
+      printObject(io, o, o.json ? run : await namedSummary(client, run))
     })
   const settings = runs
     .command('settings')

@@ -571,7 +571,13 @@ export function createRunService(deps: {
         set.queue_rank = queueRankOf(set.moved_to_top_at)
       }
       const changed = await store.transition(run.id, 'Queued', set)
-      if (!changed) throw new AppError('RunNotQueued')
+      if (!changed) {
+        const status = (await store.byId(run.id))?.status ?? run.status
+        throw new AppError('RunNotQueued', {
+          message: `Only a queued run can change priority or move in the queue; this run is ${status}.`,
+          details: { status },
+        })
+      }
       await store.event(run, at, 'queueChanged', changes)
       await dispatcher.reordered(changed)
       return (await store.byId(id)) ?? changed
