@@ -79,6 +79,13 @@ describe('desklink runs and flows sharing, from the command line', () => {
     ])
     await json(['runs', 'cancel', unrelated])
     expect([await waiting(first), await waiting(second)]).toEqual([1, 2])
+    // The queue at a glance: the flow's queued runs, newest first, with their places.
+    const queue = await cli(['runs', 'list', '--flow', 'picky', '--status', 'Queued'])
+    expect(queue.stdout).toMatch(/^ID\s+FLOW\s+STATUS\s+POSITION\s+PRIORITY/m)
+    expect(queue.stdout).toMatch(new RegExp(`^${second}\\s+picky\\s+Queued\\s+2\\s+normal`, 'm'))
+    expect(queue.stdout).toMatch(new RegExp(`^${first}\\s+picky\\s+Queued\\s+1\\s+normal`, 'm'))
+    const newest = await json(['runs', 'list', '--connection', 'picky', '--limit', '1'])
+    expect((newest as unknown as { id: string }[]).map((r) => r.id)).toEqual([second])
     // Read by a person: where it stands, and why the machine does not take it.
     const head = await cli(['runs', 'show', first])
     expect(head.stdout).toMatch(/^position:\s+1$/m)

@@ -324,28 +324,40 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .option('--environment <id>', ENVIRONMENT_HELP)
     .option('--status <status>', 'Queued, Running, Succeeded, Failed or Cancelled')
     .option('--parent-run-id <id>', 'only the runs requested with this parent run id')
+    .option('--flow <id|name>', 'only the runs of this flow')
+    .option('--connection <id|name>', 'only the runs through this connection')
+    .option('--limit <n>', 'the newest n runs (500 at most, the default)')
     .option('--json', 'print JSON')
     .action(async (o) => {
+      const environment = await environmentOf(io, o.environment)
       const filters = new URLSearchParams({
         ...(o.status && { status: o.status }),
         ...(o.parentRunId && { parentRunId: o.parentRunId }),
+        ...(o.flow && { flowId: await idOf(io, 'flow', o.flow, environment) }),
+        ...(o.connection && {
+          connectionId: await idOf(io, 'connection', o.connection, environment),
+        }),
+        ...(o.limit && { limit: String(wholeNumber('--limit', o.limit)) }),
       }).toString()
       const query = filters ? `?${filters}` : ''
       const { items } = await api().request<{ items: Run[] }>(
         'GET',
-        `/environments/${id(await environmentOf(io, o.environment))}/runs${query}`,
+        `/environments/${id(environment)}/runs${query}`,
       )
       printTable(
         io,
         o,
+        // The queue at a glance: each queued run's place and priority beside its status.
         items.map((r) => ({
           id: r.id,
           flow: r.flowName,
           status: r.status,
+          position: r.waiting ? String(r.waiting.position) : '',
+          priority: r.movedToTopAt ? `${r.priority}, top` : r.priority,
           machineCredentialUser: r.machineCredentialUser ?? '',
           requestedAt: r.requestedAt,
         })),
-        ['id', 'flow', 'status', 'machineCredentialUser', 'requestedAt'],
+        ['id', 'flow', 'status', 'position', 'priority', 'machineCredentialUser', 'requestedAt'],
         items,
       )
     })

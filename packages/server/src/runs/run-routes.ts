@@ -64,6 +64,10 @@ export const runRouteDefinitions = {
       query: z.object({
         status: RunStatus.optional(),
         parentRunId: z.string().max(200).optional(),
+        flowId: z.uuid().optional(),
+        connectionId: z.uuid().optional(),
+        /** The newest this many (500 at most, the default). */
+        limit: z.coerce.number().int().min(1).max(500).optional(),
       }),
     },
     responses: responses(200, ListOf(Run)),

@@ -87,6 +87,16 @@ interface RunRelation {
   readonly manager: boolean
 }
 
+/** What a list of runs may be narrowed to. */
+interface RunFilter {
+  status?: string | undefined
+  parentRunId?: string | undefined
+  flowId?: string | undefined
+  connectionId?: string | undefined
+  /** The newest this many; 500 at most. */
+  limit?: number | undefined
+}
+
 export function createRunService(deps: {
   db: Kysely<Database>
   store: RunStore
@@ -177,9 +187,7 @@ export function createRunService(deps: {
   async function runsSeenBy(
     principal: Principal,
     environmentId: string,
-    filter: {
-      status?: string | undefined
-      parentRunId?: string | undefined
+    filter: RunFilter & {
       /** Only runs not ended (queued or running), however many: no cap of 500. */
       unended?: boolean
     },
@@ -204,8 +212,10 @@ export function createRunService(deps: {
     }
     if (filter.status) query = query.where('status', '=', filter.status as RunRow['status'])
     if (filter.parentRunId) query = query.where('parent_run_id', '=', filter.parentRunId)
+    if (filter.flowId) query = query.where('flow_id', '=', filter.flowId)
+    if (filter.connectionId) query = query.where('connection_id', '=', filter.connectionId)
     if (filter.unended) query = query.where('status', 'in', ['Queued', 'Running'])
-    else query = query.limit(500)
+    else query = query.limit(filter.limit ?? 500)
     return { admin, runs: await query.orderBy('requested_at', 'desc').execute() }
   }
 
@@ -505,11 +515,7 @@ export function createRunService(deps: {
 
     visible,
 
-    async list(
-      principal: Principal,
-      environmentId: string,
-      filter: { status?: string | undefined; parentRunId?: string | undefined },
-    ) {
+    async list(principal: Principal, environmentId: string, filter: RunFilter) {
       return (await runsSeenBy(principal, environmentId, filter)).runs
     },
 
