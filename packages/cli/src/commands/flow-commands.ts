@@ -120,8 +120,12 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
     .option('--json', 'print JSON')
     .action(async (flowId, o) => {
       const f = await api().request<DesktopFlow>('GET', `/desktop-flows/${id(flowId)}`)
-      const param = (p: { name: string; type: string; required: boolean; sensitive: boolean }) =>
-        `${p.name}:${p.type}${p.required ? '!' : ''}${p.sensitive ? ' (sensitive)' : ''}`
+      // name:type, ! when required, its default (a sensitive one is not shown).
+      const param = (p: (typeof f.manifest.inputs)[number]) => {
+        const given =
+          p.default === undefined ? '' : p.sensitive ? ' = ***' : ` = ${JSON.stringify(p.default)}`
+        return `${p.name}:${p.type}${p.required ? '!' : ''}${given}${p.sensitive ? ' (sensitive)' : ''}`
+      }
       printObject(
         io,
         o,
@@ -133,6 +137,11 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
               version: f.version,
               runtime: f.runtime,
               entry: f.manifest.entry,
+              timeout:
+                f.manifest.timeoutSeconds === undefined
+                  ? "the environment's default"
+                  : `${f.manifest.timeoutSeconds} s`,
+              ...(f.manifest.needsDisplay && { needsDisplay: 'yes' }),
               inputs: f.manifest.inputs.map(param).join(', '),
               outputs: f.manifest.outputs.map(param).join(', '),
               contentHash: f.contentHash,
