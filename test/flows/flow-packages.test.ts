@@ -128,6 +128,12 @@ describe.each(BACKENDS)('desktop flow packages on %s', (backend) => {
     const nul = await push(admin, pkg('nul-path', [file('main.sh', 'true'), file('a\u0000b', 'x')]))
     expect(nul.status, nul.text).toBe(400)
     expect(nul.body.error.code).toBe('InvalidRequestBody')
+    // The machine writes the inputs file itself: a package cannot hold one.
+    const reserved = await push(
+      admin,
+      pkg('reserved-path', [file('main.sh', 'true'), file('.desklink-inputs.json', '{}')]),
+    )
+    expect(reserved.status, reserved.text).toBe(400)
     const heavy = await push(admin, {
       manifest: {
         name: 'heavy-manifest',

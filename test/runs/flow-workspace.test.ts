@@ -2,11 +2,20 @@
  * A run's workspace on the machine, prepared by the agent as root for the run's OS account: a
  * process of that account (its attended session, or one an earlier flow left behind) that
  * knows the run id and plants links in the workspace while it is being filled must not turn
- * root's writes or ownership changes onto files elsewhere.
+ * root's writes or ownership changes onto files elsewhere; and the workspace is gone after the
+ * run, even where the flow made its directories read-only.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -93,5 +102,40 @@ describe.skipIf(reason !== undefined)("a run's workspace on the machine", () => 
     expect(statSync(victim).uid).toBe(0)
     expect(readFileSync(victim, 'utf8')).toBe('root-owned original\n')
     expect(result).toMatchObject({ status: 'Succeeded', error: null })
+  })
+  it('is gone after the run, even with directories the flow made read-only', async () => {
+    const account = accountInfo(user.name)
+    if (!account) throw new Error('the test account is missing')
+    const runId = randomUUID()
+    const result = await createScriptExecutor({ workDir }).run({
+      runId,
+      pkg: {
+        manifest: {
+          name: 'read-only',
+          description: '',
+          runtime: 'shell',
+          entry: 'main.sh',
+          inputs: [],
+          outputs: [],
+          needsDisplay: false,
+        },
+        files: [
+          {
+            path: 'main.sh',
+            executable: false,
+            contentBase64: btoa('mkdir -p ro/deep && touch ro/deep/f && chmod -R a-w ro\n'),
+          },
+        ],
+      },
+      inputs: {},
+      secrets: [],
+      sensitiveOutputs: [],
+      account,
+      timeoutSeconds: 30,
+      signal: new AbortController().signal,
+      onStarted: () => undefined,
+    })
+    expect(result).toMatchObject({ status: 'Succeeded', error: null })
+    expect(existsSync(join(workDir, runId))).toBe(false)
   })
 })

@@ -182,10 +182,15 @@ fs.writeFileSync(process.env.DESKLINK_OUTPUTS, JSON.stringify({ sum: inputs.a + 
         { name: 'key', type: 'json', sensitive: true },
       ],
     })
-    // A secret followed by just enough for the output kept for the message to cut it.
+    // A secret followed by just enough for the output kept for the message to cut it, then the
+    // same secret again, whose mask shortens the text and so moves the cut further back.
     const cutsASecret = await pushFlow(t.url, token, environmentId, {
       name: 'cuts-a-secret',
-      script: `printf '%s%2030s' "$(sed -e 's/.*"cut":"\\([^"]*\\)".*/\\1/' "$DESKLINK_INPUTS")" '' >&2\nexit 3`,
+      script: [
+        `cut="$(sed -e 's/.*"cut":"\\([^"]*\\)".*/\\1/' "$DESKLINK_INPUTS")"`,
+        `printf '%s%2030s%s' "$cut" '' "$cut" >&2`,
+        'exit 3',
+      ].join('\n'),
       inputs: [{ name: 'cut', type: 'text', sensitive: true }],
     })
     const failedWith = async (flowId: string, inputs: Record<string, unknown>) => {

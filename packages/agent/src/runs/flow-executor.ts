@@ -27,7 +27,7 @@ import {
 } from 'node:fs'
 import { dirname, join } from 'node:path'
 
-import type { RunCode } from '@desklink/protocol'
+import { FLOW_INPUTS_FILE, FLOW_OUTPUTS_FILE, type RunCode } from '@desklink/protocol'
 
 import type { FlowPackage } from './flow-packages.ts'
 
@@ -95,13 +95,17 @@ export function secretForms(value: unknown): string[] {
  * What the flow last wrote to stderr, for its failure's message, with every sensitive value
  * masked; withheld when a sensitive value is too short to be masked without garbling the rest.
  * `tail` holds more than is shown, by the longest value, so that a value the cut would split is
- * masked whole before the cut.
+ * masked whole before the cut. When `tail` began mid-stream (`cut`), its first characters may be
+ * the end of a value that began before them, which no mask recognises: they are dropped.
  */
-function lastOutput(tail: string, secrets: readonly string[]): string {
+function lastOutput(tail: string, cut: boolean, secrets: readonly string[]): string {
   if (tail.trim() === '') return ''
   if (secrets.some((s) => s.length < SHORTEST_MASKED))
     return ' Its last output is withheld: a sensitive value is too short to be masked in it.'
-  return ` Last output: ${mask(tail, secrets).slice(-STDERR_TAIL).trim()}`
+  const longest = Math.max(0, ...secrets.map((secret) => secret.length))
+  const masked = mask(tail, secrets)
+  const whole = cut ? masked.slice(Math.max(0, longest - 1)) : masked
+  return ` Last output: ${whole.slice(-STDERR_TAIL).trim()}`
 }
 
 /** Reads the outputs file the flow wrote, refusing anything but a regular file of the account. */
@@ -150,6 +154,10 @@ async function removeWorkspace(workspace: string, account: OsAccount | undefined
     rmSync(workspace, { recursive: true, force: true })
     return
   }
+  // Directories the flow made read-only are made writable first (by the account, which owns
+  // them): otherwise what is in them could not be deleted.
+  const emptyIt =
+    'find "$1" -type d -exec chmod u+w {} + 2>/dev/null; find "$1" -mindepth 1 -delete'
   await new Promise<void>((resolve) => {
     const emptying = spawn(
       'setpriv',
@@ -159,11 +167,11 @@ async function removeWorkspace(workspace: string, account: OsAccount | undefined
         '--clear-groups',
         '--reset-env',
         '--',
-        'find',
+        '/bin/sh',
+        '-c',
+        emptyIt,
+        'sh',
         workspace,
-        '-mindepth',
-        '1',
-        '-delete',
       ],
       { stdio: 'ignore', env: {} },
     )
@@ -226,29 +234,36 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
       // Built as root's, where the account can do nothing, and handed over once complete: root
       // never writes into a directory of the account's, where a link the account (or a process
       // of an earlier run) planted would take root's write, or its chown, elsewhere.
+      const inputsFile = join(workspace, FLOW_INPUTS_FILE)
+      const outputsFile = join(workspace, FLOW_OUTPUTS_FILE)
       mkdirSync(workspace, { mode: 0o700 })
-      const made: string[] = []
-      for (const file of spec.pkg.files) {
-        const path = join(workspace, file.path)
-        const dirs: string[] = []
-        for (let dir = dirname(path); !existsSync(dir); dir = dirname(dir)) dirs.unshift(dir)
-        for (const dir of dirs) {
-          mkdirSync(dir, { mode: 0o700 })
-          made.push(dir)
+      try {
+        const made: string[] = []
+        for (const file of spec.pkg.files) {
+          const path = join(workspace, file.path)
+          const dirs: string[] = []
+          for (let dir = dirname(path); !existsSync(dir); dir = dirname(dir)) dirs.unshift(dir)
+          for (const dir of dirs) {
+            mkdirSync(dir, { mode: 0o700 })
+            made.push(dir)
+          }
+          writeFileSync(path, Buffer.from(file.contentBase64, 'base64'), {
+            mode: file.executable ? 0o700 : 0o600,
+            flag: 'wx',
+          })
+          made.push(path)
         }
-        writeFileSync(path, Buffer.from(file.contentBase64, 'base64'), {
-          mode: file.executable ? 0o700 : 0o600,
-          flag: 'wx',
-        })
-        made.push(path)
+        writeFileSync(inputsFile, JSON.stringify(spec.inputs), { mode: 0o600, flag: 'wx' })
+        made.push(inputsFile)
+        if (asRoot)
+          for (const path of [...made.reverse(), workspace])
+            lchownSync(path, spec.account.uid, spec.account.gid)
+      } catch (error) {
+        // Not handed over yet (the workspace itself is root's until the last step): root may
+        // remove it, and nothing of a failed build is left behind.
+        rmSync(workspace, { recursive: true, force: true })
+        throw error
       }
-      const inputsFile = join(workspace, '.desklink-inputs.json')
-      const outputsFile = join(workspace, '.desklink-outputs.json')
-      writeFileSync(inputsFile, JSON.stringify(spec.inputs), { mode: 0o600, flag: 'wx' })
-      made.push(inputsFile)
-      if (asRoot)
-        for (const path of [...made.reverse(), workspace])
-          lchownSync(path, spec.account.uid, spec.account.gid)
 
       const runtimeDir = `/run/user/${spec.account.uid}`
       const environment = [
@@ -290,9 +305,12 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
         env: {},
       })
       let stderr = ''
+      let cut = false
       const kept = STDERR_TAIL + Math.max(0, ...spec.secrets.map((secret) => secret.length))
       child.stderr.on('data', (chunk: Buffer) => {
-        stderr = (stderr + chunk.toString('utf8')).slice(-kept)
+        const all = stderr + chunk.toString('utf8')
+        cut ||= all.length > kept
+        stderr = all.slice(-kept)
       })
       const killGroup = () => {
         try {
@@ -371,7 +389,7 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
           outputs,
           error: {
             code: 'FlowFailed',
-            message: `The flow exited with code ${String(exit.code)}.${lastOutput(stderr, secrets)}`,
+            message: `The flow exited with code ${String(exit.code)}.${lastOutput(stderr, cut, secrets)}`,
           },
         }
       } finally {

@@ -30,6 +30,10 @@ export const FlowParameter = z.strictObject({
 })
 export type FlowParameter = z.infer<typeof FlowParameter>
 
+/** The files the machine puts in a run's workspace beside the package's: a package has none. */
+export const FLOW_INPUTS_FILE = '.desklink-inputs.json'
+export const FLOW_OUTPUTS_FILE = '.desklink-outputs.json'
+
 /** A relative path inside the package, without `..` or a leading `/`. */
 export const PackagePath = z
   .string()
@@ -43,6 +47,10 @@ export const PackagePath = z
   .refine(
     (p) => ![...p].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f),
     'a path without control characters',
+  )
+  .refine(
+    (p) => p !== FLOW_INPUTS_FILE && p !== FLOW_OUTPUTS_FILE,
+    `a path other than ${FLOW_INPUTS_FILE} and ${FLOW_OUTPUTS_FILE}, which the machine writes`,
   )
 
 /**
