@@ -20,6 +20,7 @@ describe.each(BACKENDS)('queue permissions, on %s', (backend) => {
     stranger: '',
   }
   let runIds: string[] = []
+  let connectionId: string
   const assignments: Record<string, string> = {}
 
   const as = (who: keyof typeof token, method: string, path: string, body?: unknown) =>
@@ -71,12 +72,14 @@ describe.each(BACKENDS)('queue permissions, on %s', (backend) => {
       },
     )
     expect(connection.body.status, connection.text).toBe('Connected')
+    connectionId = connection.body.id as string
     // The machine takes nothing: the runs wait in its queue.
     await admin('PATCH', `/machines/${machine.machineId}`, { settings: { maintenanceMode: true } })
     for (let i = 0; i < 2; i++) {
       const run = await as('requester', 'POST', `/desktop-flows/${flow.id}/runs`, {
         connectionId: connection.body.id,
         parentRunId: 'workflow-1',
+        idempotencyKey: `requester-key-${i + 1}`,
       })
       expect(run.status, run.text).toBe(202)
       runIds.push(run.body.id as string)
@@ -155,6 +158,14 @@ describe.each(BACKENDS)('queue permissions, on %s', (backend) => {
     )
     expect(removed.status, removed.text).toBe(204)
     const unknown = await as('requester', 'GET', `/runs/${crypto.randomUUID()}`)
+    // Not even by retrying the request that made it.
+    const retried = await as('requester', 'POST', `/desktop-flows/${bed.flow.id}/runs`, {
+      connectionId,
+      parentRunId: 'workflow-1',
+      idempotencyKey: 'requester-key-1',
+    })
+    expect(retried.status, retried.text).toBe(404)
+    expect(retried.body.error).toEqual(unknown.body.error)
     for (const [method, path] of [
       ['GET', `/runs/${first}`],
       ['POST', `/runs/${first}/cancel`],

@@ -33,6 +33,9 @@ export type { Dispatcher } from './dispatcher.ts'
 export { registerRunRoutes } from './run-routes.ts'
 export type { RunService } from './run-service.ts'
 
+/** The errors that say the run owner may not: anything else is not an answer. */
+const REFUSALS = new Set(['ResourceNotFound', 'Forbidden'])
+
 /** How long a run owner's granted check stands (admission to dispatch, and a burst of runs). */
 const OWNER_GRANT_FRESH_MS = 2_000
 const OWNER_GRANT_CACHE_SIZE = 10_000
@@ -197,8 +200,11 @@ export function createRuns(deps: {
         .executeTakeFirst()
       if (connection?.credential_id) await deps.credentialAccess(owner, connection.credential_id)
       return true
-    } catch {
-      return false
+    } catch (error) {
+      // Refused: no access. Anything else (the database gone for a moment) is no answer, and
+      // goes up: a run is failed for its run owner's rights only when they were refused.
+      if (error instanceof AppError && REFUSALS.has(error.code)) return false
+      throw error
     }
   }
 

@@ -306,6 +306,8 @@ export function createRunService(deps: {
           request.idempotencyKey,
         )
         if (!found) return undefined
+        // Someone with no role left in its environment sees none of its runs, retried or not.
+        if (!(await inItsEnvironment(principal, found.id))) throw new AppError('ResourceNotFound')
         await assertSameRequest(found, flowId, request, async () => {
           const version = await db
             .selectFrom('flow_versions')
