@@ -177,6 +177,37 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     await m.setMachine({ extendedQueuePrioritization: false })
   })
 
+  it('gives a run that was the head and fell behind a blocked one its reasons of now', async () => {
+    await m.setMachine({ maintenanceMode: true })
+    const first = (await run()).body.id
+    await waitForRun(t.url, m.token, first, (r) =>
+      ((r.waiting as { machines: { code: string }[] } | null)?.machines ?? []).some(
+        (x) => x.code === 'MachineInMaintenance',
+      ),
+    )
+    // An attended run that cannot start jumps ahead; the machine is then free for `first`.
+    const head = (await run({ runMode: 'attended', priority: 'high' })).body.id
+    await m.setMachine({ maintenanceMode: false })
+    try {
+      await waitForRun(t.url, m.token, head, (r) =>
+        ((r.waiting as { machines: { code: string }[] } | null)?.machines ?? []).some(
+          (x) => x.code === 'AttendedUserNotLoggedIn',
+        ),
+      )
+      expect(await show(first)).toMatchObject({
+        status: 'Queued',
+        waiting: {
+          position: 2,
+          machines: [{ machineId: m.machineId, code: 'BlockedByQueueHead' }],
+          blockedBy: head,
+        },
+      })
+    } finally {
+      await api(t.url, m.token, 'POST', `/runs/${head}/cancel`)
+    }
+    expect((await waitForRun(t.url, m.token, first)).status).toBe('Succeeded')
+  })
+
   it('times out a run behind a blocked head with its own reason for each machine', async () => {
     // A queue timeout is set at request time: the head waits long, the run behind it 2 s.
     const attended = (await run({ runMode: 'attended', priority: 'high' })).body.id

@@ -625,21 +625,26 @@ export function createDispatcher(deps: {
   }
 
   /**
-   * Why a queued run waits, machine by machine: as the last pass noted, or, for a run no pass
-   * has looked at (it waits behind the head of its queue, `blockedBy`), each machine's verdict
-   * now, where a machine that could take it says the head goes first.
+   * Why a queued run waits, machine by machine. The head of its queue: as the last pass noted.
+   * A run behind it, which no pass looks at without extended prioritization (what it noted
+   * when it was the head is stale by then): each machine's verdict now, where a machine that
+   * could take it says the head goes first (`blockedBy`). With extended prioritization every
+   * pass looks at every run, so what it noted stands.
    */
   async function reasonsOf(
     run: RunRow,
   ): Promise<{ machines: Refusal[]; blockedBy: string | null }> {
     const noted = JSON.parse(whyWaiting(run) ?? '[]') as Refusal[]
-    if (noted.length > 0) return { machines: noted, blockedBy: null }
     const head = (await queues.head(run.target_group_id, 1))[0] as RunRow | undefined
+    const isHead = !head || head.id === run.id
+    if (isHead && noted.length > 0) return { machines: noted, blockedBy: null }
     const connection = await connectionOf(run.connection_id)
-    if (!connection) return { machines: [], blockedBy: null }
+    if (!connection) return { machines: noted, blockedBy: null }
     const pictures = await machines.of(await targetMembers.of(run.target_group_id))
+    const extended = pictures.some((p) => p.settings.extendedQueuePrioritization)
+    if (extended && noted.length > 0) return { machines: noted, blockedBy: null }
     const refused = rejectedBy.get(run.id)
-    const ahead = head && head.id !== run.id ? head : undefined
+    const ahead = isHead || extended ? undefined : head
     const verdicts = refusalsBehind(
       pictures,
       { runMode: run.run_mode, osUser: connection.os_account },
