@@ -80,7 +80,7 @@ describe('desklink runs and flows sharing, from the command line', () => {
     await json(['runs', 'cancel', unrelated])
     expect([await waiting(first), await waiting(second)]).toEqual([1, 2])
     // The queue at a glance: the flow's queued runs, newest first, with their places.
-    const queue = await cli(['runs', 'list', '--flow', 'picky', '--status', 'Queued'])
+    const queue = await cli(['runs', 'list', '--flow', 'picky', '--status', 'queued'])
     expect(queue.stdout).toMatch(/^ID\s+FLOW\s+STATUS\s+POSITION\s+PRIORITY/m)
     expect(queue.stdout).toMatch(new RegExp(`^${second}\\s+picky\\s+Queued\\s+2\\s+normal`, 'm'))
     expect(queue.stdout).toMatch(new RegExp(`^${first}\\s+picky\\s+Queued\\s+1\\s+normal`, 'm'))
@@ -214,7 +214,7 @@ describe('desklink runs and flows sharing, from the command line', () => {
       expect(byName.map((f) => f.name)).toContain('counted')
       const slots = await cli(['machines', 'update', 'picky', '--slots', 'abc'])
       expect(slots.code).toBe(2)
-      expect(slots.stderr).toContain("--slots takes a whole number, not 'abc'")
+      expect(slots.stderr).toContain("--slots takes a whole number of 0 or more, not 'abc'")
       const http = await cli([
         'run',
         'counted',
@@ -312,6 +312,8 @@ describe('desklink runs and flows sharing, from the command line', () => {
         /^machines:\s+picky: .*\((MachineInMaintenance|NoListenerConnected)\)$/m,
       )
       expect(ran.stdout).toMatch(/^whatToDo:\s+Read each machine's reason/m)
+      // The error itself carries the fix too, for scripts that read --json.
+      expect(ran.stderr).toContain('desklink runs settings --queue-timeout')
     } finally {
       await settings({ queueTimeoutSeconds: 6 * 3600 })
       await machine(false)

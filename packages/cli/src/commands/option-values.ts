@@ -9,9 +9,13 @@ import { CliError } from '../io.ts'
 /** A whole number. */
 export function wholeNumber(option: string, value: string): number {
   if (!/^\d+$/.test(value))
-    throw new CliError('InvalidOption', `${option} takes a whole number, not '${value}'.`, {
-      exitCode: 2,
-    })
+    throw new CliError(
+      'InvalidOption',
+      `${option} takes a whole number of 0 or more, not '${value}'.`,
+      {
+        exitCode: 2,
+      },
+    )
   return Number(value)
 }
 

@@ -81,6 +81,14 @@ function whyWaiting(waiting: NonNullable<Run['waiting']>): string {
   ].join('; ')
 }
 
+const STATUSES = ['Queued', 'Running', 'Succeeded', 'Failed', 'Cancelled'] as const
+
+/** A run status as the API spells it, whatever the case it was typed in. */
+function statusOf(value: string): string {
+  const status = STATUSES.find((s) => s.toLowerCase() === value.toLowerCase())
+  return status ?? oneOf('--status', value, STATUSES)
+}
+
 /** What to do about the code a run ended with, when the code is one Desklink documents. */
 function remedyFor(code: string): string | undefined {
   if (Object.hasOwn(RUN_CODES, code)) return RUN_CODES[code as keyof typeof RUN_CODES].remediation
@@ -112,6 +120,7 @@ function runSummary(run: Run): Record<string, unknown> {
     runOwner: `${run.runOwnerType} ${run.runOwnerId}`,
     ...(Object.keys(run.inputs).length > 0 && { inputs: JSON.stringify(run.inputs) }),
     ...(run.outputs && { outputs: JSON.stringify(run.outputs) }),
+    ...(run.exitCode !== null && { exitCode: run.exitCode }),
     ...(run.error && errorSummary(run.error)),
     ...(run.waiting && {
       position: run.waiting.position,
@@ -283,11 +292,19 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         run = await client.request<Run>('GET', `/runs/${id(run.id)}`)
       }
       printObject(io, o, o.json ? run : await namedSummary(client, run))
-      if (run.status === 'Failed' || run.status === 'Cancelled')
-        throw new CliError(run.error?.code ?? run.status, run.error?.message ?? run.status, {
-          exitCode: 1,
-          details: run.error?.details,
-        })
+      if (run.status === 'Failed' || run.status === 'Cancelled') {
+        // The fix travels with the error, for scripts that read --json too.
+        const remedy = run.error && remedyFor(run.error.code)
+        const message = run.error?.message ?? run.status
+        throw new CliError(
+          run.error?.code ?? run.status,
+          remedy ? `${message} ${remedy}` : message,
+          {
+            exitCode: 1,
+            details: run.error?.details,
+          },
+        )
+      }
     })
 
   const runs = program
@@ -331,7 +348,7 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .action(async (o) => {
       const environment = await environmentOf(io, o.environment)
       const filters = new URLSearchParams({
-        ...(o.status && { status: o.status }),
+        ...(o.status && { status: statusOf(o.status) }),
         ...(o.parentRunId && { parentRunId: o.parentRunId }),
         ...(o.flow && { flowId: await idOf(io, 'flow', o.flow, environment) }),
         ...(o.connection && {

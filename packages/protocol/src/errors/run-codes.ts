@@ -21,7 +21,7 @@ export const RUN_CODES = {
   NoCandidateMachine: {
     meaning: 'The run waited its whole queue timeout and no machine took it.',
     remediation:
-      "Read each machine's reason in error.details.subErrors; fix it (bring the machine online, end maintenance, free a slot, sign the user in), or raise queueTimeoutSeconds.",
+      "Read each machine's reason (error.details.subErrors; the CLI's machines line) and fix it: bring the machine online, end maintenance, free a slot, sign the user in; for BlockedByQueueHead, fix what holds the head, move the run to the top or turn on extended queue prioritization. Or raise the queue timeout (desklink runs settings --queue-timeout).",
   },
   DesktopFlowsActionTimeout: {
     meaning: 'The run did not end within its timeout; its processes were stopped.',
