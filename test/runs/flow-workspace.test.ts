@@ -47,9 +47,44 @@ describe.skipIf(reason !== undefined)("a run's workspace on the machine", () => 
     if (base) rmSync(base, { recursive: true, force: true })
   })
 
-  it('does not follow links the account plants while the workspace is being filled', async () => {
+  /** The test account, as the agent reads it. */
+  const theAccount = () => {
     const account = accountInfo(user.name)
     if (!account) throw new Error('the test account is missing')
+    return account
+  }
+  /** Runs a shell flow of `main.sh` (`script`) and `files` as the test account, with `inputs`. */
+  const runFlow = (
+    runId: string,
+    script: string,
+    inputs: Record<string, unknown> = {},
+    files: { path: string; executable: boolean; contentBase64: string }[] = [],
+  ) =>
+    createScriptExecutor({ workDir }).run({
+      runId,
+      pkg: {
+        manifest: {
+          name: 'workspace',
+          description: '',
+          runtime: 'shell',
+          entry: 'main.sh',
+          inputs: [],
+          outputs: [],
+          needsDisplay: false,
+        },
+        files: [...files, { path: 'main.sh', executable: false, contentBase64: btoa(script) }],
+      },
+      inputs,
+      secrets: [],
+      sensitiveOutputs: [],
+      account: theAccount(),
+      timeoutSeconds: 30,
+      signal: new AbortController().signal,
+      onStarted: () => undefined,
+    })
+
+  it('does not follow links the account plants while the workspace is being filled', async () => {
+    const account = theAccount()
     const victim = join(base, 'root-owned.txt')
     writeFileSync(victim, 'root-owned original\n', { mode: 0o644 })
     const runId = randomUUID()
@@ -74,67 +109,18 @@ describe.skipIf(reason !== undefined)("a run's workspace on the machine", () => 
       executable: false,
       contentBase64: Buffer.alloc(1024, 65).toString('base64'),
     }))
-    files.push({ path: 'main.sh', executable: false, contentBase64: btoa('exit 0\n') })
-    const running = createScriptExecutor({ workDir }).run({
-      runId,
-      pkg: {
-        manifest: {
-          name: 'many-files',
-          description: '',
-          runtime: 'shell',
-          entry: 'main.sh',
-          inputs: [],
-          outputs: [],
-          needsDisplay: false,
-        },
-        files,
-      },
-      inputs: { planted: 'by-the-account' },
-      secrets: [],
-      sensitiveOutputs: [],
-      account,
-      timeoutSeconds: 30,
-      signal: new AbortController().signal,
-      onStarted: () => undefined,
-    })
-    const result = await running.catch((error: unknown) => error)
+    const result = await runFlow(runId, 'exit 0\n', { planted: 'by-the-account' }, files).catch(
+      (error: unknown) => error,
+    )
     racer.kill('SIGKILL')
     expect(statSync(victim).uid).toBe(0)
     expect(readFileSync(victim, 'utf8')).toBe('root-owned original\n')
     expect(result).toMatchObject({ status: 'Succeeded', error: null })
   })
+
   it('is gone after the run, even with directories the flow made read-only', async () => {
-    const account = accountInfo(user.name)
-    if (!account) throw new Error('the test account is missing')
     const runId = randomUUID()
-    const result = await createScriptExecutor({ workDir }).run({
-      runId,
-      pkg: {
-        manifest: {
-          name: 'read-only',
-          description: '',
-          runtime: 'shell',
-          entry: 'main.sh',
-          inputs: [],
-          outputs: [],
-          needsDisplay: false,
-        },
-        files: [
-          {
-            path: 'main.sh',
-            executable: false,
-            contentBase64: btoa('mkdir -p ro/deep && touch ro/deep/f && chmod -R a-w ro\n'),
-          },
-        ],
-      },
-      inputs: {},
-      secrets: [],
-      sensitiveOutputs: [],
-      account,
-      timeoutSeconds: 30,
-      signal: new AbortController().signal,
-      onStarted: () => undefined,
-    })
+    const result = await runFlow(runId, 'mkdir -p ro/deep && touch ro/deep/f && chmod -R a-w ro\n')
     expect(result).toMatchObject({ status: 'Succeeded', error: null })
     expect(existsSync(join(workDir, runId))).toBe(false)
   })

@@ -26,6 +26,10 @@ describe('run request limits', () => {
     return answer
   }
 
+  /** Changes the environment's run settings. */
+  const settings = (changes: Record<string, number>) =>
+    api(bed.t.url, bed.token, 'PATCH', `/environments/${bed.environmentId}/run-settings`, changes)
+
   beforeAll(async () => {
     bed = await startChannelTestbed('sqlite')
     const maintenance = await api(
@@ -60,8 +64,6 @@ describe('run request limits', () => {
   })
 
   it('counts the flow’s defaults in the inputs’ limit', async () => {
-    const settings = (changes: Record<string, number>) =>
-      api(bed.t.url, bed.token, 'PATCH', `/environments/${bed.environmentId}/run-settings`, changes)
     const flow = await pushFlow(bed.t.url, bed.token, bed.environmentId, {
       name: 'large-default',
       script: 'true',
@@ -83,8 +85,6 @@ describe('run request limits', () => {
   })
 
   it('throttles each connection at its limit per minute before looking at the target, and says when to try again', async () => {
-    const settings = (changes: Record<string, number>) =>
-      api(bed.t.url, bed.token, 'PATCH', `/environments/${bed.environmentId}/run-settings`, changes)
     const flow = await pushFlow(bed.t.url, bed.token, bed.environmentId, {
       name: 'throttled',
       script: 'true',
@@ -152,8 +152,6 @@ describe('run request limits', () => {
   })
 
   it('gives a flow without a timeout of its own the environment’s default', async () => {
-    const settings = (changes: Record<string, number>) =>
-      api(bed.t.url, bed.token, 'PATCH', `/environments/${bed.environmentId}/run-settings`, changes)
     const plain = await pushFlow(bed.t.url, bed.token, bed.environmentId, {
       name: 'default-timeout',
       script: 'true',
@@ -177,8 +175,6 @@ describe('run request limits', () => {
   })
 
   it('takes lower limits from the environment’s settings', async () => {
-    const settings = (changes: Record<string, number>) =>
-      api(bed.t.url, bed.token, 'PATCH', `/environments/${bed.environmentId}/run-settings`, changes)
     const lowered = await settings({ maxRunInputBytes: 4096, maxRunTimeoutSeconds: 600 })
     expect(lowered.status, lowered.text).toBe(200)
     try {
