@@ -20,7 +20,7 @@ import { insertConnectionRow } from '../support/connection-rows.ts'
 import { createTestCa, type TestCa } from '../support/fakes/test-ca.ts'
 import { skipReason } from '../support/os-users.ts'
 import { type RunMachine, startRunMachine } from '../support/run-machine.ts'
-import { pushFlow, waitForRun } from '../support/runs.ts'
+import { pushFlow, waitForRun, waitingWith } from '../support/runs.ts'
 import { api, startTestServer, type TestServer } from '../support/test-server.ts'
 
 const reason = skipReason(['useradd', 'chpasswd', 'setpriv'])
@@ -180,20 +180,12 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
   it('gives a run that was the head and fell behind a blocked one its reasons of now', async () => {
     await m.setMachine({ maintenanceMode: true })
     const first = (await run()).body.id
-    await waitForRun(t.url, m.token, first, (r) =>
-      ((r.waiting as { machines: { code: string }[] } | null)?.machines ?? []).some(
-        (x) => x.code === 'MachineInMaintenance',
-      ),
-    )
+    await waitForRun(t.url, m.token, first, waitingWith('MachineInMaintenance'))
     // An attended run that cannot start jumps ahead; the machine is then free for `first`.
     const head = (await run({ runMode: 'attended', priority: 'high' })).body.id
     await m.setMachine({ maintenanceMode: false })
     try {
-      await waitForRun(t.url, m.token, head, (r) =>
-        ((r.waiting as { machines: { code: string }[] } | null)?.machines ?? []).some(
-          (x) => x.code === 'AttendedUserNotLoggedIn',
-        ),
-      )
+      await waitForRun(t.url, m.token, head, waitingWith('AttendedUserNotLoggedIn'))
       expect(await show(first)).toMatchObject({
         status: 'Queued',
         waiting: {

@@ -18,7 +18,7 @@ import { assertBuilt, waitFor } from '../support/cli-process.ts'
 import { asUser, freeDisplay, prepareX11SocketDir, stopProcess } from '../support/displays.ts'
 import { skipReason } from '../support/os-users.ts'
 import { RUN_ACCOUNT_PASSWORD, type RunMachine, startRunMachine } from '../support/run-machine.ts'
-import { pushFlow, waitForRun } from '../support/runs.ts'
+import { pushFlow, waitForRun, waitingWith } from '../support/runs.ts'
 import { api, startTestServer, type TestServer } from '../support/test-server.ts'
 
 const reason = skipReason(['useradd', 'chpasswd', 'setpriv', 'Xvfb', 'i3lock'])
@@ -44,12 +44,7 @@ describe.skipIf(reason !== undefined)('session rules with real sessions', () => 
       }[]
     ).find((s) => s.display === display)?.state
   /** Waits until the queued run names `code` as the machine's reason. */
-  const waitsWith = (id: string, code: string) =>
-    waitForRun(t.url, m.token, id, (r) =>
-      ((r.waiting as { machines: { code: string }[] } | null)?.machines ?? []).some(
-        (x) => x.code === code,
-      ),
-    )
+  const waitsWith = (id: string, code: string) => waitForRun(t.url, m.token, id, waitingWith(code))
 
   beforeAll(async () => {
     assertBuilt()

@@ -56,3 +56,11 @@ export async function waitForRun(
     await new Promise((r) => setTimeout(r, 100))
   }
 }
+
+/** A `waitForRun` condition: the queued run names `code` as some machine's reason. */
+export const waitingWith =
+  (code: string) =>
+  (run: { status: string; [k: string]: unknown }): boolean =>
+    ((run.waiting as { machines: { code: string }[] } | null)?.machines ?? []).some(
+      (machine) => machine.code === code,
+    )
