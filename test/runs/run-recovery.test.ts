@@ -2,7 +2,7 @@
  * Runs survive crashes without starting twice: the server killed with SIGKILL mid-run (the run
  * completes on the machine, is reported after the restart and recorded once), and the agent
  * killed mid-run (the run fails with RunLeaseExpired once its lease runs out; a restarted agent
- * clears its journal without running anything again). A callback owed by a run that ended is
+ * clears its journal and the run's workspace without running anything again). A callback owed by a run that ended is
  * made by the restarted server when the one killed had not made it.
  */
 import {
@@ -21,6 +21,7 @@ import { join } from 'node:path'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { AGENT_DEFAULTS } from '../../packages/agent/src/config/agent-config.ts'
 import { assertBuilt, type LongRunning, spawnDesklink, waitFor } from '../support/cli-process.ts'
 import { createTestCa, type TestCa } from '../support/fakes/test-ca.ts'
 import { skipReason } from '../support/os-users.ts'
@@ -197,5 +198,10 @@ describe.skipIf(reason !== undefined)('runs across crashes (server and agent pro
     )
     expect(readFileSync(marker, 'utf8').trim().split('\n')).toEqual(['started'])
     expect((await api(base, m.token, 'GET', `/runs/${started.body.id}`)).body.status).toBe('Failed')
+    // Nor is anything of it left on the machine: the restarted agent removed its workspace.
+    await waitFor(
+      () => !existsSync(join(AGENT_DEFAULTS.workDir, started.body.id as string)),
+      'the workspace to go',
+    )
   })
 })

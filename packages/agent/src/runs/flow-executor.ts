@@ -63,6 +63,8 @@ export interface FlowResult {
 
 export interface FlowExecutor {
   run(spec: FlowRunSpec): Promise<FlowResult>
+  /** Removes what a run left on the machine when the agent stopped during it (its workspace). */
+  discard(runId: string, account: OsAccount): Promise<void>
 }
 
 const OUTPUT_LIMIT = 1024 * 1024
@@ -201,6 +203,9 @@ function commandFor(pkg: FlowPackage): string[] {
 
 export function createScriptExecutor(options: { workDir: string }): FlowExecutor {
   return {
+    discard: (runId, account) =>
+      removeWorkspace(join(options.workDir, runId), process.getuid?.() === 0 ? account : undefined),
+
     async run(spec) {
       const asRoot = process.getuid?.() === 0
       if (!asRoot && process.getuid?.() !== spec.account.uid) {

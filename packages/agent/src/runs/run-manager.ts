@@ -30,8 +30,7 @@ import { currentBootId, type RunJournal } from './run-journal.ts'
 
 /** Who the run acts as, or why it cannot. */
 export type Identity =
-  | { ok: true; account: string; password?: string }
-  | { ok: false; code: RunCode; message: string }
+  { ok: true; account: string; password?: string } | { ok: false; code: RunCode; message: string }
 
 export interface RunManagerDeps {
   readonly journal: RunJournal
@@ -293,6 +292,16 @@ export function createRunManager(deps: RunManagerDeps) {
             'The agent restarted while the run was going on; the run was stopped.',
             entry.osAccount ?? null,
           )
+          // Its workspace goes too: nobody else would remove it.
+          const account = entry.osAccount
+            ? accountInfo(entry.osAccount, deps.passwdFile)
+            : undefined
+          if (account)
+            deps.executor
+              .discard(entry.runId, account)
+              .catch((error: unknown) =>
+                logger.warn({ err: error, runId: entry.runId }, 'removing a workspace failed'),
+              )
         }
       }
     },
