@@ -3,7 +3,8 @@
  * process of that account (its attended session, or one an earlier flow left behind) that
  * knows the run id and plants links in the workspace while it is being filled must not turn
  * root's writes or ownership changes onto files elsewhere; and the workspace is gone after the
- * run, even where the flow made its directories read-only.
+ * run, even where the flow made its directories read-only. A run cancelled before its flow
+ * started never starts it.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
@@ -59,6 +60,7 @@ describe.skipIf(reason !== undefined)("a run's workspace on the machine", () => 
     script: string,
     inputs: Record<string, unknown> = {},
     files: { path: string; executable: boolean; contentBase64: string }[] = [],
+    signal = new AbortController().signal,
   ) =>
     createScriptExecutor({ workDir }).run({
       runId,
@@ -79,7 +81,7 @@ describe.skipIf(reason !== undefined)("a run's workspace on the machine", () => 
       sensitiveOutputs: [],
       account: theAccount(),
       timeoutSeconds: 30,
-      signal: new AbortController().signal,
+      signal,
       onStarted: () => undefined,
     })
 
@@ -122,6 +124,16 @@ describe.skipIf(reason !== undefined)("a run's workspace on the machine", () => 
     const runId = randomUUID()
     const result = await runFlow(runId, 'mkdir -p ro/deep && touch ro/deep/f && chmod -R a-w ro\n')
     expect(result).toMatchObject({ status: 'Succeeded', error: null })
+    expect(existsSync(join(workDir, runId))).toBe(false)
+  })
+  it('never starts a flow whose run was cancelled while its workspace was being made', async () => {
+    const runId = randomUUID()
+    const marker = join(base, `started-${runId}`)
+    const cancelled = new AbortController()
+    cancelled.abort()
+    const result = await runFlow(runId, `touch "${marker}"\n`, {}, [], cancelled.signal)
+    expect(result).toMatchObject({ status: 'Cancelled', error: null })
+    expect(existsSync(marker)).toBe(false)
     expect(existsSync(join(workDir, runId))).toBe(false)
   })
 })

@@ -303,6 +303,12 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
             ...command,
           ]
 
+      // Cancelled while the workspace was being made: the flow never starts. (The listener
+      // below only hears a cancel that comes after it is added.)
+      if (spec.signal.aborted) {
+        await removeWorkspace(workspace, asRoot ? spec.account : undefined)
+        return { status: 'Cancelled', exitCode: null, outputs: null, error: null }
+      }
       const child = spawn(argv[0], argv.slice(1), {
         cwd: workspace,
         detached: true,
