@@ -16,6 +16,7 @@ import {
   prepareQuery,
   type StorageHandle,
 } from '../../packages/server/src/storage/index.ts'
+import { UNREFERENCED_TABLES } from '../../packages/server/src/storage/schema.ts'
 import { uuidv7 } from '../../packages/server/src/system/index.ts'
 import { BACKENDS, createTestDatabase, type TestDatabase } from '../support/backends.ts'
 
@@ -99,6 +100,9 @@ describe.each(BACKENDS)('reads kept in memory on %s', (backend) => {
         .where('id', '=', 'none')
         .execute()
       expect(await nameOf(query, id)).toBe('first')
+      // So does a delete from a table no foreign key points at: nothing cascades from it.
+      await storage.db.deleteFrom('run_events').where('run_id', '=', 'none').execute()
+      expect(await nameOf(query, id)).toBe('first')
       // Rows kept are frozen: a caller cannot change what the next one gets.
       const row = await query.first({ id })
       expect(Object.isFrozen(row)).toBe(true)
@@ -181,6 +185,22 @@ describe.each(BACKENDS)('reads kept in memory on %s', (backend) => {
       expect(await fresh('after a prepared write')).toBe('after a prepared write')
     },
   )
+
+  it('names as unreferenced only tables that no foreign key points at', async () => {
+    const referenced =
+      backend === 'sqlite'
+        ? await sql<{ name: string }>`select distinct f."table" as name
+            from sqlite_master m, pragma_foreign_key_list(m.name) f
+            where m.type = 'table'`.execute(storage.db)
+        : await sql<{ name: string }>`select distinct u.table_name as name
+            from information_schema.referential_constraints r
+            join information_schema.constraint_column_usage u
+              on u.constraint_name = r.unique_constraint_name`.execute(storage.db)
+    const names = referenced.rows.map((row) => row.name)
+    // The query sees the foreign keys there are: the tenants table is referenced everywhere.
+    expect(names).toContain('tenants')
+    for (const table of UNREFERENCED_TABLES) expect(names, table).not.toContain(table)
+  })
 
   it('refuses to keep a read whose tables it cannot see', () => {
     expect(() =>

@@ -392,3 +392,10 @@ export interface Database {
   run_events: RunEventTable
   pending_callbacks: PendingCallbackTable
 }
+
+/**
+ * Tables no foreign key points at: a delete from them changes no other table (nothing cascades
+ * from them), so reads of other tables kept in memory stay. The rows they hold come and go all
+ * the time (run events past retention, callbacks made).
+ */
+export const UNREFERENCED_TABLES: readonly (keyof Database)[] = ['run_events', 'pending_callbacks']

@@ -63,23 +63,39 @@ export function tablesOf(node: unknown, found = new Set<string>()): Set<string> 
 
 const READ = /^\s*select\b/i
 
-function writtenBy(query: RootOperationNode, sql: string): Written {
+function writtenBy(
+  query: RootOperationNode,
+  sql: string,
+  unreferenced: ReadonlySet<string>,
+): Written {
   switch (query.kind) {
     case 'SelectQueryNode':
       return []
     case 'InsertQueryNode':
     case 'UpdateQueryNode':
       return [...tablesOf(query)]
+    case 'DeleteQueryNode': {
+      // Deletes cascade, but not from a table no foreign key points at.
+      const tables = [...tablesOf(query)]
+      return tables.length > 0 && tables.every((t) => unreferenced.has(t)) ? tables : 'all'
+    }
     case 'RawNode':
       return READ.test(sql) ? [] : 'all'
     default:
-      // Deletes cascade; schema changes and merges may touch anything.
+      // Schema changes and merges may touch anything.
       return 'all'
   }
 }
 
-/** Wraps `dialect` so that every write through it moves the generations of its tables on. */
-export function trackTableChanges(dialect: Dialect): { dialect: Dialect; changes: TableChanges } {
+/**
+ * Wraps `dialect` so that every write through it moves the generations of its tables on.
+ * `unreferenced`: tables no foreign key points at, whose deletes change only themselves.
+ */
+export function trackTableChanges(
+  dialect: Dialect,
+  unreferenced: Iterable<string> = [],
+): { dialect: Dialect; changes: TableChanges } {
+  const leaves = new Set(unreferenced)
   let counter = 0
   let everythingAt = 0
   const changedAt = new Map<string, number>()
@@ -94,7 +110,7 @@ export function trackTableChanges(dialect: Dialect): { dialect: Dialect; changes
   function written(compiled: CompiledQuery): Written {
     let known = classified.get(compiled.query)
     if (!known) {
-      known = writtenBy(compiled.query, compiled.sql)
+      known = writtenBy(compiled.query, compiled.sql, leaves)
       classified.set(compiled.query, known)
     }
     return known

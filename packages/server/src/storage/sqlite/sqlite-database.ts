@@ -9,7 +9,7 @@ import BetterSqlite3 from 'better-sqlite3'
 import { Kysely, type SqliteDatabase, SqliteDialect } from 'kysely'
 
 import { queryLog, type StorageOptions } from '../query-log.ts'
-import type { Database } from '../schema.ts'
+import { type Database, UNREFERENCED_TABLES } from '../schema.ts'
 import { registerTableChanges, trackTableChanges } from '../table-changes.ts'
 import { startWalCheckpointer } from './wal-checkpointer.ts'
 
@@ -37,7 +37,10 @@ export function openSqlite(path: string, options: StorageOptions = {}): SqliteSt
       : startWalCheckpointer(sqlite, path, { onFailure: options.onCheckpointerFailure })
   // The server is the file's only writer, so reads of rows that seldom change can be kept
   // in memory while their tables do not change (prepared queries marked `cached`).
-  const tracked = trackTableChanges(new SqliteDialect({ database: withStatementCache(sqlite) }))
+  const tracked = trackTableChanges(
+    new SqliteDialect({ database: withStatementCache(sqlite) }),
+    UNREFERENCED_TABLES,
+  )
   const db = new Kysely<Database>({ dialect: tracked.dialect, log: queryLog(options) })
   registerTableChanges(db, tracked.changes)
   return {
