@@ -150,9 +150,10 @@ function untraversable(dir: string): string | undefined {
  * delete elsewhere. So the account empties it (it can delete nothing that is not its own), and
  * root only removes the directory left, empty, from the base that is root's.
  */
-async function removeWorkspace(workspace: string, account: OsAccount | undefined): Promise<void> {
+async function removeWorkspace(workspace: string, account: OsAccount): Promise<void> {
   if (!existsSync(workspace)) return
-  if (!account) {
+  // An agent that is not root runs flows as itself: everything in there is its own.
+  if (process.getuid?.() !== 0) {
     rmSync(workspace, { recursive: true, force: true })
     return
   }
@@ -203,8 +204,7 @@ function commandFor(pkg: FlowPackage): string[] {
 
 export function createScriptExecutor(options: { workDir: string }): FlowExecutor {
   return {
-    discard: (runId, account) =>
-      removeWorkspace(join(options.workDir, runId), process.getuid?.() === 0 ? account : undefined),
+    discard: (runId, account) => removeWorkspace(join(options.workDir, runId), account),
 
     async run(spec) {
       const asRoot = process.getuid?.() === 0
@@ -235,7 +235,7 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
         }
       const workspace = join(options.workDir, spec.runId)
       // Left by an earlier attempt of this run (the agent restarted): it may hold the account's.
-      await removeWorkspace(workspace, asRoot ? spec.account : undefined)
+      await removeWorkspace(workspace, spec.account)
       // Built as root's, where the account can do nothing, and handed over once complete: root
       // never writes into a directory of the account's, where a link the account (or a process
       // of an earlier run) planted would take root's write, or its chown, elsewhere.
@@ -306,7 +306,7 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
       // Cancelled while the workspace was being made: the flow never starts. (The listener
       // below only hears a cancel that comes after it is added.)
       if (spec.signal.aborted) {
-        await removeWorkspace(workspace, asRoot ? spec.account : undefined)
+        await removeWorkspace(workspace, spec.account)
         return { status: 'Cancelled', exitCode: null, outputs: null, error: null }
       }
       const child = spawn(argv[0], argv.slice(1), {
@@ -404,7 +404,7 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
           },
         }
       } finally {
-        await removeWorkspace(workspace, asRoot ? spec.account : undefined)
+        await removeWorkspace(workspace, spec.account)
       }
     },
   }

@@ -73,11 +73,14 @@ async function inputsFrom(io: CliIo, path: string): Promise<Record<string, unkno
   return parsed as Record<string, unknown>
 }
 
+/** One machine's reason not to take a run, as people read it. */
+const machineReason = (m: MachineRefusal) => `${m.machineName}: ${m.reason} (${m.code})`
+
 /** Why a queued run waits: the run at the head it waits behind, and each machine's reason. */
 function whyWaiting(waiting: NonNullable<Run['waiting']>): string {
   return [
     ...(waiting.blockedBy ? [`behind run ${waiting.blockedBy} (head of the queue)`] : []),
-    ...waiting.machines.map((m) => `${m.machineName}: ${m.reason} (${m.code})`),
+    ...waiting.machines.map(machineReason),
   ].join('; ')
 }
 
@@ -101,9 +104,7 @@ function errorSummary(error: NonNullable<Run['error']>): Record<string, string> 
   const remedy = remedyFor(error.code)
   return {
     error: `${error.code}: ${error.message}`,
-    ...(subErrors?.length && {
-      machines: subErrors.map((m) => `${m.machineName}: ${m.reason} (${m.code})`).join('; '),
-    }),
+    ...(subErrors?.length && { machines: subErrors.map(machineReason).join('; ') }),
     ...(remedy && { whatToDo: remedy }),
   }
 }
@@ -146,14 +147,13 @@ async function nameOf(client: ApiClient, path: string): Promise<string | undefin
  */
 async function namedSummary(client: ApiClient, run: Run): Promise<Record<string, unknown>> {
   const summary = runSummary(run)
-  const nameAt = (path: string) => nameOf(client, path)
   const ownerPath =
     run.runOwnerType === 'user'
       ? `/users/${id(run.runOwnerId)}`
       : `/service-principals/${id(run.runOwnerId)}`
   const [machine, owner] = await Promise.all([
-    run.machineId ? nameAt(`/machines/${id(run.machineId)}`) : undefined,
-    nameAt(ownerPath),
+    run.machineId ? nameOf(client, `/machines/${id(run.machineId)}`) : undefined,
+    nameOf(client, ownerPath),
   ])
   if (machine) summary.machine = `${machine} (${run.machineId})`
   if (owner) summary.runOwner = `${run.runOwnerType} ${owner} (${run.runOwnerId})`

@@ -74,14 +74,13 @@ export function createEventRetention(deps: {
     return deleted
   }
 
-  /** One sweep now (one at a time): how many runs lost their events. */
+  /** One sweep at a time: a slow one is not started again over itself. */
   function sweepOnce(): Promise<number> {
     sweeping ??= sweep().finally(() => (sweeping = undefined))
     return sweeping
   }
 
   return {
-    sweep: sweepOnce,
     start(): void {
       timer = setInterval(() => {
         sweepOnce().catch((error: unknown) =>

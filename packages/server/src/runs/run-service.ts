@@ -230,17 +230,23 @@ export function createRunService(deps: {
   const sees = (r: RunRelation) => r.requester || r.ownsConnection || r.manager
 
   /**
-   * The run, when the principal still has a role in its environment. Whoever lost every role
+   * Whether the principal still has a role in the run's environment. Whoever lost every role
    * there sees none of its runs, not even those they started: as if they did not exist.
    */
-  async function inItsEnvironment(principal: Principal, id: string): Promise<RunRow | undefined> {
+  const inItsEnvironment = async (principal: Principal, run: RunRow): Promise<boolean> =>
+    principal.isTenantAdmin || (await deps.access.rolesIn(principal, run.environment_id)).length > 0
+
+  /** The run, when the principal still has a role in its environment (`inItsEnvironment`). */
+  async function findInItsEnvironment(
+    principal: Principal,
+    id: string,
+  ): Promise<RunRow | undefined> {
     const run = await store.find(principal.tenant.id, id)
-    if (!run || principal.isTenantAdmin) return run
-    return (await deps.access.rolesIn(principal, run.environment_id)).length > 0 ? run : undefined
+    return run && (await inItsEnvironment(principal, run)) ? run : undefined
   }
 
   async function find(principal: Principal, id: string) {
-    const run = await inItsEnvironment(principal, id)
+    const run = await findInItsEnvironment(principal, id)
     const relation = run && (await relationTo(principal, run))
     if (!run || !relation || !sees(relation)) throw new AppError('ResourceNotFound')
     return { run, relation }
@@ -248,7 +254,7 @@ export function createRunService(deps: {
 
   /** The run, if the principal may see it (`relationTo`). */
   async function visible(principal: Principal, id: string): Promise<RunRow> {
-    const run = await inItsEnvironment(principal, id)
+    const run = await findInItsEnvironment(principal, id)
     if (!run) throw new AppError('ResourceNotFound')
     // Most reads are by its caller, run owner or connection owner polling it: answered
     // without reading rights.
@@ -307,7 +313,7 @@ export function createRunService(deps: {
         )
         if (!found) return undefined
         // Someone with no role left in its environment sees none of its runs, retried or not.
-        if (!(await inItsEnvironment(principal, found.id))) throw new AppError('ResourceNotFound')
+        if (!(await inItsEnvironment(principal, found))) throw new AppError('ResourceNotFound')
         await assertSameRequest(found, flowId, request, async () => {
           const version = await db
             .selectFrom('flow_versions')
