@@ -25,6 +25,7 @@ import { type AgentPolicy, assertTenantAllowed, loadAgentPolicy } from './policy
 import { AGENT_VERSION } from './registration/register-machine.ts'
 import { createScriptExecutor } from './runs/flow-executor.ts'
 import { createPackageCache } from './runs/flow-packages.ts'
+import { detectRunCgroups } from './runs/run-cgroups.ts'
 import { createRunJournal } from './runs/run-journal.ts'
 import { createRunManager, type Identity, type RunManager } from './runs/run-manager.ts'
 import { openCredential } from './secrets/resolved-credential.ts'
@@ -245,9 +246,18 @@ export function createAgentRunner(options: {
       const outcome = new Promise<'stopped' | 'deleted'>((resolve) => (finish = resolve))
       const assertion = () =>
         signMachineAssertion(identity, registration.machineId, registration.server)
+      const cgroups = detectRunCgroups()
+      if ('unavailable' in cgroups)
+        logger.warn(
+          { reason: cgroups.unavailable },
+          'runs are held by their process group alone: processes a flow detaches from it outlive the run',
+        )
       const runs = createRunManager({
         journal: createRunJournal(config.stateDir),
-        executor: createScriptExecutor({ workDir: config.workDir }),
+        executor: createScriptExecutor({
+          workDir: config.workDir,
+          ...(!('unavailable' in cgroups) && { cgroups }),
+        }),
         packages: createPackageCache({
           stateDir: config.stateDir,
           server: registration.server,

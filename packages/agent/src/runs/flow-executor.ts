@@ -3,7 +3,9 @@
  * owned by the account, the package's files in it, the inputs as a JSON file; the flow started
  * with the account's groups and a clean environment (`setpriv --init-groups --reset-env`) in a
  * process group of its own, inside the user's session for attended runs; its outputs read back
- * from a JSON file it writes; the whole group killed on cancel or timeout.
+ * from a JSON file it writes; the whole group killed on cancel or timeout. Where the machine
+ * allows it, the run's processes are also held in a cgroup of their own (`run-cgroups.ts`): then
+ * those the flow detached from its group are killed too, when it ends.
  *
  * `FlowExecutor` is the seam later runtimes (display sessions, a flow SDK) plug into.
  *
@@ -30,6 +32,7 @@ import { dirname, join } from 'node:path'
 import { FLOW_INPUTS_FILE, FLOW_OUTPUTS_FILE, type RunCode } from '@desklink/protocol'
 
 import type { FlowPackage } from './flow-packages.ts'
+import type { RunCgroups } from './run-cgroups.ts'
 
 export interface OsAccount {
   readonly name: string
@@ -202,9 +205,18 @@ function commandFor(pkg: FlowPackage): string[] {
   }
 }
 
-export function createScriptExecutor(options: { workDir: string }): FlowExecutor {
+export function createScriptExecutor(options: {
+  workDir: string
+  /** Where each run's processes are held; without, by their process group alone. */
+  cgroups?: RunCgroups
+}): FlowExecutor {
+  const { cgroups } = options
   return {
-    discard: (runId, account) => removeWorkspace(join(options.workDir, runId), account),
+    async discard(runId, account) {
+      // What the run left running goes first: it could still be writing in the workspace.
+      await cgroups?.end(runId)
+      await removeWorkspace(join(options.workDir, runId), account)
+    },
 
     async run(spec) {
       const asRoot = process.getuid?.() === 0
@@ -309,7 +321,8 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
         await removeWorkspace(workspace, spec.account)
         return { status: 'Cancelled', exitCode: null, outputs: null, error: null }
       }
-      const child = spawn(argv[0], argv.slice(1), {
+      const contained = cgroups ? await cgroups.enter(spec.runId, argv) : argv
+      const child = spawn(contained[0], contained.slice(1), {
         cwd: workspace,
         detached: true,
         stdio: ['ignore', 'ignore', 'pipe'],
@@ -324,6 +337,7 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
         stderr = all.slice(-kept)
       })
       const killGroup = () => {
+        cgroups?.kill(spec.runId)
         try {
           if (child.pid) process.kill(-child.pid, 'SIGKILL')
         } catch {
@@ -343,9 +357,11 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
       spec.signal.addEventListener('abort', onAbort)
       const exit = await new Promise<{ code: number | null; error?: Error }>((resolve) => {
         child.on('error', (error) => resolve({ code: null, error }))
-        // The end is the exit: a process that left the group may hold stderr open for ever,
-        // so its pipe is read a moment longer and then let go.
+        // The end is the exit: what the flow left running goes now (in its cgroup, if any, a
+        // process that left its group too). Without a cgroup, such a process may hold stderr
+        // open for ever, so the pipe is read a moment longer and then let go.
         child.on('exit', (code) => {
+          killGroup()
           setTimeout(() => child.stderr.destroy(), STDERR_GRACE_MS).unref()
           if (child.stderr.closed) resolve({ code })
           else child.stderr.once('close', () => resolve({ code }))
@@ -353,8 +369,6 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
       })
       clearTimeout(timer)
       spec.signal.removeEventListener('abort', onAbort)
-      // Anything the flow left behind in its group goes too.
-      killGroup()
       try {
         if (ending === 'timeout')
           return {
@@ -404,6 +418,7 @@ export function createScriptExecutor(options: { workDir: string }): FlowExecutor
           },
         }
       } finally {
+        await cgroups?.end(spec.runId)
         await removeWorkspace(workspace, spec.account)
       }
     },

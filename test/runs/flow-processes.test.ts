@@ -1,0 +1,161 @@
+/**
+ * A run's processes on the machine: held in a cgroup of the run's, so that a process the flow
+ * detached from its process group (`setsid`) ends with the run, whether the flow ended by
+ * itself or was cancelled, and whatever a run left running goes when an agent restarted during
+ * it discards the run. Without a cgroup, such a process outlives the run: the control case.
+ */
+import { spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { createScriptExecutor } from '../../packages/agent/src/runs/flow-executor.ts'
+import { detectRunCgroups, type RunCgroups } from '../../packages/agent/src/runs/run-cgroups.ts'
+import { accountInfo } from '../../packages/agent/src/runs/run-manager.ts'
+import { eventually } from '../support/eventually.ts'
+import { createOsUser, type OsUser, skipReason } from '../support/os-users.ts'
+
+const testCgroups = `desklink-test-${process.pid}`
+const detected = skipReason(['useradd', 'setpriv', 'setsid']) ?? detectRunCgroups(testCgroups)
+const reason =
+  typeof detected === 'string' ? detected : (detected as { unavailable?: string }).unavailable
+if (reason) process.stderr.write(`flow processes suite skipped: ${reason}\n`)
+
+/** A detached `sleep`, in a session of its own; its pid and session go to the outputs. */
+const DETACH = `setsid sleep 300 </dev/null >/dev/null 2>&1 &
+pid=$!
+while [ "$(cut -d' ' -f6 /proc/$pid/stat)" = "$(cut -d' ' -f6 /proc/$$/stat)" ]; do sleep 0.01; done
+printf '{"pid": %s, "session": %s, "flowSession": %s}' "$pid" "$(cut -d' ' -f6 /proc/$pid/stat)" "$(cut -d' ' -f6 /proc/$$/stat)" > "$DESKLINK_OUTPUTS"
+`
+
+/** Whether `pid` is a live `sleep` (not gone, nor a zombie awaiting its parent). */
+function sleeping(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.includes('(sleep)') && !/\) Z /.test(stat)
+  } catch {
+    return false
+  }
+}
+
+describe.skipIf(reason !== undefined)("a run's processes on the machine", () => {
+  const cgroups = detected as RunCgroups
+  let user: OsUser
+  let base: string
+  const strays: number[] = []
+
+  beforeAll(() => {
+    user = createOsUser('dlpr')
+    base = mkdtempSync(join(tmpdir(), 'desklink-processes-'))
+    chmodSync(base, 0o711)
+  })
+  afterAll(() => {
+    for (const pid of strays) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // Gone.
+      }
+    }
+    user?.remove()
+    if (base) rmSync(base, { recursive: true, force: true })
+    if (cgroups) rmdirSync(cgroups.base)
+  })
+
+  const runFlow = (
+    runId: string,
+    script: string,
+    options: { cgroups?: RunCgroups; signal?: AbortSignal } = {},
+  ) => {
+    const account = accountInfo(user.name)
+    if (!account) throw new Error('the test account is missing')
+    return createScriptExecutor({
+      workDir: join(base, 'runs'),
+      ...(options.cgroups && { cgroups: options.cgroups }),
+    }).run({
+      runId,
+      pkg: {
+        manifest: {
+          name: 'processes',
+          description: '',
+          runtime: 'shell',
+          entry: 'main.sh',
+          inputs: [],
+          outputs: [],
+          needsDisplay: false,
+        },
+        files: [{ path: 'main.sh', executable: false, contentBase64: btoa(script) }],
+      },
+      inputs: {},
+      secrets: [],
+      sensitiveOutputs: [],
+      account,
+      timeoutSeconds: 30,
+      signal: options.signal ?? new AbortController().signal,
+      onStarted: () => undefined,
+    })
+  }
+
+  it('ends a process the flow detached from its process group when the flow ends', async () => {
+    const runId = randomUUID()
+    const result = await runFlow(runId, DETACH, { cgroups })
+    expect(result).toMatchObject({ status: 'Succeeded', error: null })
+    const { pid, session, flowSession } = result.outputs as Record<string, number>
+    strays.push(pid)
+    expect(session).not.toBe(flowSession)
+    expect(sleeping(pid)).toBe(false)
+    expect(existsSync(join(cgroups.base, runId))).toBe(false)
+  })
+
+  it('lets such a process outlive the run without a cgroup (the process group alone)', async () => {
+    const result = await runFlow(randomUUID(), DETACH)
+    expect(result).toMatchObject({ status: 'Succeeded', error: null })
+    const { pid } = result.outputs as Record<string, number>
+    strays.push(pid)
+    expect(sleeping(pid)).toBe(true)
+  })
+
+  it('ends the flow and what it detached when the run is cancelled', async () => {
+    const runId = randomUUID()
+    const cancel = new AbortController()
+    const outputs = join(base, 'runs', runId, '.desklink-outputs.json')
+    const running = runFlow(runId, `${DETACH}sleep 300\n`, { cgroups, signal: cancel.signal })
+    const outputsWritten = () => existsSync(outputs) && readFileSync(outputs, 'utf8').endsWith('}')
+    await eventually(outputsWritten, 'the flow detached its process')
+    const written = JSON.parse(readFileSync(outputs, 'utf8')) as { pid: number }
+    strays.push(written.pid)
+    expect(sleeping(written.pid)).toBe(true)
+    cancel.abort()
+    expect(await running).toMatchObject({ status: 'Cancelled' })
+    expect(sleeping(written.pid)).toBe(false)
+    expect(existsSync(join(cgroups.base, runId))).toBe(false)
+  })
+
+  it('ends what a run left running when an agent restarted during it discards the run', async () => {
+    const runId = randomUUID()
+    const account = accountInfo(user.name)
+    if (!account) throw new Error('the test account is missing')
+    // What the agent that stopped had started: a process of the run's, in its cgroup.
+    const argv = await cgroups.enter(runId, [
+      'setpriv',
+      `--reuid=${account.uid}`,
+      `--regid=${account.gid}`,
+      '--clear-groups',
+      'setsid',
+      'sleep',
+      '300',
+    ])
+    // Not a group leader, so `setsid` becomes the `sleep` itself rather than forking it.
+    const left = spawn(argv[0], argv.slice(1), { stdio: 'ignore' })
+    left.unref()
+    const pid = left.pid ?? 0
+    strays.push(pid)
+    await eventually(() => sleeping(pid), 'the left process runs')
+    await createScriptExecutor({ workDir: join(base, 'runs'), cgroups }).discard(runId, account)
+    expect(sleeping(pid)).toBe(false)
+    expect(existsSync(join(cgroups.base, runId))).toBe(false)
+  })
+})
