@@ -153,7 +153,7 @@ describe('desklink runs and flows sharing, from the command line', () => {
       const above = await cli(['runs', 'settings', ...environment, '--max-input-bytes', '3000000'])
       expect(above.code).toBe(1)
       expect(above.stderr).toMatch(/^Error \(InvalidRequestBody\): .*Fix the fields listed/m)
-      expect(above.stderr).toMatch(/^ {2}maxRunInputBytes: .*2097152/m)
+      expect(above.stderr).toMatch(/^ {2}--max-input-bytes: .*2097152/m)
       const asJson = await cli([
         'runs',
         'settings',
@@ -215,6 +215,9 @@ describe('desklink runs and flows sharing, from the command line', () => {
       const slots = await cli(['machines', 'update', 'picky', '--slots', 'abc'])
       expect(slots.code).toBe(2)
       expect(slots.stderr).toContain("--slots takes a whole number of 0 or more, not 'abc'")
+      const tooMany = await cli(['machines', 'update', 'picky', '--slots', '65'])
+      expect(tooMany.code).toBe(1)
+      expect(tooMany.stderr).toMatch(/^ {2}--slots: .*64/m)
       const http = await cli([
         'run',
         'counted',
@@ -226,7 +229,8 @@ describe('desklink runs and flows sharing, from the command line', () => {
         'http://example.test/hook',
       ])
       expect(http.code).toBe(1)
-      expect(http.stderr).toMatch(/^ {2}callbackUrl: must be an https:\/\/ URL$/m)
+      // Named by the option that set it, not the request's field.
+      expect(http.stderr).toMatch(/^ {2}--callback-url: must be an https:\/\/ URL$/m)
 
       const empty = await cli(['flows', 'list', '--environment', ''])
       expect(empty.code).toBe(2)
@@ -312,8 +316,18 @@ describe('desklink runs and flows sharing, from the command line', () => {
         /^machines:\s+picky: .*\((MachineInMaintenance|NoListenerConnected)\)$/m,
       )
       expect(ran.stdout).toMatch(/^whatToDo:\s+Read each machine's reason/m)
-      // The error itself carries the fix too, for scripts that read --json.
-      expect(ran.stderr).toContain('desklink runs settings --queue-timeout')
+      // Said once: the error line points to the summary above rather than repeating it.
+      expect(ran.stderr).toContain(`Error (NoCandidateMachine): Run `)
+      expect(ran.stderr).not.toContain('desklink runs settings --queue-timeout')
+      // With --json, the error itself carries the fix and each machine's reason.
+      const asJson = await cli(['run', flow.id, '--connection', bed.connectionId, '--json'])
+      expect(asJson.code).toBe(1)
+      const { error } = JSON.parse(asJson.stderr) as {
+        error: { code: string; message: string; details: { subErrors: unknown[] } }
+      }
+      expect(error.code).toBe('NoCandidateMachine')
+      expect(error.message).toContain('desklink runs settings --queue-timeout')
+      expect(error.details.subErrors).toHaveLength(1)
     } finally {
       await settings({ queueTimeoutSeconds: 6 * 3600 })
       await machine(false)

@@ -31,11 +31,18 @@ export class CliError extends Error {
   readonly details: unknown
   /** The API request's id, to quote when reporting a server error. */
   readonly requestId: string | undefined
+  /** The option that set each field of the request, named in its place for people. */
+  readonly flags: Readonly<Record<string, string>> | undefined
 
   constructor(
     code: string,
     message: string,
-    options: { exitCode?: number; details?: unknown; requestId?: string | undefined } = {},
+    options: {
+      exitCode?: number
+      details?: unknown
+      requestId?: string | undefined
+      flags?: Readonly<Record<string, string>>
+    } = {},
   ) {
     super(message)
     this.name = 'CliError'
@@ -43,5 +50,28 @@ export class CliError extends Error {
     this.exitCode = options.exitCode ?? 1
     this.details = options.details
     this.requestId = options.requestId
+    this.flags = options.flags
+  }
+}
+
+/**
+ * `request`, whose refusal names the command's options instead of the request's fields (`flags`:
+ * field → option), so that people are told what to change on their command line. `--json`
+ * still gets the API's own body.
+ */
+export async function namingFlags<T>(
+  flags: Readonly<Record<string, string>>,
+  request: Promise<T>,
+): Promise<T> {
+  try {
+    return await request
+  } catch (error) {
+    if (!(error instanceof CliError)) throw error
+    throw new CliError(error.code, error.message, {
+      exitCode: error.exitCode,
+      details: error.details,
+      requestId: error.requestId,
+      flags,
+    })
   }
 }

@@ -8,7 +8,7 @@ import type { Command, OptionValues } from '@commander-js/extra-typings'
 import type { Machine, MachineGroup } from '@desklink/protocol'
 
 import { apiClientFor } from '../client/api-client.ts'
-import type { CliIo } from '../io.ts'
+import { type CliIo, namingFlags } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
 import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
 import { namedArguments } from './names.ts'
@@ -34,6 +34,16 @@ function settingsPatch(o: SettingsOptions): Record<string, unknown> | undefined 
     extendedQueuePrioritization: onOff('--extended-prioritization', o.extendedPrioritization),
   }
   return Object.values(patch).some((v) => v !== undefined) ? patch : undefined
+}
+
+/** The options that set each field of a machine's or group's request. */
+const SETTINGS_FLAGS = {
+  name: '--name',
+  description: '--description',
+  'settings.maintenanceMode': '--maintenance',
+  'settings.slots': '--slots',
+  'settings.reuseSessions': '--reuse-sessions',
+  'settings.extendedQueuePrioritization': '--extended-prioritization',
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander's argument tuple is generic
@@ -137,7 +147,12 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
       printObject(
         io,
         o,
-        machineRow(await api().request<Machine>('PATCH', `/machines/${id(machineId)}`, body)),
+        machineRow(
+          await namingFlags(
+            SETTINGS_FLAGS,
+            api().request<Machine>('PATCH', `/machines/${id(machineId)}`, body),
+          ),
+        ),
       )
     })
   namedArguments(machines.command('delete <machine>'), io, 'machine')
@@ -195,7 +210,14 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
         description: o.description,
         settings: settingsPatch(o),
       }
-      printObject(io, o, await api().request<MachineGroup>('POST', '/machine-groups', body))
+      printObject(
+        io,
+        o,
+        await namingFlags(
+          SETTINGS_FLAGS,
+          api().request<MachineGroup>('POST', '/machine-groups', body),
+        ),
+      )
     })
   namedArguments(groups.command('show <group>'), io, 'group')
     .description('Show a machine group.')
@@ -220,7 +242,10 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
       printObject(
         io,
         o,
-        await api().request<MachineGroup>('PATCH', `/machine-groups/${id(groupId)}`, body),
+        await namingFlags(
+          SETTINGS_FLAGS,
+          api().request<MachineGroup>('PATCH', `/machine-groups/${id(groupId)}`, body),
+        ),
       )
     })
   namedArguments(groups.command('delete <group>'), io, 'group')

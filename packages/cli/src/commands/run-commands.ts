@@ -19,7 +19,7 @@ import {
 } from '@desklink/protocol'
 
 import { type ApiClient, apiClientFor } from '../client/api-client.ts'
-import { CliError, type CliIo } from '../io.ts'
+import { CliError, type CliIo, namingFlags } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
 import { ENVIRONMENT_HELP, environmentOf, isId } from './environment-option.ts'
 import { idOf } from './names.ts'
@@ -199,6 +199,23 @@ const RUN_LIMITS: readonly (readonly [string, keyof RunSettings, string])[] = [
   ],
 ]
 
+/** The options of `desklink run` that set each field of its request. */
+const RUN_FLAGS = {
+  connectionId: '--connection',
+  runMode: '--mode',
+  priority: '--priority',
+  inputs: '--input',
+  timeoutSeconds: '--timeout',
+  idempotencyKey: '--idempotency-key',
+  parentRunId: '--parent-run-id',
+  callbackUrl: '--callback-url',
+}
+
+/** The options of `desklink runs settings`, by the setting each changes. */
+const SETTING_FLAGS = Object.fromEntries(
+  RUN_LIMITS.map(([flags, setting]) => [setting, new Option(flags).long ?? flags]),
+)
+
 export function registerRunCommands(program: Command, io: CliIo): void {
   const api = () => apiClientFor(io)
   program
@@ -240,19 +257,23 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         : await environmentOf(io, o.environment)
       const flowId = await idOf(io, 'flow', flow, environment)
       const connectionId = await idOf(io, 'connection', o.connection, environment)
-      let run = await client.request<Run>('POST', `/desktop-flows/${id(flowId)}/runs`, {
-        connectionId,
-        runMode,
-        priority,
-        inputs: {
-          ...(o.inputsFile && (await inputsFrom(io, o.inputsFile))),
-          ...parseInputs(o.input),
-        },
-        ...(o.timeout && { timeoutSeconds: wholeNumber('--timeout', o.timeout) }),
-        ...(o.idempotencyKey && { idempotencyKey: o.idempotencyKey }),
-        ...(o.parentRunId && { parentRunId: o.parentRunId }),
-        ...(o.callbackUrl && { callbackUrl: o.callbackUrl }),
-      })
+      const inputs = {
+        ...(o.inputsFile && (await inputsFrom(io, o.inputsFile))),
+        ...parseInputs(o.input),
+      }
+      let run = await namingFlags(
+        RUN_FLAGS,
+        client.request<Run>('POST', `/desktop-flows/${id(flowId)}/runs`, {
+          connectionId,
+          runMode,
+          priority,
+          inputs,
+          ...(o.timeout && { timeoutSeconds: wholeNumber('--timeout', o.timeout) }),
+          ...(o.idempotencyKey && { idempotencyKey: o.idempotencyKey }),
+          ...(o.parentRunId && { parentRunId: o.parentRunId }),
+          ...(o.callbackUrl && { callbackUrl: o.callbackUrl }),
+        }),
+      )
       if (!o.wait) {
         printObject(io, o, o.json ? run : await namedSummary(client, run))
         if (!o.json) io.err(`Follow it with: desklink runs show ${run.id}\n`)
@@ -293,17 +314,16 @@ export function registerRunCommands(program: Command, io: CliIo): void {
       }
       printObject(io, o, o.json ? run : await namedSummary(client, run))
       if (run.status === 'Failed' || run.status === 'Cancelled') {
-        // The fix travels with the error, for scripts that read --json too.
+        const code = run.error?.code ?? run.status
+        // People have read the error, each machine's reason and what to do just above.
+        if (!o.json)
+          throw new CliError(code, `Run ${run.id} ${run.status.toLowerCase()}; see above.`)
+        // The fix travels with the error, for scripts that read --json.
         const remedy = run.error && remedyFor(run.error.code)
         const message = run.error?.message ?? run.status
-        throw new CliError(
-          run.error?.code ?? run.status,
-          remedy ? `${message} ${remedy}` : message,
-          {
-            exitCode: 1,
-            details: run.error?.details,
-          },
-        )
+        throw new CliError(code, remedy ? `${message} ${remedy}` : message, {
+          details: run.error?.details,
+        })
       }
     })
 
@@ -452,7 +472,7 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     const current =
       Object.keys(changes).length === 0
         ? await api().request<RunSettings>('GET', path)
-        : await api().request<RunSettings>('PATCH', path, changes)
+        : await namingFlags(SETTING_FLAGS, api().request<RunSettings>('PATCH', path, changes))
     printObject(io, o, current)
   })
 }

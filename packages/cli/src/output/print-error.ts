@@ -24,7 +24,7 @@ export function printError(io: CliIo, error: CliError, json: boolean): void {
     return
   }
   const lines = [`Error (${error.code}): ${error.message}`]
-  for (const line of detailLines(error.details)) lines.push(`  ${line}`)
+  for (const line of detailLines(error.details, error.flags)) lines.push(`  ${line}`)
   if (error.requestId && QUOTE_REQUEST_ID.has(error.code))
     lines.push(`  request id: ${error.requestId}`)
   io.err(`${lines.join('\n')}\n`)
@@ -55,18 +55,27 @@ const isNamed = (value: unknown): value is { id: string; name: string } =>
 const text = (value: unknown): string =>
   typeof value === 'string' ? value : (JSON.stringify(value) ?? '')
 
+/** The option that set a field, or the field. */
+function flagOf(path: string | undefined, flags: Readonly<Record<string, string>>): string {
+  if (!path) return '(request)'
+  return Object.hasOwn(flags, path) ? flags[path] : path
+}
+
 /**
  * The details as lines: validation issues, input problems and machines' refusals one per line,
  * anything else as `key: value`.
  */
-export function detailLines(details: unknown): string[] {
+export function detailLines(
+  details: unknown,
+  flags: Readonly<Record<string, string>> = {},
+): string[] {
   if (details === undefined || details === null) return []
   if (typeof details !== 'object') return [text(details)]
   const lines: string[] = []
   for (const [key, value] of Object.entries(details)) {
     if (key === 'issues' && Array.isArray(value))
       for (const issue of value as Issue[])
-        lines.push(`${issue.path || '(request)'}: ${text(issue.message)}`)
+        lines.push(`${flagOf(issue.path, flags)}: ${text(issue.message)}`)
     else if (key === 'problems' && Array.isArray(value))
       for (const problem of value as Problem[])
         lines.push(`${text(problem.input)}: ${text(problem.problem)}`)
