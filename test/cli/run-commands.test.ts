@@ -288,6 +288,12 @@ describe('desklink runs and flows sharing, from the command line', () => {
         const pushed = await cli(['flows', 'push', folder])
         expect(pushed.code).toBe(2)
         expect(pushed.stderr).toContain("Error (InvalidManifest): The manifest's entry 'main.sh'")
+        // Pushed again as it is, a flow says that nothing changed.
+        writeFileSync(join(folder, 'main.sh'), 'true\n')
+        expect((await cli(['flows', 'push', folder])).stdout).toMatch(/^pushed:\s+a new flow$/m)
+        const again = await cli(['flows', 'push', folder])
+        expect(again.code, again.stderr).toBe(0)
+        expect(again.stdout).toMatch(/^pushed:\s+unchanged: the current version already has/m)
       } finally {
         rmSync(folder, { recursive: true, force: true })
       }

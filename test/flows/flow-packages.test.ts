@@ -57,17 +57,21 @@ describe.each(BACKENDS)('desktop flow packages on %s', (backend) => {
     const files = [file('main.sh', 'echo one'), file('lib/util.sh', 'true')]
     const first = await push(admin, pkg('versioned', files))
     expect(first.status, first.text).toBe(201)
-    expect(first.body).toMatchObject({ name: 'versioned', version: 1 })
+    expect(first.body).toMatchObject({ name: 'versioned', version: 1, pushed: 'created' })
     expect(first.body.contentHash).toMatch(/^[0-9a-f]{64}$/)
 
     // The same files in another order are the same content.
     const again = await push(admin, pkg('versioned', [...files].reverse()))
     expect(again.status).toBe(200)
-    expect(again.body).toMatchObject({ version: 1, contentHash: first.body.contentHash })
+    expect(again.body).toMatchObject({
+      version: 1,
+      contentHash: first.body.contentHash,
+      pushed: 'unchanged',
+    })
 
     const changed = await push(admin, pkg('versioned', [file('main.sh', 'echo two'), files[1]]))
     expect(changed.status).toBe(200)
-    expect(changed.body).toMatchObject({ id: first.body.id, version: 2 })
+    expect(changed.body).toMatchObject({ id: first.body.id, version: 2, pushed: 'newVersion' })
     expect(changed.body.contentHash).not.toBe(first.body.contentHash)
 
     expect((await api(t.url, admin, 'GET', `/desktop-flows/${first.body.id}`)).body).toMatchObject({

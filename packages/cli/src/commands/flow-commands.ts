@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative, resolve, sep } from 'node:path'
 
 import type { Command } from '@commander-js/extra-typings'
-import type { DesktopFlow } from '@desklink/protocol'
+import type { DesktopFlow, PushedFlow } from '@desklink/protocol'
 
 import { apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
@@ -60,6 +60,13 @@ export function readPackage(dir: string): { manifest: unknown; files: unknown[] 
   return { manifest, files }
 }
 
+/** What a push did, for people. */
+const PUSHED: Record<PushedFlow['pushed'], string> = {
+  created: 'a new flow',
+  newVersion: 'a new version',
+  unchanged: 'unchanged: the current version already has this content',
+}
+
 export function registerFlowCommands(program: Command, io: CliIo): void {
   const api = () => apiClientFor(io)
   const flows = program
@@ -76,7 +83,7 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
     .option('--json', 'print JSON')
     .action(async (dir, o) => {
       const body = readPackage(resolve(io.cwd, dir))
-      const flow = await api().request<DesktopFlow>(
+      const flow = await api().request<PushedFlow>(
         'POST',
         `/environments/${id(await environmentOf(io, o.environment))}/desktop-flows`,
         body,
@@ -86,7 +93,13 @@ export function registerFlowCommands(program: Command, io: CliIo): void {
         o,
         o.json
           ? flow
-          : { id: flow.id, name: flow.name, version: flow.version, contentHash: flow.contentHash },
+          : {
+              id: flow.id,
+              name: flow.name,
+              version: flow.version,
+              contentHash: flow.contentHash,
+              pushed: PUSHED[flow.pushed],
+            },
       )
     })
 

@@ -111,6 +111,12 @@ export const DesktopFlow = z.object({
 })
 export type DesktopFlow = z.infer<typeof DesktopFlow>
 
+/** A pushed flow, with what the push did: the same content again changes nothing. */
+export const PushedFlow = DesktopFlow.extend({
+  pushed: z.enum(['created', 'newVersion', 'unchanged']),
+})
+export type PushedFlow = z.infer<typeof PushedFlow>
+
 export const FlowShareAccess = z.enum(['coOwner', 'user'])
 export const CreateFlowShareRequest = z.strictObject({
   principalType: PrincipalType,

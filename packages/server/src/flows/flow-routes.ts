@@ -9,6 +9,7 @@ import {
   type FlowManifest,
   Id,
   ListOf,
+  PushedFlow,
   PushFlowRequest,
   Share,
 } from '@desklink/protocol'
@@ -39,9 +40,9 @@ export const flowRouteDefinitions = {
     path: '/environments/{environmentId}/desktop-flows',
     tags,
     summary:
-      'Push a desktop flow package: a new flow (201), or a new version of the flow of that name (200)',
+      'Push a desktop flow package: a new flow (201), or a new version of the flow of that name (200); the same content again changes nothing (200, `pushed: unchanged`)',
     request: { params: z.object({ environmentId: Id }), body: jsonBody(PushFlowRequest) },
-    responses: { ...responses(201, DesktopFlow), ...responses(200, DesktopFlow) },
+    responses: { ...responses(201, PushedFlow), ...responses(200, PushedFlow) },
   }),
   get: route({
     method: 'get',
@@ -130,7 +131,8 @@ export function registerFlowRoutes(
       c.req.valid('param').environmentId,
       c.req.valid('json'),
     )
-    return c.json(toApiFlow(pushed), pushed.created ? 201 : 200)
+    const what = pushed.created ? 'created' : pushed.changed ? 'newVersion' : 'unchanged'
+    return c.json({ ...toApiFlow(pushed), pushed: what }, pushed.created ? 201 : 200)
   })
   app.openapi(r.get, async (c) =>
     c.json(toApiFlow(await flows.view(c.get('principal'), c.req.valid('param').flowId)), 200),
