@@ -5,7 +5,7 @@
  *
  * Run ids sort by the time they were made, so "requested before the cutoff" is a range of ids:
  * the sweep walks the event table's index on the run id from its oldest entry, a few hundred
- * runs per commit, and never reads runs whose events are gone. Only runs that ended lose theirs.
+ * runs per commit, each batch on from the last, and never reads runs whose events are gone. Only runs that ended lose theirs.
  *
  * @module
  */
@@ -40,6 +40,9 @@ export function createEventRetention(deps: {
   /** Deletes the events of one environment's runs that ended and were requested before `cutoff`. */
   async function sweepEnvironment(environmentId: string, cutoff: string): Promise<number> {
     let deleted = 0
+    // Each batch goes on from the last: what the walk passed over (runs of other environments,
+    // kept longer; runs still going) is not read again in this sweep.
+    let after = ''
     for (;;) {
       const runIds = (
         await db
@@ -47,6 +50,7 @@ export function createEventRetention(deps: {
           .innerJoin('runs', 'runs.id', 'run_events.run_id')
           .select('run_events.run_id')
           .where('run_events.run_id', '<', cutoff)
+          .where('run_events.run_id', '>', after)
           .where('runs.environment_id', '=', environmentId)
           .where('runs.finished_at', 'is not', null)
           .groupBy('run_events.run_id')
@@ -55,6 +59,7 @@ export function createEventRetention(deps: {
           .execute()
       ).map((row) => row.run_id)
       if (runIds.length === 0) return deleted
+      after = runIds[runIds.length - 1]
       await writes.write((trx) =>
         trx.deleteFrom('run_events').where('run_id', 'in', runIds).execute(),
       )
