@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -72,7 +73,35 @@ export function detectRunCgroups(name = 'desklink-runs'): RunCgroups | { unavail
   } catch (error) {
     return { unavailable: `cannot make the runs' cgroups: ${(error as Error).message}` }
   }
-  return runCgroupsAt(base)
+  const refused = probe(base)
+  return refused ? { unavailable: refused } : runCgroupsAt(base)
+}
+
+/**
+ * Why a process cannot be moved into a run's cgroup here, if it cannot: a cgroup may be made
+ * and still refuse processes (one whose parent has controllers enabled for its children, say).
+ * Found out now, at start, rather than by every run failing.
+ */
+function probe(base: string): string | undefined {
+  const dir = join(base, `probe-${process.pid}`)
+  try {
+    mkdirSync(dir)
+    const moved = spawnSync('/bin/sh', ['-c', MOVE_IN, join(dir, 'cgroup.procs'), 'true'], {
+      encoding: 'utf8',
+      timeout: 5000,
+    })
+    if (moved.status !== 0)
+      return `a process cannot be moved into ${base}: ${moved.stderr.trim() || String(moved.error)}`
+    return undefined
+  } catch (error) {
+    return `cannot make the runs' cgroups in ${base}: ${(error as Error).message}`
+  } finally {
+    try {
+      rmdirSync(dir)
+    } catch {
+      // Never made.
+    }
+  }
 }
 
 export function runCgroupsAt(base: string): RunCgroups {
@@ -86,6 +115,16 @@ export function runCgroupsAt(base: string): RunCgroups {
     } catch {
       // No cgroup (already ended), or a kernel before 5.14 without `cgroup.kill`: below.
     }
+    // Frozen, its processes can neither fork nor exit, so no pid read here is reused by another
+    // process before its kill. (A frozen process still dies of SIGKILL.)
+    const freeze = (to: '0' | '1') => {
+      try {
+        writeFileSync(join(dir, 'cgroup.freeze'), to)
+      } catch {
+        // Gone, or no freezer: killed as they are.
+      }
+    }
+    freeze('1')
     for (const pid of processesIn(dir)) {
       try {
         process.kill(pid, 'SIGKILL')
@@ -93,6 +132,7 @@ export function runCgroupsAt(base: string): RunCgroups {
         // Already gone.
       }
     }
+    freeze('0')
   }
 
   async function end(runId: string): Promise<void> {
