@@ -17,6 +17,7 @@ import { detectRunCgroups, type RunCgroups } from '../../packages/agent/src/runs
 import { accountInfo } from '../../packages/agent/src/runs/run-manager.ts'
 import { eventually } from '../support/eventually.ts'
 import { createOsUser, type OsUser, skipReason } from '../support/os-users.ts'
+import { runShellFlow } from '../support/shell-flows.ts'
 
 const testCgroups = `desklink-test-${process.pid}`
 const detected = skipReason(['useradd', 'setpriv', 'setsid']) ?? detectRunCgroups(testCgroups)
@@ -69,35 +70,15 @@ describe.skipIf(reason !== undefined)("a run's processes on the machine", () => 
     runId: string,
     script: string,
     options: { cgroups?: RunCgroups; signal?: AbortSignal } = {},
-  ) => {
-    const account = accountInfo(user.name)
-    if (!account) throw new Error('the test account is missing')
-    return createScriptExecutor({
-      workDir: join(base, 'runs'),
-      ...(options.cgroups && { cgroups: options.cgroups }),
-    }).run({
-      runId,
-      pkg: {
-        manifest: {
-          name: 'processes',
-          description: '',
-          runtime: 'shell',
-          entry: 'main.sh',
-          inputs: [],
-          outputs: [],
-          needsDisplay: false,
-        },
-        files: [{ path: 'main.sh', executable: false, contentBase64: btoa(script) }],
-      },
-      inputs: {},
-      secrets: [],
-      sensitiveOutputs: [],
-      account,
-      timeoutSeconds: 30,
-      signal: options.signal ?? new AbortController().signal,
-      onStarted: () => undefined,
-    })
-  }
+  ) =>
+    runShellFlow(
+      createScriptExecutor({
+        workDir: join(base, 'runs'),
+        ...(options.cgroups && { cgroups: options.cgroups }),
+      }),
+      user.name,
+      { runId, script, ...(options.signal && { signal: options.signal }) },
+    )
 
   it('ends a process the flow detached from its process group when the flow ends', async () => {
     const runId = randomUUID()

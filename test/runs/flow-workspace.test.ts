@@ -25,6 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createScriptExecutor } from '../../packages/agent/src/runs/flow-executor.ts'
 import { accountInfo } from '../../packages/agent/src/runs/run-manager.ts'
 import { createOsUser, type OsUser, skipReason } from '../support/os-users.ts'
+import { runShellFlow } from '../support/shell-flows.ts'
 
 const reason = skipReason(['useradd', 'setpriv', 'find'])
 if (reason) process.stderr.write(`flow workspace suite skipped: ${reason}\n`)
@@ -62,27 +63,12 @@ describe.skipIf(reason !== undefined)("a run's workspace on the machine", () => 
     files: { path: string; executable: boolean; contentBase64: string }[] = [],
     signal = new AbortController().signal,
   ) =>
-    createScriptExecutor({ workDir }).run({
+    runShellFlow(createScriptExecutor({ workDir }), user.name, {
       runId,
-      pkg: {
-        manifest: {
-          name: 'workspace',
-          description: '',
-          runtime: 'shell',
-          entry: 'main.sh',
-          inputs: [],
-          outputs: [],
-          needsDisplay: false,
-        },
-        files: [...files, { path: 'main.sh', executable: false, contentBase64: btoa(script) }],
-      },
+      script,
       inputs,
-      secrets: [],
-      sensitiveOutputs: [],
-      account: theAccount(),
-      timeoutSeconds: 30,
+      files,
       signal,
-      onStarted: () => undefined,
     })
 
   it('does not follow links the account plants while the workspace is being filled', async () => {
