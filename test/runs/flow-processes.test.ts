@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -20,7 +20,8 @@ import { createOsUser, type OsUser, skipReason } from '../support/os-users.ts'
 import { runShellFlow } from '../support/shell-flows.ts'
 
 const testCgroups = `desklink-test-${process.pid}`
-const detected = skipReason(['useradd', 'setpriv', 'setsid']) ?? detectRunCgroups(testCgroups)
+const detected =
+  skipReason(['useradd', 'setpriv', 'setsid']) ?? detectRunCgroups('a-machine', testCgroups)
 const reason =
   typeof detected === 'string' ? detected : (detected as { unavailable?: string }).unavailable
 if (reason) process.stderr.write(`flow processes suite skipped: ${reason}\n`)
@@ -63,13 +64,16 @@ describe.skipIf(reason !== undefined)("a run's processes on the machine", () => 
     }
     user?.remove()
     if (base) rmSync(base, { recursive: true, force: true })
-    if (cgroups) rmdirSync(cgroups.base)
+    if (cgroups) {
+      rmdirSync(cgroups.base)
+      rmdirSync(dirname(cgroups.base))
+    }
   })
 
   const runFlow = (
     runId: string,
     script: string,
-    options: { cgroups?: RunCgroups; signal?: AbortSignal } = {},
+    options: { cgroups?: RunCgroups; signal?: AbortSignal; timeoutSeconds?: number } = {},
   ) =>
     runShellFlow(
       createScriptExecutor({
@@ -77,7 +81,7 @@ describe.skipIf(reason !== undefined)("a run's processes on the machine", () => 
         ...(options.cgroups && { cgroups: options.cgroups }),
       }),
       user.name,
-      { runId, script, ...(options.signal && { signal: options.signal }) },
+      { runId, script, ...options },
     )
 
   it('ends a process the flow detached from its process group when the flow ends', async () => {
@@ -115,12 +119,25 @@ describe.skipIf(reason !== undefined)("a run's processes on the machine", () => 
     expect(existsSync(join(cgroups.base, runId))).toBe(false)
   })
 
-  it('ends what a run left running when an agent restarted during it discards the run', async () => {
+  it('ends the flow and what it detached when the run times out', async () => {
     const runId = randomUUID()
+    const outputs = join(base, 'runs', runId, '.desklink-outputs.json')
+    const running = runFlow(runId, `${DETACH}sleep 300\n`, { cgroups, timeoutSeconds: 1 })
+    const outputsWritten = () => existsSync(outputs) && readFileSync(outputs, 'utf8').endsWith('}')
+    await eventually(outputsWritten, 'the flow detached its process')
+    const written = JSON.parse(readFileSync(outputs, 'utf8')) as { pid: number }
+    strays.push(written.pid)
+    expect(await running).toMatchObject({ error: { code: 'DesktopFlowsActionTimeout' } })
+    expect(sleeping(written.pid)).toBe(false)
+    expect(existsSync(join(cgroups.base, runId))).toBe(false)
+  })
+
+  /** A process of run `runId`'s, in its cgroup, as an agent that stopped had started it. */
+  const leftRunning = async (runId: string) => {
     const account = accountInfo(user.name)
     if (!account) throw new Error('the test account is missing')
-    // What the agent that stopped had started: a process of the run's, in its cgroup.
-    const argv = await cgroups.enter(runId, [
+    await cgroups.make(runId)
+    const argv = cgroups.command(runId, [
       'setpriv',
       `--reuid=${account.uid}`,
       `--regid=${account.gid}`,
@@ -135,6 +152,22 @@ describe.skipIf(reason !== undefined)("a run's processes on the machine", () => 
     const pid = left.pid ?? 0
     strays.push(pid)
     await eventually(() => sleeping(pid), 'the left process runs')
+    return pid
+  }
+
+  it('ends, when the agent starts again, what runs of its last start left running', async () => {
+    const runIds = [randomUUID(), randomUUID()]
+    const pids = await Promise.all(runIds.map(leftRunning))
+    expect((await cgroups.endLeftovers()).sort()).toEqual([...runIds].sort())
+    for (const pid of pids) expect(sleeping(pid)).toBe(false)
+    for (const runId of runIds) expect(existsSync(join(cgroups.base, runId))).toBe(false)
+  })
+
+  it('ends what a run left running when an agent restarted during it discards the run', async () => {
+    const runId = randomUUID()
+    const account = accountInfo(user.name)
+    if (!account) throw new Error('the test account is missing')
+    const pid = await leftRunning(runId)
     await createScriptExecutor({ workDir: join(base, 'runs'), cgroups }).discard(runId, account)
     expect(sleeping(pid)).toBe(false)
     expect(existsSync(join(cgroups.base, runId))).toBe(false)

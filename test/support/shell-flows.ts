@@ -17,6 +17,7 @@ export function runShellFlow(
     inputs?: Record<string, unknown>
     files?: PackageFile[]
     signal?: AbortSignal
+    timeoutSeconds?: number
   },
 ) {
   const account = accountInfo(username)
@@ -42,7 +43,7 @@ export function runShellFlow(
     secrets: [],
     sensitiveOutputs: [],
     account,
-    timeoutSeconds: 30,
+    timeoutSeconds: options.timeoutSeconds ?? 30,
     signal: options.signal ?? new AbortController().signal,
     onStarted: () => undefined,
   })

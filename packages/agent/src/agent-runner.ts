@@ -9,6 +9,8 @@
  *
  * @module
  */
+import { rmdirSync } from 'node:fs'
+
 import type { AgentConnectionTestResult, MachineSettings, SessionInfo } from '@desklink/protocol'
 import type { DeliveredCredential as DeliveredCredentialSchema } from '@desklink/protocol'
 import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose'
@@ -25,7 +27,7 @@ import { type AgentPolicy, assertTenantAllowed, loadAgentPolicy } from './policy
 import { AGENT_VERSION } from './registration/register-machine.ts'
 import { createScriptExecutor } from './runs/flow-executor.ts'
 import { createPackageCache } from './runs/flow-packages.ts'
-import { detectRunCgroups } from './runs/run-cgroups.ts'
+import { detectRunCgroups, type RunCgroups } from './runs/run-cgroups.ts'
 import { createRunJournal } from './runs/run-journal.ts'
 import { createRunManager, type Identity, type RunManager } from './runs/run-manager.ts'
 import { openCredential } from './secrets/resolved-credential.ts'
@@ -68,6 +70,7 @@ export function createAgentRunner(options: {
   let channel: AgentChannel | undefined
   let watcher: SessionWatcher | undefined
   let finish: ((outcome: 'stopped' | 'deleted') => void) | undefined
+  let runCgroups: RunCgroups | undefined
   let sessions: SessionInfo[] = []
   let settings: MachineSettings | undefined
   const since = new Date().toISOString()
@@ -246,17 +249,27 @@ export function createAgentRunner(options: {
       const outcome = new Promise<'stopped' | 'deleted'>((resolve) => (finish = resolve))
       const assertion = () =>
         signMachineAssertion(identity, registration.machineId, registration.server)
-      const cgroups = detectRunCgroups()
+      const cgroups = detectRunCgroups(registration.machineId)
       if ('unavailable' in cgroups)
         logger.warn(
           { reason: cgroups.unavailable },
           'runs are held by their process group alone: processes a flow detaches from it outlive the run',
         )
+      else {
+        runCgroups = cgroups
+        // Runs of an earlier start that it could not end (the agent was killed, say).
+        const left = await cgroups.endLeftovers().catch((error: unknown) => {
+          logger.warn({ err: error }, 'ending the processes of earlier runs failed')
+          return []
+        })
+        if (left.length > 0) logger.info({ runIds: left }, 'ended what earlier runs left running')
+      }
       const runs = createRunManager({
         journal: createRunJournal(config.stateDir),
         executor: createScriptExecutor({
           workDir: config.workDir,
           ...(!('unavailable' in cgroups) && { cgroups }),
+          logger,
         }),
         packages: createPackageCache({
           stateDir: config.stateDir,
@@ -337,6 +350,12 @@ export function createAgentRunner(options: {
     async stop() {
       watcher?.stop()
       await channel?.stop()
+      try {
+        // The machine's cgroup of runs, once no run is left in it.
+        if (runCgroups) rmdirSync(runCgroups.base)
+      } catch {
+        // Runs go on, or an earlier run's cgroup would not empty: the next start ends them.
+      }
       writeStatus('stopped')
       finish?.('stopped')
     },

@@ -31,8 +31,14 @@ import { dirname, join } from 'node:path'
 
 import { FLOW_INPUTS_FILE, FLOW_OUTPUTS_FILE, type RunCode } from '@desklink/protocol'
 
+import type { AgentLogger } from '../agent-logger.ts'
 import type { FlowPackage } from './flow-packages.ts'
-import type { RunCgroups } from './run-cgroups.ts'
+import {
+  NOT_CONTAINED_EXIT,
+  NOT_CONTAINED_MESSAGE,
+  type RunCgroups,
+  SYSTEM_PATH,
+} from './run-cgroups.ts'
 
 export interface OsAccount {
   readonly name: string
@@ -209,12 +215,20 @@ export function createScriptExecutor(options: {
   workDir: string
   /** Where each run's processes are held; without, by their process group alone. */
   cgroups?: RunCgroups
+  logger?: AgentLogger
 }): FlowExecutor {
   const { cgroups } = options
+  /** Ends the run's cgroup; one that would not empty is left, and said. */
+  const endCgroup = (runId: string) =>
+    cgroups
+      ?.end(runId)
+      .catch((error: unknown) =>
+        options.logger?.warn({ err: error, runId }, "a run's processes outlived it"),
+      )
   return {
     async discard(runId, account) {
       // What the run left running goes first: it could still be writing in the workspace.
-      await cgroups?.end(runId)
+      await endCgroup(runId)
       await removeWorkspace(join(options.workDir, runId), account)
     },
 
@@ -246,7 +260,10 @@ export function createScriptExecutor(options: {
           },
         }
       const workspace = join(options.workDir, spec.runId)
-      // Left by an earlier attempt of this run (the agent restarted): it may hold the account's.
+      // Left by an earlier attempt of this run (the agent restarted): what it left running
+      // goes first (it could still be writing there), then its workspace, which may hold the
+      // account's. The cgroup is made anew before the workspace: nothing is left to undo then.
+      await cgroups?.make(spec.runId)
       await removeWorkspace(workspace, spec.account)
       // Built as root's, where the account can do nothing, and handed over once complete: root
       // never writes into a directory of the account's, where a link the account (or a process
@@ -279,6 +296,7 @@ export function createScriptExecutor(options: {
         // Not handed over yet (the workspace itself is root's until the last step): root may
         // remove it, and nothing of a failed build is left behind.
         rmSync(workspace, { recursive: true, force: true })
+        await endCgroup(spec.runId)
         throw error
       }
 
@@ -318,15 +336,17 @@ export function createScriptExecutor(options: {
       // Cancelled while the workspace was being made: the flow never starts. (The listener
       // below only hears a cancel that comes after it is added.)
       if (spec.signal.aborted) {
+        await endCgroup(spec.runId)
         await removeWorkspace(workspace, spec.account)
         return { status: 'Cancelled', exitCode: null, outputs: null, error: null }
       }
-      const contained = cgroups ? await cgroups.enter(spec.runId, argv) : argv
+      const contained = cgroups ? cgroups.command(spec.runId, argv) : argv
       const child = spawn(contained[0], contained.slice(1), {
         cwd: workspace,
         detached: true,
         stdio: ['ignore', 'ignore', 'pipe'],
-        env: {},
+        // Where `setpriv` is found; it then makes the account's environment anew.
+        env: { PATH: SYSTEM_PATH },
       })
       let stderr = ''
       let cut = false
@@ -337,7 +357,7 @@ export function createScriptExecutor(options: {
         stderr = all.slice(-kept)
       })
       const killGroup = () => {
-        cgroups?.kill(spec.runId)
+        void cgroups?.kill(spec.runId)
         try {
           if (child.pid) process.kill(-child.pid, 'SIGKILL')
         } catch {
@@ -389,6 +409,17 @@ export function createScriptExecutor(options: {
             outputs: null,
             error: { code: 'FlowStartFailed', message: mask(exit.error.message, spec.secrets) },
           }
+        // The wrapper, not the flow: it could not move itself into the run's cgroup.
+        if (cgroups && exit.code === NOT_CONTAINED_EXIT && stderr.includes(NOT_CONTAINED_MESSAGE))
+          return {
+            status: 'Failed',
+            exitCode: null,
+            outputs: null,
+            error: {
+              code: 'FlowStartFailed',
+              message: `The flow was not started: ${NOT_CONTAINED_MESSAGE} (${cgroups.base}).`,
+            },
+          }
         let outputs: Record<string, unknown> | null
         try {
           outputs = readOutputs(outputsFile, asRoot ? spec.account.uid : (process.getuid?.() ?? 0))
@@ -418,7 +449,7 @@ export function createScriptExecutor(options: {
           },
         }
       } finally {
-        await cgroups?.end(spec.runId)
+        await endCgroup(spec.runId)
         await removeWorkspace(workspace, spec.account)
       }
     },

@@ -214,7 +214,7 @@ export function registerMachineCommands(program: Command, io: CliIo): void {
         io,
         o,
         await namingFlags(
-          SETTINGS_FLAGS,
+          { ...SETTINGS_FLAGS, name: 'the name' },
           api().request<MachineGroup>('POST', '/machine-groups', body),
         ),
       )

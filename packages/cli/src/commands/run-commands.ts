@@ -204,7 +204,7 @@ const RUN_FLAGS = {
   connectionId: '--connection',
   runMode: '--mode',
   priority: '--priority',
-  inputs: '--input',
+  inputs: '--input or --inputs-file',
   timeoutSeconds: '--timeout',
   idempotencyKey: '--idempotency-key',
   parentRunId: '--parent-run-id',
@@ -315,9 +315,12 @@ export function registerRunCommands(program: Command, io: CliIo): void {
       printObject(io, o, o.json ? run : await namedSummary(client, run))
       if (run.status === 'Failed' || run.status === 'Cancelled') {
         const code = run.error?.code ?? run.status
-        // People have read the error, each machine's reason and what to do just above.
+        // People have each machine's reason and what to do in the summary just printed.
         if (!o.json)
-          throw new CliError(code, `Run ${run.id} ${run.status.toLowerCase()}; see above.`)
+          throw new CliError(
+            code,
+            `Run ${run.id} ${run.status.toLowerCase()}${run.error ? `: ${run.error.message}` : '.'}`,
+          )
         // The fix travels with the error, for scripts that read --json.
         const remedy = run.error && remedyFor(run.error.code)
         const message = run.error?.message ?? run.status

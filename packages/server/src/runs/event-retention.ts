@@ -5,7 +5,8 @@
  *
  * Run ids sort by the time they were made, so "requested before the cutoff" is a range of ids:
  * the sweep walks the event table's index on the run id from its oldest entry, a few hundred
- * runs per commit, each batch on from the last, and never reads runs whose events are gone. Only runs that ended lose theirs.
+ * runs per commit, each batch on from the last, and never reads runs whose events are gone.
+ * Only runs that ended lose theirs.
  *
  * @module
  */
