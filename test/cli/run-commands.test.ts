@@ -86,6 +86,17 @@ describe('desklink runs and flows sharing, from the command line', () => {
     expect(queue.stdout).toMatch(new RegExp(`^${first}\\s+picky\\s+Queued\\s+1\\s+normal`, 'm'))
     const newest = await json(['runs', 'list', '--connection', 'picky', '--limit', '1'])
     expect((newest as unknown as { id: string }[]).map((r) => r.id)).toEqual([second])
+    // A request retried with its idempotency key: the same run, and the CLI says so.
+    const keyed = ['run', flow.id, '--connection', connectionId, '--no-wait']
+    const once = await cli([...keyed, '--idempotency-key', 'nightly-7'])
+    expect(once.stderr).not.toContain('earlier request')
+    const twice = await cli([...keyed, '--idempotency-key', 'nightly-7'])
+    expect(twice.code, twice.stderr).toBe(0)
+    expect(twice.stderr).toContain('was started by an earlier request with this idempotency key')
+    const keyedId = /^id:\s+(\S+)$/m.exec(once.stdout)?.[1]
+    expect(keyedId).toBeDefined()
+    expect(twice.stdout).toContain(keyedId)
+    await json(['runs', 'cancel', keyedId ?? ''])
     // Read by a person: where it stands, and why the machine does not take it.
     const head = await cli(['runs', 'show', first])
     expect(head.stdout).toMatch(/^position:\s+1$/m)

@@ -26,6 +26,12 @@ export interface ApiClient {
   /** A current access token, renewed first when it is about to expire. */
   accessToken(): Promise<string>
   request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T>
+  /** As `request`, with the answer's status, for a command whose message depends on it. */
+  send<T>(
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }>
 }
 
 async function renew(io: CliIo, profile: Profile): Promise<TokenSet> {
@@ -80,40 +86,49 @@ export function apiClientFor(io: CliIo): ApiClient {
       return current.accessToken
     },
     async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-      await renewIfNeeded()
-      let response: Response
-      try {
-        response = await io.fetch(`${current.server}/api/v1${path}`, {
-          method,
-          headers: {
-            authorization: `Bearer ${current.accessToken}`,
-            ...(body !== undefined && { 'content-type': 'application/json' }),
-          },
-          ...(body !== undefined && { body: JSON.stringify(body) }),
-        })
-      } catch (cause) {
-        throw new CliError(
-          'ServerUnreachable',
-          `Cannot reach ${current.server}: ${(cause as Error).message}`,
-        )
-      }
-      if (response.status === 204) return undefined as T
-      const payload: unknown = await response.json().catch(() => undefined)
-      if (!response.ok) {
-        const error = (payload as Partial<ApiErrorBody> | undefined)?.error
-        const code = error?.code ?? 'HttpError'
-        const remediation = isErrorCode(code) ? ` ${ERROR_CODES[code].remediation}` : ''
-        // A message ends as a sentence before what to do follows it.
-        const message = (error?.message ?? `HTTP ${response.status}`).replace(/([^.!?])$/, '$1.')
-        throw new CliError(code, `${message}${remediation}`, {
-          details: error?.details,
-          requestId:
-            (payload as ApiErrorBody | undefined)?.requestId ??
-            response.headers.get('x-request-id') ??
-            undefined,
-        })
-      }
-      return payload as T
+      return (await send<T>(method, path, body)).body
     },
+    send,
+  }
+
+  async function send<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }> {
+    await renewIfNeeded()
+    let response: Response
+    try {
+      response = await io.fetch(`${current.server}/api/v1${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${current.accessToken}`,
+          ...(body !== undefined && { 'content-type': 'application/json' }),
+        },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+      })
+    } catch (cause) {
+      throw new CliError(
+        'ServerUnreachable',
+        `Cannot reach ${current.server}: ${(cause as Error).message}`,
+      )
+    }
+    if (response.status === 204) return { status: 204, body: undefined as T }
+    const payload: unknown = await response.json().catch(() => undefined)
+    if (!response.ok) {
+      const error = (payload as Partial<ApiErrorBody> | undefined)?.error
+      const code = error?.code ?? 'HttpError'
+      const remediation = isErrorCode(code) ? ` ${ERROR_CODES[code].remediation}` : ''
+      // A message ends as a sentence before what to do follows it.
+      const message = (error?.message ?? `HTTP ${response.status}`).replace(/([^.!?])$/, '$1.')
+      throw new CliError(code, `${message}${remediation}`, {
+        details: error?.details,
+        requestId:
+          (payload as ApiErrorBody | undefined)?.requestId ??
+          response.headers.get('x-request-id') ??
+          undefined,
+      })
+    }
+    return { status: response.status, body: payload as T }
   }
 }

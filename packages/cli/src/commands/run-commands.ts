@@ -261,9 +261,9 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         ...(o.inputsFile && (await inputsFrom(io, o.inputsFile))),
         ...parseInputs(o.input),
       }
-      let run = await namingFlags(
+      const answer = await namingFlags(
         RUN_FLAGS,
-        client.request<Run>('POST', `/desktop-flows/${id(flowId)}/runs`, {
+        client.send<Run>('POST', `/desktop-flows/${id(flowId)}/runs`, {
           connectionId,
           runMode,
           priority,
@@ -274,6 +274,13 @@ export function registerRunCommands(program: Command, io: CliIo): void {
           ...(o.callbackUrl && { callbackUrl: o.callbackUrl }),
         }),
       )
+      let run = answer.body
+      // 200 rather than 202: the key was used before, and this is the run that request started.
+      if (answer.status === 200 && !o.json)
+        io.err(
+          `Run ${run.id} was started by an earlier request with this idempotency key; ` +
+            'this is that run, not a new one.\n',
+        )
       if (!o.wait) {
         printObject(io, o, o.json ? run : await namedSummary(client, run))
         if (!o.json) io.err(`Follow it with: desklink runs show ${run.id}\n`)
