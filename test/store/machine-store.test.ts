@@ -1,6 +1,7 @@
 /**
  * The machine store's concurrency promises, on both databases: a registration token serves
- * one registration, and only one machine creates a group's key.
+ * one registration, only one machine creates a group's key, and machines joining a group at
+ * once never take it past its limit.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -79,5 +80,26 @@ describe.each(BACKENDS)('machine store on %s', (backend) => {
       true,
     )
     expect(await machines.findGroup(uuidv7(), standard.id)).toBeUndefined()
+  })
+
+  it('keeps a group within its limit when many machines join it at once', async () => {
+    // A few rounds: two joins must meet in the same moment for the limit to be at stake.
+    for (let round = 0; round < 5; round++) {
+      const standard = group('standard')
+      await machines.insertGroup(standard)
+      const joiners: string[] = []
+      for (let i = 0; i < 24; i++) {
+        const own = group('standalone')
+        await machines.insertGroup(own)
+        const machine = machineRecord(place, { standaloneGroupId: own.id, groupId: own.id })
+        await machines.insertMachine(machine)
+        joiners.push(machine.id)
+      }
+      const joined = await Promise.all(
+        joiners.map((id) => machines.joinGroupIfRoom(place.tenantId, id, standard.id, 5)),
+      )
+      expect(joined.filter(Boolean)).toHaveLength(5)
+      expect(await machines.countMembers(place.tenantId, standard.id)).toBe(5)
+    }
   })
 })

@@ -308,24 +308,35 @@ export function createMachineStore(db: Kysely<Database>) {
       groupId: string,
       maxMembers: number,
     ): Promise<boolean> {
-      const result = await db
-        .updateTable('machines')
-        .set({ group_id: groupId })
-        .where('tenant_id', '=', tenantId)
-        .where('id', '=', machineId)
-        .whereRef('group_id', '=', 'standalone_group_id')
-        .where((eb) =>
-          eb(
-            eb
-              .selectFrom('machines as members')
-              .select((m) => m.fn.countAll<number>().as('n'))
-              .where('members.group_id', '=', groupId),
-            '<',
-            maxMembers,
-          ),
-        )
-        .executeTakeFirst()
-      return Number(result.numUpdatedRows) === 1
+      return db.transaction().execute(async (trx) => {
+        // Joins of one group take turns: each first writes the group's row, which holds the next
+        // until it commits (on PostgreSQL; SQLite writes one at a time anyway). Without it, two
+        // joins would each count the members before the other's and both take the last place.
+        await trx
+          .updateTable('machine_groups')
+          .set((eb) => ({ name: eb.ref('name') }))
+          .where('tenant_id', '=', tenantId)
+          .where('id', '=', groupId)
+          .execute()
+        const result = await trx
+          .updateTable('machines')
+          .set({ group_id: groupId })
+          .where('tenant_id', '=', tenantId)
+          .where('id', '=', machineId)
+          .whereRef('group_id', '=', 'standalone_group_id')
+          .where((eb) =>
+            eb(
+              eb
+                .selectFrom('machines as members')
+                .select((m) => m.fn.countAll<number>().as('n'))
+                .where('members.group_id', '=', groupId),
+              '<',
+              maxMembers,
+            ),
+          )
+          .executeTakeFirst()
+        return Number(result.numUpdatedRows) === 1
+      })
     },
     /** True when a CyberArk application is configured on the group (it may not be shared then). */
     async hasCyberArkApplication(tenantId: string, groupId: string): Promise<boolean> {
