@@ -225,7 +225,7 @@ describe('desklink runs and flows sharing, from the command line', () => {
       expect(byName.map((f) => f.name)).toContain('counted')
       const slots = await cli(['machines', 'update', 'picky', '--slots', 'abc'])
       expect(slots.code).toBe(2)
-      expect(slots.stderr).toContain("--slots takes a whole number of 0 or more, not 'abc'")
+      expect(slots.stderr).toContain("--slots takes a whole number of 1 or more, not 'abc'")
       const tooMany = await cli(['machines', 'update', 'picky', '--slots', '65'])
       expect(tooMany.code).toBe(1)
       expect(tooMany.stderr).toMatch(/^ {2}--slots: .*64/m)
@@ -515,5 +515,24 @@ describe('desklink runs and flows sharing, from the command line', () => {
     const bad = await cli(['runs', 'settings', ...environment, '--queue-timeout', 'soon'])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain('whole number')
+
+    // A run above the environment's longest timeout: the limit names the option that set it.
+    await json(['runs', 'settings', ...environment, '--max-run-timeout', '600'])
+    try {
+      const long = await cli([
+        'run',
+        bed.flow.id,
+        '--connection',
+        bed.connectionId,
+        '--timeout',
+        '700',
+        '--no-wait',
+      ])
+      expect(long.code).toBe(1)
+      expect(long.stderr).toMatch(/^ {2}field: --timeout$/m)
+      expect(long.stderr).toMatch(/^ {2}max: 600$/m)
+    } finally {
+      await json(['runs', 'settings', ...environment, '--max-run-timeout', '86400'])
+    }
   })
 })

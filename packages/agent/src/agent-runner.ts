@@ -257,6 +257,10 @@ export function createAgentRunner(options: {
         )
       else {
         runCgroups = cgroups
+        logger.info(
+          { cgroups: cgroups.base },
+          "each run's processes are held in a cgroup of its own",
+        )
         // Runs of an earlier start that it could not end (the agent was killed, say).
         const left = await cgroups.endLeftovers().catch((error: unknown) => {
           logger.warn({ err: error }, 'ending the processes of earlier runs failed')

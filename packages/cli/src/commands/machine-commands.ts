@@ -29,7 +29,7 @@ interface SettingsOptions {
 function settingsPatch(o: SettingsOptions): Record<string, unknown> | undefined {
   const patch = {
     maintenanceMode: onOff('--maintenance', o.maintenance),
-    slots: o.slots === undefined ? undefined : wholeNumber('--slots', o.slots),
+    slots: o.slots === undefined ? undefined : wholeNumber('--slots', o.slots, 1),
     reuseSessions: onOff('--reuse-sessions', o.reuseSessions),
     extendedQueuePrioritization: onOff('--extended-prioritization', o.extendedPrioritization),
   }

@@ -7,14 +7,12 @@
 import { CliError } from '../io.ts'
 
 /** A whole number. */
-export function wholeNumber(option: string, value: string): number {
-  if (!/^\d+$/.test(value))
+export function wholeNumber(option: string, value: string, least = 0): number {
+  if (!/^\d+$/.test(value) || Number(value) < least)
     throw new CliError(
       'InvalidOption',
-      `${option} takes a whole number of 0 or more, not '${value}'.`,
-      {
-        exitCode: 2,
-      },
+      `${option} takes a whole number of ${least} or more, not '${value}'.`,
+      { exitCode: 2 },
     )
   return Number(value)
 }

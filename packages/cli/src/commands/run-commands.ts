@@ -268,7 +268,7 @@ export function registerRunCommands(program: Command, io: CliIo): void {
           runMode,
           priority,
           inputs,
-          ...(o.timeout && { timeoutSeconds: wholeNumber('--timeout', o.timeout) }),
+          ...(o.timeout && { timeoutSeconds: wholeNumber('--timeout', o.timeout, 1) }),
           ...(o.idempotencyKey && { idempotencyKey: o.idempotencyKey }),
           ...(o.parentRunId && { parentRunId: o.parentRunId }),
           ...(o.callbackUrl && { callbackUrl: o.callbackUrl }),
@@ -283,7 +283,8 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         )
       if (!o.wait) {
         printObject(io, o, o.json ? run : await namedSummary(client, run))
-        if (!o.json) io.err(`Follow it with: desklink runs show ${run.id}\n`)
+        if (!o.json && !ENDED.has(run.status))
+          io.err(`Follow it with: desklink runs show ${run.id}\n`)
         return
       }
       if (!o.json && !ENDED.has(run.status)) io.err(`Run ${run.id}\n`)
@@ -326,7 +327,8 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         if (!o.json)
           throw new CliError(
             code,
-            `Run ${run.id} ${run.status.toLowerCase()}${run.error ? `: ${run.error.message}` : '.'}`,
+            `Run ${run.id} ${run.status.toLowerCase()}: the summary says why and what to do ` +
+              `(again: desklink runs show ${run.id}).`,
           )
         // The fix travels with the error, for scripts that read --json.
         const remedy = run.error && remedyFor(run.error.code)
@@ -384,7 +386,7 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         ...(o.connection && {
           connectionId: await idOf(io, 'connection', o.connection, environment),
         }),
-        ...(o.limit && { limit: String(wholeNumber('--limit', o.limit)) }),
+        ...(o.limit && { limit: String(wholeNumber('--limit', o.limit, 1)) }),
       }).toString()
       const query = filters ? `?${filters}` : ''
       const { items } = await api().request<{ items: Run[] }>(

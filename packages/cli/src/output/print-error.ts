@@ -55,6 +55,9 @@ const isNamed = (value: unknown): value is { id: string; name: string } =>
 const text = (value: unknown): string =>
   typeof value === 'string' ? value : (JSON.stringify(value) ?? '')
 
+/** Keys of details whose values are fields of the request. */
+const NAMES_FIELDS = new Set(['field', 'fields', 'differs'])
+
 /** The option that set a field, or the field. */
 function flagOf(path: string | undefined, flags: Readonly<Record<string, string>>): string {
   if (!path) return '(request)'
@@ -82,6 +85,11 @@ export function detailLines(
     else if (key === 'subErrors' && Array.isArray(value))
       for (const sub of value as SubError[])
         lines.push(`${text(sub.machineName)}: ${text(sub.reason)} (${text(sub.code)})`)
+    // Fields named in a detail (a limit's, those an idempotent retry changed): as options too.
+    else if (NAMES_FIELDS.has(key) && typeof value === 'string')
+      lines.push(`${key}: ${flagOf(value, flags)}`)
+    else if (NAMES_FIELDS.has(key) && Array.isArray(value))
+      lines.push(`${key}: ${value.map((field) => flagOf(text(field), flags)).join(', ')}`)
     else if (Array.isArray(value) && value.every(isNamed))
       lines.push(`${key}: ${value.map((item) => `${item.name} (${item.id})`).join(', ')}`)
     else lines.push(`${key}: ${text(value)}`)

@@ -55,5 +55,8 @@ export function printObject(
     return
   }
   const width = Math.max(...Object.keys(value).map((k) => k.length))
-  for (const [key, v] of Object.entries(value)) io.out(`${`${key}:`.padEnd(width + 2)}${cell(v)}\n`)
+  // A value of several lines (a flow's last output) keeps to its column.
+  const indent = `\n${' '.repeat(width + 2)}`
+  for (const [key, v] of Object.entries(value))
+    io.out(`${`${key}:`.padEnd(width + 2)}${cell(v).split('\n').join(indent)}\n`)
 }
