@@ -240,6 +240,16 @@ describe('desklink runs and flows sharing, from the command line', () => {
         'http://example.test/hook',
       ])
       expect(http.code).toBe(1)
+      const emptyParent = await cli([
+        'run',
+        'counted',
+        '--connection',
+        'picky',
+        '--parent-run-id',
+        '',
+      ])
+      expect(emptyParent.code).toBe(1)
+      expect(emptyParent.stderr).toMatch(/^ {2}--parent-run-id: /m)
       // Named by the option that set it, not the request's field.
       expect(http.stderr).toMatch(/^ {2}--callback-url: must be an https:\/\/ URL$/m)
 

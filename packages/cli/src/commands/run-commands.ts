@@ -268,10 +268,13 @@ export function registerRunCommands(program: Command, io: CliIo): void {
           runMode,
           priority,
           inputs,
-          ...(o.timeout && { timeoutSeconds: wholeNumber('--timeout', o.timeout, 1) }),
-          ...(o.idempotencyKey && { idempotencyKey: o.idempotencyKey }),
-          ...(o.parentRunId && { parentRunId: o.parentRunId }),
-          ...(o.callbackUrl && { callbackUrl: o.callbackUrl }),
+          // Given empty, still sent: the server says what is wrong, rather than it going unseen.
+          ...(o.timeout !== undefined && {
+            timeoutSeconds: wholeNumber('--timeout', o.timeout, 1),
+          }),
+          ...(o.idempotencyKey !== undefined && { idempotencyKey: o.idempotencyKey }),
+          ...(o.parentRunId !== undefined && { parentRunId: o.parentRunId }),
+          ...(o.callbackUrl !== undefined && { callbackUrl: o.callbackUrl }),
         }),
       )
       let run = answer.body
