@@ -2,7 +2,8 @@
  * The run queue with a real server and agent: each ordering rule (moved to top, most recent
  * move first; priority; request time), priority change and undoing a move, head-of-line
  * blocking and extended prioritization, why a queued run waits, queue timeouts, cancel while
- * queued and by parent, idempotent retries, synchronous mode, and each admission code.
+ * queued and by parent, idempotent retries, synchronous mode, each admission code, and the run
+ * owner's check at dispatch (a refusal fails the run; a database error does not).
  */
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -43,6 +44,8 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
   let caDir: string
   /** The statements the server runs, while a test watches them. */
   let watched: CompiledQuery[] | undefined
+  /** A statement to fail as a passing database error would, while a test wants it to. */
+  let failing: RegExp | undefined
 
   beforeAll(async () => {
     assertBuilt()
@@ -56,7 +59,12 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
         DESKLINK_CALLBACK_CA_FILE: join(caDir, 'ca.pem'),
         DESKLINK_CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
       },
-      { onQuery: (query) => watched?.push(query) },
+      {
+        onQuery: (query) => {
+          watched?.push(query)
+          if (failing?.test(query.sql)) throw new Error('the database went away for a moment')
+        },
+      },
     )
     m = await startRunMachine(() => t.url)
     flowId = (
@@ -524,6 +532,34 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     } finally {
       await storage.close()
     }
+  })
+
+  it('keeps a waiting run queued when its run-owner check meets a database error, and runs it after', async () => {
+    await m.setMachine({ maintenanceMode: true, slots: 1 })
+    const waiting = await run()
+    expect(waiting.status, waiting.text).toBe(202)
+    // The check granted at admission stands for two seconds; then the pass checks again.
+    await new Promise((resolve) => setTimeout(resolve, 2_500))
+    // The run owner's read of the connection's credential, which only that check makes.
+    failing = /^select "credential_id" from "connections" where "id" = /
+    try {
+      watched = []
+      await m.setMachine({ maintenanceMode: false, slots: 1 })
+      await waitFor(
+        () => watched?.some((query) => failing?.test(query.sql)) === true,
+        'the run-owner check at dispatch',
+      )
+      // Not an answer about the run owner's rights: the run is not failed for them.
+      await new Promise((resolve) => setTimeout(resolve, 1_000))
+      expect((await show(waiting.body.id)).status).toBe('Queued')
+    } finally {
+      failing = undefined
+      watched = undefined
+    }
+    // The database is back: a later pass (the next heartbeat) checks again, and the run goes.
+    expect(await waitForRun(t.url, m.token, waiting.body.id)).toMatchObject({
+      status: 'Succeeded',
+    })
   })
 
   it('checks the run owner at admission, and again when a waiting run is about to go', async () => {
