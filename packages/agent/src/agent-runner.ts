@@ -71,6 +71,14 @@ export function createAgentRunner(options: {
   let watcher: SessionWatcher | undefined
   let finish: ((outcome: 'stopped' | 'deleted') => void) | undefined
   let runCgroups: RunCgroups | undefined
+  /** Removes the machine's cgroup of runs as the agent ends, once no run is left in it. */
+  const releaseRunCgroups = () => {
+    try {
+      if (runCgroups) rmdirSync(runCgroups.base)
+    } catch {
+      // Runs go on, or an earlier run's cgroup would not empty: the next start ends them.
+    }
+  }
   let sessions: SessionInfo[] = []
   let settings: MachineSettings | undefined
   const since = new Date().toISOString()
@@ -328,6 +336,7 @@ export function createAgentRunner(options: {
           onDeleted: () => {
             state.update({ deleted: true })
             watcher?.stop()
+            releaseRunCgroups()
             writeStatus('deleted')
             finish?.('deleted')
           },
@@ -354,12 +363,7 @@ export function createAgentRunner(options: {
     async stop() {
       watcher?.stop()
       await channel?.stop()
-      try {
-        // The machine's cgroup of runs, once no run is left in it.
-        if (runCgroups) rmdirSync(runCgroups.base)
-      } catch {
-        // Runs go on, or an earlier run's cgroup would not empty: the next start ends them.
-      }
+      releaseRunCgroups()
       writeStatus('stopped')
       finish?.('stopped')
     },
