@@ -75,6 +75,16 @@ function cgroup2Mount(): { root: string; at: string } | undefined {
   return undefined
 }
 
+/**
+ * Where cgroup `own` is under a mount that shows the hierarchy from `root` down; undefined when
+ * it is not at or below `root` (`/a/b` is below `/a`, `/ab` is not).
+ */
+export function cgroupUnderMount(root: string, own: string): string | undefined {
+  if (root === '/') return own
+  if (own === root) return '/'
+  return own.startsWith(`${root}/`) ? own.slice(root.length) : undefined
+}
+
 /** This process's cgroup in the v2 hierarchy (`0::/path`). */
 function ownCgroup(): string | undefined {
   const line = readFileSync('/proc/self/cgroup', 'utf8')
@@ -101,12 +111,7 @@ export function detectRunCgroups(
     const own = ownCgroup()
     if (mount === undefined || own === undefined)
       return { unavailable: 'this machine has no cgroup v2 hierarchy' }
-    const within =
-      mount.root === '/'
-        ? own
-        : own.startsWith(mount.root)
-          ? own.slice(mount.root.length)
-          : undefined
+    const within = cgroupUnderMount(mount.root, own)
     if (within === undefined)
       return { unavailable: `the agent's cgroup ${own} is not under the mount at ${mount.at}` }
     const parent = join(mount.at, within)
