@@ -336,9 +336,7 @@ export function createDispatcher(deps: {
         if (admitted) {
           const row: RunRow = { ...run, ...take }
           await within.insert(row)
-          await within.event(row, admitted.at, admitted.kind, admitted.details)
-          const { kind, details } = offered(machine.machineId)
-          await within.event(row, iso(at), kind, details)
+          await within.eventPair(row, admitted, offered(machine.machineId))
           rows.push(row)
         } else rows.push(await within.move(run.id, 'Queued', take, offered(machine.machineId)))
       }

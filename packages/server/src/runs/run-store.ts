@@ -75,6 +75,30 @@ const RUN_COLUMNS = Object.keys({
   refusals: true,
 } satisfies Record<keyof RunRow, true>) as (keyof RunRow)[]
 
+/** The values of an event's insert, as prepared placeholders. */
+// A type, not an interface: prepared queries take records of placeholders.
+type EventArgs = {
+  id: string
+  tenantId: string
+  runId: string
+  at: string
+  kind: string
+  details: string | null
+}
+
+/** An event's row from the placeholders of `a` whose names end in `suffix`. */
+function eventValues(a: Record<string, unknown>, suffix: string) {
+  const of = (name: keyof EventArgs) => a[`${name}${suffix}`] as string
+  return {
+    id: of('id'),
+    tenant_id: of('tenantId'),
+    run_id: of('runId'),
+    at: of('at'),
+    kind: of('kind'),
+    details: of('details'),
+  }
+}
+
 /** The store's queries that run for every run, built and compiled once per database. */
 function prepareRunQueries(db: Kysely<Database>) {
   const queued = (q: Kysely<Database>, groupId: string) =>
@@ -92,27 +116,15 @@ function prepareRunQueries(db: Kysely<Database>) {
     find: prepareQuery(db, (q, a: { tenantId: string; id: string }) =>
       q.selectFrom('runs').selectAll().where('tenant_id', '=', a.tenantId).where('id', '=', a.id),
     ),
-    event: prepareQuery(
+    event: prepareQuery(db, (q, a: EventArgs) =>
+      q.insertInto('run_events').values(eventValues(a, '')),
+    ),
+    // A step that records two events at once (a run taken at admission: `queued`, `offered`)
+    // inserts both in one statement: one statement less in the commit that offers a run.
+    eventPair: prepareQuery(
       db,
-      (
-        q,
-        a: {
-          id: string
-          tenantId: string
-          runId: string
-          at: string
-          kind: string
-          details: string | null
-        },
-      ) =>
-        q.insertInto('run_events').values({
-          id: a.id,
-          tenant_id: a.tenantId,
-          run_id: a.runId,
-          at: a.at,
-          kind: a.kind,
-          details: a.details,
-        }),
+      (q, a: EventArgs & { [K in keyof EventArgs as `${K}2`]: EventArgs[K] }) =>
+        q.insertInto('run_events').values([eventValues(a, ''), eventValues(a, '2')]),
     ),
     queueHead: prepareQuery(db, (q, a: { groupId: string; limit: number }) =>
       queued(q, a.groupId)
@@ -221,20 +233,44 @@ export function createRunStore(
     )
   }
 
+  const eventArgs = (
+    run: Pick<RunRow, 'id' | 'tenant_id'>,
+    { at, kind, details }: RecordedEvent,
+  ): EventArgs => ({
+    id: newId(),
+    tenantId: run.tenant_id,
+    runId: run.id,
+    at,
+    kind,
+    details: details === undefined ? null : JSON.stringify(details),
+  })
+
   async function event(
     run: Pick<RunRow, 'id' | 'tenant_id'>,
     at: string,
     kind: string,
     details?: unknown,
   ): Promise<void> {
-    await queries.event.all(
+    await queries.event.all(eventArgs(run, { at, kind, details }), db)
+  }
+
+  /** Records `first`, then `second`, in one statement. */
+  async function eventPair(
+    run: Pick<RunRow, 'id' | 'tenant_id'>,
+    first: RecordedEvent,
+    second: RecordedEvent,
+  ): Promise<void> {
+    const one = eventArgs(run, first)
+    const two = eventArgs(run, second)
+    await queries.eventPair.all(
       {
-        id: newId(),
-        tenantId: run.tenant_id,
-        runId: run.id,
-        at,
-        kind,
-        details: details === undefined ? null : JSON.stringify(details),
+        ...one,
+        id2: two.id,
+        tenantId2: two.tenantId,
+        runId2: two.runId,
+        at2: two.at,
+        kind2: two.kind,
+        details2: two.details,
       },
       db,
     )
@@ -246,6 +282,7 @@ export function createRunStore(
     byId,
     transition,
     event,
+    eventPair,
     /**
      * A conditional transition and, when it happened, its event (after an `earlier` one, for a
      * step folded into it): the changed row, or undefined.
@@ -260,8 +297,8 @@ export function createRunStore(
       const { machineId, unstarted, offeredAt } = recorded
       const moved = await transition(id, from, changes, { machineId, unstarted, offeredAt })
       if (!moved) return undefined
-      if (earlier) await event(moved, earlier.at, earlier.kind, earlier.details)
-      await event(moved, recorded.at, recorded.kind, recorded.details)
+      if (earlier) await eventPair(moved, earlier, recorded)
+      else await event(moved, recorded.at, recorded.kind, recorded.details)
       return moved
     },
     /** Notes that the run, which just ended, is owed its callback. */
