@@ -13,11 +13,10 @@
 // run at a time after an idle pause, with 1 agent connected and with all machines' agents plus
 // the idle agents; and from just before the request. The floor, measured in the same run: one
 // WebSocket round trip between this process and the server plus one SQLite commit (WAL,
-// synchronous=NORMAL, as the server runs it, after --warmup warm-up commits). The round trip is a
-// ping frame over the agent's connection, answered by the server's WebSocket layer: before
-// each sample, after the same pause, two of them, the first to wake the server (a run's request
-// wakes it before the run is queued) and the second timed. For reference, the same latency with
-// runs back to back.
+// synchronous=NORMAL, as the server runs it). Before each sample, after the same pause: a ping
+// frame over the agent's connection, answered by the server's WebSocket layer, to wake the server
+// (a run's request wakes it before the run is queued); the commit, timed; a second ping, timed.
+// For reference, the same latency with runs back to back, and the commit timed back to back.
 // Throughput: N no-op runs with C requests in flight over M machines, until every run ended.
 import { fork, spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
@@ -143,39 +142,51 @@ async function echoRoundTrips(samples, warmup) {
 }
 
 /**
- * The floor's second step: how long a small insert takes to commit to a SQLite file in WAL mode
- * with synchronous=NORMAL, as the server commits, after `--warmup` warm-up commits; measured
- * once, before the server starts, one commit after the other.
+ * The floor's second step: a small insert committed to a SQLite file in WAL mode with
+ * synchronous=NORMAL, as the server commits. `once()` times one commit; the phases time one in
+ * each floor pair, after the same idle pause as a sample, as the server commits a run after a
+ * pause. `backToBack()` times them one after the other, before the server starts, for reference:
+ * the commit at its fastest, with the core never idle and every cache warm, the floor of earlier
+ * rounds.
  */
-function commitTimes(samples, warmup) {
+function floorCommits() {
   const dir = mkdtempSync(join(tmpdir(), 'desklink-floor-'))
   const db = new Database(join(dir, 'floor.db'))
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = NORMAL')
   db.exec('create table runs (id text primary key, body text)')
   const insert = db.prepare('insert into runs values (?, ?)')
-  const commits = []
   const body = 'x'.repeat(512)
-  for (let i = 0; i < warmup + samples; i++) {
+  const once = () => {
     const id = randomBytes(16).toString('hex')
     const started = performance.now()
     insert.run(id, body)
-    if (i >= warmup) commits.push(performance.now() - started)
+    return performance.now() - started
   }
-  db.close()
-  rmSync(dir, { recursive: true, force: true })
-  return { p50: pct(commits, 50), p99: pct(commits, 99) }
+  return {
+    once,
+    backToBack(samples, warmup) {
+      for (let i = 0; i < warmup; i++) once()
+      const commits = Array.from({ length: samples }, once)
+      return { p50: pct(commits, 50), p99: pct(commits, 99) }
+    },
+    close() {
+      db.close()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
 }
 
 /**
  * For reference, not the floor: the database's own part of storing a run that goes at once, run
  * straight on better-sqlite3 with none of the server's code around it. The statements are those
- * the server commits for such a run (begin, the run's insert, its `queued` and `offered` events,
- * commit), on the server's own file once it has stopped: its schema, indexes and the rows the
- * bench left, a real run's values under a new time-ordered id. Each run is marked finished after
- * its timing, as the server's runs are by the next sample, and the log is checkpointed now and then
- * between timings, as the server's worker thread does beside its commits. Paced like the samples (after the same
- * pause), then back to back, each after `warmup` untimed ones.
+ * the server commits for such a run (begin, the run's insert, its `queued` and `offered` events
+ * in one insert, commit), on the server's own file once it has stopped: its schema, indexes and
+ * the rows the bench left, a real run's values under a new time-ordered id. Each run is marked
+ * finished after its timing, as the server's runs are by the next sample, and the log is
+ * checkpointed now and then between timings, as the server's worker thread does beside its
+ * commits. Paced like the samples (after the same pause), then back to back, each after `warmup`
+ * untimed ones.
  */
 async function takeStatementTimes(file, samples, warmup, pause) {
   const db = new Database(file)
@@ -195,7 +206,14 @@ async function takeStatementTimes(file, samples, warmup, pause) {
       return (values) => statement.run(columns.map((c) => values[c]))
     }
     const insertRun = insertOf('runs', run)
-    const insertEvent = insertOf('run_events', queued)
+    // Both events in one statement, as the server inserts them.
+    const eventColumns = Object.keys(queued)
+    const eventRow = `(${eventColumns.map(() => '?').join(', ')})`
+    const bothEvents = db.prepare(
+      `insert into run_events (${eventColumns.join(', ')}) values ${eventRow}, ${eventRow}`,
+    )
+    const insertEvents = (...events) =>
+      bothEvents.run(events.flatMap((event) => eventColumns.map((c) => event[c])))
     const begin = db.prepare('begin')
     const commit = db.prepare('commit')
     const finish = db.prepare("update runs set status = 'Succeeded' where id = ?")
@@ -210,8 +228,7 @@ async function takeStatementTimes(file, samples, warmup, pause) {
       const started = performance.now()
       begin.run()
       insertRun({ ...run, id, status: 'Running', started_at: null, finished_at: null })
-      insertEvent({ ...queued, id: newId(), run_id: id })
-      insertEvent({ ...offered, id: newId(), run_id: id })
+      insertEvents({ ...queued, id: newId(), run_id: id }, { ...offered, id: newId(), run_id: id })
       commit.run()
       const took = performance.now() - started
       finish.run(id)
@@ -476,13 +493,17 @@ async function benchServer(label, databaseUrl) {
       const fromQueued = []
       const rtts = []
       const wakingRtts = []
+      const commits = []
       const stolen = stealMeter()
       for (let i = 0; i < number('samples'); i++) {
         await pause()
         // The first ping wakes the server, as a run's request does before the run is queued
-        // (outside the timed window); the second is the floor's round trip.
-        const [waking, awake] = await roundTrips(sockets[0], 2)
+        // (outside the timed window). Then the floor's commit, by a process just woken after
+        // the pause, as the server's commit of a run is; then the floor's round trip.
+        const [waking] = await roundTrips(sockets[0], 1)
         wakingRtts.push(waking)
+        commits.push(floor.once())
+        const [awake] = await roundTrips(sockets[0], 1)
         rtts.push(awake)
         await pause()
         const sample = await runToOffer()
@@ -504,6 +525,8 @@ async function benchServer(label, databaseUrl) {
         queuedP99: pct(fromQueued, 99),
         rttP50: pct(rtts, 50),
         rttP99: pct(rtts, 99),
+        commitP50: pct(commits, 50),
+        commitP99: pct(commits, 99),
         wakingRttP50: pct(wakingRtts, 50),
         steal,
         backToBackP50: pct(backToBack, 50),
@@ -582,29 +605,42 @@ async function postgresDatabase(url) {
 }
 
 say('Desklink dispatch benchmark')
-const commit = commitTimes(number('samples'), number('warmup'))
-const echo = await echoRoundTrips(number('samples'), number('warmup'))
-say(
-  `for reference, not the floor: ws round trip to a bare echo server in a process of its own p50 ${ms(echo.p50)}, p99 ${ms(echo.p99)}`,
-)
-const sqlite = await benchServer('SQLite')
-for (const r of [sqlite.one, sqlite.many]) {
-  const name = r.agents === 1 ? '1 agent' : `${r.agents} agents`
-  const floor = r.rttP50 + commit.p50
-  // How much the machine itself varies: the same two steps at their 99th percentile.
-  const floorP99 = r.rttP99 + commit.p99
-  const times = (v) => `${(v / floor).toFixed(1)}× floor`
+const floor = floorCommits()
+let hotCommit
+let sqlite
+try {
+  hotCommit = floor.backToBack(number('samples'), number('warmup'))
+  const echo = await echoRoundTrips(number('samples'), number('warmup'))
   say(
-    `floor, ${name}: ws round trip to the server ${ms(r.rttP50)} + SQLite commit ${ms(commit.p50)} = ${ms(floor)}` +
+    `for reference, not the floor: ws round trip to a bare echo server in a process of its own p50 ${ms(echo.p50)}, p99 ${ms(echo.p99)}`,
+  )
+  sqlite = await benchServer('SQLite')
+} finally {
+  floor.close()
+}
+const agentsOf = (r) => (r.agents === 1 ? '1 agent' : `${r.agents} agents`)
+for (const r of [sqlite.one, sqlite.many]) {
+  const name = agentsOf(r)
+  const floorMs = r.rttP50 + r.commitP50
+  // How much the machine itself varies: the same two steps at their 99th percentile.
+  const floorP99 = r.rttP99 + r.commitP99
+  // The floor of earlier rounds, for comparison: the commit timed back to back instead.
+  const hotFloor = r.rttP50 + hotCommit.p50
+  const times = (v) => `${(v / floorMs).toFixed(1)}× floor`
+  const timesHot = (v) => `${(v / hotFloor).toFixed(1)}×`
+  say(
+    `floor, ${name}: ws round trip to the server ${ms(r.rttP50)} + SQLite commit ${ms(r.commitP50)} = ${ms(floorMs)}` +
       ` (the same at their p99: ${ms(floorP99)}, ${times(floorP99)};` +
-      ` the round trip that woke the server: ${ms(r.wakingRttP50)})`,
+      ` the round trip that woke the server: ${ms(r.wakingRttP50)};` +
+      ` with the commit timed back to back, ${ms(hotCommit.p50)}: ${ms(hotFloor)})`,
   )
   say(
     `enqueue → offer, ${name}: p50 ${ms(r.queuedP50)} (${times(r.queuedP50)}, target ≤ ${TARGET.p50Ratio}×), ` +
       `p99 ${ms(r.queuedP99)} (${times(r.queuedP99)}, target ≤ ${TARGET.p99Ratio}×)` +
       (r.steal === undefined
         ? ''
-        : `; the host took ${(100 * r.steal).toFixed(1)}% of CPU time meanwhile`),
+        : `; the host took ${(100 * r.steal).toFixed(1)}% of CPU time meanwhile`) +
+      `; against the floor with the commit back to back: p50 ${timesHot(r.queuedP50)}, p99 ${timesHot(r.queuedP99)}`,
   )
   say(
     `request → offer, ${name} (admission included; admission p50 ${ms(r.admissionP50)}): p50 ${ms(r.p50)} (${times(r.p50)}), p99 ${ms(r.p99)} (${times(r.p99)})`,
@@ -616,14 +652,14 @@ for (const r of [sqlite.one, sqlite.many]) {
 if (sqlite.statements) {
   const { paced, backToBack } = sqlite.statements
   const ofFloor = [sqlite.one, sqlite.many]
-    .map(
-      (r) =>
-        `${(paced.p50 / (r.rttP50 + commit.p50)).toFixed(1)}× with ${r.agents === 1 ? '1 agent' : `${r.agents} agents`}`,
-    )
+    .map((r) => `${(paced.p50 / (r.rttP50 + r.commitP50)).toFixed(1)}× with ${agentsOf(r)}`)
+    .join(', ')
+  const ofCommit = [sqlite.one, sqlite.many]
+    .map((r) => `${(paced.p50 / r.commitP50).toFixed(1)}× with ${agentsOf(r)}`)
     .join(', ')
   say(
-    `for reference, not the floor: the statements storing a run that goes at once (begin, the run's insert, two events, commit), ` +
-      `run directly on the server's SQLite file: paced p50 ${ms(paced.p50)} (${(paced.p50 / commit.p50).toFixed(1)}× the floor's commit; ` +
+    `for reference, not the floor: the statements storing a run that goes at once (begin, the run's insert, its two events' insert, commit), ` +
+      `run directly on the server's SQLite file: paced p50 ${ms(paced.p50)} (${ofCommit} of the floor's commit; ` +
       `alone ${ofFloor} of the floor), p99 ${ms(paced.p99)}; back to back p50 ${ms(backToBack.p50)}, p99 ${ms(backToBack.p99)}`,
   )
 }
