@@ -96,6 +96,11 @@ describe('desklink runs and flows sharing, from the command line', () => {
     const keyedId = /^id:\s+(\S+)$/m.exec(once.stdout)?.[1]
     expect(keyedId).toBeDefined()
     expect(twice.stdout).toContain(keyedId)
+    // With --json, stdout is the run alone and the notice still comes, on stderr.
+    const asJson = await cli([...keyed, '--idempotency-key', 'nightly-7', '--json'])
+    expect(asJson.code, asJson.stderr).toBe(0)
+    expect((JSON.parse(asJson.stdout) as { id: string }).id).toBe(keyedId)
+    expect(asJson.stderr).toContain('was started by an earlier request with this idempotency key')
     await json(['runs', 'cancel', keyedId ?? ''])
     // Read by a person: where it stands, and why the machine does not take it.
     const head = await cli(['runs', 'show', first])

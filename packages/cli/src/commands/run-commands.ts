@@ -279,7 +279,9 @@ export function registerRunCommands(program: Command, io: CliIo): void {
       )
       let run = answer.body
       // 200 rather than 202: the key was used before, and this is the run that request started.
-      if (answer.status === 200 && !o.json)
+      // On stderr with --json too: stdout stays the run, and a person watching learns no new
+      // run started.
+      if (answer.status === 200)
         io.err(
           `Run ${run.id} was started by an earlier request with this idempotency key; ` +
             'this is that run, not a new one.\n',
