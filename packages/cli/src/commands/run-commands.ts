@@ -15,7 +15,10 @@ import {
   type MachineRefusal,
   type Run,
   RUN_CODES,
+  RunMode,
+  RunPriority,
   type RunSettings,
+  RunStatus,
 } from '@desklink/protocol'
 
 import { type ApiClient, apiClientFor } from '../client/api-client.ts'
@@ -84,12 +87,10 @@ function whyWaiting(waiting: NonNullable<Run['waiting']>): string {
   ].join('; ')
 }
 
-const STATUSES = ['Queued', 'Running', 'Succeeded', 'Failed', 'Cancelled'] as const
-
 /** A run status as the API spells it, whatever the case it was typed in. */
 function statusOf(value: string): string {
-  const status = STATUSES.find((s) => s.toLowerCase() === value.toLowerCase())
-  return status ?? oneOf('--status', value, STATUSES)
+  const status = RunStatus.options.find((s) => s.toLowerCase() === value.toLowerCase())
+  return status ?? oneOf('--status', value, RunStatus.options)
 }
 
 /** What to do about the code a run ended with, when the code is one Desklink documents. */
@@ -160,8 +161,8 @@ async function namedSummary(client: ApiClient, run: Run): Promise<Record<string,
   return summary
 }
 
-const PRIORITIES = ['high', 'normal', 'low'] as const
-const RUN_MODES = ['attended', 'unattended'] as const
+const PRIORITIES = RunPriority.options
+const RUN_MODES = RunMode.options
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value]
