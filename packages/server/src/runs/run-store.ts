@@ -88,7 +88,7 @@ type EventArgs = {
 
 /** An event's row from the placeholders of `a` whose names end in `suffix`. */
 function eventValues(a: Record<string, unknown>, suffix: string) {
-  const of = (name: keyof EventArgs) => a[`${name}${suffix}`] as string
+  const of = <K extends keyof EventArgs>(name: K) => a[`${name}${suffix}`] as EventArgs[K]
   return {
     id: of('id'),
     tenant_id: of('tenantId'),
