@@ -139,20 +139,23 @@ describe('runs with a test agent on the channel', () => {
     expect((await channel.next('runFinishedAck')).runId).toBe(run.body.id)
   })
 
-  it('says how long admission took and, to a client on its machine, when the run was queued', async () => {
+  it('says how long admission took and, to a client on its machine, when the run was queued and its offer sent', async () => {
     const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
     const before = monotonicMs()
     const run = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, { connectionId })
     const after = monotonicMs()
     expect(run.status, run.text).toBe(202)
-    const timing = /^admission;dur=([\d.]+), queued;desc="([\d.]+)"$/.exec(
-      run.headers.get('server-timing') ?? '',
-    )
+    const timing =
+      /^admission;dur=([\d.]+), queued;desc="([\d.]+)", offer-sent;desc="([\d.]+)"$/.exec(
+        run.headers.get('server-timing') ?? '',
+      )
     expect(timing, run.headers.get('server-timing') ?? 'no Server-Timing').not.toBeNull()
-    const [, admissionMs, queuedAt] = (timing ?? []).map(Number)
-    // On the machine's monotonic clock: the server's reading falls between this process's two.
+    const [, admissionMs, queuedAt, offerSentAt] = (timing ?? []).map(Number)
+    // On the machine's monotonic clock: the server's readings fall between this process's two,
+    // the offer sent after the run was queued.
     expect(queuedAt).toBeGreaterThan(before)
-    expect(queuedAt).toBeLessThan(after)
+    expect(offerSentAt).toBeGreaterThan(queuedAt)
+    expect(offerSentAt).toBeLessThan(after)
     expect(admissionMs).toBeLessThan(after - before)
     const offer = await channel.next('runOffer', 5000)
     expect(offer.runId).toBe(run.body.id)

@@ -74,6 +74,8 @@ export interface FirstPass {
   readonly run: RunRow
   /** Undefined when the pass did more than this server can tell without a read. */
   readonly recorded?: readonly RecordedEvent[]
+  /** `performance.now()` when the run's offer was written to its machine's connection. */
+  readonly offerSentAt?: number
 }
 
 export interface RunError {
@@ -365,7 +367,11 @@ export function createDispatcher(deps: {
       // that connection's first heartbeat may already have given the run back. It goes back.
       const stale =
         taken.afterFailedCommit === true && machines.connectedAfter(machine.machineId, at)
-      if (!stale && ports.send(machine.machineId, message)) continue
+      if (!stale && ports.send(machine.machineId, message)) {
+        const pass = firstPassOf.get(row.id)
+        if (pass) firstPassOf.set(row.id, { ...pass, offerSentAt: performance.now() })
+        continue
+      }
       // The machine left in the meantime (or came back since): the offer never went out on the
       // connection the take was for, so the run goes back.
       await requeue(row, machine.machineId, 'requeued', {

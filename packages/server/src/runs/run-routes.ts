@@ -254,14 +254,18 @@ export function registerRunRoutes(
         : undefined
     // How long admission took, up to the moment the run was queued (RFC Server-Timing); and,
     // to a client on the server's own machine, that moment on the machine's monotonic clock,
-    // which every process there shares: it can time the run's way to its agent from the queue
-    // on. Others are not told (the clock tells how long the machine has been up).
+    // which every process there shares, and the moment its offer was written to the machine's
+    // connection if its first pass sent one: it can time the run's way to its agent from the
+    // queue on, and tell the server's part from the way. Others are not told (the clock tells
+    // how long the machine has been up).
     if (admitted.queuedAt !== undefined) {
       const admission = `admission;dur=${(admitted.queuedAt - c.get('receivedAt')).toFixed(3)}`
+      const sentAt = placed?.offerSentAt
       c.header(
         'Server-Timing',
         isLoopback(c)
-          ? `${admission}, queued;desc="${monotonicMs(admitted.queuedAt).toFixed(3)}"`
+          ? `${admission}, queued;desc="${monotonicMs(admitted.queuedAt).toFixed(3)}"` +
+              (sentAt === undefined ? '' : `, offer-sent;desc="${monotonicMs(sentAt).toFixed(3)}"`)
           : admission,
       )
     }
