@@ -11,14 +11,17 @@
 // Latency: from the moment the server queued the run (its Server-Timing `queued` figure, on the
 // machine's monotonic clock, which this process shares) to the offer arriving at the agent, one
 // run at a time after an idle pause, with 1 agent connected and with all machines' agents plus
-// the idle agents; and from just before the request. The floor, measured in the same run: one
-// WebSocket round trip between this process and the server plus one SQLite commit (WAL,
+// the idle agents; and from just before the request. The server and this process (the agents)
+// run on separate cores meanwhile, as an agent on a machine of its own; for reference, the paced
+// samples are taken again with both where the OS puts them. The floor, measured in the same
+// run: one WebSocket round trip between this process and the server plus one SQLite commit (WAL,
 // synchronous=NORMAL, as the server runs it). Before each sample, after the same pause: a ping
-// frame over the agent's connection, answered by the server's WebSocket layer, to wake the server
-// (a run's request wakes it before the run is queued); the commit, timed; a second ping, timed.
+// frame over the agent's connection, answered by the server's WebSocket layer, to wake the
+// server (a run's request wakes it before the run is queued); the commit, timed; a second ping,
+// timed.
 // For reference, the same latency with runs back to back, and the commit timed back to back.
 // Throughput: N no-op runs with C requests in flight over M machines, until every run ended.
-import { fork, spawn } from 'node:child_process'
+import { execFileSync, fork, spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -117,6 +120,51 @@ async function roundTrips(ws, samples) {
     times.push(performance.now() - started)
   }
   return times
+}
+
+/** The cores of a `taskset -c` list such as `0-3,5`. */
+const coresOf = (list) =>
+  list.split(',').flatMap((part) => {
+    const [first, last = first] = part.split('-').map(Number)
+    return Array.from({ length: last - first + 1 }, (_, i) => first + i)
+  })
+
+/**
+ * Where the server and this process (the simulated agents) run, set with `taskset` on every
+ * thread of each. `separate`: the server on one core and this process on another, as an agent
+ * on a machine of its own never shares the server's core. `shared`: both on every core this
+ * process was allowed, where the OS puts them. Undefined with fewer than two cores or without
+ * `taskset`: then the OS places both throughout.
+ *
+ * Why it matters on a small machine: sharing cores, the OS tends to wake a process on the core
+ * of the process that woke it. A ping's answer then finds this process at once on the server's
+ * core, the server being idle again; but an offer arrives while the server still has the run's
+ * answer to send, and this process waits for the core (see the README).
+ */
+function corePlacement(serverPid) {
+  let allowed
+  try {
+    const answer = execFileSync('taskset', ['-c', '-p', String(process.pid)], { encoding: 'utf8' })
+    allowed = answer.slice(answer.lastIndexOf(':') + 1).trim()
+  } catch {
+    return undefined
+  }
+  const cores = coresOf(allowed)
+  if (cores.length < 2) return undefined
+  const pin = (pid, list) =>
+    execFileSync('taskset', ['-a', '-p', '-c', list, String(pid)], { stdio: 'ignore' })
+  return {
+    serverCore: cores[0],
+    agentsCore: cores[1],
+    separate() {
+      pin(serverPid, String(cores[0]))
+      pin(process.pid, String(cores[1]))
+    },
+    shared() {
+      pin(serverPid, allowed)
+      pin(process.pid, allowed)
+    },
+  }
 }
 
 /**
@@ -368,6 +416,9 @@ async function benchServer(label, { databaseUrl, floor } = {}) {
     stdio: ['ignore', 'ignore', 'inherit'],
   })
   const results = { label }
+  // Only the latency phases place the processes; throughput runs where the OS puts them.
+  const placement = floor ? corePlacement(server.pid) : undefined
+  results.placement = placement
   const stop = async () => {
     // A profiled server must exit on its own to write its profile.
     const exited = new Promise((resolve) => server.once('exit', resolve))
@@ -476,7 +527,15 @@ async function benchServer(label, { databaseUrl, floor } = {}) {
         answer.headers['server-timing'] ?? '',
       )
       if (!timing) throw new Error('no Server-Timing admission and queued figures in the answer')
-      return { id: answer.body.id, admissionMs: Number(timing[1]), queuedMono: Number(timing[2]) }
+      // When the offer was written to the agent's connection: there when the run's first
+      // placement sent it before the answer.
+      const sent = /offer-sent;desc="([\d.]+)"/.exec(answer.headers['server-timing'] ?? '')
+      return {
+        id: answer.body.id,
+        admissionMs: Number(timing[1]),
+        queuedMono: Number(timing[2]),
+        offerSentMono: sent ? Number(sent[1]) : undefined,
+      }
     }
     /** One run started, timed to its offer: `{ run, started, offer }`. */
     const runToOffer = async () => {
@@ -495,13 +554,20 @@ async function benchServer(label, { databaseUrl, floor } = {}) {
         throw new Error(`clocks disagree: ${queuedToOffer} ms, at most ${upperBound} ms`)
       return queuedToOffer
     }
-    const latency = async () => {
-      for (let i = 0; i < number('warmup'); i++) await runToOffer()
+    /**
+     * The paced samples, each after a pair of the floor's pings: the latencies, and the floor's
+     * steps, in the placement the processes are in.
+     */
+    const pacedSamples = async () => {
       // Paced: each sample, and each pair of the floor's pings, after the same idle pause. The
       // pings take turns with the samples, so a change in the machine's state affects both.
       const times = []
       const admissions = []
       const fromQueued = []
+      // The window in two: queued → offer written to the connection (the server's part), and
+      // written → arrived (the way to the agent).
+      const serverParts = []
+      const ways = []
       const rtts = []
       const wakingRtts = []
       const commits = []
@@ -522,25 +588,51 @@ async function benchServer(label, { databaseUrl, floor } = {}) {
         times.push(sample.offer.at - sample.started)
         admissions.push(sample.run.admissionMs)
         fromQueued.push(queuedToOfferOf(sample))
+        const sent = sample.run.offerSentMono
+        if (sent === undefined) throw new Error('no Server-Timing offer-sent figure in the answer')
+        serverParts.push(sent - sample.run.queuedMono)
+        ways.push(sample.offer.mono - sent)
       }
-      const steal = stolen()
-      // For reference: back to back, each run started as soon as the last one's offer arrived,
-      // so the server is still handling that run's acceptance and result when the next comes.
-      const backToBack = []
-      for (let i = 0; i < number('samples'); i++)
-        backToBack.push(queuedToOfferOf(await runToOffer()))
       return {
         p50: pct(times, 50),
         p99: pct(times, 99),
         admissionP50: pct(admissions, 50),
         queuedP50: pct(fromQueued, 50),
         queuedP99: pct(fromQueued, 99),
+        serverPartP50: pct(serverParts, 50),
+        wayP50: pct(ways, 50),
         rttP50: pct(rtts, 50),
         rttP99: pct(rtts, 99),
         commitP50: pct(commits, 50),
         commitP99: pct(commits, 99),
         wakingRttP50: pct(wakingRtts, 50),
-        steal,
+        steal: stolen(),
+      }
+    }
+    /**
+     * A latency phase: warm-up, the paced samples with the server and the agents on separate
+     * cores (where that is possible) and then, for reference, where the OS puts them; and back
+     * to back, for reference, on separate cores.
+     */
+    const latency = async () => {
+      placement?.separate()
+      for (let i = 0; i < number('warmup'); i++) await runToOffer()
+      const paced = await pacedSamples()
+      let shared
+      if (placement) {
+        placement.shared()
+        shared = await pacedSamples()
+        placement.separate()
+      }
+      // For reference: back to back, each run started as soon as the last one's offer arrived,
+      // so the server is still handling that run's acceptance and result when the next comes.
+      const backToBack = []
+      for (let i = 0; i < number('samples'); i++)
+        backToBack.push(queuedToOfferOf(await runToOffer()))
+      placement?.shared()
+      return {
+        ...paced,
+        shared,
         backToBackP50: pct(backToBack, 50),
         backToBackP99: pct(backToBack, 99),
       }
@@ -631,6 +723,12 @@ try {
   floor.close()
 }
 const agentsOf = (r) => (r.agents === 1 ? '1 agent' : `${r.agents} agents`)
+say(
+  sqlite.placement
+    ? `latency phases: the server on core ${sqlite.placement.serverCore}, the agents (this process) on core ${sqlite.placement.agentsCore}; ` +
+        'for reference, the paced samples again with both where the OS puts them'
+    : 'latency phases: both processes where the OS puts them (separate cores need two cores and taskset)',
+)
 for (const r of [sqlite.one, sqlite.many]) {
   const name = agentsOf(r)
   const floorMs = r.rttP50 + r.commitP50
@@ -650,6 +748,7 @@ for (const r of [sqlite.one, sqlite.many]) {
   say(
     `enqueue → offer, ${name}: p50 ${ms(r.queuedP50)} (${times(r.queuedP50)}, target ≤ ${TARGET.p50Ratio}×), ` +
       `p99 ${ms(r.queuedP99)} (${times(r.queuedP99)}, target ≤ ${TARGET.p99Ratio}×)` +
+      `; p50 of its parts: queued → offer written ${ms(r.serverPartP50)}, written → arrived ${ms(r.wayP50)}` +
       (r.steal === undefined
         ? ''
         : `; the host took ${(100 * r.steal).toFixed(1)}% of CPU time meanwhile`) +
@@ -661,6 +760,20 @@ for (const r of [sqlite.one, sqlite.many]) {
   say(
     `back to back, for reference (against the same floor): enqueue → offer, ${name}: p50 ${ms(r.backToBackP50)} (${times(r.backToBackP50)}), p99 ${ms(r.backToBackP99)} (${times(r.backToBackP99)})`,
   )
+  if (r.shared) {
+    // Against its own floor; and the latencies on separate cores against it too, the lowest
+    // floor measured, so that no choice of floor hides a miss.
+    const o = r.shared
+    const sharedFloor = o.rttP50 + o.commitP50
+    const timesShared = (v) => `${(v / sharedFloor).toFixed(2)}×`
+    say(
+      `for reference, where the OS puts both processes, ${name}: floor ${ms(o.rttP50)} + ${ms(o.commitP50)} = ${ms(sharedFloor)}` +
+        ` (the round trip that woke the server: ${ms(o.wakingRttP50)});` +
+        ` enqueue → offer p50 ${ms(o.queuedP50)} (${timesShared(o.queuedP50)} this floor), p99 ${ms(o.queuedP99)} (${timesShared(o.queuedP99)});` +
+        ` p50 of its parts: queued → offer written ${ms(o.serverPartP50)}, written → arrived ${ms(o.wayP50)};` +
+        ` on separate cores against this floor: p50 ${timesShared(r.queuedP50)}, p99 ${timesShared(r.queuedP99)}`,
+    )
+  }
 }
 if (sqlite.statements) {
   const { paced, backToBack } = sqlite.statements
