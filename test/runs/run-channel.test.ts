@@ -166,6 +166,26 @@ describe('runs with a test agent on the channel', () => {
     heartbeat()
   })
 
+  it('tells a caller relayed by a proxy on its machine only how long admission took', async () => {
+    const run = await api(
+      t.url,
+      token,
+      'POST',
+      `/desktop-flows/${flow.id}/runs`,
+      { connectionId },
+      { 'x-forwarded-for': '203.0.113.9' },
+    )
+    expect(run.status, run.text).toBe(202)
+    expect(run.headers.get('server-timing')).toMatch(/^admission;dur=[\d.]+$/)
+    const offer = await channel.next('runOffer', 5000)
+    expect(offer.runId).toBe(run.body.id)
+    ws.send(
+      JSON.stringify({ type: 'runRejected', runId: offer.runId, code: 'Cleanup', reason: 'done' }),
+    )
+    await api(t.url, token, 'POST', `/runs/${run.body.id}/cancel`)
+    heartbeat()
+  })
+
   it('says at once why a new run waits, and stores why once it waited a moment', async () => {
     // An attended run waits for a session this machine never has.
     const run = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {

@@ -74,7 +74,7 @@ export interface FirstPass {
   readonly run: RunRow
   /** Undefined when the pass did more than this server can tell without a read. */
   readonly recorded?: readonly RecordedEvent[]
-  /** `performance.now()` when the run's offer was written to its machine's connection. */
+  /** `performance.now()` when the run's offer was handed to its machine's connection. */
   readonly offerSentAt?: number
 }
 
@@ -367,9 +367,11 @@ export function createDispatcher(deps: {
       // that connection's first heartbeat may already have given the run back. It goes back.
       const stale =
         taken.afterFailedCommit === true && machines.connectedAfter(machine.machineId, at)
+      // Read before the write: the socket write wakes the agent, which may take the core.
+      const sendingAt = performance.now()
       if (!stale && ports.send(machine.machineId, message)) {
         const pass = firstPassOf.get(row.id)
-        if (pass) firstPassOf.set(row.id, { ...pass, offerSentAt: performance.now() })
+        if (pass) firstPassOf.set(row.id, { ...pass, offerSentAt: sendingAt })
         continue
       }
       // The machine left in the meantime (or came back since): the offer never went out on the

@@ -130,8 +130,14 @@ async function settledWithin<T>(work: Promise<T>, ms: number): Promise<T | undef
   return value
 }
 
-/** Whether the request came from the server's own machine (a loopback address). */
-function isLoopback(c: Context<AppEnv>): boolean {
+/**
+ * Whether the request came from the server's own machine: from a loopback address, and not
+ * relayed by a proxy there (which says so in `Forwarded` or `X-Forwarded-For`) for a caller
+ * elsewhere.
+ */
+function isLocalCaller(c: Context<AppEnv>): boolean {
+  if (c.req.header('forwarded') !== undefined || c.req.header('x-forwarded-for') !== undefined)
+    return false
   const address = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)
     ?.incoming?.socket?.remoteAddress
   return address === '::1' || /^(::ffff:)?127\./.test(address ?? '')
@@ -254,7 +260,7 @@ export function registerRunRoutes(
         : undefined
     // How long admission took, up to the moment the run was queued (RFC Server-Timing); and,
     // to a client on the server's own machine, that moment on the machine's monotonic clock,
-    // which every process there shares, and the moment its offer was written to the machine's
+    // which every process there shares, and the moment its offer was handed to the machine's
     // connection if its first pass sent one: it can time the run's way to its agent from the
     // queue on, and tell the server's part from the way. Others are not told (the clock tells
     // how long the machine has been up).
@@ -263,7 +269,7 @@ export function registerRunRoutes(
       const sentAt = placed?.offerSentAt
       c.header(
         'Server-Timing',
-        isLoopback(c)
+        isLocalCaller(c)
           ? `${admission}, queued;desc="${monotonicMs(admitted.queuedAt).toFixed(3)}"` +
               (sentAt === undefined ? '' : `, offer-sent;desc="${monotonicMs(sentAt).toFixed(3)}"`)
           : admission,
