@@ -83,6 +83,10 @@ const pct = (values, p) => {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
 }
 const ms = (v) => `${v.toFixed(2)} ms`
+/** Paced samples in a turn of one placement, before the other's turn (see `latency`). */
+const TURN_SAMPLES = 100
+/** Untimed runs after the processes moved, before a turn's samples: caches refill. */
+const SETTLING_RUNS = 20
 /** The idle pause before each paced sample. */
 const pause = () => new Promise((resolve) => setTimeout(resolve, number('pause-ms')))
 /**
@@ -131,39 +135,66 @@ const coresOf = (list) =>
 
 /**
  * Where the server and this process (the simulated agents) run, set with `taskset` on every
- * thread of each. `separate`: the server on one core and this process on another, as an agent
- * on a machine of its own never shares the server's core. `shared`: both on every core this
- * process was allowed, where the OS puts them. Undefined with fewer than two cores or without
- * `taskset`: then the OS places both throughout.
+ * thread of each. `separate`: this process on one core and the server on all the others, as
+ * an agent on a machine of its own never shares the server's cores. `shared`: both on every core
+ * this process was allowed, where the OS puts them. Undefined with fewer than two cores, without
+ * `taskset`, or where the affinity cannot be set: then the OS places both throughout.
  *
  * Why it matters on a small machine: sharing cores, the OS tends to wake a process on the core
  * of the process that woke it. A ping's answer then finds this process at once on the server's
  * core, the server being idle again; but an offer arrives while the server still has the run's
- * answer to send, and this process waits for the core (see the README).
+ * answer to write, and this process waits for the core (see the README).
  */
 function corePlacement(serverPid) {
+  const taskset = (...args) => execFileSync('taskset', args, { encoding: 'utf8' })
   let allowed
   try {
-    const answer = execFileSync('taskset', ['-c', '-p', String(process.pid)], { encoding: 'utf8' })
+    const answer = taskset('-c', '-p', String(process.pid))
     allowed = answer.slice(answer.lastIndexOf(':') + 1).trim()
   } catch {
     return undefined
   }
   const cores = coresOf(allowed)
   if (cores.length < 2) return undefined
-  const pin = (pid, list) =>
-    execFileSync('taskset', ['-a', '-p', '-c', list, String(pid)], { stdio: 'ignore' })
-  return {
-    serverCore: cores[0],
-    agentsCore: cores[1],
+  const agentsCore = cores.at(-1)
+  const serverCores = cores.slice(0, -1).join(',')
+  const pin = (pid, list) => taskset('-a', '-p', '-c', list, String(pid))
+  const placement = {
+    serverCores,
+    agentsCore,
     separate() {
-      pin(serverPid, String(cores[0]))
-      pin(process.pid, String(cores[1]))
+      pin(serverPid, serverCores)
+      pin(process.pid, String(agentsCore))
     },
     shared() {
       pin(serverPid, allowed)
       pin(process.pid, allowed)
     },
+  }
+  try {
+    placement.separate()
+    placement.shared()
+  } catch {
+    return undefined
+  }
+  return placement
+}
+
+/**
+ * Whether the main threads of this process and of `pid` last ran on the same core: read as an
+ * offer arrives, it tells whether the agents found the server on their core.
+ */
+function onOneCore(pid) {
+  // Field 39 of /proc/<pid>/stat, the core the thread last ran on, counted after the command's
+  // closing parenthesis (a command may hold spaces).
+  const core = (of) => {
+    const stat = readFileSync(`/proc/${of}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[36]
+  }
+  try {
+    return core('self') === core(pid)
+  } catch {
+    return undefined
   }
 }
 
@@ -479,11 +510,15 @@ async function benchServer(label, { databaseUrl, floor } = {}) {
     }
     // An offer, or who waits for it, by run: whichever comes first waits for the other.
     const offers = new Map()
+    // During the paced samples, each offer notes whether it found this process on the
+    // server's core (after its arrival was timed).
+    let checkingCores = false
     const onOffer = (runId, at, mono) => {
+      const offer = { at, mono, onServerCore: checkingCores && onOneCore(server.pid) }
       const waiter = offers.get(runId)
-      if (typeof waiter !== 'function') return void offers.set(runId, { at, mono })
+      if (typeof waiter !== 'function') return void offers.set(runId, offer)
       offers.delete(runId)
-      waiter({ at, mono })
+      waiter(offer)
     }
     const offerOf = (runId) =>
       new Promise((resolve) => {
@@ -554,87 +589,108 @@ async function benchServer(label, { databaseUrl, floor } = {}) {
         throw new Error(`clocks disagree: ${queuedToOffer} ms, at most ${upperBound} ms`)
       return queuedToOffer
     }
-    /**
-     * The paced samples, each after a pair of the floor's pings: the latencies, and the floor's
-     * steps, in the placement the processes are in.
-     */
-    const pacedSamples = async () => {
-      // Paced: each sample, and each pair of the floor's pings, after the same idle pause. The
-      // pings take turns with the samples, so a change in the machine's state affects both.
-      const times = []
-      const admissions = []
-      const fromQueued = []
-      // The window in two: queued → offer written to the connection (the server's part), and
-      // written → arrived (the way to the agent).
-      const serverParts = []
-      const ways = []
-      const rtts = []
-      const wakingRtts = []
-      const commits = []
-      const stolen = stealMeter()
-      for (let i = 0; i < number('samples'); i++) {
-        await pause()
-        // The first ping wakes the server, as a run's request does before the run is queued
-        // (outside the timed window). Then the floor's commit, after the same idle pause as the
-        // server's commit of a run (what slows a commit is the pause, not how recently the
-        // process woke: see the README); then the floor's round trip.
-        const [waking] = await roundTrips(sockets[0], 1)
-        wakingRtts.push(waking)
-        commits.push(floor.once())
-        const [awake] = await roundTrips(sockets[0], 1)
-        rtts.push(awake)
-        await pause()
-        const sample = await runToOffer()
-        times.push(sample.offer.at - sample.started)
-        admissions.push(sample.run.admissionMs)
-        fromQueued.push(queuedToOfferOf(sample))
-        const sent = sample.run.offerSentMono
-        if (sent === undefined) throw new Error('no Server-Timing offer-sent figure in the answer')
-        serverParts.push(sent - sample.run.queuedMono)
-        ways.push(sample.offer.mono - sent)
-      }
-      return {
-        p50: pct(times, 50),
-        p99: pct(times, 99),
-        admissionP50: pct(admissions, 50),
-        queuedP50: pct(fromQueued, 50),
-        queuedP99: pct(fromQueued, 99),
-        serverPartP50: pct(serverParts, 50),
-        wayP50: pct(ways, 50),
-        rttP50: pct(rtts, 50),
-        rttP99: pct(rtts, 99),
-        commitP50: pct(commits, 50),
-        commitP99: pct(commits, 99),
-        wakingRttP50: pct(wakingRtts, 50),
-        steal: stolen(),
+    /** What the paced samples of one placement gather. */
+    const newSamples = () => ({
+      times: [],
+      admissions: [],
+      fromQueued: [],
+      // The window in two: queued → offer handed to the connection (the server's part), and
+      // from there to its arrival (the way to the agent: the socket write, the kernel, and
+      // the wake-up of this process).
+      serverParts: [],
+      ways: [],
+      // Samples whose answer had no `offer-sent` (its first pass outlasted the answer's wait).
+      unsplit: 0,
+      // Offers that arrived with this process last on the server's core.
+      onServerCore: 0,
+      rtts: [],
+      wakingRtts: [],
+      commits: [],
+    })
+    /** One paced sample, after a pair of the floor's pings, into `into`. */
+    const pacedSample = async (into) => {
+      await pause()
+      // The first ping wakes the server, as a run's request does before the run is queued
+      // (outside the timed window). Then the floor's commit, after the same idle pause as the
+      // server's commit of a run (what slows a commit is the pause, not how recently the
+      // process woke: see the README); then the floor's round trip.
+      const [waking] = await roundTrips(sockets[0], 1)
+      into.wakingRtts.push(waking)
+      into.commits.push(floor.once())
+      const [awake] = await roundTrips(sockets[0], 1)
+      into.rtts.push(awake)
+      await pause()
+      const sample = await runToOffer()
+      into.times.push(sample.offer.at - sample.started)
+      into.admissions.push(sample.run.admissionMs)
+      into.fromQueued.push(queuedToOfferOf(sample))
+      if (sample.offer.onServerCore) into.onServerCore += 1
+      const sent = sample.run.offerSentMono
+      if (sent === undefined) into.unsplit += 1
+      else {
+        into.serverParts.push(sent - sample.run.queuedMono)
+        into.ways.push(sample.offer.mono - sent)
       }
     }
+    const summary = (g) => ({
+      p50: pct(g.times, 50),
+      p99: pct(g.times, 99),
+      admissionP50: pct(g.admissions, 50),
+      queuedP50: pct(g.fromQueued, 50),
+      queuedP99: pct(g.fromQueued, 99),
+      serverPartP50: g.serverParts.length > 0 ? pct(g.serverParts, 50) : undefined,
+      wayP50: g.ways.length > 0 ? pct(g.ways, 50) : undefined,
+      unsplit: g.unsplit,
+      onServerCore: g.onServerCore / g.times.length,
+      rttP50: pct(g.rtts, 50),
+      rttP99: pct(g.rtts, 99),
+      commitP50: pct(g.commits, 50),
+      commitP99: pct(g.commits, 99),
+      wakingRttP50: pct(g.wakingRtts, 50),
+    })
     /**
-     * A latency phase: warm-up, the paced samples with the server and the agents on separate
-     * cores (where that is possible) and then, for reference, where the OS puts them; and back
-     * to back, for reference, on separate cores.
+     * A latency phase: warm-up; the paced samples, on separate cores where that is possible
+     * and, for reference, where the OS puts both processes, the two in turns of a hundred
+     * samples (which goes first alternates), each turn after some untimed runs in its
+     * placement; and back to back, for reference, on separate cores.
      */
     const latency = async () => {
-      placement?.separate()
-      for (let i = 0; i < number('warmup'); i++) await runToOffer()
-      const paced = await pacedSamples()
-      let shared
-      if (placement) {
-        placement.shared()
-        shared = await pacedSamples()
-        placement.separate()
-      }
-      // For reference: back to back, each run started as soon as the last one's offer arrived,
-      // so the server is still handling that run's acceptance and result when the next comes.
-      const backToBack = []
-      for (let i = 0; i < number('samples'); i++)
-        backToBack.push(queuedToOfferOf(await runToOffer()))
-      placement?.shared()
-      return {
-        ...paced,
-        shared,
-        backToBackP50: pct(backToBack, 50),
-        backToBackP99: pct(backToBack, 99),
+      // Without a placement, the only samples are where the OS puts both processes.
+      const placements = placement ? ['separate', 'shared'] : ['shared']
+      const gathered = Object.fromEntries(placements.map((p) => [p, newSamples()]))
+      const samples = number('samples')
+      try {
+        placement?.separate()
+        for (let i = 0; i < number('warmup'); i++) await runToOffer()
+        const stolen = stealMeter()
+        checkingCores = true
+        for (let done = 0, turn = 0; done < samples; done += TURN_SAMPLES, turn++) {
+          const order = turn % 2 === 0 ? placements : [...placements].reverse()
+          for (const name of order) {
+            placement?.[name]()
+            for (let i = 0; i < SETTLING_RUNS; i++) await runToOffer()
+            for (let i = done; i < Math.min(samples, done + TURN_SAMPLES); i++)
+              await pacedSample(gathered[name])
+          }
+        }
+        checkingCores = false
+        const steal = stolen()
+        placement?.separate()
+        // For reference: back to back, each run started as soon as the last one's offer
+        // arrived, so the server is still handling that run's acceptance and result when the
+        // next comes.
+        const backToBack = []
+        for (let i = 0; i < samples; i++) backToBack.push(queuedToOfferOf(await runToOffer()))
+        return {
+          ...summary(gathered[placements[0]]),
+          steal,
+          shared: placement && summary(gathered.shared),
+          backToBackP50: pct(backToBack, 50),
+          backToBackP99: pct(backToBack, 99),
+        }
+      } finally {
+        checkingCores = false
+        placement?.shared()
       }
     }
     if (floor) results.one = { ...(await latency()), agents: sockets.length }
@@ -723,11 +779,19 @@ try {
   floor.close()
 }
 const agentsOf = (r) => (r.agents === 1 ? '1 agent' : `${r.agents} agents`)
+/** The window's p50 in its two parts, and how often the offer found the agents on the server's core. */
+const parts = (r) =>
+  (r.serverPartP50 === undefined
+    ? 'no answer said when its offer was sent'
+    : `p50 of its parts: queued → offer sent ${ms(r.serverPartP50)}, sent → arrived ${ms(r.wayP50)}` +
+      (r.unsplit > 0 ? ` (${r.unsplit} samples without an offer-sent figure left out)` : '')) +
+  `; offers that found the agents last on the server's core: ${(100 * r.onServerCore).toFixed(0)}%`
 say(
   sqlite.placement
-    ? `latency phases: the server on core ${sqlite.placement.serverCore}, the agents (this process) on core ${sqlite.placement.agentsCore}; ` +
-        'for reference, the paced samples again with both where the OS puts them'
-    : 'latency phases: both processes where the OS puts them (separate cores need two cores and taskset)',
+    ? `latency phases: the server on core ${sqlite.placement.serverCores}, the agents (this process) on core ${sqlite.placement.agentsCore}; ` +
+        'for reference, paced samples also with both where the OS puts them, in turns of ' +
+        `${TURN_SAMPLES} with those on separate cores`
+    : 'latency phases: both processes where the OS puts them (separate cores need two cores, taskset, and leave to set affinity)',
 )
 for (const r of [sqlite.one, sqlite.many]) {
   const name = agentsOf(r)
@@ -748,10 +812,10 @@ for (const r of [sqlite.one, sqlite.many]) {
   say(
     `enqueue → offer, ${name}: p50 ${ms(r.queuedP50)} (${times(r.queuedP50)}, target ≤ ${TARGET.p50Ratio}×), ` +
       `p99 ${ms(r.queuedP99)} (${times(r.queuedP99)}, target ≤ ${TARGET.p99Ratio}×)` +
-      `; p50 of its parts: queued → offer written ${ms(r.serverPartP50)}, written → arrived ${ms(r.wayP50)}` +
+      `; ${parts(r)}` +
       (r.steal === undefined
         ? ''
-        : `; the host took ${(100 * r.steal).toFixed(1)}% of CPU time meanwhile`) +
+        : `; the host took ${(100 * r.steal).toFixed(1)}% of CPU time meanwhile (both placements' samples)`) +
       `; against the floor with the commit back to back: p50 ${timesHot(r.queuedP50)}, p99 ${timesHot(r.queuedP99)}`,
   )
   say(
@@ -761,8 +825,8 @@ for (const r of [sqlite.one, sqlite.many]) {
     `back to back, for reference (against the same floor): enqueue → offer, ${name}: p50 ${ms(r.backToBackP50)} (${times(r.backToBackP50)}), p99 ${ms(r.backToBackP99)} (${times(r.backToBackP99)})`,
   )
   if (r.shared) {
-    // Against its own floor; and the latencies on separate cores against it too, the lowest
-    // floor measured, so that no choice of floor hides a miss.
+    // Against its own floor; and the latencies on separate cores against it too: its round
+    // trip is the one that benefits from sharing a core, so a miss against it shows.
     const o = r.shared
     const sharedFloor = o.rttP50 + o.commitP50
     const timesShared = (v) => `${(v / sharedFloor).toFixed(2)}×`
@@ -770,7 +834,7 @@ for (const r of [sqlite.one, sqlite.many]) {
       `for reference, where the OS puts both processes, ${name}: floor ${ms(o.rttP50)} + ${ms(o.commitP50)} = ${ms(sharedFloor)}` +
         ` (the round trip that woke the server: ${ms(o.wakingRttP50)});` +
         ` enqueue → offer p50 ${ms(o.queuedP50)} (${timesShared(o.queuedP50)} this floor), p99 ${ms(o.queuedP99)} (${timesShared(o.queuedP99)});` +
-        ` p50 of its parts: queued → offer written ${ms(o.serverPartP50)}, written → arrived ${ms(o.wayP50)};` +
+        ` ${parts(o)}; admission p50 ${ms(o.admissionP50)};` +
         ` on separate cores against this floor: p50 ${timesShared(r.queuedP50)}, p99 ${timesShared(r.queuedP99)}`,
     )
   }
