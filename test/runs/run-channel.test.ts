@@ -39,6 +39,17 @@ describe('runs with a test agent on the channel', () => {
     await bed?.close()
   })
 
+  /** The run's offer arrives; the agent turns it down, and the run is cancelled out of the way. */
+  async function offeredThenCancelled(runId: string) {
+    const offer = await channel.next('runOffer', 5000)
+    expect(offer.runId).toBe(runId)
+    ws.send(
+      JSON.stringify({ type: 'runRejected', runId: offer.runId, code: 'Cleanup', reason: 'done' }),
+    )
+    await api(t.url, token, 'POST', `/runs/${runId}/cancel`)
+    heartbeat()
+  }
+
   it('gets the run back in its queue with the reason, and runs it after its next heartbeat', async () => {
     const run = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
       connectionId,
@@ -157,13 +168,7 @@ describe('runs with a test agent on the channel', () => {
     expect(offerSentAt).toBeGreaterThan(queuedAt)
     expect(offerSentAt).toBeLessThan(after)
     expect(admissionMs).toBeLessThan(after - before)
-    const offer = await channel.next('runOffer', 5000)
-    expect(offer.runId).toBe(run.body.id)
-    ws.send(
-      JSON.stringify({ type: 'runRejected', runId: offer.runId, code: 'Cleanup', reason: 'done' }),
-    )
-    await api(t.url, token, 'POST', `/runs/${run.body.id}/cancel`)
-    heartbeat()
+    await offeredThenCancelled(run.body.id)
   })
 
   it('tells a caller relayed by a proxy on its machine only how long admission took', async () => {
@@ -177,13 +182,7 @@ describe('runs with a test agent on the channel', () => {
     )
     expect(run.status, run.text).toBe(202)
     expect(run.headers.get('server-timing')).toMatch(/^admission;dur=[\d.]+$/)
-    const offer = await channel.next('runOffer', 5000)
-    expect(offer.runId).toBe(run.body.id)
-    ws.send(
-      JSON.stringify({ type: 'runRejected', runId: offer.runId, code: 'Cleanup', reason: 'done' }),
-    )
-    await api(t.url, token, 'POST', `/runs/${run.body.id}/cancel`)
-    heartbeat()
+    await offeredThenCancelled(run.body.id)
   })
 
   it('says at once why a new run waits, and stores why once it waited a moment', async () => {
