@@ -175,6 +175,14 @@ function corePlacement(serverPid) {
     placement.separate()
     placement.shared()
   } catch {
+    // Refused half way: whatever was set is given back, as far as it can be.
+    for (const pid of [serverPid, process.pid]) {
+      try {
+        pin(pid, allowed)
+      } catch {
+        // Nothing more to do: the bench says the OS placed both.
+      }
+    }
     return undefined
   }
   return placement
@@ -514,7 +522,7 @@ async function benchServer(label, { databaseUrl, floor } = {}) {
     // server's core (after its arrival was timed).
     let checkingCores = false
     const onOffer = (runId, at, mono) => {
-      const offer = { at, mono, onServerCore: checkingCores && onOneCore(server.pid) }
+      const offer = { at, mono, onServerCore: checkingCores ? onOneCore(server.pid) : undefined }
       const waiter = offers.get(runId)
       if (typeof waiter !== 'function') return void offers.set(runId, offer)
       offers.delete(runId)
@@ -601,8 +609,10 @@ async function benchServer(label, { databaseUrl, floor } = {}) {
       ways: [],
       // Samples whose answer had no `offer-sent` (its first pass outlasted the answer's wait).
       unsplit: 0,
-      // Offers that arrived with this process last on the server's core.
+      // Offers that arrived with this process last on the server's core, of those whose cores
+      // could be read.
       onServerCore: 0,
+      coresRead: 0,
       rtts: [],
       wakingRtts: [],
       commits: [],
@@ -624,7 +634,8 @@ async function benchServer(label, { databaseUrl, floor } = {}) {
       into.times.push(sample.offer.at - sample.started)
       into.admissions.push(sample.run.admissionMs)
       into.fromQueued.push(queuedToOfferOf(sample))
-      if (sample.offer.onServerCore) into.onServerCore += 1
+      if (sample.offer.onServerCore !== undefined) into.coresRead += 1
+      if (sample.offer.onServerCore === true) into.onServerCore += 1
       const sent = sample.run.offerSentMono
       if (sent === undefined) into.unsplit += 1
       else {
@@ -641,7 +652,7 @@ async function benchServer(label, { databaseUrl, floor } = {}) {
       serverPartP50: g.serverParts.length > 0 ? pct(g.serverParts, 50) : undefined,
       wayP50: g.ways.length > 0 ? pct(g.ways, 50) : undefined,
       unsplit: g.unsplit,
-      onServerCore: g.onServerCore / g.times.length,
+      onServerCore: g.coresRead > 0 ? g.onServerCore / g.coresRead : undefined,
       rttP50: pct(g.rtts, 50),
       rttP99: pct(g.rtts, 99),
       commitP50: pct(g.commits, 50),
@@ -690,7 +701,11 @@ async function benchServer(label, { databaseUrl, floor } = {}) {
         }
       } finally {
         checkingCores = false
-        placement?.shared()
+        try {
+          placement?.shared()
+        } catch {
+          // The server is gone (the error that ended the phase says why): nothing to give back.
+        }
       }
     }
     if (floor) results.one = { ...(await latency()), agents: sockets.length }
@@ -785,7 +800,8 @@ const parts = (r) =>
     ? 'no answer said when its offer was sent'
     : `p50 of its parts: queued → offer sent ${ms(r.serverPartP50)}, sent → arrived ${ms(r.wayP50)}` +
       (r.unsplit > 0 ? ` (${r.unsplit} samples without an offer-sent figure left out)` : '')) +
-  `; offers that found the agents last on the server's core: ${(100 * r.onServerCore).toFixed(0)}%`
+  "; offers that found the agents last on the server's core: " +
+  (r.onServerCore === undefined ? 'unknown' : `${(100 * r.onServerCore).toFixed(0)}%`)
 say(
   sqlite.placement
     ? `latency phases: the server on core ${sqlite.placement.serverCores}, the agents (this process) on core ${sqlite.placement.agentsCore}; ` +
@@ -815,7 +831,8 @@ for (const r of [sqlite.one, sqlite.many]) {
       `; ${parts(r)}` +
       (r.steal === undefined
         ? ''
-        : `; the host took ${(100 * r.steal).toFixed(1)}% of CPU time meanwhile (both placements' samples)`) +
+        : `; the host took ${(100 * r.steal).toFixed(1)}% of CPU time meanwhile` +
+          (r.shared ? " (both placements' samples)" : '')) +
       `; against the floor with the commit back to back: p50 ${timesHot(r.queuedP50)}, p99 ${timesHot(r.queuedP99)}`,
   )
   say(
