@@ -103,15 +103,21 @@ describe.skipIf(reason !== undefined)("a run's processes on the machine", () => 
     expect(sleeping(pid)).toBe(true)
   })
 
-  it('ends the flow and what it detached when the run is cancelled', async () => {
-    const runId = randomUUID()
-    const cancel = new AbortController()
+  /** The process a still-running flow of run `runId` detached, once its outputs say which. */
+  const detachedBy = async (runId: string) => {
     const outputs = join(base, 'runs', runId, '.desklink-outputs.json')
-    const running = runFlow(runId, `${DETACH}sleep 300\n`, { cgroups, signal: cancel.signal })
     const outputsWritten = () => existsSync(outputs) && readFileSync(outputs, 'utf8').endsWith('}')
     await eventually(outputsWritten, 'the flow detached its process')
     const written = JSON.parse(readFileSync(outputs, 'utf8')) as { pid: number }
     strays.push(written.pid)
+    return written
+  }
+
+  it('ends the flow and what it detached when the run is cancelled', async () => {
+    const runId = randomUUID()
+    const cancel = new AbortController()
+    const running = runFlow(runId, `${DETACH}sleep 300\n`, { cgroups, signal: cancel.signal })
+    const written = await detachedBy(runId)
     expect(sleeping(written.pid)).toBe(true)
     cancel.abort()
     expect(await running).toMatchObject({ status: 'Cancelled' })
@@ -121,12 +127,8 @@ describe.skipIf(reason !== undefined)("a run's processes on the machine", () => 
 
   it('ends the flow and what it detached when the run times out', async () => {
     const runId = randomUUID()
-    const outputs = join(base, 'runs', runId, '.desklink-outputs.json')
     const running = runFlow(runId, `${DETACH}sleep 300\n`, { cgroups, timeoutSeconds: 1 })
-    const outputsWritten = () => existsSync(outputs) && readFileSync(outputs, 'utf8').endsWith('}')
-    await eventually(outputsWritten, 'the flow detached its process')
-    const written = JSON.parse(readFileSync(outputs, 'utf8')) as { pid: number }
-    strays.push(written.pid)
+    const written = await detachedBy(runId)
     expect(await running).toMatchObject({ error: { code: 'DesktopFlowsActionTimeout' } })
     expect(sleeping(written.pid)).toBe(false)
     expect(existsSync(join(cgroups.base, runId))).toBe(false)
