@@ -64,6 +64,11 @@ describe.skipIf(reason !== undefined)('a synchronous run whose sign-in token exp
       environmentId,
       (h) => h.writePolicy({ allowedTenants: [tenantId], join: { type: 'tenant', tenantId } }),
     ))
+    // The runs here wait for the person's session rather than fail at once without it.
+    const waits = await api(t.url, admin, 'PATCH', `/machines/${machineId}`, {
+      settings: { extendedQueuePrioritization: true },
+    })
+    expect(waits.status, waits.text).toBe(200)
   })
   afterAll(async () => {
     await agent?.stop()

@@ -1,9 +1,9 @@
 /**
  * Who may see and order a queue (reference §2.11–2.12), on both databases: the run's caller
- * changes its priority and cancels it, but only an owner or co-owner of the machine moves it to
- * the top; that co-owner sees the runs queued on the machine (and lists them) and orders them,
- * but does not cancel them (one by one or by their parent run); anyone else does not see them,
- * nor does the caller once it has no role left in the environment.
+ * changes its priority and cancels it; a co-owner of the machine sees the runs queued on it (and
+ * lists them) and changes their priority, but neither moves them to the top (only the machine's
+ * owner or an administrator does) nor cancels them (one by one or by their parent run); anyone
+ * else does not see them, nor does the caller once it has no role left in the environment.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -99,18 +99,29 @@ describe.each(BACKENDS)('queue permissions, on %s', (backend) => {
     expect(top.status, top.text).toBe(403)
     expect(top.body.error).toMatchObject({
       code: 'Forbidden',
-      details: { requiredAccess: 'coOwner' },
+      details: { requiredAccess: 'owner' },
     })
   })
 
-  it('lets a co-owner of the machine see, list and order its queue, not cancel runs', async () => {
+  it('refuses a change that changes nothing, with what to give', async () => {
+    const empty = await as('requester', 'PATCH', `/runs/${runIds[0]}`, {})
+    expect(empty.status, empty.text).toBe(400)
+    expect(empty.body.error.code).toBe('InvalidRequestBody')
+    expect(empty.body.error.message).toContain('priority')
+  })
+
+  it('lets a co-owner of the machine see, list and reprioritize its queue, not move runs to the top or cancel them', async () => {
     const [first, second] = runIds
     expect((await as('keeper', 'GET', `/runs/${first}`)).status).toBe(200)
     const listed = await as('keeper', 'GET', `/environments/${bed.environmentId}/runs`)
     expect((listed.body.items as { id: string }[]).map((r) => r.id).sort()).toEqual(
       [...runIds].sort(),
     )
-    const top = await as('keeper', 'PATCH', `/runs/${first}`, { movedToTop: true })
+    const refused = await as('keeper', 'PATCH', `/runs/${first}`, { movedToTop: true })
+    expect(refused.status, refused.text).toBe(403)
+    expect(refused.body.error.details).toEqual({ requiredAccess: 'owner' })
+    // The machine's owner (the administrator who registered it) may.
+    const top = await admin('PATCH', `/runs/${first}`, { movedToTop: true })
     expect(top.status, top.text).toBe(200)
     expect(top.body.waiting.position).toBe(1)
     const low = await as('keeper', 'PATCH', `/runs/${second}`, { priority: 'low' })

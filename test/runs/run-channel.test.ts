@@ -185,8 +185,15 @@ describe('runs with a test agent on the channel', () => {
     await offeredThenCancelled(run.body.id)
   })
 
+  /** Extended prioritization on: a run waits for its user's session instead of failing. */
+  const waitForSessions = (on: boolean) =>
+    api(t.url, token, 'PATCH', `/machines/${machine.machineId}`, {
+      settings: { extendedQueuePrioritization: on },
+    })
+
   it('says at once why a new run waits, and stores why once it waited a moment', async () => {
     // An attended run waits for a session this machine never has.
+    expect((await waitForSessions(true)).status).toBe(200)
     const run = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
       connectionId,
       runMode: 'attended',
@@ -221,15 +228,23 @@ describe('runs with a test agent on the channel', () => {
     } finally {
       await storage.close()
       await api(t.url, token, 'POST', `/runs/${run.body.id}/cancel`)
+      await waitForSessions(false)
     }
   })
 
   it('does not let a waiting run that vanished from the database block its queue', async () => {
-    // An attended run waits for a session this machine never has: the head of the queue.
-    const stuck = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
-      connectionId,
-      runMode: 'attended',
-    })
+    const post = (body: Record<string, unknown> = {}) =>
+      api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, { connectionId, ...body })
+    // The machine's one unattended slot goes to a run it takes.
+    const holder = await post()
+    expect(holder.status, holder.text).toBe(202)
+    const held = await channel.next('runOffer', 5000)
+    expect(held.runId).toBe(holder.body.id)
+    ws.send(JSON.stringify({ type: 'runAccepted', runId: held.runId }))
+    await waitForRun(t.url, token, holder.body.id, (r) => r.status === 'Running')
+    // The next unattended run waits for the slot: the head of the queue, which holds up the
+    // runs behind it, extended prioritization or not.
+    const stuck = await post({ priority: 'high' })
     expect(stuck.status, stuck.text).toBe(202)
     await waitForRun(
       t.url,
@@ -245,13 +260,21 @@ describe('runs with a test agent on the channel', () => {
       await storage.close()
     }
 
-    // The next run waits behind it at first. The vanished head is looked up again within a
-    // second of waiting, on a later pass (each heartbeat starts one), and leaves the queue.
-    const next = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
-      connectionId,
-    })
+    // An attended run, which the machine could take (its user's session is open), waits behind
+    // it at first. The vanished head is looked up again within a second of waiting, on a later
+    // pass (each heartbeat starts one), and leaves the queue.
+    const next = await post({ runMode: 'attended' })
     expect(next.status, next.text).toBe(202)
-    for (let i = 0; i < 20 && !(await channel.comes('runOffer', 300)); i++) heartbeat()
+    const session = { id: 'x11:5', user: 'runner', uid: 1500, display: ':5', state: 'active' }
+    for (let i = 0; i < 20 && !(await channel.comes('runOffer', 300)); i++)
+      ws.send(
+        JSON.stringify({
+          type: 'heartbeat',
+          seq: 1_000_000 + i,
+          sessions: [{ ...session, source: 'x11' }],
+          runningRuns: [holder.body.id],
+        }),
+      )
     const offer = await channel.next('runOffer', 100)
     expect(offer.runId).toBe(next.body.id)
     ws.send(
@@ -263,5 +286,6 @@ describe('runs with a test agent on the channel', () => {
       }),
     )
     await api(t.url, token, 'POST', `/runs/${next.body.id}/cancel`)
+    await api(t.url, token, 'POST', `/runs/${holder.body.id}/cancel`)
   })
 })

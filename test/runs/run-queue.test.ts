@@ -1,7 +1,8 @@
 /**
  * The run queue with a real server and agent: each ordering rule (moved to top, most recent
- * move first; priority; request time), priority change and undoing a move, head-of-line
- * blocking and extended prioritization, why a queued run waits, queue timeouts, cancel while
+ * move first; priority; request time), priority change and undoing a move, a run refused only
+ * for its user's session (failed at once, or passed with extended prioritization), an offline
+ * machine, why a queued run waits, queue timeouts, cancel while
  * queued and by parent, idempotent retries, synchronous mode, each admission code, and the run
  * owner's check at dispatch (a refusal fails the run; a database error does not).
  */
@@ -162,71 +163,59 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     expect(ended.every((r) => r.status === 'Succeeded')).toBe(true)
   })
 
-  it('blocks the queue behind a run that cannot start, unless extended prioritization is on', async () => {
-    const attended = (await run({ runMode: 'attended', priority: 'high' })).body.id
-    const unattended = (await run({ priority: 'low' })).body.id
-    await new Promise((r) => setTimeout(r, 1200))
-    const head = await show(attended)
-    expect(head.waiting.machines[0]).toMatchObject({ code: 'AttendedUserNotLoggedIn' })
-    // No pass looked at it: each machine's verdict now, the free one's that the head goes first.
-    expect(await show(unattended)).toMatchObject({
-      status: 'Queued',
-      waiting: {
-        position: 2,
-        machines: [{ machineId: m.machineId, code: 'BlockedByQueueHead' }],
-        blockedBy: attended,
+  it('fails a run every machine refuses for its user session at once, unless extended prioritization lets it wait while the queue moves past it', async () => {
+    // This machine never has a session of the connection's user.
+    const refused = await waitForRun(
+      t.url,
+      m.token,
+      (await run({ runMode: 'attended', priority: 'high' })).body.id,
+    )
+    expect(refused).toMatchObject({
+      status: 'Failed',
+      error: {
+        code: 'NoCandidateMachine',
+        details: { subErrors: [{ machineId: m.machineId, code: 'AttendedUserNotLoggedIn' }] },
       },
     })
+    expect(refused.error.message).toContain('extended queue prioritization')
+    expect(Date.parse(refused.finishedAt) - Date.parse(refused.requestedAt)).toBeLessThan(10_000)
 
     await m.setMachine({ extendedQueuePrioritization: true })
-    expect((await waitForRun(t.url, m.token, unattended)).status).toBe('Succeeded')
-    const cancelled = await api(t.url, m.token, 'POST', `/runs/${attended}/cancel`)
-    expect(cancelled.body).toMatchObject({ status: 'Cancelled' })
-    await m.setMachine({ extendedQueuePrioritization: false })
+    try {
+      const attended = (await run({ runMode: 'attended', priority: 'high' })).body.id
+      await waitForRun(t.url, m.token, attended, waitingWith('AttendedUserNotLoggedIn'))
+      const unattended = (await run({ priority: 'low' })).body.id
+      expect((await waitForRun(t.url, m.token, unattended)).status).toBe('Succeeded')
+      expect(await show(attended)).toMatchObject({ status: 'Queued', waiting: { position: 1 } })
+      const cancelled = await api(t.url, m.token, 'POST', `/runs/${attended}/cancel`)
+      expect(cancelled.body).toMatchObject({ status: 'Cancelled' })
+    } finally {
+      await m.setMachine({ extendedQueuePrioritization: false })
+    }
   })
 
-  it('gives a run that was the head and fell behind a blocked one its reasons of now', async () => {
-    await m.setMachine({ maintenanceMode: true })
-    const first = (await run()).body.id
-    await waitForRun(t.url, m.token, first, waitingWith('MachineInMaintenance'))
-    // An attended run that cannot start jumps ahead; the machine is then free for `first`.
-    const head = (await run({ runMode: 'attended', priority: 'high' })).body.id
-    await m.setMachine({ maintenanceMode: false })
+  it('makes runs wait while the machine is offline, and runs them in queue order once it is back', async () => {
+    await m.agent.stop()
+    let first: string, head: string
     try {
-      await waitForRun(t.url, m.token, head, waitingWith('AttendedUserNotLoggedIn'))
+      first = (await run()).body.id
+      await waitForRun(t.url, m.token, first, waitingWith('NoListenerConnected'))
+      head = (await run({ priority: 'high' })).body.id
+      // Behind the head, each machine's verdict now (no pass looks past the head).
       expect(await show(first)).toMatchObject({
         status: 'Queued',
         waiting: {
           position: 2,
-          machines: [{ machineId: m.machineId, code: 'BlockedByQueueHead' }],
+          machines: [{ machineId: m.machineId, code: 'NoListenerConnected' }],
           blockedBy: head,
         },
       })
     } finally {
-      await api(t.url, m.token, 'POST', `/runs/${head}/cancel`)
+      await m.restartAgent()
     }
-    expect((await waitForRun(t.url, m.token, first)).status).toBe('Succeeded')
-  })
-
-  it('times out a run behind a blocked head with its own reason for each machine', async () => {
-    // A queue timeout is set at request time: the head waits long, the run behind it 2 s.
-    const attended = (await run({ runMode: 'attended', priority: 'high' })).body.id
-    await settings({ queueTimeoutSeconds: 2 })
-    try {
-      const unattended = (await run({ priority: 'low' })).body.id
-      const behind = await waitForRun(t.url, m.token, unattended)
-      expect(behind.error).toMatchObject({
-        code: 'NoCandidateMachine',
-        details: { subErrors: [{ machineId: m.machineId, code: 'BlockedByQueueHead' }] },
-      })
-      expect(await show(attended)).toMatchObject({
-        status: 'Queued',
-        waiting: { machines: [{ code: 'AttendedUserNotLoggedIn' }] },
-      })
-    } finally {
-      await settings({ queueTimeoutSeconds: 6 * 3600 })
-      await api(t.url, m.token, 'POST', `/runs/${attended}/cancel`)
-    }
+    const ended = await Promise.all([head, first].map((id) => waitForRun(t.url, m.token, id)))
+    expect(ended.map((r) => r.status)).toEqual(['Succeeded', 'Succeeded'])
+    expect(Date.parse(ended[0].startedAt)).toBeLessThanOrEqual(Date.parse(ended[1].startedAt))
   })
 
   it("fails a run that waits past the queue timeout with NoCandidateMachine and each machine's reason", async () => {

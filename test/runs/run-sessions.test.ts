@@ -1,10 +1,12 @@
 /**
  * The session rules of machine selection with real sessions (reference §3.4–3.5): an Xvfb
  * display started as the connection's account is its session. Attended runs need that session
- * active and unlocked and run inside it (DISPLAY); unattended runs wait while the account has a
- * session of any state, unless the machine reuses sessions. Each waiting run says why. An
- * attended run still has its connection's password checked with PAM, and a session takes one
- * attended run at a time.
+ * active and unlocked and run inside it (DISPLAY); unattended runs need the account to have no
+ * session there, of any state, unless the machine reuses sessions (and then only an active
+ * one). A run refused only for its user's session fails at once, unless extended
+ * prioritization lets it wait; a run held up by anything else holds up the runs behind it, and
+ * they say so. An attended run still has its connection's password checked with PAM, and a
+ * session takes one attended run at a time.
  */
 import { type ChildProcess, execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
@@ -67,7 +69,17 @@ describe.skipIf(reason !== undefined)('session rules with real sessions', () => 
     await t?.close()
   })
 
-  it('makes an attended run wait for the user to sign in, then runs it inside the session', async () => {
+  it('fails an attended run at once while its user is not signed in, unless extended prioritization lets it wait; then runs it inside the session', async () => {
+    const refused = await waitForRun(t.url, m.token, (await run('attended')).body.id)
+    expect(refused).toMatchObject({
+      status: 'Failed',
+      error: {
+        code: 'NoCandidateMachine',
+        details: { subErrors: [{ machineId: m.machineId, code: 'AttendedUserNotLoggedIn' }] },
+      },
+    })
+    // From here on, runs refused for their session wait for it.
+    await m.setMachine({ extendedQueuePrioritization: true })
     const attended = (await run('attended')).body.id
     await waitsWith(attended, 'AttendedUserNotLoggedIn')
     xvfb = asUser(m.account, ['Xvfb', display, '-nolisten', 'tcp'])
@@ -123,17 +135,77 @@ describe.skipIf(reason !== undefined)('session rules with real sessions', () => 
     await m.setMachine({ reuseSessions: false })
   })
 
-  it('makes attended runs wait while the session is locked, and says so for unattended ones', async () => {
+  it('makes runs wait while the session is locked, and does not reuse a locked session', async () => {
     locker = asUser(m.account, ['i3lock', '-n'], { DISPLAY: display })
     await waitFor(async () => (await sessionState()) === 'locked', 'the lock')
     const attended = (await run('attended')).body.id
     const unattended = (await run('unattended')).body.id
     await waitsWith(attended, 'AttendedUserSessionNotActive')
-    await m.setMachine({ extendedQueuePrioritization: true })
     await waitsWith(unattended, 'UnattendedUserSessionLocked')
+    await m.setMachine({ reuseSessions: true })
+    try {
+      // A pass after the change, and the run still waits for the session to be unlocked.
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      expect(await waitsWith(unattended, 'UnattendedUserSessionLocked')).toMatchObject({
+        status: 'Queued',
+      })
+    } finally {
+      await m.setMachine({ reuseSessions: false })
+    }
     await api(t.url, m.token, 'POST', `/runs/${unattended}/cancel`)
-    await m.setMachine({ extendedQueuePrioritization: false })
     await stopProcess(locker)
     expect((await waitForRun(t.url, m.token, attended)).status).toBe('Succeeded')
+  })
+
+  it('holds an attended run behind an unattended head that waits for a slot, extended prioritization or not, and says why until it times out', async () => {
+    await waitFor(async () => (await sessionState()) === 'active', 'the session')
+    const release = join(tmpdir(), `desklink-release-${randomUUID()}`)
+    const holds = await pushFlow(t.url, m.token, m.environmentId, {
+      name: 'holds-the-slot',
+      script: `while [ ! -e "${release}" ]; do sleep 0.1; done`,
+    })
+    const settings = (changes: Record<string, number>) =>
+      api(t.url, m.token, 'PATCH', `/environments/${m.environmentId}/run-settings`, changes)
+    // Unattended runs of the signed-in user go to its session: only the one slot holds them.
+    await m.setMachine({ reuseSessions: true })
+    try {
+      const holder = await api(t.url, m.token, 'POST', `/desktop-flows/${holds.id}/runs`, {
+        connectionId: m.connectionId,
+      })
+      await waitForRun(t.url, m.token, holder.body.id, (r) => r.status === 'Running')
+      const head = (
+        await api(t.url, m.token, 'POST', `/desktop-flows/${flowId}/runs`, {
+          connectionId: m.connectionId,
+          priority: 'high',
+        })
+      ).body.id
+      await waitsWith(head, 'UIFlowAlreadyRunning')
+      // The run behind it has a queue timeout of its own, set when it is requested.
+      await settings({ queueTimeoutSeconds: 4 })
+      const behind = (await run('attended')).body.id
+      await settings({ queueTimeoutSeconds: 6 * 3600 })
+      // The machine could take it (the session is free), but the head goes first.
+      const waiting = await waitForRun(
+        t.url,
+        m.token,
+        behind,
+        (r) => (r.waiting as { blockedBy: string | null } | null)?.blockedBy === head,
+      )
+      expect(waiting.waiting.machines).toEqual([
+        expect.objectContaining({ machineId: m.machineId, code: 'BlockedByQueueHead' }),
+      ])
+      const timedOut = await waitForRun(t.url, m.token, behind)
+      expect(timedOut.error).toMatchObject({
+        code: 'NoCandidateMachine',
+        details: { subErrors: [{ machineId: m.machineId, code: 'BlockedByQueueHead' }] },
+      })
+      writeFileSync(release, '')
+      for (const id of [holder.body.id, head])
+        expect((await waitForRun(t.url, m.token, id)).status).toBe('Succeeded')
+    } finally {
+      rmSync(release, { force: true })
+      await settings({ queueTimeoutSeconds: 6 * 3600 })
+      await m.setMachine({ reuseSessions: false })
+    }
   })
 })

@@ -42,6 +42,7 @@ import {
   place,
   type Refusal,
   refusalsBehind,
+  refusedOnlyForSession,
   waitsOnlyForSession,
 } from './placement.ts'
 import { createQueueIndex, type PromisedPlace } from './queue-index.ts'
@@ -501,6 +502,17 @@ export function createDispatcher(deps: {
         }
         continue
       }
+      // Judged by this server's picture alone: a machine that turned the offer down for the
+      // session may see it change first, and is asked again after its next heartbeat.
+      if (!extended && excluded.size === 0 && refusedOnlyForSession(outcome.refusals)) {
+        await fail(run, 'Queued', {
+          code: 'NoCandidateMachine',
+          message:
+            "No machine can run the desktop flow: on each one, the connection user's session rules it out (see subErrors). Sign the user in or out as they say, or turn on extended queue prioritization to have such runs wait for the session.",
+          details: { subErrors: outcome.refusals },
+        })
+        continue
+      }
       // Head-of-line blocking: nothing passes a waiting run (unless it turned out to be gone),
       // but with extended prioritization one that waits only for its user's session.
       const passable = extended && waitsOnlyForSession(outcome.refusals, run.run_mode)
@@ -632,10 +644,11 @@ export function createDispatcher(deps: {
 
   /**
    * Why a queued run waits, machine by machine. The head of its queue: as the last pass noted.
-   * A run behind it, which no pass looks at without extended prioritization (what it noted
-   * when it was the head is stale by then): each machine's verdict now, where a machine that
-   * could take it says the head goes first (`blockedBy`). With extended prioritization every
-   * pass looks at every run, so what it noted stands.
+   * A run behind the run that holds up its queue, which no pass looks at (what it noted when a
+   * pass last reached it is stale by then): each machine's verdict now, where a machine that
+   * could take it says that run goes first (`blockedBy`). Without extended prioritization the
+   * head holds up the queue; with it, the first run that waits for more than its user's session
+   * (a pass moves past the others), and a run with none such ahead of it stands as last noted.
    */
   async function reasonsOf(
     run: RunRow,
@@ -648,15 +661,28 @@ export function createDispatcher(deps: {
     if (!connection) return { machines: noted, blockedBy: null }
     const pictures = await machines.of(await targetMembers.of(run.target_group_id))
     const extended = pictures.some((p) => p.settings.extendedQueuePrioritization)
-    if (extended && noted.length > 0) return { machines: noted, blockedBy: null }
+    const ahead = isHead ? undefined : extended ? await holdingUp(run) : head
+    if (!ahead && noted.length > 0) return { machines: noted, blockedBy: null }
     const refused = rejectedBy.get(run.id)
-    const ahead = isHead || extended ? undefined : head
     const verdicts = refusalsBehind(
       pictures,
       { runMode: run.run_mode, osUser: connection.os_account },
       ahead,
     ).map((verdict) => refused?.get(verdict.machineId) ?? verdict)
     return { machines: verdicts, blockedBy: ahead?.id ?? null }
+  }
+
+  /**
+   * With extended prioritization, the first run ahead of `run` in its queue that a pass stops
+   * at: it was last found waiting for more than its user's session.
+   */
+  async function holdingUp(run: RunRow): Promise<RunRow | undefined> {
+    for (const ahead of await queues.head(run.target_group_id, WHOLE_QUEUE)) {
+      if (ahead.id === run.id) return undefined
+      const noted = JSON.parse(whyWaiting(ahead) ?? '[]') as Refusal[]
+      if (noted.length > 0 && !waitsOnlyForSession(noted, ahead.run_mode)) return ahead
+    }
+    return undefined
   }
 
   async function expire(): Promise<void> {

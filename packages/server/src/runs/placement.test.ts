@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest'
 
-import { type Refusal, waitsOnlyForSession } from './placement.ts'
+import {
+  judge,
+  type MachinePicture,
+  type Refusal,
+  refusedOnlyForSession,
+  waitsOnlyForSession,
+} from './placement.ts'
 
 const refusal = (machineId: string, code: string): Refusal => ({
   machineId,
@@ -50,5 +56,58 @@ describe('extended queue prioritization passes a run only when it waits for its 
         'attended',
       ),
     ).toBe(false)
+  })
+})
+
+describe('without extended prioritization, a run refused only for its session fails at once', () => {
+  it('fails one every machine refuses for its user session', () => {
+    expect(
+      refusedOnlyForSession([
+        refusal('a', 'AttendedUserNotLoggedIn'),
+        refusal('b', 'AttendedUserSessionNotActive'),
+      ]),
+    ).toBe(true)
+  })
+
+  it('keeps one waiting that a machine may yet take by itself', () => {
+    for (const other of [
+      'NoListenerConnected',
+      'MachineInMaintenance',
+      'UIFlowAlreadyRunning',
+      'PackageUnavailable',
+    ])
+      expect(
+        refusedOnlyForSession([refusal('a', 'AttendedUserNotLoggedIn'), refusal('b', other)]),
+      ).toBe(false)
+    expect(refusedOnlyForSession([])).toBe(false)
+  })
+})
+
+describe('reuse sessions lends an unattended run only an active session of its user', () => {
+  const machine = (state: 'active' | 'locked' | 'disconnected'): MachinePicture => ({
+    machineId: 'm',
+    machineName: 'm',
+    connected: true,
+    settings: {
+      maintenanceMode: false,
+      slots: 1,
+      reuseSessions: true,
+      extendedQueuePrioritization: false,
+    },
+    sessions: [{ id: 'x11:1', user: 'alice', uid: 1000, display: ':1', state, source: 'x11' }],
+    unattendedRunning: 0,
+    attendedUsers: [],
+  })
+  const run = { runMode: 'unattended', osUser: 'alice' } as const
+
+  it('takes the run into an active session', () => {
+    expect(judge(machine('active'), run)).toEqual({ ok: true })
+  })
+
+  it('refuses it while the session is locked or disconnected', () => {
+    expect(judge(machine('locked'), run)).toMatchObject({ code: 'UnattendedUserSessionLocked' })
+    expect(judge(machine('disconnected'), run)).toMatchObject({
+      code: 'UnattendedUserSessionDisconnected',
+    })
   })
 })

@@ -6,7 +6,7 @@
  * - attended: the connection's OS user has an active, unlocked session there, with no other
  *   attended run in it;
  * - unattended: a free slot, and no session of that user (any state) unless the machine reuses
- *   sessions.
+ *   sessions and that session is active.
  *
  * @module
  */
@@ -81,7 +81,9 @@ export function judge(machine: MachinePicture, run: RunNeeds): Verdict {
       code: 'UIFlowAlreadyRunning',
       reason: `All ${machine.settings.slots} unattended slot(s) are busy.`,
     }
-  if (session && !machine.settings.reuseSessions) {
+  // Reuse sessions lends the run the user's session only while it is active and unlocked
+  // (reference §3.4): a locked or disconnected one is as much in the way as without it.
+  if (session && !(machine.settings.reuseSessions && session.state === 'active')) {
     return {
       ok: false,
       code: unattendedSessionRefusal(session.state),
@@ -144,6 +146,16 @@ export function waitsOnlyForSession(
     refusals.some((r) => forSession(r.code)) &&
     refusals.every((r) => forSession(r.code) || unavailable(r.code))
   )
+}
+
+/**
+ * Whether every machine turned the run down for its user's session alone: none is offline, in
+ * maintenance, busy or refused the offer, any of which may change by itself. Without extended
+ * prioritization such a run fails at once (reference §3.4, step 4) rather than hold up its
+ * queue until it times out; with it, it waits while the queue moves past it.
+ */
+export function refusedOnlyForSession(refusals: readonly Refusal[]): boolean {
+  return refusals.length > 0 && refusals.every((r) => SESSION_REFUSALS.has(r.code))
 }
 
 /**

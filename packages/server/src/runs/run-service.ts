@@ -85,6 +85,8 @@ interface RunRelation {
   readonly ownsConnection: boolean
   /** An administrator, or an owner or co-owner of the run's target. */
   readonly manager: boolean
+  /** An administrator, or the owner of the run's target (moves runs to the top). */
+  readonly ownsTarget: boolean
 }
 
 /** What a list of runs may be narrowed to. */
@@ -160,16 +162,18 @@ export function createRunService(deps: {
    * Who someone is to a run (reference §2.11–2.12). Its caller, its run owner and its
    * connection's owner see it and may cancel it; the caller and the run owner may change its
    * priority. Whoever manages its target (co-owner or owner of the machine or group) sees the
-   * queue and orders it: priority, move to top and its undo. Administrators may do everything.
-   * Anyone else does not see the run at all.
+   * queue and changes priorities; only its owner moves a run to the top and back, as only an
+   * owner may put one run ahead of every priority. Administrators may do everything. Anyone
+   * else does not see the run at all.
    */
   async function relationTo(principal: Principal, run: RunRow): Promise<RunRelation> {
     const requester = requested(principal, run)
     const ownsConnection = run.connection_owner_id === principal.id
     const admin = await isAdminIn(principal, run.environment_id)
-    const manager =
-      admin || MANAGES.includes((await deps.targetAccess(principal, run.target_group_id)) ?? 'user')
-    return { admin, requester, ownsConnection, manager }
+    const access = admin ? 'admin' : await deps.targetAccess(principal, run.target_group_id)
+    const manager = MANAGES.includes(access ?? 'user')
+    const ownsTarget = access === 'owner' || access === 'admin'
+    return { admin, requester, ownsConnection, manager, ownsTarget }
   }
 
   /** A tenant administrator, or an administrator of the environment. */
@@ -562,11 +566,17 @@ export function createRunService(deps: {
         movedToTop?: boolean | undefined
       },
     ): Promise<RunRow> {
+      if (changes.priority === undefined && changes.movedToTop === undefined)
+        throw new AppError('InvalidRequestBody', {
+          message:
+            'Nothing to change: give "priority" (high, normal or low), "movedToTop", or both.',
+        })
       const { run, relation } = await find(principal, id)
-      if (changes.movedToTop !== undefined && !relation.manager)
+      if (changes.movedToTop !== undefined && !relation.ownsTarget)
         throw new AppError('Forbidden', {
-          message: 'Only an owner or co-owner of the machine or group may move a run to the top.',
-          details: { requiredAccess: 'coOwner' },
+          message:
+            'Only the owner of the machine or group, or an administrator, may move a run to the top or undo it.',
+          details: { requiredAccess: 'owner' },
         })
       if (changes.priority !== undefined && !relation.manager && !relation.requester)
         throw new AppError('Forbidden', {
