@@ -144,10 +144,19 @@ describe('runs with a test agent on the channel', () => {
     const read = await api(t.url, token, 'GET', `/runs/${run.body.id}`)
     expect(run.body.events).toEqual(read.body.events)
     expect(run.body.events.map((e: { kind: string }) => e.kind)).toEqual(['queued', 'offered'])
+    // Its status URL says 202, come back in a second, until it ended; then 200.
+    const outcome = () => api(t.url, token, 'GET', `/runs/${run.body.id}/outcome`)
+    const going = await outcome()
+    expect(going.status).toBe(202)
+    expect(going.headers.get('retry-after')).toBe('1')
+    expect(going.body).toMatchObject({ id: run.body.id, status: 'Running' })
 
     ws.send(JSON.stringify({ type: 'runAccepted', runId: offer.runId }))
     ws.send(succeededMessage(offer.runId))
     expect((await channel.next('runFinishedAck')).runId).toBe(run.body.id)
+    const ended = await outcome()
+    expect(ended.status).toBe(200)
+    expect(ended.body.status).toBe('Succeeded')
   })
 
   it('says how long admission took and, to a client on its machine, when the run was queued and its offer sent', async () => {

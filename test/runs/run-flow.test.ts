@@ -73,8 +73,15 @@ describe.skipIf(reason !== undefined)('running a desktop flow on a real machine'
       inputs: { target },
     })
     expect(started.status).toBe(202)
-    expect(started.headers.get('location')).toContain(`/api/v1/runs/${started.body.id}`)
+    // The status URL a workflow engine polls: 202 until the run ended (run-channel tests it),
+    // then 200 with the ended run.
+    const location = started.headers.get('location') ?? ''
+    expect(location).toBe(`${t.url}/api/v1/runs/${started.body.id}/outcome`)
+    expect(started.headers.get('retry-after')).toBe('1')
     const run = await waitForRun(t.url, token, started.body.id)
+    const polled = await fetch(location, { headers: { authorization: `Bearer ${token}` } })
+    expect(polled.status).toBe(200)
+    expect(await polled.json()).toMatchObject({ id: run.id, status: 'Succeeded' })
     expect(run).toMatchObject({
       status: 'Succeeded',
       machineId,

@@ -401,7 +401,11 @@ export async function startServer(
               ? (await stores.principals.findUser(tenantId, id)) !== undefined
               : (await stores.principals.findServicePrincipal(tenantId, id)) !== undefined,
         })
-        registerRunRoutes(api, { runs: runs.service, toApi: runs.toApi })
+        registerRunRoutes(api, {
+          runs: runs.service,
+          toApi: runs.toApi,
+          publicUrl: () => publicUrl,
+        })
       },
     })
 

@@ -11,6 +11,7 @@ import {
   Id,
   ListOf,
   Run,
+  RunOutcome,
   RunSettings,
   RunStatus,
   UpdateRunRequest,
@@ -29,6 +30,14 @@ import type { Dispatcher } from './dispatcher.ts'
 import type { KnownRunFacts, RunService } from './run-service.ts'
 import type { RunRow, RunStore } from './run-store.ts'
 
+/**
+ * How long a client polling a run's status URL is asked to wait between polls: a second, the
+ * reference's callback retry interval; most runs that go at once end within a few.
+ */
+const POLL_AFTER_SECONDS = 1
+/** The statuses of a run that has ended. */
+const ENDED: ReadonlySet<string> = new Set(RunOutcome.options)
+
 const route = <T extends Parameters<typeof createRoute>[0]>(config: T) =>
   createRoute({ security: bearerAuth, ...config })
 const tags = ['Runs']
@@ -43,6 +52,15 @@ export const runRouteDefinitions = {
     summary:
       'Run a desktop flow through a connection: 202 and a status URL, or (wait) the finished run',
     request: { params: z.object({ flowId: Id }), body: jsonBody(CreateRunRequest) },
+    responses: { ...responses(202, Run), ...responses(200, Run) },
+  }),
+  outcome: route({
+    method: 'get',
+    path: '/runs/{runId}/outcome',
+    tags,
+    summary:
+      'The status URL of an asynchronous run: 202 (with Retry-After) while it has not ended, then 200 with the ended run',
+    request: { params: RunParams },
     responses: { ...responses(202, Run), ...responses(200, Run) },
   }),
   get: route({
@@ -242,7 +260,12 @@ export function createRunMapper(deps: {
 
 export function registerRunRoutes(
   app: OpenAPIHono<AppEnv>,
-  deps: { runs: RunService; toApi: ReturnType<typeof createRunMapper> },
+  deps: {
+    runs: RunService
+    toApi: ReturnType<typeof createRunMapper>
+    /** Where clients reach the server (`DESKLINK_PUBLIC_URL`, or where it listens). */
+    publicUrl: () => string
+  },
 ): void {
   const r = runRouteDefinitions
   const { runs, toApi } = deps
@@ -275,12 +298,14 @@ export function registerRunRoutes(
           : admission,
       )
     }
-    const statusUrl = new URL(`/api/v1/runs/${run.id}`, c.req.url).toString()
-    c.header('Location', statusUrl)
+    // From the public URL, not the request's: behind a proxy that ends TLS the request says
+    // http, and maybe an inner host name.
+    c.header('Location', `${deps.publicUrl()}/api/v1/runs/${run.id}/outcome`)
     if (request.wait) {
       const ended = await runs.waitForEnd(run.id)
       return c.json(await toApi(ended), 200)
     }
+    c.header('Retry-After', String(POLL_AFTER_SECONDS))
     if (!firstPass) return c.json(await toApi(run), created ? 202 : 200)
     // The run as that pass left it (taken, ended, or waiting with its reasons), with the
     // events it recorded; read when the pass took longer than the wait, or could not tell.
@@ -288,6 +313,12 @@ export function registerRunRoutes(
     const { known } = admitted
     const events = known?.events && placed?.recorded && [...known.events, ...placed.recorded]
     return c.json(await toApi(current, known && { ...known, events }), 202)
+  })
+  app.openapi(r.outcome, async (c) => {
+    const run = await runs.visible(c.get('principal'), c.req.valid('param').runId)
+    if (ENDED.has(run.status)) return c.json(await toApi(run), 200)
+    c.header('Retry-After', String(POLL_AFTER_SECONDS))
+    return c.json(await toApi(run), 202)
   })
   app.openapi(r.get, async (c) =>
     c.json(await toApi(await runs.visible(c.get('principal'), c.req.valid('param').runId)), 200),
