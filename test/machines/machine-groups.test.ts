@@ -202,6 +202,9 @@ describe('machine groups (real server, real agent processes)', () => {
 
   /** A run for the group, waiting while no member can take it. */
   let waitingRunId = ''
+  /** The group's connection, and a flow to run through it. */
+  let groupConnectionId = ''
+  let groupFlowId = ''
   const waitingFor = (machineIds: string[]) =>
     waitForRun(t.url, token, waitingRunId, (r) => {
       const machines = (r.waiting as { machines?: { machineId: string }[] } | null)?.machines
@@ -219,6 +222,8 @@ describe('machine groups (real server, real agent processes)', () => {
       groupId,
     ).finally(() => storage.close())
     const flow = await pushFlow(t.url, token, environmentId, { name: 'payroll', script: 'true' })
+    groupConnectionId = connectionId
+    groupFlowId = flow.id
     const requested = await api(t.url, token, 'POST', `/desktop-flows/${flow.id}/runs`, {
       connectionId,
     })
@@ -261,6 +266,21 @@ describe('machine groups (real server, real agent processes)', () => {
     // Not after its queue timeout of 6 hours: nothing could ever take it.
     const ended = await waitForRun(t.url, token, waitingRunId, undefined, 5_000)
     expect(ended).toMatchObject({ status: 'Failed', error: { code: 'GroupIsEmpty' } })
+  })
+
+  it('refuses new runs for the empty group, and for the group once deleted', async () => {
+    const request = () =>
+      api(t.url, token, 'POST', `/desktop-flows/${groupFlowId}/runs`, {
+        connectionId: groupConnectionId,
+      })
+    const empty = await request()
+    expect(empty.status, empty.text).toBe(400)
+    expect(empty.body.error.code).toBe('GroupIsEmpty')
+    const deleted = await api(t.url, token, 'DELETE', `/machine-groups/${groupId}`)
+    expect(deleted.status, deleted.text).toBe(204)
+    const gone = await request()
+    expect(gone.status, gone.text).toBe(404)
+    expect(gone.body.error.code).toBe('XrmMachineGroupNotFound')
   })
 
   it('never stores the group password or the group private key in the database', () => {

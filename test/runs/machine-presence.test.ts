@@ -112,8 +112,8 @@ describe.each(BACKENDS)('machine presence, on %s', (backend) => {
     clearInterval(beating)
     const deleted = await api(t.url, token, 'DELETE', `/machines/${machine.machineId}`)
     expect(deleted.status, deleted.text).toBe(204)
-    // Its target has no machine left: the run can never go, so it does not wait 6 hours.
+    // Its target is gone with it: the run can never go, so it does not wait 6 hours.
     const ended = await waitForRun(t.url, token, runId, undefined, 5_000)
-    expect(ended).toMatchObject({ status: 'Failed', error: { code: 'GroupIsEmpty' } })
+    expect(ended).toMatchObject({ status: 'Failed', error: { code: 'XrmMachineGroupNotFound' } })
   })
 })

@@ -140,7 +140,7 @@ export function createDispatcher(deps: {
     isConnected: (machineId) => ports.isConnected(machineId),
     settingsOf: (machineId) => ports.settingsOf(machineId),
   })
-  const { connectionOf, versionOf, connectionAndVersionOf, groupOf, machinesOf } =
+  const { connectionOf, versionOf, connectionAndVersionOf, groupOf, machinesOf, groupExists } =
     createRunFacts(db)
   const connectionUsed = prepareQuery(db, (q, a: { id: string; at: string }) =>
     q.updateTable('connections').set({ last_used_at: a.at }).where('id', '=', a.id),
@@ -432,11 +432,17 @@ export function createDispatcher(deps: {
     if ((await queues.head(groupId, 1)).length === 0) return
     const members = await targetMembers.of(groupId)
     if (members.length === 0) {
-      for (const run of await queues.head(groupId, WHOLE_QUEUE))
-        await fail(run, 'Queued', {
-          code: 'GroupIsEmpty',
-          message: "The connection's target machine group has no machines.",
-        })
+      // Deleted (a group, or a standalone machine with its own group), or left empty.
+      const error: RunError = (await groupExists(groupId))
+        ? {
+            code: 'GroupIsEmpty',
+            message: "The connection's target machine group has no machines.",
+          }
+        : {
+            code: 'XrmMachineGroupNotFound',
+            message: "The connection's target machine or machine group was deleted.",
+          }
+      for (const run of await queues.head(groupId, WHOLE_QUEUE)) await fail(run, 'Queued', error)
       return
     }
     const pictures = await machines.of(members)

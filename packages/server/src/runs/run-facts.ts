@@ -78,12 +78,19 @@ export function createRunFacts(db: Kysely<Database>) {
         .where('flow_versions.id', '=', a.versionId),
     { cached: true },
   )
+  const groupRow = prepareQuery(db, (q, a: { id: string }) =>
+    q.selectFrom('machine_groups').select('id').where('id', '=', a.id),
+  )
   // Every heartbeat needs its machine's target (from memory, once read).
   const machineGroup = prepareQuery(db, (q, a: { id: string }) =>
     q.selectFrom('machines').select('group_id').where('id', '=', a.id),
   )
 
   return {
+    /** Whether a target group still exists (a deleted standalone machine takes its own). */
+    groupExists: async (groupId: string): Promise<boolean> =>
+      (await groupRow.first({ id: groupId })) !== undefined,
+
     /** The machines of a target group. */
     machinesOf: (groupId: string) => groupMachines.all({ groupId }),
 
