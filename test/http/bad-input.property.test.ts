@@ -248,6 +248,22 @@ describe('bad input on every route (SQLite)', () => {
     }
   })
 
+  it('tells a method a route does not take (405, Allow) from a route that does not exist (404)', async () => {
+    for (const route of routes) {
+      const path = route.path.replace(/\{[^}]+\}/g, randomUUID())
+      const taken = routes.filter((r) => r.path === route.path).map((r) => r.method.toUpperCase())
+      const other = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].find((m) => !taken.includes(m))
+      if (!other) continue
+      const answer = await api(t.url, adminToken, other, path, other === 'GET' ? undefined : {})
+      expect(answer.status, `${other} ${route.path}: ${answer.text}`).toBe(405)
+      expect(answer.body.error.code).toBe('MethodNotAllowed')
+      expect(answer.headers.get('allow')?.split(', ').sort()).toEqual([...taken].sort())
+    }
+    const missing = await api(t.url, adminToken, 'GET', '/no-such-route')
+    expect(missing.status).toBe(404)
+    expect(missing.body.error.code).toBe('RouteNotFound')
+  })
+
   it('keeps serving after all of it', async () => {
     expect((await fetch(`${t.url}/healthz`)).status).toBe(200)
     expect((await fetch(`${t.url}/readyz`)).status).toBe(200)

@@ -199,6 +199,7 @@ const ROUTES: Record<string, RouteCase> = {
   'DELETE /desktop-flows/{flowId}/shares/{flowShareId}': {},
   'POST /desktop-flows/{flowId}/runs': { body: (ids) => ({ connectionId: ids.connectionId }) },
   'GET /runs/{runId}': {},
+  'GET /runs/{runId}/outcome': {},
   'PATCH /runs/{runId}': { body: () => ({ priority: 'high' }) },
   'POST /runs/{runId}/cancel': {},
   'GET /environments/{environmentId}/runs': {},

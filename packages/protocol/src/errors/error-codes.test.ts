@@ -19,6 +19,13 @@ describe('the error code table', () => {
     }
   })
 
+  it('documents no API code the server does not have', () => {
+    const apiTable = docs.slice(0, docs.indexOf('## The CLI'))
+    const documented = [...apiTable.matchAll(/^\|\s*`([A-Za-z0-9]+)`\s*\|\s*\d{3}\s*\|/gm)]
+    expect(documented.length).toBeGreaterThan(0)
+    for (const [, code] of documented) expect(isErrorCode(code), code).toBe(true)
+  })
+
   it('uses PascalCase codes and client or server error statuses only', () => {
     for (const [code, entry] of Object.entries(ERROR_CODES)) {
       expect(code).toMatch(/^[A-Z][A-Za-z0-9]+$/)

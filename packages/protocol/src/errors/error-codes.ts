@@ -303,11 +303,6 @@ export const ERROR_CODES = {
       'A CyberArk application cannot be configured on a machine or group shared with others.',
     remediation: 'Stop sharing the machine or group first.',
   },
-  RateLimited: {
-    status: 429,
-    message: 'Too many requests.',
-    remediation: 'Wait and retry; the Retry-After header says how long.',
-  },
   ServiceUnavailable: {
     status: 503,
     message: 'The server is not ready, or cannot reach its database right now.',

@@ -10,8 +10,9 @@ import { secureHeaders } from 'hono/secure-headers'
 
 import type { Logger } from '../logging/index.ts'
 import type { AppEnv } from './app-env.ts'
-import { errorEdge, onNotFound } from './error-edge.ts'
+import { errorEdge } from './error-edge.ts'
 import { limitBody, requireJsonBody } from './json-body.ts'
+import { notFoundOrWrongMethod } from './method-not-allowed.ts'
 import { createApiRouter } from './openapi-app.ts'
 import { requestContext } from './request-context.ts'
 
@@ -43,7 +44,7 @@ export function createApp(parts: AppParts): Hono<AppEnv> {
     return (large?.limit ?? defaultLimit)(c, next)
   })
   app.onError(errorEdge(parts.isUnavailable))
-  app.notFound(onNotFound)
+  app.notFound(notFoundOrWrongMethod(app))
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }))
   app.get('/readyz', async (c) => {
