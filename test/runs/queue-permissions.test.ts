@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { openStorage } from '../../packages/server/src/storage/index.ts'
 import { BACKENDS } from '../support/backends.ts'
 import { type ChannelTestbed, startChannelTestbed } from '../support/channel-testbed.ts'
 import { api, signIn } from '../support/test-server.ts'
@@ -20,6 +21,7 @@ describe.each(BACKENDS)('queue permissions, on %s', (backend) => {
     stranger: '',
   }
   let runIds: string[] = []
+  const ids: Record<string, string> = {}
   let connectionId: string
   const assignments: Record<string, string> = {}
 
@@ -30,7 +32,6 @@ describe.each(BACKENDS)('queue permissions, on %s', (backend) => {
 
   beforeAll(async () => {
     bed = await startChannelTestbed(backend)
-    const ids: Record<string, string> = {}
     for (const who of Object.keys(token) as (keyof typeof token)[]) {
       const user = await admin('POST', '/users', { username: who, password: `${who}-password-1` })
       expect(user.status, user.text).toBe(201)
@@ -129,7 +130,11 @@ describe.each(BACKENDS)('queue permissions, on %s', (backend) => {
     const changes = (low.body.events as { kind: string; details: unknown }[]).filter(
       (e) => e.kind === 'queueChanged',
     )
-    expect(changes.map((e) => e.details)).toEqual([{ priority: 'high' }, { priority: 'low' }])
+    // Each change says who made it.
+    expect(changes.map((e) => e.details)).toEqual([
+      { priority: 'high', by: { type: 'user', id: ids.requester, name: 'requester' } },
+      { priority: 'low', by: { type: 'user', id: ids.keeper, name: 'keeper' } },
+    ])
     const cancel = await as('keeper', 'POST', `/runs/${first}/cancel`)
     expect(cancel.status, cancel.text).toBe(403)
     const parent = await as(
@@ -141,6 +146,26 @@ describe.each(BACKENDS)('queue permissions, on %s', (backend) => {
       },
     )
     expect(parent.body).toEqual({ cancelled: 0, runIds: [] })
+    // What they were refused is in the audit log, with who asked.
+    const storage = openStorage(bed.t.database.url)
+    try {
+      const denied = await storage.db
+        .selectFrom('audit_events')
+        .select(['action', 'actor_id'])
+        .where('target_id', '=', first)
+        .where('outcome', '=', 'denied')
+        .execute()
+      expect(denied.map((e) => `${e.action}:${e.actor_id}`).sort()).toEqual(
+        [
+          `run.cancel:${ids.keeper}`,
+          `run.update:${ids.keeper}`,
+          // The caller's own move to the top, refused in the first test.
+          `run.update:${ids.requester}`,
+        ].sort(),
+      )
+    } finally {
+      await storage.close()
+    }
   })
 
   it('hides the runs from anyone else', async () => {

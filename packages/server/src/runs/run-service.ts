@@ -176,6 +176,28 @@ export function createRunService(deps: {
     return { admin, requester, ownsConnection, manager, ownsTarget }
   }
 
+  /**
+   * A refusal of what someone may see but not do to a run: audited (architecture §11), and
+   * the error to throw. Refusals of runs they may not see are 404s, which say nothing.
+   */
+  async function refused(
+    principal: Principal,
+    run: RunRow,
+    action: string,
+    error: { message: string; details?: Record<string, unknown> },
+  ): Promise<AppError> {
+    await deps.audit.record({
+      principal,
+      environmentId: run.environment_id,
+      action,
+      targetType: 'run',
+      targetId: run.id,
+      outcome: 'denied',
+      ...(error.details && { details: error.details }),
+    })
+    return new AppError('Forbidden', error)
+  }
+
   /** A tenant administrator, or an administrator of the environment. */
   async function isAdminIn(principal: Principal, environmentId: string): Promise<boolean> {
     return (
@@ -534,7 +556,7 @@ export function createRunService(deps: {
     async cancel(principal: Principal, id: string): Promise<RunRow> {
       const { run, relation } = await find(principal, id)
       if (!relation.admin && !relation.requester && !relation.ownsConnection)
-        throw new AppError('Forbidden', {
+        throw await refused(principal, run, 'run.cancel', {
           message: "Only the run's caller, run owner, connection owner or an admin may cancel it.",
         })
       if (!(await dispatcher.cancel(run, `Cancelled by ${principal.name}.`)))
@@ -555,6 +577,16 @@ export function createRunService(deps: {
         if (await dispatcher.cancel(run, `Cancelled with parent run ${parentRunId}.`))
           runIds.push(run.id)
       }
+      // Each run's own event says who cancelled it; this says that one request did it all.
+      await deps.audit.record({
+        principal,
+        environmentId,
+        action: 'run.cancelParent',
+        targetType: 'parentRun',
+        targetId: parentRunId,
+        outcome: 'success',
+        details: { runIds },
+      })
       return { cancelled: runIds.length, runIds }
     },
 
@@ -573,13 +605,13 @@ export function createRunService(deps: {
         })
       const { run, relation } = await find(principal, id)
       if (changes.movedToTop !== undefined && !relation.ownsTarget)
-        throw new AppError('Forbidden', {
+        throw await refused(principal, run, 'run.update', {
           message:
             'Only the owner of the machine or group, or an administrator, may move a run to the top or undo it.',
           details: { requiredAccess: 'owner' },
         })
       if (changes.priority !== undefined && !relation.manager && !relation.requester)
-        throw new AppError('Forbidden', {
+        throw await refused(principal, run, 'run.update', {
           message:
             "Only the run's caller, run owner, or an owner or co-owner of the machine or group may change its priority.",
           details: { requiredAccess: 'coOwner' },
@@ -602,7 +634,10 @@ export function createRunService(deps: {
           details: { status },
         })
       }
-      await store.event(run, at, 'queueChanged', changes)
+      await store.event(run, at, 'queueChanged', {
+        ...changes,
+        by: { type: principal.type, id: principal.id, name: principal.name },
+      })
       await dispatcher.reordered(changed)
       return (await store.byId(id)) ?? changed
     },
