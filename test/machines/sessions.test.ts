@@ -2,11 +2,19 @@
  * Sessions as the agent reports them, with real displays: an Xvfb display started by a test
  * OS user appears as that user's active session, shows locked while i3lock runs as that user
  * on that display, active again when it exits, and disappears when the display stops.
+ *
+ * With systemd-logind (what `loginctl` says, given here, as no machine that runs the tests has
+ * logind): a remote session counts as disconnected, even one logind calls active, and a local
+ * one is active, locked or disconnected as logind says.
  */
 import type { ChildProcess } from 'node:child_process'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import {
+  createLogindSessionProvider,
+  type Loginctl,
+} from '../../packages/agent/src/sessions/logind-sessions.ts'
 import { type AgentHome, createAgentHome } from '../support/agent-home.ts'
 import {
   assertBuilt,
@@ -110,5 +118,64 @@ describe.skipIf(reason !== undefined)('sessions from real displays', () => {
       async () => !(await sessions()).some((s) => s.display === display),
       'the session to disappear',
     )
+  })
+})
+
+describe('sessions from systemd-logind', () => {
+  /** `loginctl` on a machine with these sessions and their properties. */
+  const loginctlWith =
+    (sessions: { session: string; uid: number; user: string; props: string }[]): Loginctl =>
+    (args) => {
+      if (args[0] === 'list-sessions')
+        return Promise.resolve(
+          JSON.stringify(sessions.map(({ session, uid, user }) => ({ session, uid, user }))),
+        )
+      const found = sessions.find((s) => s.session === args[1])
+      return found ? Promise.resolve(found.props) : Promise.reject(new Error('no such session'))
+    }
+
+  it('counts a remote session as disconnected, and a local one as logind says', async () => {
+    const provider = createLogindSessionProvider({
+      loginctl: loginctlWith([
+        {
+          session: '3',
+          uid: 1001,
+          user: 'alice',
+          props: 'Active=yes\nLockedHint=no\nState=active\nRemote=yes\nDisplay=\n',
+        },
+        {
+          session: '4',
+          uid: 1001,
+          user: 'alice',
+          props: 'Active=yes\nLockedHint=no\nState=active\nRemote=no\nDisplay=:0\n',
+        },
+        {
+          session: '5',
+          uid: 1002,
+          user: 'bob',
+          props: 'Active=no\nLockedHint=yes\nState=online\nRemote=no\nDisplay=:1\n',
+        },
+        {
+          session: '6',
+          uid: 1003,
+          user: 'carol',
+          props: 'Active=yes\nLockedHint=yes\nState=active\nRemote=yes\nDisplay=:2\n',
+        },
+        {
+          session: '7',
+          uid: 0,
+          user: 'root',
+          props: 'Active=yes\nLockedHint=no\nState=active\nRemote=no\nDisplay=\n',
+        },
+      ]),
+    })
+    expect(
+      (await provider.list()).map(({ id, user, display, state }) => ({ id, user, display, state })),
+    ).toEqual([
+      { id: 'logind:3', user: 'alice', display: null, state: 'disconnected' },
+      { id: 'logind:4', user: 'alice', display: ':0', state: 'active' },
+      { id: 'logind:5', user: 'bob', display: ':1', state: 'locked' },
+      { id: 'logind:6', user: 'carol', display: ':2', state: 'disconnected' },
+    ])
   })
 })

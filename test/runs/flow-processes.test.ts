@@ -12,7 +12,10 @@ import { dirname, join } from 'node:path'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { createScriptExecutor } from '../../packages/agent/src/runs/flow-executor.ts'
+import {
+  createScriptExecutor,
+  type FlowExecutor,
+} from '../../packages/agent/src/runs/flow-executor.ts'
 import { detectRunCgroups, type RunCgroups } from '../../packages/agent/src/runs/run-cgroups.ts'
 import { accountInfo } from '../../packages/agent/src/runs/run-manager.ts'
 import { eventually } from '../support/eventually.ts'
@@ -32,6 +35,24 @@ pid=$!
 while [ "$(cut -d' ' -f6 /proc/$pid/stat)" = "$(cut -d' ' -f6 /proc/$$/stat)" ]; do sleep 0.01; done
 printf '{"pid": %s, "session": %s, "flowSession": %s}' "$pid" "$(cut -d' ' -f6 /proc/$pid/stat)" "$(cut -d' ' -f6 /proc/$$/stat)" > "$DESKLINK_OUTPUTS"
 `
+/** The outputs DETACH writes, declared: the run reports no others. */
+const DETACH_OUTPUTS = ['pid', 'session', 'flowSession'].map((name) => ({
+  name,
+  type: 'number' as const,
+  required: false,
+  sensitive: false,
+  description: '',
+}))
+
+/** `executor`, running its flows with a manifest that declares DETACH's outputs. */
+const declaringDetachOutputs = (executor: FlowExecutor): FlowExecutor => ({
+  ...executor,
+  run: (spec) =>
+    executor.run({
+      ...spec,
+      pkg: { ...spec.pkg, manifest: { ...spec.pkg.manifest, outputs: DETACH_OUTPUTS } },
+    }),
+})
 
 /** Whether `pid` is a live `sleep` (not gone, nor a zombie awaiting its parent). */
 function sleeping(pid: number): boolean {
@@ -76,10 +97,12 @@ describe.skipIf(reason !== undefined)("a run's processes on the machine", () => 
     options: { cgroups?: RunCgroups; signal?: AbortSignal; timeoutSeconds?: number } = {},
   ) =>
     runShellFlow(
-      createScriptExecutor({
-        workDir: join(base, 'runs'),
-        ...(options.cgroups && { cgroups: options.cgroups }),
-      }),
+      declaringDetachOutputs(
+        createScriptExecutor({
+          workDir: join(base, 'runs'),
+          ...(options.cgroups && { cgroups: options.cgroups }),
+        }),
+      ),
       user.name,
       { runId, script, ...options },
     )

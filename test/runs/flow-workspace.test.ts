@@ -5,27 +5,49 @@
  * root's writes or ownership changes onto files elsewhere; and the workspace is gone after the
  * run, even where the flow made its directories read-only. A run cancelled before its flow
  * started never starts it.
+ *
+ * The base the workspaces are made in must be the agent's alone: one another account made
+ * first, a link in its place, or one others may write in refuses every run with
+ * `WorkDirUnsafe`, said once in the log, and nothing is written in it. The default is in a
+ * directory only root can write to.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import {
   chmodSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { AGENT_DEFAULTS, resolveAgentConfig } from '../../packages/agent/src/config/agent-config.ts'
 import { createScriptExecutor } from '../../packages/agent/src/runs/flow-executor.ts'
 import { accountInfo } from '../../packages/agent/src/runs/run-manager.ts'
+import { createRecordingLogger } from '../agent/recording-logger.ts'
 import { createOsUser, type OsUser, skipReason } from '../support/os-users.ts'
 import { runShellFlow } from '../support/shell-flows.ts'
+
+describe('the default base of run workspaces', () => {
+  it('is, for a root agent, in a directory only root can write to; else in the state directory', () => {
+    const asRoot = resolveAgentConfig({}, {}, 0)
+    expect(asRoot.workDir).toBe(AGENT_DEFAULTS.workDir)
+    const above = statSync(dirname(asRoot.workDir))
+    expect(above.uid).toBe(0)
+    expect(above.mode & 0o022).toBe(0)
+    expect(resolveAgentConfig({ DESKLINK_AGENT_STATE_DIR: '/srv/agent' }, {}, 1000).workDir).toBe(
+      '/srv/agent/workspaces',
+    )
+  })
+})
 
 const reason = skipReason(['useradd', 'setpriv', 'find'])
 if (reason) process.stderr.write(`flow workspace suite skipped: ${reason}\n`)
@@ -112,6 +134,88 @@ describe.skipIf(reason !== undefined)("a run's workspace on the machine", () => 
     expect(result).toMatchObject({ status: 'Succeeded', error: null })
     expect(existsSync(join(workDir, runId))).toBe(false)
   })
+  describe("whose base is not the agent's alone", () => {
+    /** A directory like /var/tmp: anyone may make something in it, and keeps it. */
+    let shared: string
+    beforeAll(() => {
+      shared = join(base, 'shared')
+      mkdirSync(shared)
+      chmodSync(shared, 0o1777)
+    })
+    /** Runs `command` as the test account. */
+    const asAccount = (command: string[]) => {
+      const account = theAccount()
+      execFileSync('setpriv', [
+        `--reuid=${account.uid}`,
+        `--regid=${account.gid}`,
+        '--clear-groups',
+        ...command,
+      ])
+    }
+    /** Runs a flow that leaves a marker, with the base `workDir`; answers whether it ran. */
+    const runWith = async (
+      workDir: string,
+      executor = createScriptExecutor({ workDir, logger: createRecordingLogger() }),
+    ) => {
+      const marker = join(shared, `ran-${randomUUID()}`)
+      const result = await runShellFlow(executor, user.name, {
+        runId: randomUUID(),
+        script: `touch "${marker}"\n`,
+      })
+      return { result, ran: existsSync(marker) }
+    }
+
+    it('refuses every run while another account owns it, says so once, and writes nothing in it', async () => {
+      const precreated = join(shared, 'runs')
+      asAccount(['mkdir', '-m', '0755', precreated])
+      const logger = createRecordingLogger()
+      const executor = createScriptExecutor({ workDir: precreated, logger })
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const { result, ran } = await runWith(precreated, executor)
+        expect(result).toMatchObject({ status: 'Failed', error: { code: 'WorkDirUnsafe' } })
+        expect(result.error?.message).toContain(`${precreated} belongs to uid ${user.uid}`)
+        expect(result.error?.message).toContain('Remove it')
+        expect(ran).toBe(false)
+      }
+      expect(readdirSync(precreated)).toEqual([])
+      expect(statSync(precreated)).toMatchObject({ uid: user.uid })
+      expect(statSync(precreated).mode & 0o777).toBe(0o755)
+      const told = logger.entries.filter((entry) => entry.level === 'error')
+      expect(told).toHaveLength(1)
+      expect(told[0]?.fields).toMatchObject({ code: 'WorkDirUnsafe', workDir: precreated })
+      // Removed, as the message says: the agent makes it anew, its own, and runs go.
+      rmSync(precreated, { recursive: true })
+      expect(await runWith(precreated, executor)).toMatchObject({
+        result: { status: 'Succeeded' },
+        ran: true,
+      })
+      expect(statSync(precreated)).toMatchObject({ uid: 0 })
+    })
+
+    it('refuses a link in its place, and writes nothing where the link points', async () => {
+      const target = join(shared, `target-${randomUUID()}`)
+      const link = join(shared, `link-${randomUUID()}`)
+      asAccount(['mkdir', '-m', '0777', target])
+      asAccount(['ln', '-s', target, link])
+      const { result, ran } = await runWith(link)
+      expect(result).toMatchObject({ status: 'Failed', error: { code: 'WorkDirUnsafe' } })
+      expect(result.error?.message).toContain('is a symbolic link')
+      expect(ran).toBe(false)
+      expect(readdirSync(target)).toEqual([])
+      expect(statSync(target).mode & 0o777).toBe(0o777)
+    })
+
+    it('refuses one of its own that others may write in', async () => {
+      const open = join(shared, `open-${randomUUID()}`)
+      mkdirSync(open)
+      chmodSync(open, 0o777)
+      const { result, ran } = await runWith(open)
+      expect(result).toMatchObject({ status: 'Failed', error: { code: 'WorkDirUnsafe' } })
+      expect(result.error?.message).toContain('may be written by its group or others (mode 777)')
+      expect(ran).toBe(false)
+    })
+  })
+
   it('never starts a flow whose run was cancelled while its workspace was being made', async () => {
     const runId = randomUUID()
     const marker = join(base, `started-${runId}`)

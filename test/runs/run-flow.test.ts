@@ -22,6 +22,7 @@ import { join } from 'node:path'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { AGENT_DEFAULTS } from '../../packages/agent/src/index.ts'
 import { assertBuilt } from '../support/cli-process.ts'
 import { eventually } from '../support/eventually.ts'
 import { type OsUser, skipReason } from '../support/os-users.ts'
@@ -158,7 +159,7 @@ fs.writeFileSync(process.env.DESKLINK_OUTPUTS, JSON.stringify({ sum: inputs.a + 
           ? onDisk(join(dir, entry.name))
           : [readFileSync(join(dir, entry.name)).toString('latin1')],
       )
-    for (const dir of [m.home.dir, '/var/tmp/desklink-runs'].filter((d) => existsSync(d)))
+    for (const dir of [m.home.dir, AGENT_DEFAULTS.workDir].filter((d) => existsSync(d)))
       expect(onDisk(dir).join('\n')).not.toContain('canary-run-secret')
     const database = t.database.files.map((file) =>
       existsSync(file) ? readFileSync(file).toString('latin1') : '',

@@ -277,7 +277,7 @@ export function createAgentRunner(options: {
         if (left.length > 0) logger.info({ runIds: left }, 'ended what earlier runs left running')
       }
       const runs = createRunManager({
-        journal: createRunJournal(config.stateDir),
+        journal: createRunJournal(config.stateDir, logger),
         executor: createScriptExecutor({
           workDir: config.workDir,
           ...(!('unavailable' in cgroups) && { cgroups }),
@@ -287,6 +287,7 @@ export function createAgentRunner(options: {
           stateDir: config.stateDir,
           server: registration.server,
           assertion,
+          logger,
         }),
         logger,
         send: (message) => channel?.send(message) ?? false,

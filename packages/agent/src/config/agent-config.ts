@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 
 export interface AgentConfig {
   /** Keys and registration state. @defaultValue `/var/lib/desklink-agent` (env `DESKLINK_AGENT_STATE_DIR`) */
@@ -18,7 +18,12 @@ export interface AgentConfig {
   readonly x11SocketDir: string
   /** The PAM service connection tests use. @defaultValue `login` (env `DESKLINK_AGENT_PAM_SERVICE`) */
   readonly pamService: string
-  /** Where run workspaces are made (one per run, owned by its OS account). @defaultValue `/var/tmp/desklink-runs` (env `DESKLINK_AGENT_WORK_DIR`) */
+  /**
+   * Where run workspaces are made (one per run, owned by its OS account). It must be the
+   * agent's alone (see `runs/work-dir.ts`), so the default is where nobody else can make it first.
+   * @defaultValue `/var/lib/desklink-runs` as root; `<stateDir>/workspaces` for an agent that is
+   * not root, which runs flows as itself (env `DESKLINK_AGENT_WORK_DIR`)
+   */
   readonly workDir: string
 }
 
@@ -29,7 +34,7 @@ export const AGENT_DEFAULTS = {
   backoffMaxMs: 15_000,
   x11SocketDir: '/tmp/.X11-unix',
   pamService: 'login',
-  workDir: '/var/tmp/desklink-runs',
+  workDir: '/var/lib/desklink-runs',
 } as const satisfies AgentConfig
 
 function positive(name: string, raw: string | undefined, fallback: number): number {
@@ -43,11 +48,14 @@ function positive(name: string, raw: string | undefined, fallback: number): numb
 export function resolveAgentConfig(
   env: Readonly<Record<string, string | undefined>>,
   overrides: Partial<AgentConfig> = {},
+  /** The agent's uid: the work directory's default depends on whether it is root. */
+  uid: number = process.getuid?.() ?? 0,
 ): AgentConfig {
+  const stateDir = resolve(
+    overrides.stateDir ?? env.DESKLINK_AGENT_STATE_DIR ?? AGENT_DEFAULTS.stateDir,
+  )
   return Object.freeze({
-    stateDir: resolve(
-      overrides.stateDir ?? env.DESKLINK_AGENT_STATE_DIR ?? AGENT_DEFAULTS.stateDir,
-    ),
+    stateDir,
     policyFile: resolve(
       overrides.policyFile ?? env.DESKLINK_AGENT_POLICY ?? AGENT_DEFAULTS.policyFile,
     ),
@@ -68,6 +76,10 @@ export function resolveAgentConfig(
     x11SocketDir:
       overrides.x11SocketDir ?? env.DESKLINK_AGENT_X11_DIR ?? AGENT_DEFAULTS.x11SocketDir,
     pamService: overrides.pamService ?? env.DESKLINK_AGENT_PAM_SERVICE ?? AGENT_DEFAULTS.pamService,
-    workDir: overrides.workDir ?? env.DESKLINK_AGENT_WORK_DIR ?? AGENT_DEFAULTS.workDir,
+    workDir: resolve(
+      overrides.workDir ??
+        env.DESKLINK_AGENT_WORK_DIR ??
+        (uid === 0 ? AGENT_DEFAULTS.workDir : join(stateDir, 'workspaces')),
+    ),
   })
 }

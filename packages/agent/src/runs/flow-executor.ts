@@ -5,40 +5,36 @@
  * process group of its own, inside the user's session for attended runs; its outputs read back
  * from a JSON file it writes; the whole group killed on cancel or timeout. Where the machine
  * allows it, the run's processes are also held in a cgroup of their own (`run-cgroups.ts`): then
- * those the flow detached from its group are killed too, when it ends.
+ * those the flow detached from its group are killed too, when it ends. The workspaces' base is
+ * checked before each run (`work-dir.ts`), the outputs against the manifest (`flow-outputs.ts`).
  *
  * `FlowExecutor` is the seam later runtimes (display sessions, a flow SDK) plug into.
  *
  * @module
  */
 import { spawn } from 'node:child_process'
-import {
-  chmodSync,
-  closeSync,
-  constants,
-  existsSync,
-  fstatSync,
-  lchownSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  rmdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs'
+import { existsSync, lchownSync, mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 
-import { FLOW_INPUTS_FILE, FLOW_OUTPUTS_FILE, type RunCode } from '@desklink/protocol'
+import {
+  FLOW_INPUTS_FILE,
+  FLOW_OUTPUTS_FILE,
+  type FlowRuntime,
+  type RunCode,
+} from '@desklink/protocol'
 
 import type { AgentLogger } from '../agent-logger.ts'
+import { readOutputs, settleOutputs } from './flow-outputs.ts'
 import type { FlowPackage } from './flow-packages.ts'
+import { FLOW_PATH, FLOW_RUNTIMES } from './flow-runtimes.ts'
 import {
   NOT_CONTAINED_EXIT,
   NOT_CONTAINED_MESSAGE,
   type RunCgroups,
   SYSTEM_PATH,
 } from './run-cgroups.ts'
+import { mask, SHORTEST_MASKED } from './secret-masking.ts'
+import { prepareWorkDir, type WorkDirProblem } from './work-dir.ts'
 
 export interface OsAccount {
   readonly name: string
@@ -71,36 +67,15 @@ export interface FlowResult {
 }
 
 export interface FlowExecutor {
+  /** Why this machine cannot run flows of `runtime` now, or undefined when it can. */
+  unavailable(runtime: FlowRuntime): string | undefined
   run(spec: FlowRunSpec): Promise<FlowResult>
   /** Removes what a run left on the machine when the agent stopped during it (its workspace). */
   discard(runId: string, account: OsAccount): Promise<void>
 }
 
-const OUTPUT_LIMIT = 1024 * 1024
 const STDERR_TAIL = 2048
 const STDERR_GRACE_MS = 500
-
-/** Sensitive values shorter than this are not masked in text: the text is withheld instead. */
-const SHORTEST_MASKED = 4
-const MASK = '***'
-
-export function mask(text: string, secrets: readonly string[]): string {
-  return (
-    [...secrets]
-      .filter((s) => s.length >= SHORTEST_MASKED)
-      // Longest first: a value's JSON goes whole before its parts do.
-      .sort((a, b) => b.length - a.length)
-      .reduce((out, secret) => out.split(secret).join(MASK), text)
-  )
-}
-
-/** Every form a sensitive value may take in what a flow prints: itself, its JSON, its parts. */
-export function secretForms(value: unknown): string[] {
-  if (typeof value === 'string') return value === '' ? [] : [value]
-  if (typeof value === 'number') return [String(value)]
-  if (typeof value !== 'object' || value === null) return []
-  return [JSON.stringify(value), ...Object.values(value).flatMap(secretForms)]
-}
 
 /**
  * What the flow last wrote to stderr, for its failure's message, with every sensitive value
@@ -117,40 +92,6 @@ function lastOutput(tail: string, cut: boolean, secrets: readonly string[]): str
   const masked = mask(tail, secrets)
   const whole = cut ? masked.slice(Math.max(0, longest - 1)) : masked
   return ` Last output: ${whole.slice(-STDERR_TAIL).trim()}`
-}
-
-/** Reads the outputs file the flow wrote, refusing anything but a regular file of the account. */
-function readOutputs(file: string, uid: number): Record<string, unknown> | null {
-  if (!existsSync(file)) return null
-  // Non-blocking: a FIFO planted by the flow must not hang the agent before the isFile check.
-  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
-  try {
-    const stat = fstatSync(fd)
-    if (!stat.isFile() || stat.uid !== uid || stat.size > OUTPUT_LIMIT)
-      throw new Error('the outputs file is not a regular file of the run account, or too large')
-    const buffer = Buffer.alloc(stat.size)
-    readSync(fd, buffer, 0, stat.size, 0)
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(buffer.toString('utf8'))
-    } catch {
-      // Not the parser's message: it quotes the file, which may hold sensitive outputs.
-      throw new Error('the outputs file is not valid JSON')
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-      throw new Error('the outputs file must hold a JSON object')
-    return parsed as Record<string, unknown>
-  } finally {
-    closeSync(fd)
-  }
-}
-
-/** The first directory above `dir` other users cannot pass through, if any. */
-function untraversable(dir: string): string | undefined {
-  for (let current = dirname(dir); ; current = dirname(current)) {
-    if ((statSync(current).mode & 0o001) === 0) return current
-    if (current === dirname(current)) return undefined
-  }
 }
 
 /**
@@ -197,27 +138,33 @@ async function removeWorkspace(workspace: string, account: OsAccount): Promise<v
   }
 }
 
-function commandFor(pkg: FlowPackage): string[] {
-  const entry = pkg.manifest.entry
-  switch (pkg.manifest.runtime) {
-    case 'node':
-      return [process.execPath, entry]
-    case 'python':
-      return ['python3', entry]
-    case 'shell':
-      return ['/bin/sh', entry]
-    case 'exec':
-      return [`./${entry}`]
-  }
-}
+const failed = (code: RunCode, message: string, exitCode: number | null = null): FlowResult => ({
+  status: 'Failed',
+  exitCode,
+  outputs: null,
+  error: { code, message },
+})
 
 export function createScriptExecutor(options: {
   workDir: string
   /** Where each run's processes are held; without, by their process group alone. */
   cgroups?: RunCgroups
   logger?: AgentLogger
+  /** The PATH flows run with, where runtimes are looked for. @defaultValue `FLOW_PATH` */
+  flowPath?: string
 }): FlowExecutor {
   const { cgroups } = options
+  const flowPath = options.flowPath ?? FLOW_PATH
+  /** The work directory's problem the log has been told of: told once, not at every run. */
+  let toldProblem: string | undefined
+  const tellOnce = (problem: WorkDirProblem | undefined) => {
+    if (problem && problem.message !== toldProblem)
+      options.logger?.error(
+        { code: problem.code, workDir: options.workDir },
+        `no flow can run: ${problem.message}`,
+      )
+    toldProblem = problem?.message
+  }
   /** Ends the run's cgroup; one that would not empty is left, and said. */
   const endCgroup = (runId: string) =>
     cgroups
@@ -226,6 +173,8 @@ export function createScriptExecutor(options: {
         options.logger?.warn({ err: error, runId }, "a run's processes outlived it"),
       )
   return {
+    unavailable: (runtime) => FLOW_RUNTIMES[runtime].missing(flowPath),
+
     async discard(runId, account) {
       // What the run left running goes first: it could still be writing in the workspace.
       await endCgroup(runId)
@@ -233,32 +182,17 @@ export function createScriptExecutor(options: {
     },
 
     async run(spec) {
-      const asRoot = process.getuid?.() === 0
-      if (!asRoot && process.getuid?.() !== spec.account.uid) {
-        return {
-          status: 'Failed',
-          exitCode: null,
-          outputs: null,
-          error: {
-            code: 'AgentNotPrivileged',
-            message: `The agent does not run as root, so it cannot run flows as ${spec.account.name}.`,
-          },
-        }
-      }
-      // The base is traversable but not listable; each run's workspace is the account's alone.
-      mkdirSync(options.workDir, { recursive: true, mode: 0o711 })
-      chmodSync(options.workDir, 0o711)
-      const closed = asRoot ? untraversable(options.workDir) : undefined
-      if (closed)
-        return {
-          status: 'Failed',
-          exitCode: null,
-          outputs: null,
-          error: {
-            code: 'WorkDirNotReachable',
-            message: `Run accounts cannot reach the work directory: ${closed} is not searchable by others (chmod o+x, or set DESKLINK_AGENT_WORK_DIR).`,
-          },
-        }
+      const uid = process.getuid?.() ?? 0
+      const asRoot = uid === 0
+      if (!asRoot && uid !== spec.account.uid)
+        return failed(
+          'AgentNotPrivileged',
+          `The agent does not run as root, so it cannot run flows as ${spec.account.name}.`,
+        )
+      const problem = prepareWorkDir(options.workDir, { uid, forOtherAccounts: asRoot })
+      tellOnce(problem)
+      if (problem) return failed(problem.code, problem.message)
+      const runtime = FLOW_RUNTIMES[spec.pkg.manifest.runtime]
       const workspace = join(options.workDir, spec.runId)
       // Left by an earlier attempt of this run (the agent restarted): what it left running
       // goes first (it could still be writing there), then its workspace, which may hold the
@@ -281,8 +215,10 @@ export function createScriptExecutor(options: {
             mkdirSync(dir, { mode: 0o700 })
             made.push(dir)
           }
+          const executable =
+            file.executable || (runtime.entryExecutable && file.path === spec.pkg.manifest.entry)
           writeFileSync(path, Buffer.from(file.contentBase64, 'base64'), {
-            mode: file.executable ? 0o700 : 0o600,
+            mode: executable ? 0o700 : 0o600,
             flag: 'wx',
           })
           made.push(path)
@@ -302,6 +238,7 @@ export function createScriptExecutor(options: {
 
       const runtimeDir = `/run/user/${spec.account.uid}`
       const environment = [
+        `PATH=${flowPath}`,
         `DESKLINK_RUN_ID=${spec.runId}`,
         `DESKLINK_INPUTS=${inputsFile}`,
         `DESKLINK_OUTPUTS=${outputsFile}`,
@@ -309,7 +246,7 @@ export function createScriptExecutor(options: {
         ...(spec.display ? [`DISPLAY=${spec.display}`] : []),
         ...(spec.display && existsSync(runtimeDir) ? [`XDG_RUNTIME_DIR=${runtimeDir}`] : []),
       ]
-      const command = commandFor(spec.pkg)
+      const command = runtime.command(spec.pkg.manifest.entry)
       const argv = asRoot
         ? [
             'setpriv',
@@ -328,7 +265,6 @@ export function createScriptExecutor(options: {
             `HOME=${spec.account.home}`,
             `USER=${spec.account.name}`,
             `LOGNAME=${spec.account.name}`,
-            'PATH=/usr/local/bin:/usr/bin:/bin',
             ...environment,
             ...command,
           ]
@@ -391,58 +327,39 @@ export function createScriptExecutor(options: {
       spec.signal.removeEventListener('abort', onAbort)
       try {
         if (ending === 'timeout')
-          return {
-            status: 'Failed',
-            exitCode: exit.code,
-            outputs: null,
-            error: {
-              code: 'DesktopFlowsActionTimeout',
-              message: `The run did not end within its timeout of ${spec.timeoutSeconds} s; it was stopped.`,
-            },
-          }
+          return failed(
+            'DesktopFlowsActionTimeout',
+            `The run did not end within its timeout of ${spec.timeoutSeconds} s; it was stopped.`,
+            exit.code,
+          )
         if (ending === 'cancel')
           return { status: 'Cancelled', exitCode: exit.code, outputs: null, error: null }
-        if (exit.error)
-          return {
-            status: 'Failed',
-            exitCode: null,
-            outputs: null,
-            error: { code: 'FlowStartFailed', message: mask(exit.error.message, spec.secrets) },
-          }
+        if (exit.error) return failed('FlowStartFailed', mask(exit.error.message, spec.secrets))
         // The wrapper, not the flow: it could not move itself into the run's cgroup.
         if (cgroups && exit.code === NOT_CONTAINED_EXIT && stderr.includes(NOT_CONTAINED_MESSAGE))
-          return {
-            status: 'Failed',
-            exitCode: null,
-            outputs: null,
-            error: {
-              code: 'FlowStartFailed',
-              message: `The flow was not started: ${NOT_CONTAINED_MESSAGE} (${cgroups.base}).`,
-            },
-          }
-        let outputs: Record<string, unknown> | null
+          return failed(
+            'FlowStartFailed',
+            `The flow was not started: ${NOT_CONTAINED_MESSAGE} (${cgroups.base}).`,
+          )
+        let written: Record<string, unknown> | null
         try {
-          outputs = readOutputs(outputsFile, asRoot ? spec.account.uid : (process.getuid?.() ?? 0))
+          written = readOutputs(outputsFile, asRoot ? spec.account.uid : uid)
         } catch (error) {
-          return {
-            status: 'Failed',
-            exitCode: exit.code,
-            outputs: null,
-            error: { code: 'InvalidFlowOutputs', message: (error as Error).message },
-          }
+          return failed('InvalidFlowOutputs', (error as Error).message, exit.code)
         }
-        const secrets = [
-          ...spec.secrets,
-          ...spec.sensitiveOutputs.flatMap((name) => secretForms(outputs?.[name])),
-        ]
-        // Sensitive outputs never leave the machine: the server would only mask them.
-        if (outputs)
-          for (const name of spec.sensitiveOutputs) if (name in outputs) outputs[name] = MASK
-        if (exit.code === 0) return { status: 'Succeeded', exitCode: 0, outputs, error: null }
+        const settled = settleOutputs(written, spec.pkg.manifest.outputs, {
+          sensitive: spec.sensitiveOutputs,
+          secrets: spec.secrets,
+        })
+        if (exit.code === 0) {
+          if (settled.problem) return failed('InvalidFlowOutputs', settled.problem, 0)
+          return { status: 'Succeeded', exitCode: 0, outputs: settled.outputs, error: null }
+        }
+        const secrets = [...spec.secrets, ...settled.secrets]
         return {
           status: 'Failed',
           exitCode: exit.code,
-          outputs,
+          outputs: settled.outputs,
           error: {
             code: 'FlowFailed',
             message: `The flow exited with code ${String(exit.code)}.${lastOutput(stderr, cut, secrets)}`,

@@ -7,10 +7,13 @@
  *
  * @module
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 
 import type { AgentRunFinished } from '@desklink/protocol'
+
+import type { AgentLogger } from '../agent-logger.ts'
+import { removeInterruptedWrites, writeDurably } from '../state/durable-write.ts'
 
 export interface JournalEntry {
   readonly runId: string
@@ -34,24 +37,49 @@ export function currentBootId(): string | undefined {
   }
 }
 
-export function createRunJournal(stateDir: string) {
+export function createRunJournal(stateDir: string, logger?: AgentLogger) {
   const dir = join(stateDir, 'runs')
   mkdirSync(dir, { recursive: true, mode: 0o700 })
+  removeInterruptedWrites(dir)
   const file = (runId: string) => join(dir, `${runId}.json`)
+  /** Entries said to be unreadable already: said once each, not at every reconnect. */
+  const reported = new Set<string>()
 
   function write(entry: JournalEntry) {
-    // Written whole, then renamed: a crash leaves the old entry or the new one, never half.
-    const temporary = `${file(entry.runId)}.tmp`
-    writeFileSync(temporary, JSON.stringify(entry), { mode: 0o600 })
-    renameSync(temporary, file(entry.runId))
+    // Whole and flushed before it counts: a run is written as accepted before it starts, and
+    // after a power cut it must still be known as started (never started twice).
+    writeDurably(file(entry.runId), JSON.stringify(entry))
   }
 
+  /**
+   * The entry, or undefined. One that cannot be read is left where it is for a person to look
+   * at, and said in the log: without it the run it records is unknown here (its result, if
+   * any, is not sent again). The log says why without quoting it: it may hold a run's outputs.
+   */
   function read(runId: string): JournalEntry | undefined {
+    let text: string
     try {
-      return JSON.parse(readFileSync(file(runId), 'utf8')) as JournalEntry
-    } catch {
+      text = readFileSync(file(runId), 'utf8')
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT') unreadable(runId, `it cannot be read (${code ?? 'unknown error'})`)
       return undefined
     }
+    try {
+      return JSON.parse(text) as JournalEntry
+    } catch {
+      unreadable(runId, 'it is not valid JSON')
+      return undefined
+    }
+  }
+
+  function unreadable(runId: string, reason: string) {
+    if (reported.has(runId)) return
+    reported.add(runId)
+    logger?.error(
+      { runId, file: file(runId), reason },
+      'run journal entry unreadable: the run it records is unknown to this agent',
+    )
   }
 
   function all(): JournalEntry[] {
@@ -84,6 +112,9 @@ export function createRunJournal(stateDir: string) {
     /** The server has the result: forget the run. */
     remove(runId: string): void {
       rmSync(file(runId), { force: true })
+      // Not flushed: an entry a power cut brings back only sends its result again, which the
+      // server acknowledges again.
+      reported.delete(runId)
     },
   }
 }

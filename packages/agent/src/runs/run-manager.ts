@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs'
 import {
   type AgentMessage,
   type AgentRunFinished,
+  bestSessionOf,
   NO_INPUTS,
   openWithGroupKey,
   type RunCode,
@@ -24,9 +25,10 @@ import {
 } from '@desklink/protocol'
 
 import type { AgentLogger } from '../agent-logger.ts'
-import { type FlowExecutor, type OsAccount, secretForms } from './flow-executor.ts'
+import type { FlowExecutor, OsAccount } from './flow-executor.ts'
 import type { FlowPackage } from './flow-packages.ts'
 import { currentBootId, type RunJournal } from './run-journal.ts'
+import { secretForms } from './secret-masking.ts'
 
 /** Who the run acts as, or why it cannot. */
 export type Identity =
@@ -215,11 +217,13 @@ export function createRunManager(deps: RunManagerDeps) {
           'SecretUnavailable',
           'This machine does not hold the key of the target group.',
         )
+      // A machine without the runtime leaves the run to one that has it.
+      const runtimeMissing = deps.executor.unavailable(offer.flow.runtime)
+      if (runtimeMissing) return reject('RuntimeUnavailable', runtimeMissing)
       const identity = await deps.identify(offer)
-      // Session rules, as this machine sees them now (reference §3.4–3.5).
-      const session = identity.ok
-        ? deps.sessions().find((s) => s.user === identity.account)
-        : undefined
+      // Session rules, as this machine sees them now (reference §3.4–3.5), on the user's best
+      // session: one with which an attended run can go, if the user has several.
+      const session = identity.ok ? bestSessionOf(deps.sessions(), identity.account) : undefined
       if (identity.ok && offer.runMode === 'attended') {
         if (!session)
           return reject(
@@ -232,7 +236,9 @@ export function createRunManager(deps: RunManagerDeps) {
             `The session of ${identity.account} is ${session.state}.`,
           )
       }
-      if (identity.ok && offer.runMode === 'unattended' && session && !offer.reuseSessions) {
+      // Reuse sessions lends the run only an active session (reference §3.4), as the server has it.
+      const reusable = offer.reuseSessions && session?.state === 'active'
+      if (identity.ok && offer.runMode === 'unattended' && session && !reusable) {
         return reject(
           unattendedSessionRefusal(session.state),
           `${identity.account} already has a ${session.state} session on this machine.`,

@@ -66,13 +66,21 @@ export const RUN_CODES = {
     remediation: 'Fix the flow; its exit code is in exitCode.',
   },
   InvalidFlowOutputs: {
-    meaning: 'The outputs file is not a JSON object in a regular file of the run account.',
-    remediation: 'Write one JSON object to the file named by DESKLINK_OUTPUTS.',
+    meaning:
+      'The outputs file is not one JSON object (at most 1 MiB) in a regular file of the run account, or its outputs do not match the manifest: a required output is missing, or one is not of its declared type. The message names the output.',
+    remediation:
+      'Write one JSON object to the file named by DESKLINK_OUTPUTS, with every required output, each of the type the manifest declares.',
   },
   WorkDirNotReachable: {
     meaning: 'Run accounts cannot reach the agent’s work directory.',
     remediation:
       'Make its parents searchable by others (chmod o+x), or set DESKLINK_AGENT_WORK_DIR.',
+  },
+  WorkDirUnsafe: {
+    meaning:
+      'The agent’s work directory is not the agent’s alone: it is a link or not a directory, it belongs to another account, or others may write in it or in a directory above it. No flow runs on the machine until it is fixed.',
+    remediation:
+      'Remove the directory (the agent makes it anew), or make it root’s and writable by root alone (chown root: DIR; chmod 711 DIR); or set DESKLINK_AGENT_WORK_DIR to a place only root can make.',
   },
   AgentNotPrivileged: {
     meaning: 'The agent does not run as root, so it cannot run flows as another account.',
@@ -134,6 +142,12 @@ export const RUN_CODES = {
   PackageUnavailable: {
     meaning: 'The machine could not get the flow’s package and turned the run down.',
     remediation: 'Check that the machine reaches the server; see the agent’s log.',
+  },
+  RuntimeUnavailable: {
+    meaning:
+      'The machine cannot run the flow’s runtime (python3 is not on the path flows run with) and turned the run down.',
+    remediation:
+      'Install the runtime on the machine (python3 in /usr/local/bin, /usr/bin or /bin), or target machines that have it.',
   },
   SecretUnavailable: {
     meaning: 'The machine could not open the run’s secrets: it does not hold its group’s key.',

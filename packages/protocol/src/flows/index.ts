@@ -1,1 +1,2 @@
+export * from './flow-values.ts'
 export * from './package-digest.ts'

@@ -5,18 +5,11 @@
  *
  * @module
  */
-import { type FlowManifest, type FlowParameter, MAX_RUN_INPUT_BYTES } from '@desklink/protocol'
+import { checkFlowValues, type FlowManifest, MAX_RUN_INPUT_BYTES } from '@desklink/protocol'
 
 import { AppError } from '../errors/index.ts'
 
 export const MASK = '***'
-
-const typeOk: Record<FlowParameter['type'], (v: unknown) => boolean> = {
-  text: (v) => typeof v === 'string',
-  number: (v) => typeof v === 'number' && Number.isFinite(v),
-  boolean: (v) => typeof v === 'boolean',
-  json: () => true,
-}
 
 export interface CheckedInputs {
   /** What the flow receives. */
@@ -40,27 +33,17 @@ export function checkInputs(
       })
   }
   tooLarge(given)
-  const problems: { input: string; problem: string }[] = []
-  const declared = new Map(manifest.inputs.map((p) => [p.name, p]))
-  for (const name of Object.keys(given)) {
-    if (!declared.has(name)) problems.push({ input: name, problem: 'not an input of this flow' })
-  }
-  const values: Record<string, unknown> = {}
-  const shown: Record<string, unknown> = {}
-  for (const parameter of manifest.inputs) {
-    const value = Object.hasOwn(given, parameter.name) ? given[parameter.name] : parameter.default
-    if (value === undefined) {
-      if (parameter.required) problems.push({ input: parameter.name, problem: 'required' })
-      continue
-    }
-    if (!typeOk[parameter.type](value)) {
-      problems.push({ input: parameter.name, problem: `must be of type ${parameter.type}` })
-      continue
-    }
-    values[parameter.name] = value
-    shown[parameter.name] = parameter.sensitive ? MASK : value
-  }
+  const checked = checkFlowValues(manifest.inputs, given)
+  const problems = [
+    ...checked.undeclared.map((input) => ({ input, problem: 'not an input of this flow' })),
+    ...checked.problems.map(({ name, problem }) => ({ input: name, problem })),
+  ]
   if (problems.length > 0) throw new AppError('InvalidFlowInputs', { details: { problems } })
+  const { values } = checked
+  const shown: Record<string, unknown> = {}
+  for (const parameter of manifest.inputs)
+    if (Object.hasOwn(values, parameter.name))
+      shown[parameter.name] = parameter.sensitive ? MASK : values[parameter.name]
   // Measured again with the defaults the flow added, when it added any.
   if (manifest.inputs.some((p) => !Object.hasOwn(given, p.name) && p.default !== undefined))
     tooLarge(values)

@@ -11,6 +11,7 @@
  * @module
  */
 import {
+  bestSessionOf,
   type MachineSettings,
   type RunCode,
   type SessionInfo,
@@ -53,7 +54,8 @@ export function judge(machine: MachinePicture, run: RunNeeds): Verdict {
       reason: 'The machine is in maintenance mode.',
     }
   const user = run.osUser
-  const session = user === null ? undefined : machine.sessions.find((s) => s.user === user)
+  // The user's best session, as the machine picks it (a console one over an SSH one, say).
+  const session = user === null ? undefined : bestSessionOf(machine.sessions, user)
   if (run.runMode === 'attended') {
     if (!session)
       return {

@@ -1,0 +1,93 @@
+/**
+ * Flows of each runtime that needs more than `/bin/sh`, run as a real OS account: a python flow
+ * (python3 found on the PATH flows run with), and an exec flow whose entry the package does not
+ * mark executable, which the machine makes executable in the workspace (the manifest names it
+ * as the program to run). Without, it failed with exit code 126 on every machine.
+ */
+import { randomUUID } from 'node:crypto'
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import type { FlowManifest } from '@desklink/protocol'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { createScriptExecutor } from '../../packages/agent/src/runs/flow-executor.ts'
+import { accountInfo } from '../../packages/agent/src/runs/run-manager.ts'
+import { createOsUser, missingTools, type OsUser, skipReason } from '../support/os-users.ts'
+
+const reason = skipReason(['useradd', 'setpriv'])
+if (reason) process.stderr.write(`flow runtimes suite skipped: ${reason}\n`)
+
+/** A flow of `runtime` whose entry, not marked executable, is `script`. */
+const flowOf = (runtime: FlowManifest['runtime'], entry: string, script: string) => ({
+  manifest: {
+    name: `${runtime}-flow`,
+    description: '',
+    runtime,
+    entry,
+    inputs: [],
+    outputs: [
+      { name: 'user', type: 'text' as const, required: true, sensitive: false, description: '' },
+    ],
+    needsDisplay: false,
+  },
+  files: [{ path: entry, executable: false, contentBase64: btoa(script) }],
+})
+
+describe.skipIf(reason !== undefined)('flows of each runtime', () => {
+  let user: OsUser
+  let base: string
+
+  beforeAll(() => {
+    user = createOsUser('dlrt')
+    base = mkdtempSync(join(tmpdir(), 'desklink-runtimes-'))
+    chmodSync(base, 0o711)
+  })
+  afterAll(() => {
+    user?.remove()
+    if (base) rmSync(base, { recursive: true, force: true })
+  })
+
+  const runFlow = (pkg: ReturnType<typeof flowOf>) => {
+    const account = accountInfo(user.name)
+    if (!account) throw new Error('the test account is missing')
+    return createScriptExecutor({ workDir: join(base, 'runs') }).run({
+      runId: randomUUID(),
+      pkg,
+      inputs: {},
+      secrets: [],
+      sensitiveOutputs: [],
+      account,
+      timeoutSeconds: 30,
+      signal: new AbortController().signal,
+      onStarted: () => undefined,
+    })
+  }
+
+  it.skipIf(missingTools(['python3']).length > 0)('runs a python flow as the account', async () => {
+    const result = await runFlow(
+      flowOf(
+        'python',
+        'main.py',
+        [
+          'import getpass, json, os',
+          'with open(os.environ["DESKLINK_OUTPUTS"], "w") as f:',
+          '    json.dump({"user": getpass.getuser()}, f)',
+        ].join('\n'),
+      ),
+    )
+    expect(result).toMatchObject({ status: 'Succeeded', outputs: { user: user.name } })
+  })
+
+  it('runs an exec flow whose entry the package does not mark executable', async () => {
+    const result = await runFlow(
+      flowOf(
+        'exec',
+        'bin/run',
+        '#!/bin/sh\nprintf \'{"user":"%s"}\' "$(id -un)" > "$DESKLINK_OUTPUTS"\n',
+      ),
+    )
+    expect(result).toMatchObject({ status: 'Succeeded', outputs: { user: user.name } })
+  })
+})
