@@ -204,10 +204,18 @@ describe('desklink runs and flows sharing, from the command line', () => {
       )
       expect(flow.status, flow.text).toBe(201)
       // By name, in the caller's first environment: no --environment needed.
+      // Typed as the flow declares it: not a number is a usage error, and nothing is sent.
       const inputs = await cli(['run', 'counted', '--connection', 'picky', '--input', 'times=abc'])
-      expect(inputs.code).toBe(1)
-      expect(inputs.stderr).toContain('Error (InvalidFlowInputs)')
-      expect(inputs.stderr).toMatch(/^ {2}times: must be of type number$/m)
+      expect(inputs.code).toBe(2)
+      expect(inputs.stderr).toMatch(/^Error \(InvalidOption\): --input times takes a number/m)
+      // The server's own check, for what --inputs-file gives: each input and what is wrong.
+      const typedWrong = await desklink(
+        ['run', 'counted', '--connection', 'picky', '--inputs-file', '-'],
+        { env: { DESKLINK_CONFIG_DIR: configDir }, stdin: '{"times": "abc"}' },
+      )
+      expect(typedWrong.code).toBe(1)
+      expect(typedWrong.stderr).toContain('Error (InvalidFlowInputs)')
+      expect(typedWrong.stderr).toMatch(/^ {2}times: must be of type number$/m)
       // Inputs from standard input keep values off the command line; --input adds and wins.
       const fromStdin = await desklink(
         ['run', 'counted', '--connection', 'picky', '--inputs-file', '-', '--no-wait', '--json'],
@@ -351,10 +359,12 @@ describe('desklink runs and flows sharing, from the command line', () => {
       // Said once: the error line points to the summary above rather than repeating it.
       expect(ran.stderr).toContain(`Error (NoCandidateMachine): Run `)
       expect(ran.stderr).not.toContain('desklink runs settings --queue-timeout')
-      // With --json, the error itself carries the fix and each machine's reason.
+      // With --json, the error itself carries the fix and each machine's reason: the last line
+      // of stderr, after what was said while it waited.
       const asJson = await cli(['run', flow.id, '--connection', bed.connectionId, '--json'])
       expect(asJson.code).toBe(1)
-      const { error } = JSON.parse(asJson.stderr) as {
+      expect(asJson.stderr).toMatch(/^Queued \(position 1\)/m)
+      const { error } = JSON.parse(asJson.stderr.trimEnd().split('\n').at(-1) ?? '') as {
         error: { code: string; message: string; details: { subErrors: unknown[] } }
       }
       expect(error.code).toBe('NoCandidateMachine')

@@ -15,6 +15,7 @@ import type { Command } from '@commander-js/extra-typings'
 import {
   type Connection,
   type ConnectionTargetKey,
+  type ConnectionUsage,
   groupAudience,
   type Machine,
   type MachineGroup,
@@ -31,12 +32,14 @@ import {
 } from '../client/oauth-client.ts'
 import { CliError, type CliIo } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
+import { principalLabel, principalPath, tryNameOf, withName } from './display-names.ts'
 import { ENVIRONMENT_HELP, environmentOf } from './environment-option.ts'
 import { tryOpenBrowser } from './login-commands.ts'
 import { idOf, namedArguments } from './names.ts'
 import { wholeNumber } from './option-values.ts'
 
 type Items<T> = { items: T[] }
+
 const id = (value: string) => encodeURIComponent(value)
 
 /** What the machine said of a failed test, when it said more than the error's message. */
@@ -53,6 +56,7 @@ function summary(c: Connection): Record<string, unknown> {
     ...(c.error && { error: c.error.message }),
     ...(detailOf(c) && { reason: detailOf(c) }),
     lastTestedAt: c.lastTestedAt ?? '',
+    lastUsedAt: c.lastUsedAt ?? '',
   }
 }
 
@@ -137,8 +141,9 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
           status: c.status,
           username: c.username ?? (c.credentialId ? '(credential)' : ''),
           osAccount: c.osAccount ?? '',
+          lastUsedAt: c.lastUsedAt ?? '',
         })),
-        ['id', 'name', 'status', 'username', 'osAccount'],
+        ['id', 'name', 'status', 'username', 'osAccount', 'lastUsedAt'],
         items,
       )
     })
@@ -268,11 +273,45 @@ export function registerConnectionCommands(program: Command, io: CliIo): void {
     })
 
   namedArguments(connections.command('show <connection>'), io, 'connection')
-    .description('Show a connection and its last test.')
+    .description(
+      'Show a connection, its last test and when it was last used ' +
+        '(`desklink connections inventory` lists what ran through it).',
+    )
     .option('--json', 'print JSON')
     .action(async (connectionId, o) => {
       const c = await api().request<Connection>('GET', `/connections/${id(connectionId)}`)
       printObject(io, o, o.json ? c : summary(c))
+    })
+
+  namedArguments(connections.command('inventory <connection>'), io, 'connection')
+    .description(
+      'Which flows ran through a connection, on which machines, as which run owner: how many ' +
+        'runs, and when last.',
+    )
+    .option('--json', 'print JSON')
+    .action(async (connectionId, o) => {
+      const client = api()
+      const { items } = await client.request<Items<ConnectionUsage>>(
+        'GET',
+        `/connections/${id(connectionId)}/inventory`,
+      )
+      // Most rows share a run owner or two: each is read once.
+      const owners = new Map<string, Promise<string | undefined>>()
+      const ownerName = (u: ConnectionUsage) => {
+        const path = principalPath(u.runOwnerType, u.runOwnerId)
+        if (!owners.has(path)) owners.set(path, tryNameOf(client, path))
+        return owners.get(path)
+      }
+      const rows = await Promise.all(
+        items.map(async (u) => ({
+          flow: withName(u.flowId, u.flowName),
+          machine: u.machineId ? withName(u.machineId, u.machineName ?? undefined) : '',
+          runOwner: principalLabel(u.runOwnerType, u.runOwnerId, await ownerName(u)),
+          runs: u.runs,
+          lastRunAt: u.lastRunAt,
+        })),
+      )
+      printTable(io, o, rows, ['flow', 'machine', 'runOwner', 'runs', 'lastRunAt'], items)
     })
 
   namedArguments(connections.command('test <connection>'), io, 'connection')

@@ -1,20 +1,17 @@
 /**
  * `desklink run` (the Run desktop flow action) and `desklink runs …`: a run's status and why it
  * waits, its place in the queue (priority, move to top and its undo), cancel (one run, or every
- * run of an outside parent run), and an environment's run limits.
+ * run of an outside parent run), and an environment's run limits. How a run reads for people is
+ * in `run-summary.ts`, how `desklink run` waits in `run-waiting.ts`, its inputs in
+ * `run-inputs.ts`.
  *
  * @module
  */
-import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
-
 import { type Command, Option } from '@commander-js/extra-typings'
 import {
-  ERROR_CODES,
-  isErrorCode,
-  type MachineRefusal,
+  type Connection,
+  type DesktopFlow,
   type Run,
-  RUN_CODES,
   RunMode,
   RunPriority,
   type RunSettings,
@@ -24,68 +21,15 @@ import {
 import { type ApiClient, apiClientFor } from '../client/api-client.ts'
 import { CliError, type CliIo, namingFlags } from '../io.ts'
 import { printObject, printTable } from '../output/print.ts'
+import { tryRead } from './display-names.ts'
 import { ENVIRONMENT_HELP, environmentOf, isId } from './environment-option.ts'
 import { idOf } from './names.ts'
 import { oneOf, wholeNumber } from './option-values.ts'
+import { inputsFrom, typedInputs } from './run-inputs.ts'
+import { namedSummary, remedyFor } from './run-summary.ts'
+import { ENDED, waitForEnd } from './run-waiting.ts'
 
 const id = (value: string) => encodeURIComponent(value)
-const ENDED = new Set(['Succeeded', 'Failed', 'Cancelled'])
-
-/** `name=value` pairs; values that parse as JSON (numbers, true, {...}) are taken as such. */
-export function parseInputs(pairs: readonly string[]): Record<string, unknown> {
-  const inputs: Record<string, unknown> = {}
-  for (const pair of pairs) {
-    const at = pair.indexOf('=')
-    if (at <= 0)
-      throw new CliError('InvalidOption', `--input takes name=value, got '${pair}'.`, {
-        exitCode: 2,
-      })
-    const raw = pair.slice(at + 1)
-    let value: unknown = raw
-    try {
-      value = JSON.parse(raw)
-    } catch {
-      // Plain text.
-    }
-    inputs[pair.slice(0, at)] = value
-  }
-  return inputs
-}
-
-/** The inputs of `--inputs-file`: one JSON object, from a file or standard input (`-`). */
-async function inputsFrom(io: CliIo, path: string): Promise<Record<string, unknown>> {
-  let text: string
-  try {
-    text = path === '-' ? await io.readStdin() : readFileSync(resolve(io.cwd, path), 'utf8')
-  } catch (error) {
-    throw new CliError('InvalidOption', `--inputs-file: ${(error as Error).message}`, {
-      exitCode: 2,
-    })
-  }
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(text)
-  } catch {
-    // Not the parser's message: it would quote the file, which may hold secrets.
-    parsed = undefined
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new CliError('InvalidOption', '--inputs-file must hold one JSON object of inputs.', {
-      exitCode: 2,
-    })
-  return parsed as Record<string, unknown>
-}
-
-/** One machine's reason not to take a run, as people read it. */
-const machineReason = (m: MachineRefusal) => `${m.machineName}: ${m.reason} (${m.code})`
-
-/** Why a queued run waits: the run at the head it waits behind, and each machine's reason. */
-function whyWaiting(waiting: NonNullable<Run['waiting']>): string {
-  return [
-    ...(waiting.blockedBy ? [`behind run ${waiting.blockedBy} (head of the queue)`] : []),
-    ...waiting.machines.map(machineReason),
-  ].join('; ')
-}
 
 /** A run status as the API spells it, whatever the case it was typed in. */
 function statusOf(value: string): string {
@@ -93,72 +37,28 @@ function statusOf(value: string): string {
   return status ?? oneOf('--status', value, RunStatus.options)
 }
 
-/** What to do about the code a run ended with, when the code is one Desklink documents. */
-function remedyFor(code: string): string | undefined {
-  if (Object.hasOwn(RUN_CODES, code)) return RUN_CODES[code as keyof typeof RUN_CODES].remediation
-  return isErrorCode(code) ? ERROR_CODES[code].remediation : undefined
-}
-
-/** A failed run's error: its code and message, each machine's reason, and what to do. */
-function errorSummary(error: NonNullable<Run['error']>): Record<string, string> {
-  const subErrors = (error.details as { subErrors?: MachineRefusal[] } | undefined)?.subErrors
-  const remedy = remedyFor(error.code)
-  return {
-    error: `${error.code}: ${error.message}`,
-    ...(subErrors?.length && { machines: subErrors.map(machineReason).join('; ') }),
-    ...(remedy && { whatToDo: remedy }),
-  }
-}
-
-function runSummary(run: Run): Record<string, unknown> {
-  return {
-    id: run.id,
-    flow: `${run.flowName} (v${run.flowVersion})`,
-    status: run.status,
-    runMode: run.runMode,
-    priority: run.movedToTopAt ? `${run.priority}, moved to top` : run.priority,
-    ...(run.machineId && { machine: run.machineId }),
-    ...(run.machineCredentialUser && { machineCredentialUser: run.machineCredentialUser }),
-    runOwner: `${run.runOwnerType} ${run.runOwnerId}`,
-    ...(Object.keys(run.inputs).length > 0 && { inputs: JSON.stringify(run.inputs) }),
-    ...(run.outputs && { outputs: JSON.stringify(run.outputs) }),
-    ...(run.exitCode !== null && { exitCode: run.exitCode }),
-    ...(run.error && errorSummary(run.error)),
-    ...(run.waiting && {
-      position: run.waiting.position,
-      waitingFor: whyWaiting(run.waiting),
-    }),
-    ...(run.totalDurationMs !== null && { durationMs: run.totalDurationMs }),
-  }
-}
-
-/** The name (or username) of what `path` reads, when the caller may read it. */
-async function nameOf(client: ApiClient, path: string): Promise<string | undefined> {
-  try {
-    const found = await client.request<{ name?: string; username?: string }>('GET', path)
-    return found.username ?? found.name
-  } catch {
-    return undefined
-  }
+/**
+ * The run mode a connection takes when `--mode` is not given: a sign-in connection runs
+ * attended only (an unattended run through it is refused), any other unattended. A connection
+ * the caller may not read gets the server's default, and the run request's own refusal.
+ */
+async function defaultModeFor(client: ApiClient, connectionId: string): Promise<RunMode> {
+  const connection = await tryRead<Connection>(client, `/connections/${id(connectionId)}`)
+  return connection?.type === 'signIn' ? 'attended' : 'unattended'
 }
 
 /**
- * The summary with the names people read beside the ids of the run's machine and run owner,
- * where the caller may read them (otherwise the ids alone).
+ * The `--input` values typed as the flow declares its inputs. A flow the caller may not read
+ * declares nothing here: its values go as given, and the run request says what is wrong.
  */
-async function namedSummary(client: ApiClient, run: Run): Promise<Record<string, unknown>> {
-  const summary = runSummary(run)
-  const ownerPath =
-    run.runOwnerType === 'user'
-      ? `/users/${id(run.runOwnerId)}`
-      : `/service-principals/${id(run.runOwnerId)}`
-  const [machine, owner] = await Promise.all([
-    run.machineId ? nameOf(client, `/machines/${id(run.machineId)}`) : undefined,
-    nameOf(client, ownerPath),
-  ])
-  if (machine) summary.machine = `${machine} (${run.machineId})`
-  if (owner) summary.runOwner = `${run.runOwnerType} ${owner} (${run.runOwnerId})`
-  return summary
+async function inputsFor(
+  client: ApiClient,
+  flowId: string,
+  pairs: readonly string[],
+): Promise<Record<string, unknown>> {
+  if (pairs.length === 0) return {}
+  const flow = await tryRead<DesktopFlow>(client, `/desktop-flows/${id(flowId)}`)
+  return typedInputs(pairs, flow?.manifest.inputs ?? [])
 }
 
 const PRIORITIES = RunPriority.options
@@ -223,18 +123,29 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .command('run <flow>')
     .description(
       'Run a desktop flow (id or name) through a connection (id or name) and wait for the end ' +
-        '(--no-wait: print the queued run and return). While it waits, it says why a queued run ' +
-        'is not running yet. Prints the outputs, the run owner and the machine credential user.',
+        '(--no-wait: print the queued run and return). While it waits, it says on standard ' +
+        'error why a queued run is not running yet, with --json too. Prints the outputs, the ' +
+        'caller, the connection and its owner, the run owner and the machine credential user.',
     )
     .requiredOption('--connection <id|name>', 'the connection to run through')
     .option('--environment <id>', `where to look up names: ${ENVIRONMENT_HELP}`)
-    .option('--input <name=value>', 'an input (repeat for more)', collect, [] as string[])
+    .option(
+      '--input <name=value>',
+      'an input (repeat for more), of the type the flow declares for it: text as given, ' +
+        'number, boolean (true or false), json (parsed)',
+      collect,
+      [] as string[],
+    )
     .option(
       '--inputs-file <path>',
       'inputs as one JSON object, from a file, or - for standard input: keeps sensitive values ' +
         'off the command line and out of shell history (--input adds to it and wins)',
     )
-    .option('--mode <mode>', 'attended or unattended', 'unattended')
+    .option(
+      '--mode <mode>',
+      'attended or unattended (default: attended through a sign-in connection, which takes ' +
+        'nothing else; unattended through any other)',
+    )
     .option('--priority <priority>', 'high, normal or low', 'normal')
     .option('--timeout <seconds>', 'run timeout (default: the flow’s, else the environment’s)')
     .option('--idempotency-key <key>', 'a retry with the same key returns the same run')
@@ -244,12 +155,15 @@ export function registerRunCommands(program: Command, io: CliIo): void {
     .option('--json', 'print JSON')
     .addHelpText(
       'after',
-      '\nExit status: 0 when the run succeeded (with --no-wait: when it was queued); 1 when it ' +
-        'failed or was cancelled (its error code is printed), or the request was refused; 2 for ' +
-        'a usage or configuration error.',
+      '\nWhile it waits, losing the server (a restart, the network) is tried through for up ' +
+        'to 30 s; the run goes on on the server either way.\n' +
+        '\nExit status: 0 when the run succeeded (with --no-wait: when it was queued); 1 when it ' +
+        'failed or was cancelled (its error code is printed), the request was refused, or the ' +
+        'server stayed out of reach; 2 for a usage or configuration error.',
     )
     .action(async (flow, o) => {
-      const runMode = oneOf('--mode', o.mode.toLowerCase(), RUN_MODES)
+      const givenMode =
+        o.mode === undefined ? undefined : oneOf('--mode', o.mode.toLowerCase(), RUN_MODES)
       const priority = oneOf('--priority', o.priority.toLowerCase(), PRIORITIES)
       const client = api()
       // Names are looked up in one environment, found once.
@@ -258,9 +172,13 @@ export function registerRunCommands(program: Command, io: CliIo): void {
         : await environmentOf(io, o.environment)
       const flowId = await idOf(io, 'flow', flow, environment)
       const connectionId = await idOf(io, 'connection', o.connection, environment)
+      const [runMode, typed] = await Promise.all([
+        givenMode ?? defaultModeFor(client, connectionId),
+        inputsFor(client, flowId, o.input),
+      ])
       const inputs = {
         ...(o.inputsFile && (await inputsFrom(io, o.inputsFile))),
-        ...parseInputs(o.input),
+        ...typed,
       }
       const answer = await namingFlags(
         RUN_FLAGS,
@@ -278,54 +196,22 @@ export function registerRunCommands(program: Command, io: CliIo): void {
           ...(o.callbackUrl !== undefined && { callbackUrl: o.callbackUrl }),
         }),
       )
-      let run = answer.body
       // 200 rather than 202: the key was used before, and this is the run that request started.
       // On stderr with --json too: stdout stays the run, and a person watching learns no new
       // run started.
       if (answer.status === 200)
         io.err(
-          `Run ${run.id} was started by an earlier request with this idempotency key; ` +
+          `Run ${answer.body.id} was started by an earlier request with this idempotency key; ` +
             'this is that run, not a new one.\n',
         )
       if (!o.wait) {
-        printObject(io, o, o.json ? run : await namedSummary(client, run))
-        if (!o.json && !ENDED.has(run.status))
-          io.err(`Follow it with: desklink runs show ${run.id}\n`)
+        const queued = answer.body
+        printObject(io, o, o.json ? queued : await namedSummary(client, queued))
+        if (!o.json && !ENDED.has(queued.status))
+          io.err(`Follow it with: desklink runs show ${queued.id}\n`)
         return
       }
-      if (!o.json && !ENDED.has(run.status)) io.err(`Run ${run.id}\n`)
-      // Ctrl+C stops the waiting, not the run: say so, and how to cancel it.
-      let signal = ''
-      const stopped = io.waitForStop().then((name) => {
-        signal = name
-        return true
-      })
-      let said = ''
-      /** The machine the run went to, by name once read. */
-      let machine: { id: string; shown: string } | undefined
-      while (!ENDED.has(run.status)) {
-        const why = run.waiting ? whyWaiting(run.waiting) : ''
-        if (run.machineId && machine?.id !== run.machineId) {
-          const name = await nameOf(client, `/machines/${id(run.machineId)}`)
-          machine = { id: run.machineId, shown: name ?? run.machineId }
-        }
-        const line =
-          run.status === 'Queued'
-            ? `Queued (position ${run.waiting?.position ?? '?'})${why ? `: ${why}` : ''}`
-            : `Running on machine ${machine?.shown ?? ''} as ${run.machineCredentialUser ?? ''}`
-        if (line !== said && !o.json) io.err(`${line}\n`)
-        said = line
-        const pause = new Promise<false>((r) => setTimeout(() => r(false), 500))
-        if (await Promise.race([pause, stopped]))
-          throw new CliError(
-            'StoppedWaiting',
-            `Stopped waiting; run ${run.id} is still ${run.status} and goes on. ` +
-              `Follow it with \`desklink runs show ${run.id}\`; cancel it with ` +
-              `\`desklink runs cancel ${run.id}\`.`,
-            { exitCode: signal === 'SIGTERM' ? 143 : 130 },
-          )
-        run = await client.request<Run>('GET', `/runs/${id(run.id)}`)
-      }
+      const run = await waitForEnd(io, client, answer.body)
       printObject(io, o, o.json ? run : await namedSummary(client, run))
       if (run.status === 'Failed' || run.status === 'Cancelled') {
         const code = run.error?.code ?? run.status

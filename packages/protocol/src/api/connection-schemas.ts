@@ -107,6 +107,7 @@ export const ConnectionUsage = z.object({
   runs: z.int(),
   lastRunAt: z.iso.datetime(),
 })
+export type ConnectionUsage = z.infer<typeof ConnectionUsage>
 
 export const SetRunOwnerRequest = z.strictObject({
   servicePrincipalId: Id,
