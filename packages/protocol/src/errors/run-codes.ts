@@ -47,7 +47,7 @@ export const RUN_CODES = {
       'Check the credential and its store (desklink credentials test C), then run again.',
   },
   Cancelled: {
-    meaning: 'The run was cancelled (by a person, by its parent, or as its request gave up).',
+    meaning: 'The run was cancelled (by a person, or with its parent run).',
     remediation: 'Nothing to fix; start a new run if it is still wanted.',
   },
   // A run's end, decided on the machine.

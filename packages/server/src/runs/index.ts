@@ -222,9 +222,10 @@ export function createRuns(deps: {
         credentialId: connection.credential_id ?? '',
         groupId: run.target_group_id,
       })
+    // Kept until the run ends: offered again after a machine turned it down, it still goes with
+    // the token of its request, or fails when that expired.
     const preset = presetTokens.get(run.id)
     if (preset) {
-      presetTokens.delete(run.id)
       if (preset.expiresAt.getTime() <= deps.clock.now().getTime()) {
         throw new AppError('PasswordlessTokenExpiry')
       }
