@@ -426,8 +426,19 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     }
   })
 
+  it('refuses a callback URL with a bare IP address, unless it is allowed', async () => {
+    const bare = await run({ callbackUrl: 'https://203.0.113.7/hooks/run' })
+    expect(bare.status, bare.text).toBe(400)
+    expect(bare.body.error).toMatchObject({
+      code: 'InvalidRequestBody',
+      details: { field: 'callbackUrl' },
+    })
+    expect(bare.body.error.message).toContain('DNS name')
+  })
+
   it('does not call internal addresses that are not allowed', async () => {
-    const started = await run({ callbackUrl: 'https://127.0.0.2:9/hooks/run' })
+    // A name: the address it resolves to is refused when the callback is made.
+    const started = await run({ callbackUrl: 'https://localhost:9/hooks/run' })
     const done = await waitForRun(t.url, m.token, started.body.id, (r) =>
       (r.events as { kind: string }[]).some((e) => e.kind === 'callback'),
     )

@@ -52,6 +52,19 @@ function internal(address: string): boolean {
   return INTERNAL.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4')
 }
 
+/**
+ * Why a callback URL is refused when a run is requested, if it is: a bare IP address (the
+ * reference asks for a DNS name), unless `DESKLINK_CALLBACK_ALLOWED_HOSTS` names it. A name
+ * that resolves to an internal address is refused when the callback is made, where the address
+ * is known (`target`).
+ */
+export function callbackUrlProblem(url: string, allowed: readonly string[]): string | undefined {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '')
+  if (isIP(host) && !allowed.includes(host))
+    return `The callback URL must name its host by a DNS name, not an IP address (${host}); an internal address may be allowed with DESKLINK_CALLBACK_ALLOWED_HOSTS.`
+  return undefined
+}
+
 /** The address to connect to, or why not. */
 async function target(
   url: string,

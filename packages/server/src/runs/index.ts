@@ -288,6 +288,7 @@ export function createRuns(deps: {
       else presetTokens.delete(runId)
     },
     audit: deps.audit,
+    callbackAllowedHosts: deps.callbackAllowedHosts ?? [],
     clock: deps.clock,
     newId: deps.newId,
   })

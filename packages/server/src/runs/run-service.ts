@@ -25,6 +25,7 @@ import type { Principal } from '../identity/principal.ts'
 import type { Access, MachineAccess } from '../machines/machine-access.ts'
 import { type Database, prepareQuery, type WriteBatcher } from '../storage/index.ts'
 import type { Clock, IdGenerator } from '../system/index.ts'
+import { callbackUrlProblem } from './callbacks.ts'
 import { createConnectionThrottle } from './connection-throttle.ts'
 import type { Dispatcher, FirstPass } from './dispatcher.ts'
 import { checkInputs } from './flow-inputs.ts'
@@ -119,6 +120,8 @@ export function createRunService(deps: {
     token: { accessToken: string; expiresAt: Date } | undefined,
   ) => void
   audit: AuditLog
+  /** Internal hosts or addresses callbacks may go to (`DESKLINK_CALLBACK_ALLOWED_HOSTS`). */
+  callbackAllowedHosts: readonly string[]
   clock: Clock
   newId: IdGenerator
 }) {
@@ -361,6 +364,13 @@ export function createRunService(deps: {
           details: { field: 'connectionId' },
         })
       }
+      const callbackProblem =
+        request.callbackUrl && callbackUrlProblem(request.callbackUrl, deps.callbackAllowedHosts)
+      if (callbackProblem)
+        throw new AppError('InvalidRequestBody', {
+          message: callbackProblem,
+          details: { field: 'callbackUrl' },
+        })
       if (connection.type === 'signIn' && request.runMode !== 'attended')
         throw new AppError('RunModeNotAllowedForConnection')
       const manifest = JSON.parse(version.manifest) as FlowManifest
