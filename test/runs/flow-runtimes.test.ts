@@ -2,7 +2,8 @@
  * Flows of each runtime that needs more than `/bin/sh`, run as a real OS account: a python flow
  * (python3 found on the PATH flows run with), and an exec flow whose entry the package does not
  * mark executable, which the machine makes executable in the workspace (the manifest names it
- * as the program to run). Without, it failed with exit code 126 on every machine.
+ * as the program to run). Without, it failed with exit code 126 on every machine. And a flow
+ * that needs a display, which fails at once without one.
  */
 import { randomUUID } from 'node:crypto'
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
@@ -20,7 +21,12 @@ const reason = skipReason(['useradd', 'setpriv'])
 if (reason) process.stderr.write(`flow runtimes suite skipped: ${reason}\n`)
 
 /** A flow of `runtime` whose entry, not marked executable, is `script`. */
-const flowOf = (runtime: FlowManifest['runtime'], entry: string, script: string) => ({
+const flowOf = (
+  runtime: FlowManifest['runtime'],
+  entry: string,
+  script: string,
+  needsDisplay = false,
+) => ({
   manifest: {
     name: `${runtime}-flow`,
     description: '',
@@ -30,7 +36,7 @@ const flowOf = (runtime: FlowManifest['runtime'], entry: string, script: string)
     outputs: [
       { name: 'user', type: 'text' as const, required: true, sensitive: false, description: '' },
     ],
-    needsDisplay: false,
+    needsDisplay,
   },
   files: [{ path: entry, executable: false, contentBase64: btoa(script) }],
 })
@@ -49,7 +55,7 @@ describe.skipIf(reason !== undefined)('flows of each runtime', () => {
     if (base) rmSync(base, { recursive: true, force: true })
   })
 
-  const runFlow = (pkg: ReturnType<typeof flowOf>) => {
+  const runFlow = (pkg: ReturnType<typeof flowOf>, display: string | null = null) => {
     const account = accountInfo(user.name)
     if (!account) throw new Error('the test account is missing')
     return createScriptExecutor({ workDir: join(base, 'runs') }).run({
@@ -60,6 +66,7 @@ describe.skipIf(reason !== undefined)('flows of each runtime', () => {
       sensitiveOutputs: [],
       account,
       timeoutSeconds: 30,
+      display,
       signal: new AbortController().signal,
       onStarted: () => undefined,
     })
@@ -89,5 +96,13 @@ describe.skipIf(reason !== undefined)('flows of each runtime', () => {
       ),
     )
     expect(result).toMatchObject({ status: 'Succeeded', outputs: { user: user.name } })
+  })
+
+  it('fails a flow that needs a display when the run has none, and runs it with one', async () => {
+    const script = 'printf \'{"user":"%s"}\' "$(id -un)" > "$DESKLINK_OUTPUTS"\n'
+    const blind = await runFlow(flowOf('shell', 'main.sh', script, true))
+    expect(blind).toMatchObject({ status: 'Failed', error: { code: 'DisplayUnavailable' } })
+    const seen = await runFlow(flowOf('shell', 'main.sh', script, true), ':7')
+    expect(seen).toMatchObject({ status: 'Succeeded', outputs: { user: user.name } })
   })
 })

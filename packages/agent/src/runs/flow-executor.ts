@@ -189,6 +189,13 @@ export function createScriptExecutor(options: {
           'AgentNotPrivileged',
           `The agent does not run as root, so it cannot run flows as ${spec.account.name}.`,
         )
+      // Unattended runs have no display of their own (yet): one that needs a display goes into a
+      // session that has one, or fails here, rather than run blind and fail somewhere inside.
+      if (spec.pkg.manifest.needsDisplay && !spec.display)
+        return failed(
+          'DisplayUnavailable',
+          'The flow needs a display (needsDisplay), and this run has none: run it attended, in a session of the user with a display, or turn on reuse sessions for unattended runs to go into the user’s active session.',
+        )
       const problem = prepareWorkDir(options.workDir, { uid, forOtherAccounts: asRoot })
       tellOnce(problem)
       if (problem) return failed(problem.code, problem.message)

@@ -76,6 +76,12 @@ export const RUN_CODES = {
     remediation:
       'Make its parents searchable by others (chmod o+x), or set DESKLINK_AGENT_WORK_DIR.',
   },
+  DisplayUnavailable: {
+    meaning:
+      'The flow needs a display (needsDisplay), and the run had none: an unattended run outside the user’s session, or a session without a display.',
+    remediation:
+      'Run it attended in a session of the user with a display, or turn on reuse sessions so that unattended runs go into the user’s active session.',
+  },
   WorkDirUnsafe: {
     meaning:
       'The agent’s work directory is not the agent’s alone: it is a link or not a directory, it belongs to another account, or others may write in it or in a directory above it. No flow runs on the machine until it is fixed.',
