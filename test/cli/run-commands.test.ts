@@ -67,7 +67,8 @@ describe('desklink runs and flows sharing, from the command line', () => {
         'workflow-7',
         // Refused when called (an internal address): the run's events say so.
         '--callback-url',
-        'https://127.0.0.2:9/hooks/run',
+        // A name that resolves to an internal address: refused when the callback is made.
+        'https://localhost:9/hooks/run',
       ])
     // Of no parent: never listed with the parent's runs.
     const unrelated = (await json(['run', flow.id, '--connection', connectionId, '--no-wait']))

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { groupAudience } from '../../packages/protocol/src/index.ts'
 import { type AgentHome, createAgentHome } from '../support/agent-home.ts'
 import { startAgentMachine } from '../support/agent-machine.ts'
-import { assertBuilt, desklink, type LongRunning } from '../support/cli-process.ts'
+import { assertBuilt, desklink, type LongRunning, waitFor } from '../support/cli-process.ts'
 import { asUser, freeDisplay, prepareX11SocketDir, stopProcess } from '../support/displays.ts'
 import { missingTools, type OsUser, skipReason } from '../support/os-users.ts'
 import { pushFlow, waitForRun } from '../support/runs.ts'
@@ -259,6 +259,13 @@ describe.skipIf(reason !== undefined)('connect with sign-in (real agent, real si
         const unattended = await run('unattended')
         expect(unattended.status).toBe(400)
         expect(unattended.body.error.code).toBe('RunModeNotAllowedForConnection')
+        // Without its session on the machine, an attended run would fail at once.
+        await waitFor(async () => {
+          const seen = await api(t.url, admin, 'GET', `/machines/${machineId}`)
+          return ((seen.body.sessions ?? []) as { display: string | null }[]).some(
+            (session) => session.display === display,
+          )
+        }, "the person's session")
         const attended = await run('attended')
         expect(attended.status).toBe(202)
         const done = await waitForRun(t.url, personToken, attended.body.id)

@@ -194,10 +194,52 @@ describe('machine groups (real server, real agent processes)', () => {
       'agent B to receive the settings',
     )
     const own = await api(t.url, token, 'PATCH', `/machines/${b.machineId}`, {
-      settings: { maintenanceMode: false },
+      settings: { slots: 1 },
     })
     expect(own.status).toBe(409)
-    expect(own.body.error.code).toBe('SettingsInheritedFromGroup')
+    expect(own.body.error).toMatchObject({
+      code: 'SettingsInheritedFromGroup',
+      details: { settings: ['slots'] },
+    })
+  })
+
+  it("puts one member in maintenance of its own, which the group's reactivation ends", async () => {
+    const setGroup = async (maintenanceMode: boolean) =>
+      expect(
+        (
+          await api(t.url, token, 'PATCH', `/machine-groups/${groupId}`, {
+            settings: { maintenanceMode },
+          })
+        ).status,
+      ).toBe(200)
+    const inMaintenance = async (id: string) =>
+      (await machine(id)).effectiveSettings.maintenanceMode as boolean
+    await setGroup(false)
+    const own = await api(t.url, token, 'PATCH', `/machines/${b.machineId}`, {
+      settings: { maintenanceMode: true },
+    })
+    expect(own.status, own.text).toBe(200)
+    // B is skipped (the group's runs go to A); A is not in maintenance.
+    expect([await inMaintenance(a.machineId), await inMaintenance(b.machineId)]).toEqual([
+      false,
+      true,
+    ])
+    const members = await api(t.url, token, 'GET', `/machine-groups/${groupId}/members`)
+    expect(
+      (members.body.items as { id: string; effectiveSettings: { maintenanceMode: boolean } }[])
+        .map((m) => [m.id, m.effectiveSettings.maintenanceMode])
+        .sort(),
+    ).toEqual(
+      [
+        [a.machineId, false],
+        [b.machineId, true],
+      ].sort(),
+    )
+    // Reactivating the group reactivates every member (reference §2.4).
+    await setGroup(true)
+    await setGroup(false)
+    expect(await inMaintenance(b.machineId)).toBe(false)
+    await setGroup(true)
   })
 
   /** A run for the group, waiting while no member can take it. */

@@ -155,8 +155,10 @@ export const ERROR_CODES = {
   },
   SettingsInheritedFromGroup: {
     status: 409,
-    message: 'This machine takes its run settings from its machine group.',
-    remediation: 'Change the settings on the machine group, or remove the machine from the group.',
+    message:
+      'This machine takes its run settings from its machine group; only its maintenance mode is its own.',
+    remediation:
+      'Change the settings on the machine group (details.settings names them), or remove the machine from the group.',
   },
   SecretReadDenied: {
     status: 403,

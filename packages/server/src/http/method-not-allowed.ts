@@ -22,7 +22,7 @@ function patternOf(path: string): RegExp {
           : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
     )
     .join('/')
-  return new RegExp(`^${escaped}/?$`)
+  return new RegExp(`^${escaped}$`)
 }
 
 /**

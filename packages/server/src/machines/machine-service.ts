@@ -98,11 +98,16 @@ export function createMachineService(deps: MachineServiceDeps) {
     return best(own, group && (await groupAccess(principal, group)))
   }
 
+  /**
+   * A member runs by its group's settings, but for maintenance mode: a member in maintenance of
+   * its own is skipped while the other members take the group's runs (reference §2.4), and a
+   * group in maintenance puts every member in it.
+   */
   async function effectiveSettings(machine: MachineRecord): Promise<MachineSettings> {
     if (machine.groupId === machine.standaloneGroupId) return machine.settings
-    return (
-      (await machines.findGroup(machine.tenantId, machine.groupId))?.settings ?? machine.settings
-    )
+    const group = (await machines.findGroup(machine.tenantId, machine.groupId))?.settings
+    if (!group) return machine.settings
+    return { ...group, maintenanceMode: group.maintenanceMode || machine.settings.maintenanceMode }
   }
 
   async function viewMachine(principal: Principal, id: string): Promise<MachineView> {
@@ -224,8 +229,11 @@ export function createMachineService(deps: MachineServiceDeps) {
     ): Promise<MachineView> {
       const { machine, access: level } = await viewMachine(principal, id)
       assertManage(level)
-      if (changes.settings && machine.groupId !== machine.standaloneGroupId) {
-        throw new AppError('SettingsInheritedFromGroup', { details: { groupId: machine.groupId } })
+      const inherited = Object.keys(changes.settings ?? {}).filter((k) => k !== 'maintenanceMode')
+      if (inherited.length > 0 && machine.groupId !== machine.standaloneGroupId) {
+        throw new AppError('SettingsInheritedFromGroup', {
+          details: { groupId: machine.groupId, settings: inherited },
+        })
       }
       await machines.updateMachine(principal.tenant.id, id, {
         name: changes.name,
@@ -314,6 +322,11 @@ export function createMachineService(deps: MachineServiceDeps) {
       })
       if (changes.settings) {
         for (const member of await machines.listMachines(principal.tenant.id, { groupId: id })) {
+          // Reactivating the group reactivates every member (reference §2.4).
+          if (changes.settings.maintenanceMode === false && member.settings.maintenanceMode)
+            await machines.updateMachine(principal.tenant.id, member.id, {
+              settings: { ...member.settings, maintenanceMode: false },
+            })
           await deps.notifier.machineChanged(member.id)
         }
       }
@@ -342,7 +355,10 @@ export function createMachineService(deps: MachineServiceDeps) {
       return Promise.all(
         members.map(async (machine) => ({
           machine,
-          effectiveSettings: group.settings,
+          effectiveSettings: {
+            ...group.settings,
+            maintenanceMode: group.settings.maintenanceMode || machine.settings.maintenanceMode,
+          },
           access: (await machineAccess(principal, machine)) ?? 'user',
         })),
       )
