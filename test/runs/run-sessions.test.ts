@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { assertBuilt, waitFor } from '../support/cli-process.ts'
 import { asUser, freeDisplay, prepareX11SocketDir, stopProcess } from '../support/displays.ts'
-import { skipReason } from '../support/os-users.ts'
+import { createOsUser, skipReason } from '../support/os-users.ts'
 import { RUN_ACCOUNT_PASSWORD, type RunMachine, startRunMachine } from '../support/run-machine.ts'
 import { pushFlow, waitForRun, waitingWith } from '../support/runs.ts'
 import { api, startTestServer, type TestServer } from '../support/test-server.ts'
@@ -157,34 +157,69 @@ describe.skipIf(reason !== undefined)('session rules with real sessions', () => 
     expect((await waitForRun(t.url, m.token, attended)).status).toBe('Succeeded')
   })
 
-  it('holds an attended run behind an unattended head that waits for a slot, extended prioritization or not, and says why until it times out', async () => {
+  it('runs one run at a time in a session: with reuse sessions, an attended run waits for the unattended one in it', async () => {
     await waitFor(async () => (await sessionState()) === 'active', 'the session')
     const release = join(tmpdir(), `desklink-release-${randomUUID()}`)
     const holds = await pushFlow(t.url, m.token, m.environmentId, {
-      name: 'holds-the-slot',
+      name: 'holds-the-session',
       script: `while [ ! -e "${release}" ]; do sleep 0.1; done`,
     })
-    const settings = (changes: Record<string, number>) =>
-      api(t.url, m.token, 'PATCH', `/environments/${m.environmentId}/run-settings`, changes)
-    // Unattended runs of the signed-in user go to its session: only the one slot holds them.
     await m.setMachine({ reuseSessions: true })
     try {
       const holder = await api(t.url, m.token, 'POST', `/desktop-flows/${holds.id}/runs`, {
         connectionId: m.connectionId,
       })
       await waitForRun(t.url, m.token, holder.body.id, (r) => r.status === 'Running')
-      const head = (
-        await api(t.url, m.token, 'POST', `/desktop-flows/${flowId}/runs`, {
-          connectionId: m.connectionId,
-          priority: 'high',
+      const attended = (await run('attended')).body.id
+      await waitsWith(attended, 'UIFlowAlreadyRunning')
+      writeFileSync(release, '')
+      for (const id of [holder.body.id, attended])
+        expect((await waitForRun(t.url, m.token, id)).status).toBe('Succeeded')
+    } finally {
+      rmSync(release, { force: true })
+      await m.setMachine({ reuseSessions: false })
+    }
+  })
+
+  it('holds an attended run behind an unattended head that waits for a slot, with extended prioritization too, and says why until it times out', async () => {
+    await waitFor(async () => (await sessionState()) === 'active', 'the session')
+    // Another account, with no session here: its unattended runs take the one slot.
+    const other = createOsUser('dlo', RUN_ACCOUNT_PASSWORD)
+    const release = join(tmpdir(), `desklink-release-${randomUUID()}`)
+    const settings = (changes: Record<string, number>) =>
+      api(t.url, m.token, 'PATCH', `/environments/${m.environmentId}/run-settings`, changes)
+    try {
+      const otherConnection = await api(
+        t.url,
+        m.token,
+        'POST',
+        `/environments/${m.environmentId}/connections`,
+        {
+          name: `other-${other.name}`,
+          target: { machineId: m.machineId },
+          username: other.name,
+          password: RUN_ACCOUNT_PASSWORD,
+        },
+      )
+      expect(otherConnection.body.status, otherConnection.text).toBe('Connected')
+      const holds = await pushFlow(t.url, m.token, m.environmentId, {
+        name: 'holds-the-slot',
+        script: `while [ ! -e "${release}" ]; do sleep 0.1; done`,
+      })
+      const asOther = (flow: string, priority = 'normal') =>
+        api(t.url, m.token, 'POST', `/desktop-flows/${flow}/runs`, {
+          connectionId: otherConnection.body.id,
+          priority,
         })
-      ).body.id
+      const holder = (await asOther(holds.id)).body.id
+      await waitForRun(t.url, m.token, holder, (r) => r.status === 'Running')
+      const head = (await asOther(flowId, 'high')).body.id
       await waitsWith(head, 'UIFlowAlreadyRunning')
       // The run behind it has a queue timeout of its own, set when it is requested.
-      await settings({ queueTimeoutSeconds: 4 })
+      await settings({ queueTimeoutSeconds: 6 })
       const behind = (await run('attended')).body.id
       await settings({ queueTimeoutSeconds: 6 * 3600 })
-      // The machine could take it (the session is free), but the head goes first.
+      // The machine could take it (its user's session is free), but the head goes first.
       const waiting = await waitForRun(
         t.url,
         m.token,
@@ -200,12 +235,12 @@ describe.skipIf(reason !== undefined)('session rules with real sessions', () => 
         details: { subErrors: [{ machineId: m.machineId, code: 'BlockedByQueueHead' }] },
       })
       writeFileSync(release, '')
-      for (const id of [holder.body.id, head])
+      for (const id of [holder, head])
         expect((await waitForRun(t.url, m.token, id)).status).toBe('Succeeded')
     } finally {
       rmSync(release, { force: true })
       await settings({ queueTimeoutSeconds: 6 * 3600 })
-      await m.setMachine({ reuseSessions: false })
+      other.remove()
     }
   })
 })

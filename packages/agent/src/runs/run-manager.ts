@@ -27,6 +27,7 @@ import {
 import type { AgentLogger } from '../agent-logger.ts'
 import type { FlowExecutor, OsAccount } from './flow-executor.ts'
 import type { FlowPackage } from './flow-packages.ts'
+import { groupIsAccounts } from './process-groups.ts'
 import { currentBootId, type RunJournal } from './run-journal.ts'
 import { secretForms } from './secret-masking.ts'
 
@@ -283,8 +284,18 @@ export function createRunManager(deps: RunManagerDeps) {
         if (entry.state === 'finished' && entry.result) {
           deps.send(entry.result)
         } else if (!active.has(entry.runId)) {
-          // Only on the same boot: after a reboot that group id may be anyone's.
-          if (entry.pgid && entry.bootId !== undefined && entry.bootId === currentBootId()) {
+          const account = entry.osAccount
+            ? accountInfo(entry.osAccount, deps.passwdFile)
+            : undefined
+          // Only on the same boot (after a reboot that group id may be anyone's), and only while
+          // the group is still the run account's alone (its id may have been reused since).
+          if (
+            entry.pgid &&
+            entry.bootId !== undefined &&
+            entry.bootId === currentBootId() &&
+            account &&
+            groupIsAccounts(entry.pgid, account.uid)
+          ) {
             try {
               process.kill(-entry.pgid, 'SIGKILL')
             } catch {
@@ -299,9 +310,6 @@ export function createRunManager(deps: RunManagerDeps) {
             entry.osAccount ?? null,
           )
           // Its workspace goes too: nobody else would remove it.
-          const account = entry.osAccount
-            ? accountInfo(entry.osAccount, deps.passwdFile)
-            : undefined
           if (account)
             deps.executor
               .discard(entry.runId, account)

@@ -503,8 +503,11 @@ export function createDispatcher(deps: {
         if (next) {
           planned.push(next)
           const p = outcome.machine as { -readonly [K in keyof MachinePicture]: MachinePicture[K] }
-          if (run.run_mode === 'unattended') p.unattendedRunning += 1
-          else p.attendedUsers = [...p.attendedUsers, connection.os_account ?? '']
+          const user = connection.os_account ?? ''
+          if (run.run_mode === 'unattended') {
+            p.unattendedRunning += 1
+            p.unattendedUsers = [...p.unattendedUsers, user]
+          } else p.attendedUsers = [...p.attendedUsers, user]
         }
         continue
       }

@@ -73,6 +73,9 @@ export function createMachinePictures(deps: {
           attendedUsers: mine
             .filter((r) => r.run_mode === 'attended')
             .map((r) => r.os_account ?? ''),
+          unattendedUsers: mine
+            .filter((r) => r.run_mode === 'unattended')
+            .map((r) => r.os_account ?? ''),
         })
       }
       return pictures

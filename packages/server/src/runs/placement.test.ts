@@ -97,11 +97,23 @@ describe('reuse sessions lends an unattended run only an active session of its u
     sessions: [{ id: 'x11:1', user: 'alice', uid: 1000, display: ':1', state, source: 'x11' }],
     unattendedRunning: 0,
     attendedUsers: [],
+    unattendedUsers: [],
   })
   const run = { runMode: 'unattended', osUser: 'alice' } as const
 
   it('takes the run into an active session', () => {
     expect(judge(machine('active'), run)).toEqual({ ok: true })
+  })
+
+  it('refuses it while the session holds another run, and an attended run while it holds one', () => {
+    const busy = { ...machine('active'), unattendedUsers: ['alice'] }
+    expect(judge(busy, run)).toMatchObject({ code: 'UIFlowAlreadyRunning' })
+    expect(judge(busy, { runMode: 'attended', osUser: 'alice' })).toMatchObject({
+      code: 'UIFlowAlreadyRunning',
+    })
+    // Without reuse sessions, unattended runs of the account run beside its session.
+    const apart = { ...busy, settings: { ...busy.settings, reuseSessions: false } }
+    expect(judge(apart, { runMode: 'attended', osUser: 'alice' })).toEqual({ ok: true })
   })
 
   it('refuses it while the session is locked or disconnected', () => {

@@ -27,6 +27,8 @@ export interface MachinePicture {
   readonly unattendedRunning: number
   /** OS users with an attended run going on this machine. */
   readonly attendedUsers: readonly string[]
+  /** OS users with an unattended run going on this machine (one each per run). */
+  readonly unattendedUsers: readonly string[]
 }
 
 export interface RunNeeds {
@@ -43,6 +45,18 @@ export interface Refusal {
 }
 
 export type Verdict = { ok: true } | { ok: false; code: RunCode; reason: string }
+
+/**
+ * Whether the user's session on the machine holds a run already: an attended one, or, where the
+ * machine reuses sessions, an unattended one (it went into that session). A session takes one
+ * run at a time (reference §3.5).
+ */
+function sessionBusy(machine: MachinePicture, user: string): boolean {
+  return (
+    machine.attendedUsers.includes(user) ||
+    (machine.settings.reuseSessions && machine.unattendedUsers.includes(user))
+  )
+}
 
 export function judge(machine: MachinePicture, run: RunNeeds): Verdict {
   if (!machine.connected)
@@ -69,11 +83,11 @@ export function judge(machine: MachinePicture, run: RunNeeds): Verdict {
         code: 'AttendedUserSessionNotActive',
         reason: `The session of ${session.user} is ${session.state}.`,
       }
-    if (machine.attendedUsers.includes(session.user))
+    if (sessionBusy(machine, session.user))
       return {
         ok: false,
         code: 'UIFlowAlreadyRunning',
-        reason: `An attended run is already going on in the session of ${session.user}.`,
+        reason: `A run is already going on in the session of ${session.user}.`,
       }
     return { ok: true }
   }
@@ -92,6 +106,12 @@ export function judge(machine: MachinePicture, run: RunNeeds): Verdict {
       reason: `${session.user} already has a ${session.state} session on the machine.`,
     }
   }
+  if (session && sessionBusy(machine, session.user))
+    return {
+      ok: false,
+      code: 'UIFlowAlreadyRunning',
+      reason: `A run is already going on in the session of ${session.user}.`,
+    }
   return { ok: true }
 }
 
