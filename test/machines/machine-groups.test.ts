@@ -235,8 +235,17 @@ describe('machine groups (real server, real agent processes)', () => {
         [b.machineId, true],
       ].sort(),
     )
-    // Reactivating the group reactivates every member (reference §2.4).
+    // A change that leaves the group active leaves the member's own maintenance alone.
+    await setGroup(false)
+    expect(await inMaintenance(b.machineId)).toBe(true)
+    // In maintenance, the group holds every member in it: none changes alone.
     await setGroup(true)
+    const alone = await api(t.url, token, 'PATCH', `/machines/${a.machineId}`, {
+      settings: { maintenanceMode: false },
+    })
+    expect(alone.status, alone.text).toBe(409)
+    expect(alone.body.error.details).toMatchObject({ settings: ['maintenanceMode'] })
+    // Reactivating the group reactivates every member (reference §2.4).
     await setGroup(false)
     expect(await inMaintenance(b.machineId)).toBe(false)
     await setGroup(true)

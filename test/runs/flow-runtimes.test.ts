@@ -6,7 +6,7 @@
  * that needs a display, which fails at once without one.
  */
 import { randomUUID } from 'node:crypto'
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -55,10 +55,17 @@ describe.skipIf(reason !== undefined)('flows of each runtime', () => {
     if (base) rmSync(base, { recursive: true, force: true })
   })
 
-  const runFlow = (pkg: ReturnType<typeof flowOf>, display: string | null = null) => {
+  const runFlow = (
+    pkg: ReturnType<typeof flowOf>,
+    display: string | null = null,
+    flowPath?: string,
+  ) => {
     const account = accountInfo(user.name)
     if (!account) throw new Error('the test account is missing')
-    return createScriptExecutor({ workDir: join(base, 'runs') }).run({
+    return createScriptExecutor({
+      workDir: join(base, 'runs'),
+      ...(flowPath !== undefined && { flowPath }),
+    }).run({
       runId: randomUUID(),
       pkg,
       inputs: {},
@@ -104,5 +111,13 @@ describe.skipIf(reason !== undefined)('flows of each runtime', () => {
     expect(blind).toMatchObject({ status: 'Failed', error: { code: 'DisplayUnavailable' } })
     const seen = await runFlow(flowOf('shell', 'main.sh', script, true), ':7')
     expect(seen).toMatchObject({ status: 'Succeeded', outputs: { user: user.name } })
+  })
+
+  it('fails a python run at once, saying what to install, where python3 is not on the PATH flows run with', async () => {
+    const noPython = join(base, 'empty-bin')
+    mkdirSync(noPython, { recursive: true })
+    const result = await runFlow(flowOf('python', 'main.py', 'print(1)'), null, noPython)
+    expect(result).toMatchObject({ status: 'Failed', error: { code: 'RuntimeUnavailable' } })
+    expect(result.error?.message).toContain('python3')
   })
 })

@@ -404,7 +404,7 @@ export async function startServer(
         registerRunRoutes(api, {
           runs: runs.service,
           toApi: runs.toApi,
-          publicUrl: () => publicUrl,
+          publicUrl: () => config.publicUrl,
         })
       },
     })

@@ -16,12 +16,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, lchownSync, mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 
-import {
-  FLOW_INPUTS_FILE,
-  FLOW_OUTPUTS_FILE,
-  type FlowRuntime,
-  type RunCode,
-} from '@desklink/protocol'
+import { FLOW_INPUTS_FILE, FLOW_OUTPUTS_FILE, type RunCode } from '@desklink/protocol'
 
 import type { AgentLogger } from '../agent-logger.ts'
 import { readOutputs, settleOutputs } from './flow-outputs.ts'
@@ -67,8 +62,6 @@ export interface FlowResult {
 }
 
 export interface FlowExecutor {
-  /** Why this machine cannot run flows of `runtime` now, or undefined when it can. */
-  unavailable(runtime: FlowRuntime): string | undefined
   run(spec: FlowRunSpec): Promise<FlowResult>
   /** Removes what a run left on the machine when the agent stopped during it (its workspace). */
   discard(runId: string, account: OsAccount): Promise<void>
@@ -173,8 +166,6 @@ export function createScriptExecutor(options: {
         options.logger?.warn({ err: error, runId }, "a run's processes outlived it"),
       )
   return {
-    unavailable: (runtime) => FLOW_RUNTIMES[runtime].missing(flowPath),
-
     async discard(runId, account) {
       // What the run left running goes first: it could still be writing in the workspace.
       await endCgroup(runId)
@@ -189,6 +180,11 @@ export function createScriptExecutor(options: {
           'AgentNotPrivileged',
           `The agent does not run as root, so it cannot run flows as ${spec.account.name}.`,
         )
+      // A machine without the runtime fails the run at once, with what to install: turned down,
+      // the run would wait for another machine until its queue timeout, and on most targets
+      // no other machine differs.
+      const missing = FLOW_RUNTIMES[spec.pkg.manifest.runtime].missing(flowPath)
+      if (missing) return failed('RuntimeUnavailable', missing)
       // Unattended runs have no display of their own (yet): one that needs a display goes into a
       // session that has one, or fails here, rather than run blind and fail somewhere inside.
       if (spec.pkg.manifest.needsDisplay && !spec.display)

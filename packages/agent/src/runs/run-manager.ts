@@ -218,9 +218,6 @@ export function createRunManager(deps: RunManagerDeps) {
           'SecretUnavailable',
           'This machine does not hold the key of the target group.',
         )
-      // A machine without the runtime leaves the run to one that has it.
-      const runtimeMissing = deps.executor.unavailable(offer.flow.runtime)
-      if (runtimeMissing) return reject('RuntimeUnavailable', runtimeMissing)
       const identity = await deps.identify(offer)
       // Session rules, as this machine sees them now (reference §3.4–3.5), on the user's best
       // session: one with which an attended run can go, if the user has several.

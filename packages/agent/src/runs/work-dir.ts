@@ -7,8 +7,8 @@
  * `/var/tmp`, say, where anyone may make a directory) keeps it, and could swap a workspace for
  * a link between root's checks and its writes: root would write the package's files, and hand
  * over ownership, wherever the link points. So the base must be a real directory (`lstat`: not
- * a link), owned by the agent's own uid and writable by nobody else; and each directory above
- * it root's or the agent's, writable by others only with the sticky bit (as `/tmp` is), so that
+ * a link), owned by the agent's own uid and writable by nobody else; and, for root's agent, each
+ * directory above it root's, writable by others only with the sticky bit (as `/tmp` is), so that
  * nobody can move the base aside and put a link in its place. Anything else refuses every run
  * with `WorkDirUnsafe`: the agent does not take over a directory someone else made, since it
  * cannot know what that account left in it. The default (`/var/lib/desklink-runs`) is in a
@@ -81,7 +81,6 @@ export function prepareWorkDir(
         ? `No flow runs on this machine: its work directory ${base} ${why}. Remove it (the agent makes it anew), or make it the agent's alone (chown ${agentUser} and chmod 711 it), or set DESKLINK_AGENT_WORK_DIR.`
         : `No flow runs on this machine: ${path}, above its work directory ${base}, ${why}, so another account could put something else in the work directory's place. Move the work directory (DESKLINK_AGENT_WORK_DIR), or make ${path} writable by root alone.`,
   })
-  const ownerOk = (stat: Stats) => stat.uid === 0 || stat.uid === uid
 
   try {
     mkdirSync(base, { recursive: true, mode: BASE_MODE })
@@ -89,22 +88,12 @@ export function prepareWorkDir(
     // Something not a directory is in the way: the checks below say what.
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
   }
-  // Above the base, as configured (a link there must be root's too) and as it resolves.
-  for (const dir of upFrom(dirname(base))) {
-    const stat = lstatSync(dir)
-    if (!ownerOk(stat)) return unsafe(dir, `belongs to uid ${stat.uid}`)
-    if (stat.isDirectory() && openToOthers(stat))
-      return unsafe(dir, 'may be written by other accounts')
-  }
-  for (const dir of upFrom(realpathSync(dirname(base)))) {
-    const stat = statSync(dir)
-    if (!ownerOk(stat)) return unsafe(dir, `belongs to uid ${stat.uid}`)
-    if (openToOthers(stat)) return unsafe(dir, 'may be written by other accounts')
-    if (options.forOtherAccounts && (stat.mode & 0o001) === 0)
-      return {
-        code: 'WorkDirNotReachable',
-        message: `Run accounts cannot reach the work directory: ${dir} is not searchable by others (chmod o+x, or set DESKLINK_AGENT_WORK_DIR).`,
-      }
+  // An agent that is not root runs flows as itself: what another account could make it write
+  // through a link is no more than that account may write itself. So only root's agent looks
+  // above the base (a group-writable home of a non-root user is no risk to it).
+  if (uid === 0) {
+    const above = checkAbove(base, options.forOtherAccounts, unsafe)
+    if (above) return above
   }
 
   const seen = lstatSync(base)
@@ -125,6 +114,35 @@ export function prepareWorkDir(
     if ((opened.mode & 0o7777) !== BASE_MODE) fchmodSync(fd, BASE_MODE)
   } finally {
     closeSync(fd)
+  }
+  return undefined
+}
+
+/**
+ * Each directory above the base, as configured (a link there must be root's too) and as it
+ * resolves: root's, and writable by others only with the sticky bit; and, where runs go as
+ * other accounts, searchable by them.
+ */
+function checkAbove(
+  base: string,
+  forOtherAccounts: boolean,
+  unsafe: (path: string, why: string) => WorkDirProblem,
+): WorkDirProblem | undefined {
+  for (const dir of upFrom(dirname(base))) {
+    const stat = lstatSync(dir)
+    if (stat.uid !== 0) return unsafe(dir, `belongs to uid ${stat.uid}`)
+    if (stat.isDirectory() && openToOthers(stat))
+      return unsafe(dir, 'may be written by other accounts')
+  }
+  for (const dir of upFrom(realpathSync(dirname(base)))) {
+    const stat = statSync(dir)
+    if (stat.uid !== 0) return unsafe(dir, `belongs to uid ${stat.uid}`)
+    if (openToOthers(stat)) return unsafe(dir, 'may be written by other accounts')
+    if (forOtherAccounts && (stat.mode & 0o001) === 0)
+      return {
+        code: 'WorkDirNotReachable',
+        message: `Run accounts cannot reach the work directory: ${dir} is not searchable by others (chmod o+x, or set DESKLINK_AGENT_WORK_DIR).`,
+      }
   }
   return undefined
 }

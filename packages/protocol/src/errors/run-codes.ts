@@ -151,7 +151,7 @@ export const RUN_CODES = {
   },
   RuntimeUnavailable: {
     meaning:
-      'The machine cannot run the flow’s runtime (python3 is not on the path flows run with) and turned the run down.',
+      'The machine cannot run the flow’s runtime (python3 is not on the path flows run with).',
     remediation:
       'Install the runtime on the machine (python3 in /usr/local/bin, /usr/bin or /bin), or target machines that have it.',
   },

@@ -66,6 +66,15 @@ export interface GroupView {
 
 const notFound = () => new AppError('ResourceNotFound')
 
+/**
+ * A member's settings: its group's, but for maintenance mode, which is the group's or its own
+ * (reference §2.4). What a member keeps when it leaves its group, too.
+ */
+const memberSettings = (group: MachineSettings, member: MachineRecord): MachineSettings => ({
+  ...group,
+  maintenanceMode: group.maintenanceMode || member.settings.maintenanceMode,
+})
+
 const applyPatch = (
   base: MachineSettings,
   patch: Partial<MachineSettings> | undefined,
@@ -106,8 +115,7 @@ export function createMachineService(deps: MachineServiceDeps) {
   async function effectiveSettings(machine: MachineRecord): Promise<MachineSettings> {
     if (machine.groupId === machine.standaloneGroupId) return machine.settings
     const group = (await machines.findGroup(machine.tenantId, machine.groupId))?.settings
-    if (!group) return machine.settings
-    return { ...group, maintenanceMode: group.maintenanceMode || machine.settings.maintenanceMode }
+    return group ? memberSettings(group, machine) : machine.settings
   }
 
   async function viewMachine(principal: Principal, id: string): Promise<MachineView> {
@@ -230,10 +238,19 @@ export function createMachineService(deps: MachineServiceDeps) {
       const { machine, access: level } = await viewMachine(principal, id)
       assertManage(level)
       const inherited = Object.keys(changes.settings ?? {}).filter((k) => k !== 'maintenanceMode')
-      if (inherited.length > 0 && machine.groupId !== machine.standaloneGroupId) {
-        throw new AppError('SettingsInheritedFromGroup', {
-          details: { groupId: machine.groupId, settings: inherited },
-        })
+      if (machine.groupId !== machine.standaloneGroupId) {
+        if (inherited.length > 0)
+          throw new AppError('SettingsInheritedFromGroup', {
+            details: { groupId: machine.groupId, settings: inherited },
+          })
+        // A group in maintenance holds every member in it (reference §2.4).
+        const group = await machines.findGroup(principal.tenant.id, machine.groupId)
+        if (changes.settings?.maintenanceMode !== undefined && group?.settings.maintenanceMode)
+          throw new AppError('SettingsInheritedFromGroup', {
+            message:
+              'The machine group is in maintenance, and so are its members: a member cannot be changed alone until the group is out of it.',
+            details: { groupId: machine.groupId, settings: ['maintenanceMode'] },
+          })
       }
       await machines.updateMachine(principal.tenant.id, id, {
         name: changes.name,
@@ -320,10 +337,13 @@ export function createMachineService(deps: MachineServiceDeps) {
         description: changes.description,
         settings: changes.settings && applyPatch(group.settings, changes.settings),
       })
+      // Reactivating the group reactivates every member (reference §2.4); a change that leaves
+      // the group as active as it was leaves its members' own maintenance alone.
+      const reactivated =
+        group.settings.maintenanceMode && changes.settings?.maintenanceMode === false
       if (changes.settings) {
         for (const member of await machines.listMachines(principal.tenant.id, { groupId: id })) {
-          // Reactivating the group reactivates every member (reference §2.4).
-          if (changes.settings.maintenanceMode === false && member.settings.maintenanceMode)
+          if (reactivated && member.settings.maintenanceMode)
             await machines.updateMachine(principal.tenant.id, member.id, {
               settings: { ...member.settings, maintenanceMode: false },
             })
@@ -341,7 +361,7 @@ export function createMachineService(deps: MachineServiceDeps) {
       for (const member of members) {
         await machines.updateMachine(principal.tenant.id, member.id, {
           groupId: member.standaloneGroupId,
-          settings: group.settings,
+          settings: memberSettings(group.settings, member),
         })
       }
       await machines.deleteGroup(principal.tenant.id, id)
@@ -355,10 +375,7 @@ export function createMachineService(deps: MachineServiceDeps) {
       return Promise.all(
         members.map(async (machine) => ({
           machine,
-          effectiveSettings: {
-            ...group.settings,
-            maintenanceMode: group.settings.maintenanceMode || machine.settings.maintenanceMode,
-          },
+          effectiveSettings: memberSettings(group.settings, machine),
           access: (await machineAccess(principal, machine)) ?? 'user',
         })),
       )
@@ -371,7 +388,7 @@ export function createMachineService(deps: MachineServiceDeps) {
       if (!machine || machine.groupId !== groupId) throw notFound()
       await machines.updateMachine(principal.tenant.id, machineId, {
         groupId: machine.standaloneGroupId,
-        settings: group.settings,
+        settings: memberSettings(group.settings, machine),
       })
       await deps.notifier.machineChanged(machineId, groupId)
     },

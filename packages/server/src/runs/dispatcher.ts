@@ -41,11 +41,10 @@ import {
   type MachinePicture,
   place,
   type Refusal,
-  refusalsBehind,
   refusedOnlyForSession,
   waitsOnlyForSession,
 } from './placement.ts'
-import { createQueueIndex, type PromisedPlace } from './queue-index.ts'
+import { createQueueIndex, type PromisedPlace, WHOLE_QUEUE } from './queue-index.ts'
 import {
   type ConnectionForRun,
   createRunFacts,
@@ -55,6 +54,7 @@ import {
 } from './run-facts.ts'
 import { deadlinesOf, type RecordedEvent, type RunRow, type RunStore } from './run-store.ts'
 import { createTargetMembers } from './target-members.ts'
+import { createWaitExplainer } from './wait-explainer.ts'
 import { createWaitingReasons } from './waiting-reasons.ts'
 
 /** How the dispatcher reaches machines and what it needs to know about them. */
@@ -88,8 +88,6 @@ export interface RunError {
 const LEASE_GRACE_MS = 5_000
 /** How fresh a connection's stored last use is kept (a connection list shows it). */
 const LAST_USE_PRECISION_MS = 1_000
-/** A limit that reads a whole queue (queues are bounded far below it by `maxQueuedRuns`). */
-const WHOLE_QUEUE = 1_000_000
 
 /** A run placed on a machine in a pass, to be taken and offered with the others of the pass. */
 interface PlannedOffer {
@@ -651,48 +649,14 @@ export function createDispatcher(deps: {
     return groupId
   }
 
-  /**
-   * Why a queued run waits, machine by machine. The head of its queue: as the last pass noted.
-   * A run behind the run that holds up its queue, which no pass looks at (what it noted when a
-   * pass last reached it is stale by then): each machine's verdict now, where a machine that
-   * could take it says that run goes first (`blockedBy`). Without extended prioritization the
-   * head holds up the queue; with it, the first run that waits for more than its user's session
-   * (a pass moves past the others), and a run with none such ahead of it stands as last noted.
-   */
-  async function reasonsOf(
-    run: RunRow,
-  ): Promise<{ machines: Refusal[]; blockedBy: string | null }> {
-    const noted = JSON.parse(whyWaiting(run) ?? '[]') as Refusal[]
-    const head = (await queues.head(run.target_group_id, 1))[0] as RunRow | undefined
-    const isHead = !head || head.id === run.id
-    if (isHead && noted.length > 0) return { machines: noted, blockedBy: null }
-    const connection = await connectionOf(run.connection_id)
-    if (!connection) return { machines: noted, blockedBy: null }
-    const pictures = await machines.of(await targetMembers.of(run.target_group_id))
-    const extended = pictures.some((p) => p.settings.extendedQueuePrioritization)
-    const ahead = isHead ? undefined : extended ? await holdingUp(run) : head
-    if (!ahead && noted.length > 0) return { machines: noted, blockedBy: null }
-    const refused = rejectedBy.get(run.id)
-    const verdicts = refusalsBehind(
-      pictures,
-      { runMode: run.run_mode, osUser: connection.os_account },
-      ahead,
-    ).map((verdict) => refused?.get(verdict.machineId) ?? verdict)
-    return { machines: verdicts, blockedBy: ahead?.id ?? null }
-  }
-
-  /**
-   * With extended prioritization, the first run ahead of `run` in its queue that a pass stops
-   * at: it was last found waiting for more than its user's session.
-   */
-  async function holdingUp(run: RunRow): Promise<RunRow | undefined> {
-    for (const ahead of await queues.head(run.target_group_id, WHOLE_QUEUE)) {
-      if (ahead.id === run.id) return undefined
-      const noted = JSON.parse(whyWaiting(ahead) ?? '[]') as Refusal[]
-      if (noted.length > 0 && !waitsOnlyForSession(noted, ahead.run_mode)) return ahead
-    }
-    return undefined
-  }
+  const { reasonsOf } = createWaitExplainer({
+    queues,
+    machines,
+    targetMembers,
+    connectionOf,
+    rejectedBy,
+    whyWaiting,
+  })
 
   async function expire(): Promise<void> {
     const at = now().getTime()

@@ -39,6 +39,9 @@ export interface PromisedPlace {
   release(): void
 }
 
+/** A limit that reads a whole queue (queues are bounded far below it by `maxQueuedRuns`). */
+export const WHOLE_QUEUE = 1_000_000
+
 export function createQueueIndex(readQueue: (groupId: string) => Promise<RunRow[]>) {
   const groups = new Map<string, GroupQueue>()
   /** Places in each target's queue promised to admissions that have not queued their run. */

@@ -263,8 +263,8 @@ export function registerRunRoutes(
   deps: {
     runs: RunService
     toApi: ReturnType<typeof createRunMapper>
-    /** Where clients reach the server (`DESKLINK_PUBLIC_URL`, or where it listens). */
-    publicUrl: () => string
+    /** Where clients reach the server, when configured (`DESKLINK_PUBLIC_URL`). */
+    publicUrl: () => string | undefined
   },
 ): void {
   const r = runRouteDefinitions
@@ -298,9 +298,10 @@ export function registerRunRoutes(
           : admission,
       )
     }
-    // From the public URL, not the request's: behind a proxy that ends TLS the request says
-    // http, and maybe an inner host name.
-    c.header('Location', `${deps.publicUrl()}/api/v1/runs/${run.id}/outcome`)
+    // From the public URL when there is one: behind a proxy that ends TLS the request says
+    // http, and maybe an inner host name. Else from the request, which reached the server.
+    const origin = deps.publicUrl() ?? new URL(c.req.url).origin
+    c.header('Location', `${origin}/api/v1/runs/${run.id}/outcome`)
     if (request.wait) {
       const ended = await runs.waitForEnd(run.id)
       return c.json(await toApi(ended), 200)
