@@ -14,8 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { type ChannelTestbed, startChannelTestbed } from '../support/channel-testbed.ts'
 import { assertBuilt, desklink, spawnDesklink, waitFor } from '../support/cli-process.ts'
+import { signInCli } from '../support/cli-sign-in.ts'
 import { pushFlow, waitForRun } from '../support/runs.ts'
-import { ADMIN_PASSWORD, api, signIn } from '../support/test-server.ts'
+import { api, signIn } from '../support/test-server.ts'
 
 // Each step starts the real `desklink` process (about half a second each, more on a busy
 // machine), and a test takes twenty or thirty of them.
@@ -38,12 +39,7 @@ describe('desklink runs and flows sharing, from the command line', () => {
   beforeAll(async () => {
     assertBuilt()
     bed = await startChannelTestbed('sqlite')
-    configDir = mkdtempSync(join(tmpdir(), 'desklink-cli-'))
-    const login = await desklink(
-      ['login', '--server', bed.t.url, '--username', 'admin', '--password-stdin'],
-      { env: { DESKLINK_CONFIG_DIR: configDir }, stdin: ADMIN_PASSWORD },
-    )
-    expect(login.code, login.stderr).toBe(0)
+    configDir = await signInCli(bed.t.url)
   })
   afterAll(async () => {
     await bed?.close()

@@ -4,9 +4,7 @@
  * connection and owners, times and durations, a connection's last use and inventory, and the
  * run mode a sign-in connection needs when none is given.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -17,6 +15,7 @@ import {
   succeededMessage,
 } from '../support/channel-testbed.ts'
 import { assertBuilt, desklink } from '../support/cli-process.ts'
+import { signInCli } from '../support/cli-sign-in.ts'
 import { pushFlow } from '../support/runs.ts'
 import { ADMIN_PASSWORD, api, authorize, pkcePair, REDIRECT_URI } from '../support/test-server.ts'
 
@@ -46,12 +45,7 @@ describe('desklink run: what it sends and what it shows', () => {
     assertBuilt()
     bed = await startChannelTestbed('sqlite')
     adminId = (await api(bed.t.url, bed.token, 'GET', '/me')).body.id
-    configDir = mkdtempSync(join(tmpdir(), 'desklink-cli-'))
-    const login = await desklink(
-      ['login', '--server', bed.t.url, '--username', 'admin', '--password-stdin'],
-      { env: { DESKLINK_CONFIG_DIR: configDir }, stdin: ADMIN_PASSWORD },
-    )
-    expect(login.code, login.stderr).toBe(0)
+    configDir = await signInCli(bed.t.url)
   })
   afterAll(async () => {
     await bed?.close()

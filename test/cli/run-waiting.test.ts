@@ -5,14 +5,13 @@
  * 30 s without the server, naming the run that goes on.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 
 import { type ChannelTestbed, startChannelTestbed } from '../support/channel-testbed.ts'
-import { assertBuilt, BIN, desklink, waitFor } from '../support/cli-process.ts'
+import { assertBuilt, BIN, waitFor } from '../support/cli-process.ts'
+import { signInCli } from '../support/cli-sign-in.ts'
 import { ADMIN_PASSWORD, api, signIn } from '../support/test-server.ts'
 
 /** A `desklink` process whose standard output and error are kept apart. */
@@ -69,12 +68,7 @@ describe('desklink run, while it waits', () => {
   beforeAll(async () => {
     assertBuilt()
     bed = await startChannelTestbed('sqlite')
-    configDir = mkdtempSync(join(tmpdir(), 'desklink-cli-'))
-    const login = await desklink(
-      ['login', '--server', bed.t.url, '--username', 'admin', '--password-stdin'],
-      { env: env(), stdin: ADMIN_PASSWORD },
-    )
-    expect(login.code, login.stderr).toBe(0)
+    configDir = await signInCli(bed.t.url)
     const maintenance = await asAdmin('PATCH', `/machines/${bed.machine.machineId}`, {
       settings: { maintenanceMode: true },
     })
@@ -111,13 +105,25 @@ describe('desklink run, while it waits', () => {
     }
   })
 
+  /** `desklink run` waiting for its queued run, when the server stops. */
+  async function queuedThenServerStops(): Promise<{ waiter: Waiter; runId: string }> {
+    const waiter = startWaiter(['run', 'picky', '--connection', 'picky'], env())
+    try {
+      const runId = await runIdOf(waiter)
+      await waitFor(() => /^Queued \(position \d+\)/m.test(waiter.stderr()), 'the queued line')
+      await stopServer()
+      return { waiter, runId }
+    } catch (error) {
+      stopWaiter(waiter)
+      throw error
+    }
+  }
+
   it('waits through a server restart, saying so, and ends with the run', async () => {
     let waiter: Waiter | undefined
     try {
-      waiter = startWaiter(['run', 'picky', '--connection', 'picky'], env())
-      const runId = await runIdOf(waiter)
-      await waitFor(() => /^Queued \(position \d+\)/m.test(waiter!.stderr()), 'the queued line')
-      await stopServer()
+      let runId: string
+      ;({ waiter, runId } = await queuedThenServerStops())
       await waitFor(
         () => waiter!.stderr().includes('Trying again for up to 30 s'),
         'the CLI to say it tries again',
@@ -152,10 +158,8 @@ describe('desklink run, while it waits', () => {
     async () => {
       let waiter: Waiter | undefined
       try {
-        waiter = startWaiter(['run', 'picky', '--connection', 'picky'], env())
-        const runId = await runIdOf(waiter)
-        await waitFor(() => /^Queued \(position \d+\)/m.test(waiter!.stderr()), 'the queued line')
-        await stopServer()
+        let runId: string
+        ;({ waiter, runId } = await queuedThenServerStops())
         const lostAt = Date.now()
         expect(await waiter.exited()).toBe(1)
         expect(Date.now() - lostAt).toBeGreaterThanOrEqual(29_000)
