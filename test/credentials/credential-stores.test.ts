@@ -30,9 +30,9 @@ import { registerTestMachine, type TestMachine } from '../support/test-machine.t
 import {
   ADMIN_PASSWORD,
   api,
+  type InProcessTestServer,
   signIn,
   startTestServer,
-  type TestServer,
 } from '../support/test-server.ts'
 
 const CANARY = {
@@ -53,7 +53,7 @@ describe('credentials and secret stores', () => {
   let vault: VaultFake
   let azure: AzureKeyVaultFake
   let ccp: CcpFake
-  let t: TestServer
+  let t: InProcessTestServer
   let token: string
   let tenantId: string
   let environmentId: string

@@ -16,9 +16,9 @@ import { forgeWithTenantKey } from '../support/forge-token.ts'
 import {
   ADMIN_PASSWORD,
   api,
+  type InProcessTestServer,
   signIn,
   startTestServer,
-  type TestServer,
 } from '../support/test-server.ts'
 
 const MAX_BODY = 4096
@@ -29,7 +29,7 @@ interface Route {
 }
 
 describe('bad input on every route (SQLite)', () => {
-  let t: TestServer
+  let t: InProcessTestServer
   let routes: Route[]
   let adminToken: string
   let adminId: string

@@ -1,5 +1,5 @@
 /**
- * The Run desktop flow action end to end: a real server, a real agent process running as root,
+ * The Run desktop flow action end to end: a real server process, a real agent process as root,
  * an OS account made by the test behind a username-and-password connection. The flow really
  * runs as that account, in its own workspace, with its inputs; outputs, run owner and machine
  * credential user come back; files it writes belong to the account, and it has the account's
@@ -28,7 +28,8 @@ import { eventually } from '../support/eventually.ts'
 import { type OsUser, skipReason } from '../support/os-users.ts'
 import { RUN_ACCOUNT_PASSWORD, type RunMachine, startRunMachine } from '../support/run-machine.ts'
 import { pushFlow, waitForRun } from '../support/runs.ts'
-import { api, startTestServer, type TestServer } from '../support/test-server.ts'
+import { startServerProcess } from '../support/server-process.ts'
+import { api, type TestServer } from '../support/test-server.ts'
 
 const reason = skipReason(['useradd', 'chpasswd', 'setpriv', 'groupadd', 'usermod'])
 if (reason) process.stderr.write(`run suite skipped: ${reason}\n`)
@@ -45,7 +46,7 @@ describe.skipIf(reason !== undefined)('running a desktop flow on a real machine'
 
   beforeAll(async () => {
     assertBuilt()
-    t = await startTestServer('sqlite', { DESKLINK_AGENT_HEARTBEAT_MS: '1000' })
+    t = await startServerProcess('sqlite', { DESKLINK_AGENT_HEARTBEAT_MS: '1000' })
     m = await startRunMachine(() => t.url)
     ;({ token, environmentId, machineId, account, connectionId } = m)
     outDir = mkdtempSync(join(tmpdir(), 'desklink-run-out-'))

@@ -1,10 +1,12 @@
 /**
- * The run queue with a real server and agent: each ordering rule (moved to top, most recent
- * move first; priority; request time), priority change and undoing a move, a run refused only
- * for its user's session (failed at once, or passed with extended prioritization), an offline
- * machine, why a queued run waits, queue timeouts, cancel while
- * queued and by parent, idempotent retries, synchronous mode, each admission code, and the run
- * owner's check at dispatch (a refusal fails the run; a database error does not).
+ * The run queue with a real server process (`desklink server`) and a real agent process: each
+ * ordering rule (moved to top, most recent move first; priority; request time), priority change
+ * and undoing a move, a run refused only for its user's session (failed at once, or passed with
+ * extended prioritization), an offline machine, why a queued run waits, queue timeouts, cancel
+ * while queued and by parent, idempotent retries, synchronous mode, callbacks, each admission
+ * code, and the run owner's check at dispatch. What the server stores for a run, and a database
+ * error during the run owner's check, are watched statement by statement in
+ * `run-queue-statements.test.ts`, with the server in the test's process.
  */
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -13,7 +15,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
-import type { CompiledQuery } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { openStorage } from '../../packages/server/src/storage/index.ts'
@@ -23,7 +24,8 @@ import { createTestCa, type TestCa } from '../support/fakes/test-ca.ts'
 import { skipReason } from '../support/os-users.ts'
 import { type RunMachine, startRunMachine } from '../support/run-machine.ts'
 import { pushFlow, waitForRun, waitingWith } from '../support/runs.ts'
-import { api, startTestServer, type TestServer } from '../support/test-server.ts'
+import { startServerProcess } from '../support/server-process.ts'
+import { api, type TestServer } from '../support/test-server.ts'
 
 const reason = skipReason(['useradd', 'chpasswd', 'setpriv'])
 if (reason) process.stderr.write(`run queue suite skipped: ${reason}\n`)
@@ -43,30 +45,17 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
 
   let ca: TestCa
   let caDir: string
-  /** The statements the server runs, while a test watches them. */
-  let watched: CompiledQuery[] | undefined
-  /** A statement to fail as a passing database error would, while a test wants it to. */
-  let failing: RegExp | undefined
 
   beforeAll(async () => {
     assertBuilt()
     ca = createTestCa()
     caDir = mkdtempSync(join(tmpdir(), 'desklink-callback-ca-'))
     writeFileSync(join(caDir, 'ca.pem'), ca.caPem)
-    t = await startTestServer(
-      'sqlite',
-      {
-        DESKLINK_AGENT_HEARTBEAT_MS: '500',
-        DESKLINK_CALLBACK_CA_FILE: join(caDir, 'ca.pem'),
-        DESKLINK_CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
-      },
-      {
-        onQuery: (query) => {
-          watched?.push(query)
-          if (failing?.test(query.sql)) throw new Error('the database went away for a moment')
-        },
-      },
-    )
+    t = await startServerProcess('sqlite', {
+      DESKLINK_AGENT_HEARTBEAT_MS: '500',
+      DESKLINK_CALLBACK_CA_FILE: join(caDir, 'ca.pem'),
+      DESKLINK_CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
+    })
     m = await startRunMachine(() => t.url)
     flowId = (
       await pushFlow(t.url, m.token, m.environmentId, {
@@ -81,46 +70,6 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     await t?.close()
     ca?.remove()
     if (caDir) rmSync(caDir, { recursive: true, force: true })
-  })
-
-  it('stores a run that can go at once already taken, in the commit that queues it', async () => {
-    await m.setMachine({ maintenanceMode: false, slots: 1 })
-    watched = []
-    const answer = await run()
-    const statements = watched
-    watched = undefined
-    expect(answer.status).toBe(202)
-    expect(answer.body).toMatchObject({ status: 'Running', machineId: m.machineId })
-    // One insert, of a row already taken; no update taking it out of the queue afterwards.
-    const inserts = statements.filter((s) => s.sql.startsWith('insert into "runs"'))
-    expect(inserts.map((s) => s.parameters.includes('Running'))).toEqual([true])
-    const takes = statements.filter(
-      (s) => s.sql.startsWith('update "runs" set "status" = ?') && s.parameters[0] === 'Running',
-    )
-    expect(takes).toEqual([])
-    const ended = await waitForRun(t.url, m.token, answer.body.id)
-    expect(ended.status).toBe('Succeeded')
-    expect(ended.events.map((e: { kind: string }) => e.kind).slice(0, 3)).toEqual([
-      'queued',
-      'offered',
-      'started',
-    ])
-
-    // A run no machine can take now (maintenance) joins the queue, stored queued, and is taken
-    // from it later. (That a free machine does not let a new run pass one that waits is the
-    // head-of-line test below.)
-    await m.setMachine({ maintenanceMode: true })
-    const first = (await run()).body.id
-    watched = []
-    const second = await run()
-    const behind = watched
-    watched = undefined
-    expect(second.body.status).toBe('Queued')
-    const queued = behind.filter((s) => s.sql.startsWith('insert into "runs"'))
-    expect(queued.map((s) => s.parameters.includes('Queued'))).toEqual([true])
-    await m.setMachine({ maintenanceMode: false })
-    for (const id of [first, second.body.id])
-      expect((await waitForRun(t.url, m.token, id)).status).toBe('Succeeded')
   })
 
   it('orders the queue: moved to top (latest first), then priority, then request time', async () => {
@@ -522,34 +471,6 @@ describe.skipIf(reason !== undefined)('the run queue (real agent)', () => {
     } finally {
       await storage.close()
     }
-  })
-
-  it('keeps a waiting run queued when its run-owner check meets a database error, and runs it after', async () => {
-    await m.setMachine({ maintenanceMode: true, slots: 1 })
-    const waiting = await run()
-    expect(waiting.status, waiting.text).toBe(202)
-    // The check granted at admission stands for two seconds; then the pass checks again.
-    await new Promise((resolve) => setTimeout(resolve, 2_500))
-    // The run owner's read of the connection's credential, which only that check makes.
-    failing = /^select "credential_id" from "connections" where "id" = /
-    try {
-      watched = []
-      await m.setMachine({ maintenanceMode: false, slots: 1 })
-      await waitFor(
-        () => watched?.some((query) => failing?.test(query.sql)) === true,
-        'the run-owner check at dispatch',
-      )
-      // Not an answer about the run owner's rights: the run is not failed for them.
-      await new Promise((resolve) => setTimeout(resolve, 1_000))
-      expect((await show(waiting.body.id)).status).toBe('Queued')
-    } finally {
-      failing = undefined
-      watched = undefined
-    }
-    // The database is back: a later pass (the next heartbeat) checks again, and the run goes.
-    expect(await waitForRun(t.url, m.token, waiting.body.id)).toMatchObject({
-      status: 'Succeeded',
-    })
   })
 
   it('checks the run owner at admission, and again when a waiting run is about to go', async () => {

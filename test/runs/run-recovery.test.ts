@@ -15,7 +15,6 @@ import {
   writeFileSync,
 } from 'node:fs'
 import { createServer as createHttpsServer } from 'node:https'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -27,20 +26,11 @@ import { createTestCa, type TestCa } from '../support/fakes/test-ca.ts'
 import { skipReason } from '../support/os-users.ts'
 import { type RunMachine, startRunMachine } from '../support/run-machine.ts'
 import { pushFlow, waitForRun } from '../support/runs.ts'
+import { freePort } from '../support/server-process.ts'
 import { ADMIN_PASSWORD, api } from '../support/test-server.ts'
 
 const reason = skipReason(['useradd', 'chpasswd', 'setpriv'])
 if (reason) process.stderr.write(`run recovery suite skipped: ${reason}\n`)
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = createServer()
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number }
-      probe.close(() => resolve(port))
-    })
-  })
-}
 
 describe.skipIf(reason !== undefined)('runs across crashes (server and agent processes)', () => {
   let dataDir: string

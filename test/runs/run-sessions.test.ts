@@ -1,12 +1,12 @@
 /**
- * The session rules of machine selection with real sessions (reference §3.4–3.5): an Xvfb
- * display started as the connection's account is its session. Attended runs need that session
- * active and unlocked and run inside it (DISPLAY); unattended runs need the account to have no
- * session there, of any state, unless the machine reuses sessions (and then only an active
- * one). A run refused only for its user's session fails at once, unless extended
- * prioritization lets it wait; a run held up by anything else holds up the runs behind it, and
- * they say so. An attended run still has its connection's password checked with PAM, and a
- * session takes one attended run at a time.
+ * The session rules of machine selection with real sessions (reference §3.4–3.5), with a real
+ * server process and a real agent process: an Xvfb display started as the connection's account
+ * is its session. Attended runs need that session active and unlocked and run inside it
+ * (DISPLAY); unattended runs need the account to have no session there, of any state, unless the
+ * machine reuses sessions (and then only an active one, with no run in it). A run refused only
+ * for its user's session fails at once, unless extended prioritization lets it wait; a run held
+ * up by anything else holds up the runs behind it, and they say so. An attended run still has its
+ * connection's password checked with PAM, and a session takes one run at a time.
  */
 import { type ChildProcess, execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
@@ -21,7 +21,8 @@ import { asUser, freeDisplay, prepareX11SocketDir, stopProcess } from '../suppor
 import { createOsUser, skipReason } from '../support/os-users.ts'
 import { RUN_ACCOUNT_PASSWORD, type RunMachine, startRunMachine } from '../support/run-machine.ts'
 import { pushFlow, waitForRun, waitingWith } from '../support/runs.ts'
-import { api, startTestServer, type TestServer } from '../support/test-server.ts'
+import { startServerProcess } from '../support/server-process.ts'
+import { api, type TestServer } from '../support/test-server.ts'
 
 const reason = skipReason(['useradd', 'chpasswd', 'setpriv', 'Xvfb', 'i3lock'])
 if (reason) process.stderr.write(`run session suite skipped: ${reason}\n`)
@@ -50,7 +51,7 @@ describe.skipIf(reason !== undefined)('session rules with real sessions', () => 
 
   beforeAll(async () => {
     assertBuilt()
-    t = await startTestServer('sqlite', { DESKLINK_AGENT_HEARTBEAT_MS: '500' })
+    t = await startServerProcess('sqlite', { DESKLINK_AGENT_HEARTBEAT_MS: '500' })
     m = await startRunMachine(() => t.url)
     flowId = (
       await pushFlow(t.url, m.token, m.environmentId, {

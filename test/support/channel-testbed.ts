@@ -11,10 +11,16 @@ import type { Backend } from './backends.ts'
 import { type ChannelMessage, listenToChannel } from './channel-listener.ts'
 import { pushFlow } from './runs.ts'
 import { HELLO, registerTestMachine, type TestMachine } from './test-machine.ts'
-import { ADMIN_PASSWORD, api, signIn, startTestServer, type TestServer } from './test-server.ts'
+import {
+  ADMIN_PASSWORD,
+  api,
+  type InProcessTestServer,
+  signIn,
+  startTestServer,
+} from './test-server.ts'
 
 export interface ChannelTestbed {
-  readonly t: TestServer
+  readonly t: InProcessTestServer
   readonly token: string
   readonly environmentId: string
   readonly machine: TestMachine

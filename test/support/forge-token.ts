@@ -10,10 +10,10 @@ import { importJWK, type JWK, SignJWT } from 'jose'
 
 import { createSecretBox, decodeMasterKey } from '../../packages/server/src/secrets/index.ts'
 import { openStorage } from '../../packages/server/src/storage/index.ts'
-import type { TestServer } from './test-server.ts'
+import type { InProcessTestServer } from './test-server.ts'
 
 export async function forgeWithTenantKey(
-  t: TestServer,
+  t: InProcessTestServer,
   tenantSlug: string,
   claims: Record<string, unknown>,
   options: { typ?: string; expiresInSeconds?: number; issuer?: string } = {},

@@ -21,9 +21,9 @@ import { type Backend, createTestDatabase, type TestDatabase } from './backends.
 
 export const ADMIN_PASSWORD = 'admin-password-for-tests-1'
 
+/** A real server for a test: in this process (`startTestServer`) or its own (`startServerProcess`). */
 export interface TestServer {
   url: string
-  server: RunningServer
   readonly database: TestDatabase
   readonly dataDir: string
   /** Every log line the server wrote. */
@@ -33,11 +33,16 @@ export interface TestServer {
   close(): Promise<void>
 }
 
+/** A server in this process: tests may reach into it (`server`) and hook its database. */
+export interface InProcessTestServer extends TestServer {
+  server: RunningServer
+}
+
 export async function startTestServer(
   backend: Backend,
   env: Record<string, string> = {},
   overrides: ServerOverrides = {},
-): Promise<TestServer> {
+): Promise<InProcessTestServer> {
   const database = await createTestDatabase(backend)
   const dataDir = mkdtempSync(join(tmpdir(), 'desklink-data-'))
   const logs: string[] = []
@@ -58,7 +63,7 @@ export async function startTestServer(
   const config = resolveServerConfig(settings, {})
   const logger = createLogger({ level: config.logLevel, destination })
   const server = await startServer(config, logger, overrides)
-  const running: TestServer = {
+  const running: InProcessTestServer = {
     url: server.url,
     server,
     database,
