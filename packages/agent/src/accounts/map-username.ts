@@ -6,28 +6,18 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs'
-
 import type { AgentPolicy } from '../policy/agent-policy.ts'
+import { passwdEntry } from './passwd-entry.ts'
 
 export type MappedAccount =
   { ok: true; account: string; uid: number } | { ok: false; reason: string }
 
 const ACCOUNT = /^[a-z_][a-z0-9_.-]{0,31}\$?$/i
 
-function uidOf(account: string, passwdFile: string): number | undefined {
-  const line = readFileSync(passwdFile, 'utf8')
-    .split('\n')
-    .find((l) => l.split(':')[0] === account)
-  const uid = line?.split(':')[2]
-  return uid === undefined ? undefined : Number(uid)
-}
-
 export function mapUsername(
   username: string,
   context: { hostname: string; join: AgentPolicy['join']; passwdFile?: string },
 ): MappedAccount {
-  const passwdFile = context.passwdFile ?? '/etc/passwd'
   let account: string
   let domain: string | undefined
   const backslash = /^([^\\@]+)\\([^\\@]+)$/.exec(username)
@@ -57,7 +47,7 @@ export function mapUsername(
   }
   if (!ACCOUNT.test(account))
     return { ok: false, reason: `'${account}' is not a valid account name on this machine.` }
-  const uid = uidOf(account, passwdFile)
+  const uid = passwdEntry(account, context.passwdFile)?.uid
   if (uid === undefined)
     return { ok: false, reason: `No account '${account}' exists on this machine.` }
   if (uid === 0) return { ok: false, reason: 'Connections cannot run as root.' }

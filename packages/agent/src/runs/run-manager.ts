@@ -10,7 +10,6 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs'
 
 import {
   type AgentMessage,
@@ -24,6 +23,7 @@ import {
   unattendedSessionRefusal,
 } from '@desklink/protocol'
 
+import { passwdEntry } from '../accounts/passwd-entry.ts'
 import type { AgentLogger } from '../agent-logger.ts'
 import type { FlowExecutor, OsAccount } from './flow-executor.ts'
 import type { FlowPackage } from './flow-packages.ts'
@@ -52,13 +52,10 @@ export interface RunManagerDeps {
   readonly passwdFile?: string
 }
 
-export function accountInfo(name: string, passwdFile = '/etc/passwd'): OsAccount | undefined {
-  const line = readFileSync(passwdFile, 'utf8')
-    .split('\n')
-    .find((l) => l.split(':')[0] === name)
-  if (!line) return undefined
-  const [, , uid, gid, , home] = line.split(':')
-  return { name, uid: Number(uid), gid: Number(gid), home: home ?? '/' }
+/** The OS account `name`, as the system looks it up (or from `passwdFile`, for tests). */
+export function accountInfo(name: string, passwdFile?: string): OsAccount | undefined {
+  const entry = passwdEntry(name, passwdFile)
+  return entry && { name, uid: entry.uid, gid: entry.gid, home: entry.home }
 }
 
 export function createRunManager(deps: RunManagerDeps) {
