@@ -61,10 +61,28 @@ export function createWaitExplainer(deps: {
   async function holdingUp(run: RunRow): Promise<RunRow | undefined> {
     for (const ahead of await queues.head(run.target_group_id, WHOLE_QUEUE)) {
       if (ahead.id === run.id) return undefined
-      const noted = JSON.parse(whyWaiting(ahead) ?? '[]') as Refusal[]
-      if (noted.length > 0 && !waitsOnlyForSession(noted, ahead.run_mode)) return ahead
+      if (holdsUp(whyWaiting(ahead), ahead.run_mode)) return ahead
     }
     return undefined
+  }
+
+  /**
+   * Whether a run that waits for these reasons holds up the runs behind it. Kept by reasons:
+   * the runs of a queue mostly wait for the same ones, and explaining every run of a long queue
+   * would otherwise read each run's reasons once per run behind it.
+   */
+  const held = new Map<string, boolean>()
+  function holdsUp(refusals: string | null, runMode: RunRow['run_mode']): boolean {
+    if (refusals === null) return false
+    const key = `${runMode} ${refusals}`
+    let holds = held.get(key)
+    if (holds === undefined) {
+      const noted = JSON.parse(refusals) as Refusal[]
+      holds = noted.length > 0 && !waitsOnlyForSession(noted, runMode)
+      if (held.size >= 1_000) held.clear()
+      held.set(key, holds)
+    }
+    return holds
   }
 
   return { reasonsOf }
