@@ -75,8 +75,8 @@ describe.skipIf(reason !== undefined)('the run queue, statement by statement (re
     ])
 
     // A run no machine can take now (maintenance) joins the queue, stored queued, and is taken
-    // from it later. (That a free machine does not let a new run pass one that waits is the
-    // head-of-line test below.)
+    // from it later. (That a free machine does not let a new run pass one that waits is
+    // run-queue.test.ts's to show.)
     await m.setMachine({ maintenanceMode: true })
     const first = (await run()).body.id
     watched = []

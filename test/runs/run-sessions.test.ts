@@ -46,6 +46,15 @@ describe.skipIf(reason !== undefined)('session rules with real sessions', () => 
         state: string
       }[]
     ).find((s) => s.display === display)?.state
+  /**
+   * Lets go of any flow still waiting for `release` (a test that failed half way would leave it
+   * running into the next ones), then removes the file once the flow had time to see it.
+   */
+  const letGo = async (release: string) => {
+    writeFileSync(release, '')
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    rmSync(release, { force: true })
+  }
   /** Waits until the queued run names `code` as the machine's reason. */
   const waitsWith = (id: string, code: string) => waitForRun(t.url, m.token, id, waitingWith(code))
 
@@ -107,7 +116,7 @@ describe.skipIf(reason !== undefined)('session rules with real sessions', () => 
       expect((await waitForRun(t.url, m.token, first.body.id)).status).toBe('Succeeded')
       expect((await waitForRun(t.url, m.token, second)).status).toBe('Succeeded')
     } finally {
-      rmSync(release, { force: true })
+      await letGo(release)
     }
   })
 
@@ -177,7 +186,7 @@ describe.skipIf(reason !== undefined)('session rules with real sessions', () => 
       for (const id of [holder.body.id, attended])
         expect((await waitForRun(t.url, m.token, id)).status).toBe('Succeeded')
     } finally {
-      rmSync(release, { force: true })
+      await letGo(release)
       await m.setMachine({ reuseSessions: false })
     }
   })
@@ -239,7 +248,7 @@ describe.skipIf(reason !== undefined)('session rules with real sessions', () => 
       for (const id of [holder, head])
         expect((await waitForRun(t.url, m.token, id)).status).toBe('Succeeded')
     } finally {
-      rmSync(release, { force: true })
+      await letGo(release)
       await settings({ queueTimeoutSeconds: 6 * 3600 })
       other.remove()
     }

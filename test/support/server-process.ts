@@ -30,42 +30,62 @@ export async function startServerProcess(
 ): Promise<TestServer> {
   const database = await createTestDatabase(backend)
   const dataDir = mkdtempSync(join(tmpdir(), 'desklink-data-'))
-  const port = await freePort()
-  const url = `http://127.0.0.1:${port}`
   const logs: string[] = []
-  const settings = {
+  // Only the test's settings: none of the DESKLINK_* variables of the shell that runs the tests.
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith('DESKLINK_')),
+  )
+  const settings: Record<string, string> = {
     DESKLINK_DATA_DIR: dataDir,
     DESKLINK_DATABASE_URL: database.url,
     DESKLINK_HOST: '127.0.0.1',
-    DESKLINK_PORT: String(port),
+    // The first start takes a free port and says which; restarts keep it.
+    DESKLINK_PORT: '0',
     DESKLINK_ADMIN_PASSWORD: ADMIN_PASSWORD,
     DESKLINK_LOG_LEVEL: 'debug',
     ...env,
   }
   let child: ChildProcess | undefined
+  let url = ''
 
   async function start(): Promise<void> {
     const started = spawn(process.execPath, [BIN, 'server'], {
-      env: { ...process.env, ...settings },
+      env: { ...inherited, ...settings },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     child = started
     let partial = ''
+    let listening: string | undefined
     started.stdout.on('data', (chunk: Buffer) => {
       const lines = (partial + chunk.toString('utf8')).split('\n')
       partial = lines.pop() ?? ''
-      logs.push(...lines.filter(Boolean))
+      for (const line of lines.filter(Boolean)) {
+        logs.push(line)
+        // This server's own address, from its log: not whatever answers on a port.
+        if (line.includes('"listening"')) listening = (JSON.parse(line) as { url: string }).url
+      }
     })
     let errors = ''
     started.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString('utf8')))
-    await waitFor(async () => {
-      if (started.exitCode !== null) throw new Error(`the server exited: ${errors}`)
-      try {
-        return (await fetch(`${url}/readyz`)).ok
-      } catch {
-        return false
-      }
-    }, 'the server process')
+    started.once('exit', (code, signal) => {
+      if (child === started)
+        logs.push(JSON.stringify({ msg: 'server process exited', code, signal, errors }))
+    })
+    await waitFor(
+      async () => {
+        if (started.exitCode !== null) throw new Error(`the server exited: ${errors}`)
+        if (!listening) return false
+        try {
+          return (await fetch(`${listening}/readyz`, { signal: AbortSignal.timeout(1_000) })).ok
+        } catch {
+          return false
+        }
+      },
+      'the server process',
+      30_000,
+    )
+    url = listening ?? ''
+    settings.DESKLINK_PORT = new URL(url).port
   }
 
   async function stop(): Promise<void> {
@@ -79,9 +99,21 @@ export async function startServerProcess(
     clearTimeout(timer)
   }
 
-  await start()
+  const removeAll = async () => {
+    await stop()
+    await database.drop()
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+  try {
+    await start()
+  } catch (error) {
+    await removeAll()
+    throw error
+  }
   return {
-    url,
+    get url() {
+      return url
+    },
     database,
     dataDir,
     logs,
@@ -89,10 +121,6 @@ export async function startServerProcess(
       await stop()
       await start()
     },
-    async close() {
-      await stop()
-      await database.drop()
-      rmSync(dataDir, { recursive: true, force: true })
-    },
+    close: removeAll,
   }
 }

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 /** The process group of `pid`, from `/proc/<pid>/stat` (after the command, which may hold spaces). */
 function groupOf(pid: string): number | undefined {
@@ -20,16 +20,27 @@ function groupOf(pid: string): number | undefined {
   }
 }
 
+/**
+ * The real uid of `pid`, from its status: not the owner of `/proc/<pid>`, which is root for a
+ * process that made itself undumpable (as ssh-agent does) whoever runs it.
+ */
+function realUidOf(pid: string, proc: string): number | undefined {
+  try {
+    const line = /^Uid:\s+(\d+)/m.exec(readFileSync(`${proc}/${pid}/status`, 'utf8'))
+    return line ? Number(line[1]) : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Whether group `pgid` has processes, all of them of `uid`. */
 export function groupIsAccounts(pgid: number, uid: number, proc = '/proc'): boolean {
   let found = false
   for (const pid of readdirSync(proc)) {
     if (!/^\d+$/.test(pid) || groupOf(pid) !== pgid) continue
-    try {
-      if (statSync(`${proc}/${pid}`).uid !== uid) return false
-    } catch {
-      continue // gone meanwhile
-    }
+    const owner = realUidOf(pid, proc)
+    if (owner === undefined) continue // gone meanwhile
+    if (owner !== uid) return false
     found = true
   }
   return found

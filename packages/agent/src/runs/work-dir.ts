@@ -7,9 +7,9 @@
  * `/var/tmp`, say, where anyone may make a directory) keeps it, and could swap a workspace for
  * a link between root's checks and its writes: root would write the package's files, and hand
  * over ownership, wherever the link points. So the base must be a real directory (`lstat`: not
- * a link), owned by the agent's own uid and writable by nobody else; and, for root's agent, each
- * directory above it root's, writable by others only with the sticky bit (as `/tmp` is), so that
- * nobody can move the base aside and put a link in its place. Anything else refuses every run
+ * a link), owned by the agent's own uid and writable by nobody else; and each directory above
+ * it root's or the agent's, writable by others only with the sticky bit (as `/tmp` is), so that
+ * nobody can move the base aside and put a link or a directory of theirs in its place. Anything else refuses every run
  * with `WorkDirUnsafe`: the agent does not take over a directory someone else made, since it
  * cannot know what that account left in it. The default (`/var/lib/desklink-runs`) is in a
  * directory only root can write to, where nobody else can make it first.
@@ -42,9 +42,6 @@ export interface WorkDirProblem {
 const BASE_MODE = 0o711
 /** The sticky bit: in such a directory only an entry's owner may rename or remove it. */
 const STICKY = 0o1000
-
-/** Writable by group or others, without the sticky bit that keeps their hands off the rest. */
-const openToOthers = (stat: Stats) => (stat.mode & 0o022) !== 0 && (stat.mode & STICKY) === 0
 
 /** `dir` and each directory above it, up to `/`. */
 function* upFrom(dir: string): Generator<string> {
@@ -88,13 +85,8 @@ export function prepareWorkDir(
     // Something not a directory is in the way: the checks below say what.
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
   }
-  // An agent that is not root runs flows as itself: what another account could make it write
-  // through a link is no more than that account may write itself. So only root's agent looks
-  // above the base (a group-writable home of a non-root user is no risk to it).
-  if (uid === 0) {
-    const above = checkAbove(base, options.forOtherAccounts, unsafe)
-    if (above) return above
-  }
+  const above = checkAbove(base, uid, options.forOtherAccounts, unsafe)
+  if (above) return above
 
   const seen = lstatSync(base)
   if (seen.isSymbolicLink()) return unsafe(base, 'is a symbolic link')
@@ -119,25 +111,37 @@ export function prepareWorkDir(
 }
 
 /**
- * Each directory above the base, as configured (a link there must be root's too) and as it
- * resolves: root's, and writable by others only with the sticky bit; and, where runs go as
- * other accounts, searchable by them.
+ * Each directory above the base, as configured (a link there must be safe too) and as it
+ * resolves: root's or the agent's, and writable by others only with the sticky bit, so that
+ * nobody else can move the base aside and put a directory of theirs in its place, into which the
+ * agent would write a package and then run it. A non-root agent's own directories may be
+ * writable by its group (a home made under umask 002); root's agent's must be root's alone.
+ * Where runs go as other accounts, each must be searchable by them.
  */
 function checkAbove(
   base: string,
+  uid: number,
   forOtherAccounts: boolean,
   unsafe: (path: string, why: string) => WorkDirProblem,
 ): WorkDirProblem | undefined {
+  const problem = (dir: string, stat: Stats): WorkDirProblem | undefined => {
+    if (stat.uid !== 0 && stat.uid !== uid) return unsafe(dir, `belongs to uid ${stat.uid}`)
+    const writable = stat.uid === uid && uid !== 0 ? 0o002 : 0o022
+    if ((stat.mode & writable) !== 0 && (stat.mode & STICKY) === 0)
+      return unsafe(dir, 'may be written by other accounts')
+    return undefined
+  }
   for (const dir of upFrom(dirname(base))) {
     const stat = lstatSync(dir)
-    if (stat.uid !== 0) return unsafe(dir, `belongs to uid ${stat.uid}`)
-    if (stat.isDirectory() && openToOthers(stat))
-      return unsafe(dir, 'may be written by other accounts')
+    // A link's own mode means nothing; who may replace it is its owner.
+    if (stat.uid !== 0 && stat.uid !== uid) return unsafe(dir, `belongs to uid ${stat.uid}`)
+    const found = stat.isDirectory() ? problem(dir, stat) : undefined
+    if (found) return found
   }
   for (const dir of upFrom(realpathSync(dirname(base)))) {
     const stat = statSync(dir)
-    if (stat.uid !== 0) return unsafe(dir, `belongs to uid ${stat.uid}`)
-    if (openToOthers(stat)) return unsafe(dir, 'may be written by other accounts')
+    const found = problem(dir, stat)
+    if (found) return found
     if (forOtherAccounts && (stat.mode & 0o001) === 0)
       return {
         code: 'WorkDirNotReachable',
