@@ -16,9 +16,9 @@ import type { FlowParameter } from '@desklink/protocol'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { createScriptExecutor } from '../../packages/agent/src/runs/flow-executor.ts'
-import { accountInfo } from '../../packages/agent/src/runs/run-manager.ts'
 import { secretForms } from '../../packages/agent/src/runs/secret-masking.ts'
 import { createOsUser, type OsUser, skipReason } from '../support/os-users.ts'
+import { runShellFlow } from '../support/shell-flows.ts'
 
 const reason = skipReason(['useradd', 'setpriv'])
 if (reason) process.stderr.write(`flow outputs suite skipped: ${reason}\n`)
@@ -51,37 +51,16 @@ describe.skipIf(reason !== undefined)("a flow's outputs", () => {
   const runFlow = (
     script: string,
     outputs: FlowParameter[],
-    run: {
-      inputs?: Record<string, unknown>
-      secrets?: string[]
-      sensitive?: string[]
-    } = {},
-  ) => {
-    const account = accountInfo(user.name)
-    if (!account) throw new Error('the test account is missing')
-    return createScriptExecutor({ workDir: join(base, 'runs') }).run({
+    run: { inputs?: Record<string, unknown>; secrets?: string[]; sensitive?: string[] } = {},
+  ) =>
+    runShellFlow(createScriptExecutor({ workDir: join(base, 'runs') }), user.name, {
       runId: randomUUID(),
-      pkg: {
-        manifest: {
-          name: 'outputs',
-          description: '',
-          runtime: 'shell',
-          entry: 'main.sh',
-          inputs: [],
-          outputs,
-          needsDisplay: false,
-        },
-        files: [{ path: 'main.sh', executable: false, contentBase64: btoa(script) }],
-      },
-      inputs: run.inputs ?? {},
-      secrets: run.secrets ?? [],
-      sensitiveOutputs: run.sensitive ?? [],
-      account,
-      timeoutSeconds: 30,
-      signal: new AbortController().signal,
-      onStarted: () => undefined,
+      script,
+      outputs,
+      ...(run.inputs && { inputs: run.inputs }),
+      ...(run.secrets && { secrets: run.secrets }),
+      ...(run.sensitive && { sensitiveOutputs: run.sensitive }),
     })
-  }
   const writing = (json: string) => `cat > "$DESKLINK_OUTPUTS" <<'EOF'\n${json}\nEOF\n`
 
   it('fails a flow that exits 0 without a required output, naming it', async () => {

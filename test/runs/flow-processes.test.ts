@@ -12,10 +12,7 @@ import { dirname, join } from 'node:path'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import {
-  createScriptExecutor,
-  type FlowExecutor,
-} from '../../packages/agent/src/runs/flow-executor.ts'
+import { createScriptExecutor } from '../../packages/agent/src/runs/flow-executor.ts'
 import { detectRunCgroups, type RunCgroups } from '../../packages/agent/src/runs/run-cgroups.ts'
 import { accountInfo } from '../../packages/agent/src/runs/run-manager.ts'
 import { eventually } from '../support/eventually.ts'
@@ -43,16 +40,6 @@ const DETACH_OUTPUTS = ['pid', 'session', 'flowSession'].map((name) => ({
   sensitive: false,
   description: '',
 }))
-
-/** `executor`, running its flows with a manifest that declares DETACH's outputs. */
-const declaringDetachOutputs = (executor: FlowExecutor): FlowExecutor => ({
-  ...executor,
-  run: (spec) =>
-    executor.run({
-      ...spec,
-      pkg: { ...spec.pkg, manifest: { ...spec.pkg.manifest, outputs: DETACH_OUTPUTS } },
-    }),
-})
 
 /** Whether `pid` is a live `sleep` (not gone, nor a zombie awaiting its parent). */
 function sleeping(pid: number): boolean {
@@ -97,14 +84,12 @@ describe.skipIf(reason !== undefined)("a run's processes on the machine", () => 
     options: { cgroups?: RunCgroups; signal?: AbortSignal; timeoutSeconds?: number } = {},
   ) =>
     runShellFlow(
-      declaringDetachOutputs(
-        createScriptExecutor({
-          workDir: join(base, 'runs'),
-          ...(options.cgroups && { cgroups: options.cgroups }),
-        }),
-      ),
+      createScriptExecutor({
+        workDir: join(base, 'runs'),
+        ...(options.cgroups && { cgroups: options.cgroups }),
+      }),
       user.name,
-      { runId, script, ...options },
+      { runId, script, outputs: DETACH_OUTPUTS, ...options },
     )
 
   it('ends a process the flow detached from its process group when the flow ends', async () => {

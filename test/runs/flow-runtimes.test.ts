@@ -14,8 +14,8 @@ import type { FlowManifest } from '@desklink/protocol'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { createScriptExecutor } from '../../packages/agent/src/runs/flow-executor.ts'
-import { accountInfo } from '../../packages/agent/src/runs/run-manager.ts'
 import { createOsUser, missingTools, type OsUser, skipReason } from '../support/os-users.ts'
+import { runFlowPackage } from '../support/shell-flows.ts'
 
 const reason = skipReason(['useradd', 'setpriv'])
 if (reason) process.stderr.write(`flow runtimes suite skipped: ${reason}\n`)
@@ -59,25 +59,16 @@ describe.skipIf(reason !== undefined)('flows of each runtime', () => {
     pkg: ReturnType<typeof flowOf>,
     display: string | null = null,
     flowPath?: string,
-  ) => {
-    const account = accountInfo(user.name)
-    if (!account) throw new Error('the test account is missing')
-    return createScriptExecutor({
-      workDir: join(base, 'runs'),
-      ...(flowPath !== undefined && { flowPath }),
-    }).run({
-      runId: randomUUID(),
+  ) =>
+    runFlowPackage(
+      createScriptExecutor({
+        workDir: join(base, 'runs'),
+        ...(flowPath !== undefined && { flowPath }),
+      }),
+      user.name,
       pkg,
-      inputs: {},
-      secrets: [],
-      sensitiveOutputs: [],
-      account,
-      timeoutSeconds: 30,
-      display,
-      signal: new AbortController().signal,
-      onStarted: () => undefined,
-    })
-  }
+      { runId: randomUUID(), display },
+    )
 
   it.skipIf(missingTools(['python3']).length > 0)('runs a python flow as the account', async () => {
     const result = await runFlow(
