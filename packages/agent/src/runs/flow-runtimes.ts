@@ -3,11 +3,11 @@
  * about it: how its entry is started, whether the entry must be executable, and whether this
  * machine can run it at all.
  *
- * A machine without a runtime fails its runs at once with `RuntimeUnavailable`, which says what
- * to install, rather than with exit code 127. Only `python3` can be missing: `node` is the agent's own, `/bin/sh` is everywhere, and an
- * `exec` flow brings its program. Flows run with one fixed PATH (`FLOW_PATH`), the directories
- * `setpriv --reset-env` gives an account, and the interpreter is looked for there alone: what
- * the check finds is what the flow starts.
+ * A machine without a runtime fails its runs at once with `RuntimeUnavailable`, which says what to
+ * install, rather than with exit code 127. Only `python3` can be missing: `node` is the agent's
+ * own, `/bin/sh` is everywhere, and an `exec` flow brings its program. Flows run with one fixed
+ * PATH (`FLOW_PATH`), the directories `setpriv --reset-env` gives an account, and the interpreter
+ * is looked for there alone: what the check finds is what the flow starts.
  *
  * The entry of an `exec` flow is made executable in the workspace whatever its file's mode in
  * the package: the manifest names it as the program to run, and a mode bit lost on the way (a

@@ -2,17 +2,17 @@
  * The base of run workspaces (`DESKLINK_AGENT_WORK_DIR`), made when missing and checked before
  * every run.
  *
- * Root makes each run's workspace in the base, fills it there and hands it to the run's
- * account, so the base must be the agent's alone. An account that made it first (in
- * `/var/tmp`, say, where anyone may make a directory) keeps it, and could swap a workspace for
- * a link between root's checks and its writes: root would write the package's files, and hand
- * over ownership, wherever the link points. So the base must be a real directory (`lstat`: not
- * a link), owned by the agent's own uid and writable by nobody else; and each directory above
- * it root's or the agent's, writable by others only with the sticky bit (as `/tmp` is), so that
- * nobody can move the base aside and put a link or a directory of theirs in its place. Anything else refuses every run
- * with `WorkDirUnsafe`: the agent does not take over a directory someone else made, since it
- * cannot know what that account left in it. The default (`/var/lib/desklink-runs`) is in a
- * directory only root can write to, where nobody else can make it first.
+ * Root makes each run's workspace in the base, fills it there and hands it to the run's account, so
+ * the base must be the agent's alone. An account that made it first (in `/var/tmp`, say, where
+ * anyone may make a directory) keeps it, and could swap a workspace for a link between root's
+ * checks and its writes: root would write the package's files, and hand over ownership, wherever
+ * the link points. So the base must be a real directory (`lstat`: not a link), owned by the agent's
+ * own uid and writable by nobody else; and each directory above it root's or the agent's, writable
+ * by others only with the sticky bit (as `/tmp` is), so that nobody can move the base aside and put
+ * a link or a directory of theirs in its place. Anything else refuses every run with
+ * `WorkDirUnsafe`: the agent does not take over a directory someone else made, since it cannot know
+ * what that account left in it. The default (`/var/lib/desklink-runs`) is in a directory only root
+ * can write to, where nobody else can make it first.
  *
  * Run accounts pass through the base to their workspace, so it is 0711 (searchable, not
  * listable), and every directory above it must be searchable by others (`WorkDirNotReachable`).

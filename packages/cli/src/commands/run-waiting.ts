@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { Run } from '@desklink/protocol'
+import { type Run, RunOutcome } from '@desklink/protocol'
 
 import type { ApiClient } from '../client/api-client.ts'
 import { CliError, type CliIo } from '../io.ts'
@@ -20,7 +20,8 @@ import { whyWaiting } from './run-summary.ts'
 
 const id = (value: string) => encodeURIComponent(value)
 
-export const ENDED: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'Cancelled'])
+/** The statuses of a run that has ended. */
+export const ENDED: ReadonlySet<string> = new Set(RunOutcome.options)
 
 const POLL_INTERVAL_MS = 500
 /** The codes of a failed poll worth trying again: nothing answered, or not yet ready. */
