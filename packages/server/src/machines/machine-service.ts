@@ -244,8 +244,10 @@ export function createMachineService(deps: MachineServiceDeps) {
             details: { groupId: machine.groupId, settings: inherited },
           })
         // A group in maintenance holds every member in it (reference §2.4).
-        const group = await machines.findGroup(principal.tenant.id, machine.groupId)
-        if (changes.settings?.maintenanceMode !== undefined && group?.settings.maintenanceMode)
+        if (
+          changes.settings?.maintenanceMode !== undefined &&
+          (await machines.findGroup(principal.tenant.id, machine.groupId))?.settings.maintenanceMode
+        )
           throw new AppError('SettingsInheritedFromGroup', {
             message:
               'The machine group is in maintenance, and so are its members: a member cannot be changed alone until the group is out of it.',

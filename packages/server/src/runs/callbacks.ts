@@ -52,6 +52,9 @@ function internal(address: string): boolean {
   return INTERNAL.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4')
 }
 
+/** The URL's host, an IPv6 address without its brackets. */
+const hostOf = (url: string) => new URL(url).hostname.replace(/^\[|\]$/g, '')
+
 /**
  * Why a callback URL is refused when a run is requested, if it is: a bare IP address (the
  * reference asks for a DNS name), unless `DESKLINK_CALLBACK_ALLOWED_HOSTS` names it. A name
@@ -59,7 +62,7 @@ function internal(address: string): boolean {
  * is known (`target`).
  */
 export function callbackUrlProblem(url: string, allowed: readonly string[]): string | undefined {
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '')
+  const host = hostOf(url)
   if (isIP(host) && !allowed.includes(host))
     return `The callback URL must name its host by a DNS name, not an IP address (${host}); an internal address may be allowed with DESKLINK_CALLBACK_ALLOWED_HOSTS.`
   return undefined
@@ -70,7 +73,7 @@ async function target(
   url: string,
   allowed: readonly string[],
 ): Promise<{ address: string; family: number } | { refused: string }> {
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '')
+  const host = hostOf(url)
   const { address, family } = isIP(host)
     ? { address: host, family: isIP(host) }
     : await lookup(host)
