@@ -51,12 +51,17 @@ const withSettings = <Args extends any[], Opts extends OptionValues>(
   command: Command<Args, Opts>,
 ) =>
   command
-    .option('--maintenance <on|off>', 'maintenance mode: no new runs are assigned')
+    .option(
+      '--maintenance <on|off>',
+      'maintenance mode: no new runs are assigned (a group member takes this one setting of its ' +
+        'own; the others are its group’s)',
+    )
     .option('--slots <n>', 'concurrent unattended runs (1-64)')
     .option('--reuse-sessions <on|off>', 'run unattended flows in an existing session of the user')
     .option(
       '--extended-prioritization <on|off>',
-      'let lower-priority runs pass a blocked head of the queue',
+      'runs that wait only for their user’s session wait, and the queue moves past them ' +
+        '(without it, such runs fail at once)',
     )
 
 /** Group names by id, of the groups the caller can see (a group it cannot see shows its id). */
